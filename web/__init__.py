@@ -1,0 +1,120 @@
+"""The web front door: the composition root of web processes.
+
+`create_app` builds everything a request needs after fork (engine, storage, broker
+sender, key cache) and registers the blueprints. Views are thin: parse, call one
+service, translate errors.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import IO, Any
+
+from flask import Flask, Request, g
+from sqlalchemy.orm import Session, sessionmaker
+
+from faktry.config import Settings
+from faktry.db import make_engine, make_sessionmaker
+from faktry.redisconn import Embedded, resolve_url
+from faktry.tenancy import KeyCache
+from pipelines.routing import RoutingLimits
+from pipelines.services import Sender
+from storage import from_url as storage_from_url
+from storage.interface import Storage
+
+
+@dataclass
+class Services:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    storage: Storage
+    sender: Sender
+    key_cache: KeyCache
+    limits: RoutingLimits
+    embedded_redis: Embedded | None = None
+
+
+class UploadRequest(Request):
+    """Multipart file parts go straight to a temp file on disk under var/tmp, never to memory."""
+
+    def _get_file_stream(
+        self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:  # fmt: skip
+        from flask import current_app
+
+        tmp_dir = current_app.extensions["faktry"].settings.tmp_dir
+        return tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-")
+
+
+def create_app(settings: Settings | None = None, *, sender: Sender | None = None) -> Flask:
+    from web import errors
+    from web.api import blueprint as api
+
+    settings = (settings or Settings.from_env()).ensure_secret_key()
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__)
+    app.request_class = UploadRequest
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_NAME="faktry_session",
+        MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
+        JSON_SORT_KEYS=False,
+    )
+    embedded: Embedded | None = None
+    if sender is None:
+        from workers.broker import BrokerSender, make_broker
+
+        redis_url, embedded = resolve_url(settings)
+        sender = BrokerSender(make_broker(settings, redis_url))
+    engine = make_engine(settings.resolved_database_url)
+    app.extensions["faktry"] = Services(
+        settings=settings,
+        sessions=make_sessionmaker(engine),
+        storage=storage_from_url(
+            settings.resolved_storage_url,
+            tmp_dir=settings.tmp_dir,
+            s3_endpoint_url=settings.s3_endpoint_url or None,
+            s3_region=settings.s3_region,
+            s3_access_key_id=settings.s3_access_key_id or None,
+            s3_secret_access_key=settings.s3_secret_access_key or None,
+        ),
+        sender=sender,
+        key_cache=KeyCache(settings.api_key_cache_seconds),
+        limits=RoutingLimits(settings.large_input_bytes, settings.large_input_seconds),
+        embedded_redis=embedded,
+    )
+    errors.register(app)
+    app.register_blueprint(api)
+
+    @app.after_request
+    def _commit(response: Any) -> Any:
+        # Writes a view left uncommitted (a key's last-used stamp) commit with the request.
+        sess = g.get("db")
+        if sess is not None and response.status_code < 400:
+            sess.commit()
+        return response
+
+    @app.teardown_appcontext
+    def _close(exc: BaseException | None) -> None:
+        sess = g.pop("db", None)
+        if sess is not None:
+            if exc is not None:
+                sess.rollback()
+            sess.close()
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        return {"status": "ok"}
+
+    return app
+
+
+def services() -> Services:
+    from flask import current_app
+
+    return current_app.extensions["faktry"]  # type: ignore[no-any-return]

@@ -1,0 +1,327 @@
+"""The ``faktry`` command line: run the platform, migrate, manage tenants and keys.
+
+faktry up                     zero-setup: migrate, start web + workers + scheduler
+faktry db upgrade             apply migrations
+faktry tenants create --email E [--tier T] [--admin]
+faktry keys create|list|revoke
+faktry web | worker | scheduler
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from faktry import clock, migrate
+from faktry.config import Settings
+from faktry.db import make_engine, make_sessionmaker, transaction
+from faktry.logs import configure as configure_logging
+from faktry.tenancy import ApiKey, User, create_api_key, create_tenant, normalize_email, revoke_api_key
+
+DEMO_EMAIL = "demo@faktry.local"
+
+
+def _settings() -> Settings:
+    clock.configure_from_env()
+    settings = Settings.from_env()
+    configure_logging(settings)
+    return settings
+
+
+def _sessions(settings: Settings) -> Any:
+    return make_sessionmaker(make_engine(settings.resolved_database_url))
+
+
+def _prepare_var(settings: Settings) -> None:
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+
+
+@click.group()
+def main() -> None:
+    """faktry: media jobs on queues, for many tenants."""
+
+
+# -- database ------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database migrations."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION."""
+    settings = _settings()
+    _prepare_var(settings)
+    migrate.upgrade(settings.resolved_database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+# -- tenants and keys ------------------------------------------------------------------------
+
+
+@main.group()
+def tenants() -> None:
+    """Accounts."""
+
+
+@tenants.command("create")
+@click.option("--email", required=True)
+@click.option("--tier", default="free", show_default=True)
+@click.option("--admin", is_flag=True, help="Make the owner an operator (staff).")
+@click.option("--password", default=None, help="Set a password for web log-in.")
+def tenants_create(email: str, tier: str, admin: bool, password: str | None) -> None:
+    """Create a tenant and its owner; prints the tenant's first API key, once."""
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        tenant, user = create_tenant(
+            session,
+            email=email,
+            tier=tier,
+            is_staff=admin,
+            password=password,
+            bcrypt_rounds=settings.bcrypt_rounds,
+        )
+        _, plain = create_api_key(
+            session,
+            tenant_id=tenant.id,
+            user_id=user.id,
+            name="default",
+            bcrypt_rounds=settings.bcrypt_rounds,
+        )
+    click.echo(f"tenant {tenant.id} ({tier}{', admin' if admin else ''}) for {user.email}")
+    click.echo(f"API key (shown once): {plain}")
+
+
+@main.group()
+def keys() -> None:
+    """API keys."""
+
+
+def _owner(session: Any, email: str) -> User:
+    user = session.scalars(select(User).where(User.email == normalize_email(email))).first()
+    if user is None:
+        raise click.ClickException(f"no user with email {email}")
+    return user  # type: ignore[no-any-return]
+
+
+@keys.command("create")
+@click.option("--email", required=True, help="The user the key acts for.")
+@click.option("--name", default="")
+def keys_create(email: str, name: str) -> None:
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        user = _owner(session, email)
+        key, plain = create_api_key(
+            session,
+            tenant_id=user.tenant_id,
+            user_id=user.id,
+            name=name,
+            bcrypt_rounds=settings.bcrypt_rounds,
+        )
+    click.echo(f"{key.id} {key.prefix}…")
+    click.echo(f"API key (shown once): {plain}")
+
+
+@keys.command("list")
+@click.option("--email", required=True)
+def keys_list(email: str) -> None:
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        user = _owner(session, email)
+        rows = session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == user.tenant_id).order_by(ApiKey.created_at)
+        ).all()
+        for k in rows:
+            state = "revoked" if k.revoked_at else "active"
+            used = k.last_used_at.isoformat() if k.last_used_at else "never"
+            click.echo(f"{k.id}  {k.prefix}…  {state:8}  last used {used}  {k.name}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id: str) -> None:
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        key = revoke_api_key(session, key_id)
+    click.echo(f"revoked {key.id} ({key.prefix}…)")
+
+
+# -- processes ----------------------------------------------------------------------------------
+
+
+def _child_env(settings: Settings, redis_url: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(settings.to_env())
+    if redis_url:
+        env["FAKTRY_REDIS_URL"] = redis_url
+    # Dramatiq reads its idle poll interval from the environment when it is imported.
+    env["dramatiq_worker_timeout"] = str(settings.worker_timeout_ms)
+    return env
+
+
+def worker_command(
+    settings: Settings, queues: tuple[str, ...] = (), processes: int = 0, threads: int = 0
+) -> list[str]:
+    cmd = [
+        sys.executable, "-m", "dramatiq", "workers.entry",
+        "--processes", str(processes or settings.worker_processes or os.cpu_count() or 1),
+        "--threads", str(threads or settings.worker_threads),
+        "--worker-shutdown-timeout", "30000",
+    ]  # fmt: skip
+    if queues:
+        cmd += ["--queues", *queues]
+    return cmd
+
+
+def web_command(settings: Settings) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "web.wsgi:app",
+        "--bind", f"{settings.host}:{settings.port}",
+        "--workers", str(settings.web_workers),
+        "--worker-class", "gthread",
+        "--threads", str(settings.web_threads),
+        "--timeout", "120",
+        "--graceful-timeout", "30",
+        "--access-logfile", "-",
+    ]  # fmt: skip
+
+
+def scheduler_command() -> list[str]:
+    return [sys.executable, "-m", "faktry.cli", "scheduler"]
+
+
+@main.command()
+def web() -> None:
+    """Serve the HTTP API with gunicorn."""
+    settings = _settings()
+    os.execvpe(sys.executable, web_command(settings), _child_env(settings, None))
+
+
+@main.command()
+@click.option("--queues", "-Q", multiple=True, help="Queues to consume (default: all).")
+@click.option("--processes", "-p", type=int, default=0, help="Default: one per core.")
+@click.option("--threads", "-t", type=int, default=0)
+def worker(queues: tuple[str, ...], processes: int, threads: int) -> None:
+    """Run Dramatiq worker processes for the job queues."""
+    settings = _settings()
+    os.execvpe(
+        sys.executable, worker_command(settings, queues, processes, threads), _child_env(settings, None)
+    )
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Run one pass and exit.")
+def scheduler(once: bool) -> None:
+    """Run the periodic sweeps (the reconciler). Safe to run more than once at a time."""
+    from pipelines.reconcile import reconcile
+    from workers.broker import BrokerSender, make_broker
+
+    settings = _settings()
+    from faktry.redisconn import resolve_url
+    from storage import from_url
+
+    redis_url, _ = resolve_url(settings)
+    sender = BrokerSender(make_broker(settings, redis_url))
+    sessions = _sessions(settings)
+    store = from_url(
+        settings.resolved_storage_url,
+        tmp_dir=settings.tmp_dir,
+        s3_endpoint_url=settings.s3_endpoint_url or None,
+        s3_region=settings.s3_region,
+        s3_access_key_id=settings.s3_access_key_id or None,
+        s3_secret_access_key=settings.s3_secret_access_key or None,
+    )
+    stop = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stop
+        stop = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while True:
+        reconcile(sessions, sender, store, settings)
+        if once:
+            return
+        deadline = time.monotonic() + settings.sweep_interval_seconds
+        while not stop and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if stop:
+            return
+
+
+@main.command()
+def up() -> None:
+    """Zero-setup: migrate, start the web server, workers and scheduler, print the URL."""
+    from faktry.redisconn import resolve_url
+
+    settings = _settings()
+    _prepare_var(settings)
+    migrate.upgrade(settings.resolved_database_url)
+    settings = settings.ensure_secret_key()
+    redis_url, embedded = resolve_url(settings)
+    first_key = _demo_account(settings)
+    env = _child_env(settings, redis_url)
+    children = [
+        subprocess.Popen(web_command(settings), env=env, start_new_session=True),
+        subprocess.Popen(worker_command(settings), env=env, start_new_session=True),
+        subprocess.Popen(scheduler_command(), env=env, start_new_session=True),
+    ]
+    click.echo(f"faktry is up at {settings.base_url}  (Ctrl-C stops it)")
+    if first_key:
+        click.echo(f"demo account {DEMO_EMAIL}, API key (shown once): {first_key}")
+        Path(settings.var_dir / "demo-api-key").write_text(first_key + "\n")
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        while not stopping and all(c.poll() is None for c in children):
+            time.sleep(0.2)
+    finally:
+        for c in children:
+            if c.poll() is None:
+                os.killpg(c.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 40
+        for c in children:
+            try:
+                c.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(c.pid, signal.SIGKILL)
+                c.wait()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _demo_account(settings: Settings) -> str | None:
+    """Create the demo tenant on first run; returns its API key then, None after."""
+    with transaction(_sessions(settings)) as session:
+        if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)) is not None:
+            return None
+        tenant, user = create_tenant(
+            session, email=DEMO_EMAIL, tier="creator", bcrypt_rounds=settings.bcrypt_rounds
+        )
+        _, plain = create_api_key(
+            session, tenant_id=tenant.id, user_id=user.id, name="demo", bcrypt_rounds=settings.bcrypt_rounds
+        )
+        return plain
+
+
+if __name__ == "__main__":
+    main()

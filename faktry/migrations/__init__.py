@@ -1,0 +1,1 @@
+"""Alembic migrations. ``faktry db upgrade`` applies them; nothing else creates tables."""

@@ -1,0 +1,158 @@
+"""The tenant's media library: taking in uploads, listing and deleting files.
+
+An upload arrives as a staged local file (the web layer streamed it to disk under the
+size limit). Its type is decided from its bytes, then confirmed by probing; only then
+does it go to storage under a key the server chose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from faktry.db import new_id
+from faktry.errors import Conflict, NotFound
+from pipelines import pagination
+from pipelines.media import detect
+from storage.interface import Storage
+from storage.models import File
+
+
+def sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def upload_key(tenant_id: str, file_id: str, ext: str) -> str:
+    return f"t/{tenant_id}/files/{file_id}/original.{ext}"
+
+
+@contextmanager
+def ingest_upload(
+    session: Session,
+    storage: Storage,
+    *,
+    tenant_id: str,
+    staged: Path,
+    filename: str,
+    probe_timeout: float,
+    max_image_pixels: int,
+) -> Iterator[File]:
+    """Probe, store and record an upload. Use as a context around the commit: if the
+    transaction fails, the stored object is removed again, so nothing is left behind."""
+    sniffed, info = detect.inspect(staged, timeout=probe_timeout, max_image_pixels=max_image_pixels)
+    sha, size = sha256_of(staged)
+    file_id = new_id("fil")
+    key = upload_key(tenant_id, file_id, sniffed.ext)
+    storage.put_file(key, staged, content_type=sniffed.content_type)
+    try:
+        row = File(
+            id=file_id,
+            tenant_id=tenant_id,
+            origin="upload",
+            storage_key=key,
+            size=size,
+            total_size=size,
+            content_type=sniffed.content_type,
+            kind=sniffed.kind,
+            sha256=sha,
+            media=info.to_dict(),
+            filename=_display_name(filename),
+        )
+        session.add(row)
+        session.flush()
+        yield row
+    except BaseException:
+        storage.delete(key)
+        raise
+
+
+def _display_name(name: str) -> str:
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in name if ch.isprintable())[:255]
+
+
+def get_file(session: Session, file_id: str) -> File:
+    row = session.get(File, file_id) if file_id.startswith("fil_") else None
+    # session.get bypasses loader criteria for rows already in the identity map, so check.
+    tenant = session.info.get("tenant_id")
+    if row is None or (tenant is not None and row.tenant_id != tenant):
+        raise NotFound("no such file", code="file_not_found")
+    return row
+
+
+def member(session: Session, root: File, relpath: str) -> File:
+    if relpath in ("", root.relpath):
+        return root
+    row = session.scalars(select(File).where(File.root_id == root.id, File.relpath == relpath)).first()
+    if row is None:
+        raise NotFound("no such file", code="file_not_found")
+    return row
+
+
+def list_files(
+    session: Session, *, cursor: str | None, limit: int, kind: str | None = None
+) -> tuple[list[File], str | None]:
+    stmt = select(File).where(File.root_id.is_(None))
+    if kind:
+        stmt = stmt.where(File.kind == kind)
+    return pagination.page(session, stmt, created=File.created_at, ident=File.id, cursor=cursor, limit=limit)
+
+
+def delete_file(session: Session, file_id: str) -> list[str]:
+    """Delete a file (and the members of a multi-file output); returns the storage keys
+    to remove once the transaction has committed."""
+    row = get_file(session, file_id)
+    if row.root_id is not None:
+        raise Conflict(
+            "this file is part of a multi-file output; delete its root file", code="part_of_output"
+        )
+    keys = [row.storage_key]
+    keys += list(session.scalars(select(File.storage_key).where(File.root_id == row.id)))
+    session.execute(delete(File).where(File.root_id == row.id))
+    session.delete(row)
+    session.flush()
+    return keys
+
+
+def storage_used(session: Session, tenant_id: str) -> int:
+    return int(
+        session.scalar(select(func.coalesce(func.sum(File.size), 0)).where(File.tenant_id == tenant_id)) or 0
+    )
+
+
+def to_dict(row: File) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": row.id,
+        "object": "file",
+        "origin": row.origin,
+        "kind": row.kind,
+        "content_type": row.content_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "filename": row.filename,
+        "media": row.media or {},
+        "job_id": row.job_id,
+        "created_at": row.created_at.isoformat(),
+        "url": f"/v1/files/{row.id}/content",
+    }
+    if row.relpath:
+        # Served under the root's folder, so the playlist's relative links resolve.
+        data["url"] = f"/v1/files/{row.root_id or row.id}/content/{row.relpath}"
+    if row.file_count > 1 or row.root_id is not None:
+        data["root_id"] = row.root_id
+        data["relpath"] = row.relpath
+        data["file_count"] = row.file_count
+        data["total_size"] = row.total_size
+    return data

@@ -1,0 +1,154 @@
+"""The job types faktry runs, each with its parameters declared once as a JSON Schema.
+
+The schema drives validation of ``POST /v1/jobs``, the OpenAPI document and the web
+forms. A job type also names the input kinds it accepts, the provider whose queues run it
+and the step that does the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError as SchemaError
+
+from faktry.errors import ValidationError
+from pipelines.media.ffmpeg import PRESETS
+from pipelines.steps import media
+from pipelines.steps.base import StepContext, StepResult
+
+AUDIO_PRESETS = tuple(name for name in PRESETS if name.startswith("audio_"))
+
+
+@dataclass(frozen=True)
+class JobType:
+    name: str
+    description: str
+    params_schema: dict[str, Any]
+    input_kinds: frozenset[str]
+    run: Callable[[StepContext], StepResult]
+    provider: str = "local"
+
+    def validate(self, params: Any) -> dict[str, Any]:
+        """The params with defaults applied, or a 422 naming the offending field."""
+        if not isinstance(params, dict):
+            raise ValidationError("params must be an object", field="params")
+        errors = sorted(Draft202012Validator(self.params_schema).iter_errors(params), key=lambda e: e.path)
+        if errors:
+            raise _field_error(errors[0])
+        out = dict(params)
+        for name, prop in self.params_schema.get("properties", {}).items():
+            if name not in out and "default" in prop:
+                out[name] = prop["default"]
+        return out
+
+    def accepts(self, kind: str, params: dict[str, Any]) -> bool:
+        if self.name == "video.transcode" and kind == "audio":
+            return params.get("preset") in AUDIO_PRESETS
+        return kind in self.input_kinds
+
+
+def _field_error(err: SchemaError) -> ValidationError:
+    path = ".".join(str(p) for p in err.absolute_path)
+    if err.validator == "additionalProperties" and isinstance(err.instance, dict):
+        allowed = set(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - allowed)
+        name = ".".join(filter(None, [path, extra[0] if extra else ""]))
+        return ValidationError(
+            f"unknown parameter {name!r}; allowed: {', '.join(sorted(allowed)) or 'none'}",
+            field=f"params.{name}",
+        )
+    if err.validator == "required" and isinstance(err.instance, dict):
+        missing = [r for r in err.validator_value if r not in err.instance]
+        name = ".".join(filter(None, [path, missing[0] if missing else ""]))
+        return ValidationError(f"missing required parameter {name!r}", field=f"params.{name}")
+    return ValidationError(f"params.{path}: {err.message}", field=f"params.{path}" if path else "params")
+
+
+def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    schema.update(extra)
+    return schema
+
+
+_dimension = {"type": "integer", "minimum": 1, "maximum": 8192}
+
+JOB_TYPES: dict[str, JobType] = {
+    jt.name: jt
+    for jt in [
+        JobType(
+            name="media.probe",
+            description="Read the media facts of a file (duration, size, codecs, streams).",
+            params_schema=_obj({}),
+            input_kinds=frozenset({"video", "audio", "image"}),
+            run=media.probe,
+        ),
+        JobType(
+            name="video.transcode",
+            description="Transcode to a named preset: H.264 MP4, VP9 WebM, audio only, or an HLS ladder.",
+            params_schema=_obj(
+                {
+                    "preset": {
+                        "type": "string",
+                        "enum": list(PRESETS),
+                        "description": "; ".join(f"{k}: {v}" for k, v in PRESETS.items()),
+                    }
+                },
+                ["preset"],
+            ),
+            input_kinds=frozenset({"video"}),
+            run=media.transcode,
+        ),
+        JobType(
+            name="video.thumbnail",
+            description="One frame at a time or a fraction of the duration, or a sprite sheet of N frames.",
+            params_schema=_obj(
+                {
+                    "sprite": {"type": "boolean", "default": False},
+                    "at_seconds": {"type": "number", "minimum": 0},
+                    "at_fraction": {"type": "number", "minimum": 0, "maximum": 1},
+                    "width": {"type": "integer", "minimum": 16, "maximum": 3840},
+                    "format": {"type": "string", "enum": ["jpeg", "png", "webp"], "default": "jpeg"},
+                    "frames": {"type": "integer", "minimum": 2, "maximum": 100, "default": 10},
+                    "columns": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
+                },
+                # "at_seconds" and "at_fraction" exclude each other.
+                **{"not": {"required": ["at_seconds", "at_fraction"]}},
+            ),
+            input_kinds=frozenset({"video"}),
+            run=media.thumbnail,
+        ),
+        JobType(
+            name="image.resize",
+            description="Resize to fit within, fill, or crop to a box; JPEG, PNG or WebP; metadata stripped.",
+            params_schema=_obj(
+                {
+                    "width": _dimension,
+                    "height": _dimension,
+                    "mode": {"type": "string", "enum": ["fit", "fill", "crop"], "default": "fit"},
+                    "format": {"type": "string", "enum": ["jpeg", "png", "webp"], "default": "jpeg"},
+                    "quality": {"type": "integer", "minimum": 1, "maximum": 100, "default": 85},
+                },
+                ["width", "height"],
+            ),
+            input_kinds=frozenset({"image"}),
+            run=media.resize,
+        ),
+    ]
+}
+
+
+def get(name: Any) -> JobType:
+    if not isinstance(name, str) or name not in JOB_TYPES:
+        known = ", ".join(sorted(JOB_TYPES))
+        raise ValidationError(
+            f"unknown job type {name!r}; known types: {known}",
+            field="type",
+            code="unknown_job_type",
+            details={"known_types": sorted(JOB_TYPES)},
+        )
+    return JOB_TYPES[name]

@@ -1,0 +1,63 @@
+"""Cursor pagination, newest first, stable under inserts: the cursor is (created_at, id)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, and_, or_
+from sqlalchemy.orm import InstrumentedAttribute, Session
+
+from faktry.errors import ValidationError
+
+T = TypeVar("T")
+MAX_LIMIT = 100
+
+
+def encode(created_at: datetime, row_id: str) -> str:
+    raw = json.dumps([created_at.isoformat(), row_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        stamp, row_id = json.loads(raw)
+        return datetime.fromisoformat(stamp), str(row_id)
+    except (ValueError, TypeError):
+        raise ValidationError("malformed cursor", field="cursor") from None
+
+
+def parse_limit(raw: str | None, default: int = 20) -> int:
+    if raw is None:
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ValidationError("limit must be an integer", field="limit") from None
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    return limit
+
+
+def page(
+    session: Session,
+    stmt: Select[Any],
+    *,
+    created: InstrumentedAttribute[datetime],
+    ident: InstrumentedAttribute[str],
+    cursor: str | None,
+    limit: int,
+) -> tuple[list[Any], str | None]:
+    """One page of ``stmt`` and the cursor of the next page (None on the last)."""
+    if cursor:
+        at, row_id = decode(cursor)
+        stmt = stmt.where(or_(created < at, and_(created == at, ident < row_id)))
+    rows = list(session.scalars(stmt.order_by(created.desc(), ident.desc()).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    rows = rows[:limit]
+    last = rows[-1]
+    return rows, encode(getattr(last, created.key), getattr(last, ident.key))

@@ -1,0 +1,132 @@
+"""The reconciler: one rule per job state for what a crash or a lost message left behind.
+
+- queued, never sent (the process died between commit and send), or sent so long ago that
+  the message must have been dropped: send it again;
+- running with an expired lease (its worker died): if a cancel was asked for, cancel it
+  and remove its partial outputs; otherwise send it again, so a new attempt takes over.
+
+It is safe to run in several processes at once: each job is taken by a conditional update
+that only one of them wins, and the actor is idempotent, so an extra message is harmless.
+Each pass looks at a bounded batch, oldest first, through indexed columns.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from faktry import clock
+from faktry.config import Settings
+from faktry.db import transaction
+from pipelines.models import CANCELED, QUEUED, RUNNING, Job
+from pipelines.services import Sender, record_event
+from storage.interface import Storage
+
+log = logging.getLogger("faktry.reconcile")
+BATCH = 500
+
+
+@dataclass
+class Report:
+    resent: list[str] = field(default_factory=list)
+    canceled: list[str] = field(default_factory=list)
+
+
+def reconcile(
+    sessions: sessionmaker[Session], sender: Sender, storage: Storage, settings: Settings
+) -> Report:
+    report = Report()
+    now = clock.now()
+    unsent_before = now - timedelta(seconds=settings.requeue_after_seconds)
+    dropped_before = now - timedelta(milliseconds=settings.message_max_age_ms)
+    with transaction(sessions) as session:
+        queued = session.execute(
+            select(Job.id, Job.queue, Job.enqueued_at)
+            .where(
+                Job.status == QUEUED,
+                or_(
+                    (Job.enqueued_at.is_(None)) & (Job.created_at < unsent_before),
+                    Job.enqueued_at < dropped_before,
+                ),
+            )
+            .order_by(Job.created_at)
+            .limit(BATCH)
+        ).all()
+        orphaned = session.execute(
+            select(Job.id, Job.tenant_id, Job.queue, Job.cancel_requested, Job.lease_token)
+            .where(Job.status == RUNNING, Job.lease_expires_at < now)
+            .order_by(Job.lease_expires_at)
+            .limit(BATCH)
+        ).all()
+
+    for job_id, queue, enqueued_at in queued:
+        if _mark_sent(sessions, job_id, QUEUED, enqueued_at, now):
+            sender.send(queue, job_id)
+            report.resent.append(job_id)
+
+    for job_id, tenant_id, queue, cancel_requested, token in orphaned:
+        if cancel_requested:
+            if _cancel_orphan(sessions, job_id, token, now):
+                storage.delete_prefix(f"t/{tenant_id}/jobs/{job_id}/")
+                report.canceled.append(job_id)
+        elif _requeue_orphan(sessions, job_id, token, now):
+            sender.send(queue, job_id)
+            report.resent.append(job_id)
+    if report.resent or report.canceled:
+        log.info("reconciler: resent %d, canceled %d", len(report.resent), len(report.canceled))
+    return report
+
+
+def _mark_sent(sessions: sessionmaker[Session], job_id: str, status: str, seen: object, now: object) -> bool:
+    with transaction(sessions) as session:
+        cond = Job.enqueued_at.is_(None) if seen is None else Job.enqueued_at == seen
+        result = session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == status, cond)
+            .values(enqueued_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        won = getattr(result, "rowcount", 0) == 1
+        if won:
+            job = session.scalars(select(Job).where(Job.id == job_id)).one()
+            record_event(session, job, "requeued", reason="message never sent or lost")
+        return won
+
+
+def _requeue_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: object) -> bool:
+    """Hand an orphaned running job back to the queue; the next delivery starts a new attempt."""
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id, Job.status == RUNNING, Job.lease_token == token, Job.lease_expires_at < now
+            )
+            .values(status=QUEUED, lease_token=None, lease_expires_at=None, enqueued_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        won = getattr(result, "rowcount", 0) == 1
+        if won:
+            job = session.scalars(select(Job).where(Job.id == job_id)).one()
+            record_event(session, job, "requeued", reason="worker lost")
+        return won
+
+
+def _cancel_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: object) -> bool:
+    with transaction(sessions) as session:
+        result = session.execute(
+            update(Job)
+            .where(
+                Job.id == job_id, Job.status == RUNNING, Job.lease_token == token, Job.lease_expires_at < now
+            )
+            .values(status=CANCELED, lease_token=None, lease_expires_at=None, finished_at=now, updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        won = getattr(result, "rowcount", 0) == 1
+        if won:
+            job = session.scalars(select(Job).where(Job.id == job_id)).one()
+            record_event(session, job, "canceled", reason="worker lost after cancel was requested")
+        return won

@@ -1,0 +1,252 @@
+"""Submitting, reading and canceling jobs.
+
+Services take a session (scoped to the caller's tenant by the edge), may flush and never
+commit. A submitted job gets its message only after its row is committed: the edge calls
+`dispatch` after the commit, and the reconciler sends whatever a crash left unsent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from faktry import clock
+from faktry.db import transaction
+from faktry.errors import Conflict, NotFound, ValidationError
+from pipelines import files, jobtypes, pagination
+from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
+from pipelines.routing import RoutingLimits, route
+from storage.models import File
+
+MAX_METADATA_BYTES = 4096
+
+
+class Sender(Protocol):
+    """Hands a job's id to the message broker on the named queue."""
+
+    def send(self, queue: str, job_id: str) -> None: ...
+
+
+def record_event(session: Session, job: Job, kind: str, **data: Any) -> None:
+    session.add(
+        JobEvent(
+            job_id=job.id,
+            tenant_id=job.tenant_id,
+            kind=kind,
+            status=job.status,
+            attempt=job.attempts,
+            data=data,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Submitted:
+    job: Job
+    created: bool
+
+
+def request_hash(body: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def submit(
+    session: Session,
+    *,
+    tenant_id: str,
+    body: Any,
+    idempotency_key: str | None,
+    limits: RoutingLimits,
+) -> Submitted:
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", field="body")
+    unknown = sorted(set(body) - {"type", "input", "params", "metadata"})
+    if unknown:
+        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0])
+    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
+        raise ValidationError("Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
+    digest = request_hash(body)
+    if idempotency_key:
+        existing = _by_idempotency_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest)
+
+    job_type = jobtypes.get(body.get("type"))
+    params = job_type.validate(body.get("params", {}))
+    metadata = _metadata(body.get("metadata", {}))
+    input_file = _input_file(session, body.get("input"))
+    if not job_type.accepts(input_file.kind, params):
+        raise ValidationError(
+            f"{job_type.name} does not take a {input_file.kind} input"
+            + (f" with preset {params.get('preset')!r}" if "preset" in params else ""),
+            field="input.file_id",
+            code="unsupported_input",
+        )
+    job = Job(
+        tenant_id=tenant_id,
+        type=job_type.name,
+        input_file_id=input_file.id,
+        params=params,
+        meta=metadata,
+        queue=route(
+            provider=job_type.provider,
+            input_bytes=input_file.size,
+            input_seconds=(input_file.media or {}).get("duration"),
+            limits=limits,
+        ),
+        idempotency_key=idempotency_key,
+        request_hash=digest,
+    )
+    try:
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
+    except IntegrityError:
+        # Another request with the same Idempotency-Key committed first.
+        existing = _by_idempotency_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    record_event(session, job, "created", queue=job.queue)
+    return Submitted(job, True)
+
+
+def _by_idempotency_key(session: Session, key: str) -> Job | None:
+    return session.scalars(select(Job).where(Job.idempotency_key == key)).first()
+
+
+def _replay(job: Job, digest: str) -> Submitted:
+    if job.request_hash != digest:
+        raise ValidationError(
+            "this Idempotency-Key was used with a different request body",
+            field="Idempotency-Key",
+            code="idempotency_key_reused",
+        )
+    return Submitted(job, False)
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationError("metadata must be an object", field="metadata")
+    if len(json.dumps(value)) > MAX_METADATA_BYTES:
+        raise ValidationError(f"metadata is limited to {MAX_METADATA_BYTES} bytes of JSON", field="metadata")
+    return value
+
+
+def _input_file(session: Session, value: Any) -> File:
+    if not isinstance(value, dict) or not isinstance(value.get("file_id"), str):
+        raise ValidationError("input.file_id is required", field="input.file_id")
+    try:
+        row = files.get_file(session, value["file_id"])
+    except NotFound:
+        raise ValidationError("no such file", field="input.file_id", code="file_not_found") from None
+    if row.root_id is not None or row.kind == "playlist":
+        raise ValidationError(
+            "this file cannot be a job input", field="input.file_id", code="unsupported_input"
+        )
+    return row
+
+
+def dispatch(factory: sessionmaker[Session], sender: Sender, jobs: Iterable[Job]) -> None:
+    """Send each (committed) job's message, then note when it was sent.
+
+    If the process dies between the two, the reconciler sends the message again; the
+    actor is idempotent, so a second message costs nothing.
+    """
+    for job in jobs:
+        sender.send(job.queue, job.id)
+        with transaction(factory) as session:
+            session.execute(
+                update(Job).where(Job.id == job.id, Job.status == QUEUED).values(enqueued_at=clock.now())
+            )
+
+
+def get_job(session: Session, job_id: str) -> Job:
+    job = session.get(Job, job_id) if job_id.startswith("job_") else None
+    tenant = session.info.get("tenant_id")
+    if job is None or (tenant is not None and job.tenant_id != tenant):
+        raise NotFound("no such job", code="job_not_found")
+    return job
+
+
+def list_jobs(
+    session: Session, *, status: str | None, cursor: str | None, limit: int
+) -> tuple[list[Job], str | None]:
+    stmt = select(Job)
+    if status is not None:
+        if status not in STATUSES:
+            raise ValidationError(f"status must be one of {', '.join(STATUSES)}", field="status")
+        stmt = stmt.where(Job.status == status)
+    return pagination.page(session, stmt, created=Job.created_at, ident=Job.id, cursor=cursor, limit=limit)
+
+
+def cancel(session: Session, job_id: str) -> Job:
+    """Cancel a job: a queued one never runs; a running one is stopped by its worker,
+    which notices within a heartbeat, kills its processes and removes partial outputs."""
+    job = get_job(session, job_id)
+    if job.status == CANCELED:
+        return job
+    if job.status in FINISHED:
+        raise Conflict(f"the job has already {job.status}", code="job_finished")
+    now = clock.now()
+    if job.status == QUEUED:
+        done = session.execute(
+            update(Job)
+            .where(Job.id == job.id, Job.status == QUEUED)
+            .values(status=CANCELED, finished_at=now, updated_at=now, cancel_requested=True)
+            .execution_options(synchronize_session=False)
+        )
+        session.refresh(job)
+        if getattr(done, "rowcount", 0) == 1:
+            record_event(session, job, "canceled", reason="canceled while queued")
+            return job
+    if job.status == RUNNING and not job.cancel_requested:
+        job.cancel_requested = True
+        job.updated_at = now
+        record_event(session, job, "cancel_requested")
+        session.flush()
+    return job
+
+
+def outputs_of(session: Session, job: Job) -> list[tuple[JobOutput, File]]:
+    rows = session.execute(
+        select(JobOutput, File).join(File, File.id == JobOutput.file_id).where(JobOutput.job_id == job.id)
+    )
+    return [(out, f) for out, f in rows.tuples()]
+
+
+def events_of(session: Session, job: Job) -> list[JobEvent]:
+    return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job.id).order_by(JobEvent.id)))
+
+
+def to_dict(job: Job, outputs: list[tuple[JobOutput, File]] | None = None) -> dict[str, Any]:
+    def stamp(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": job.id,
+        "object": "job",
+        "type": job.type,
+        "status": job.status,
+        "progress": round(job.progress, 4),
+        "attempts": job.attempts,
+        "queue": job.queue,
+        "input": {"file_id": job.input_file_id},
+        "params": job.params,
+        "metadata": job.meta,
+        "result": job.result or {},
+        "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
+        "cancel_requested": job.cancel_requested,
+        "outputs": [{"name": out.name, **files.to_dict(f)} for out, f in (outputs or [])],
+        "created_at": stamp(job.created_at),
+        "started_at": stamp(job.started_at),
+        "finished_at": stamp(job.finished_at),
+        "urls": {"self": f"/v1/jobs/{job.id}", "cancel": f"/v1/jobs/{job.id}/cancel"},
+    }

@@ -1,0 +1,42 @@
+"""What a job step receives and returns.
+
+A step does the media work of one job type: it reads one local input file, writes its
+outputs under ``ctx.out_dir`` and returns them. It knows nothing of queues, databases or
+storage; the runner moves files in and out and records the outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class StepContext:
+    input_path: Path
+    input_kind: str
+    input_media: dict[str, Any]
+    out_dir: Path
+    params: dict[str, Any]
+    timeout: float
+    on_progress: Callable[[float], None]
+    should_cancel: Callable[[], bool]
+    probe_timeout: float = 30.0
+    max_image_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class Output:
+    """One named output: a folder under ``out_dir`` and its files, the root file first."""
+
+    name: str
+    root: Path
+    paths: list[str]
+
+
+@dataclass
+class StepResult:
+    outputs: list[Output] = field(default_factory=list)
+    result: dict[str, Any] = field(default_factory=dict)

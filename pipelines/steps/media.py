@@ -1,0 +1,97 @@
+"""Steps for faktry's own media work: probe, transcode, thumbnails and image resizes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipelines.media import ffmpeg, images
+from pipelines.media.ffmpeg import MediaInfo
+from pipelines.steps.base import Output, StepContext, StepResult
+
+
+def _info(ctx: StepContext) -> MediaInfo:
+    return ffmpeg.probe(ctx.input_path, timeout=ctx.probe_timeout)
+
+
+def _folder(ctx: StepContext, name: str) -> Path:
+    root = ctx.out_dir / name
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def probe(ctx: StepContext) -> StepResult:
+    if ctx.input_kind == "image":
+        info = images.probe_image(ctx.input_path, max_pixels=ctx.max_image_pixels)
+    else:
+        info = _info(ctx)
+    ctx.on_progress(1.0)
+    return StepResult(result={"media": info.to_dict()})
+
+
+def transcode(ctx: StepContext) -> StepResult:
+    preset = ctx.params["preset"]
+    name = "hls" if preset == "hls" else "media"
+    root = _folder(ctx, name)
+    paths = ffmpeg.transcode(
+        ctx.input_path,
+        root,
+        preset,
+        info=_info(ctx),
+        timeout=ctx.timeout,
+        on_progress=ctx.on_progress,
+        should_cancel=ctx.should_cancel,
+    )
+    return StepResult(outputs=[Output(name=name, root=root, paths=paths)])
+
+
+def thumbnail(ctx: StepContext) -> StepResult:
+    p = ctx.params
+    info = _info(ctx)
+    if p.get("sprite"):
+        root = _folder(ctx, "sprite")
+        paths = ffmpeg.sprite(
+            ctx.input_path,
+            root,
+            info=info,
+            frames=p.get("frames", 10),
+            columns=p.get("columns", 5),
+            width=p.get("width", 160),
+            timeout=ctx.timeout,
+            should_cancel=ctx.should_cancel,
+        )
+        name = "sprite"
+    else:
+        root = _folder(ctx, "thumbnail")
+        at_seconds = p.get("at_seconds")
+        at_fraction = p.get("at_fraction", 0.1 if at_seconds is None else None)
+        paths = ffmpeg.thumbnail(
+            ctx.input_path,
+            root,
+            info=info,
+            at_seconds=at_seconds,
+            at_fraction=at_fraction,
+            width=p.get("width"),
+            format=p.get("format", "jpeg"),
+            timeout=ctx.timeout,
+            should_cancel=ctx.should_cancel,
+        )
+        name = "thumbnail"
+    ctx.on_progress(1.0)
+    return StepResult(outputs=[Output(name=name, root=root, paths=paths)])
+
+
+def resize(ctx: StepContext) -> StepResult:
+    p = ctx.params
+    root = _folder(ctx, "image")
+    paths = images.resize(
+        ctx.input_path,
+        root,
+        width=p["width"],
+        height=p["height"],
+        mode=p.get("mode", "fit"),
+        format=p.get("format", "jpeg"),
+        quality=p.get("quality", 85),
+        max_pixels=ctx.max_image_pixels,
+    )
+    ctx.on_progress(1.0)
+    return StepResult(outputs=[Output(name="image", root=root, paths=paths)])

@@ -1,0 +1,7 @@
+"""The JSON API under ``/v1``."""
+
+from flask import Blueprint
+
+blueprint = Blueprint("api", __name__, url_prefix="/v1")
+
+from web.api import account, files, jobs, keys, openapi, session  # noqa: E402,F401

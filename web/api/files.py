@@ -1,0 +1,109 @@
+"""``/v1/files``: upload, list, read, download and delete media files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Response, redirect, request, send_file, stream_with_context
+
+from faktry.errors import PayloadTooLarge, ValidationError
+from pipelines import files, pagination
+from storage.local import LocalStorage
+from web import services
+from web.api import blueprint
+from web.auth import authenticated, db, principal
+
+# Playlists are always served through faktry: their relative links must resolve here.
+_STREAM_THROUGH = {"application/vnd.apple.mpegurl"}
+
+
+@blueprint.post("/files")
+@authenticated
+def upload_file() -> Any:
+    svc = services()
+    limit = svc.settings.max_upload_bytes
+    # Cut the body off near the limit while it streams in (chunked uploads included);
+    # the multipart envelope gets a little headroom.
+    request.max_content_length = limit + 64 * 1024
+    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+        raise PayloadTooLarge(f"uploads are limited to {limit} bytes", details={"limit": limit})
+    part = request.files.get("file")
+    if part is None or (not part.filename and part.stream is None):
+        raise ValidationError("send the file as the multipart field 'file'", field="file")
+    staged = part.stream
+    staged.flush()
+    staged_path = Path(staged.name)
+    size = staged_path.stat().st_size
+    if size > limit:
+        raise PayloadTooLarge(f"uploads are limited to {limit} bytes", details={"limit": limit})
+    if size == 0:
+        raise ValidationError("the file is empty", field="file", code="invalid_media")
+    sess = db()
+    with files.ingest_upload(
+        sess,
+        svc.storage,
+        tenant_id=principal().tenant_id,
+        staged=staged_path,
+        filename=part.filename or "",
+        probe_timeout=svc.settings.probe_timeout,
+        max_image_pixels=svc.settings.max_image_pixels,
+    ) as row:
+        sess.commit()
+    return files.to_dict(row), 201, {"Location": f"/v1/files/{row.id}"}
+
+
+@blueprint.get("/files")
+@authenticated
+def list_files() -> Any:
+    limit = pagination.parse_limit(request.args.get("limit"))
+    kind = request.args.get("kind")
+    if kind is not None and kind not in ("image", "video", "audio"):
+        raise ValidationError("kind must be image, video or audio", field="kind")
+    rows, next_cursor = files.list_files(db(), cursor=request.args.get("cursor"), limit=limit, kind=kind)
+    return {"object": "list", "data": [files.to_dict(r) for r in rows], "next_cursor": next_cursor}
+
+
+@blueprint.get("/files/<file_id>")
+@authenticated
+def get_file(file_id: str) -> Any:
+    return files.to_dict(files.get_file(db(), file_id))
+
+
+@blueprint.get("/files/<file_id>/content")
+@blueprint.get("/files/<file_id>/content/<path:relpath>")
+@authenticated
+def file_content(file_id: str, relpath: str = "") -> Any:
+    sess = db()
+    row = files.get_file(sess, file_id)
+    if row.root_id is None and (relpath or row.relpath):
+        row = files.member(sess, row, relpath)
+    elif relpath:
+        raise ValidationError("this file has no members", field="relpath", code="file_not_found", status=404)
+    key, content_type, name, size = row.storage_key, row.content_type, row.filename, row.size
+    sess.close()  # no transaction stays open while bytes stream
+    storage = services().storage
+    if content_type not in _STREAM_THROUGH:
+        url = storage.presigned_url(
+            key, expires_in=services().settings.presign_ttl, filename=name, content_type=content_type
+        )
+        if url is not None:
+            return redirect(url, code=302)
+    if isinstance(storage, LocalStorage):
+        with storage.local_path(key) as path:
+            return send_file(path, mimetype=content_type, download_name=name or None, conditional=True)
+    response = Response(stream_with_context(storage.iter_chunks(key)), mimetype=content_type)
+    response.headers["Content-Length"] = str(size)
+    return response
+
+
+@blueprint.delete("/files/<file_id>")
+@authenticated
+def delete_file(file_id: str) -> Any:
+    sess = db()
+    keys = files.delete_file(sess, file_id)
+    sess.commit()
+    storage = services().storage
+    for key in keys:
+        storage.delete(key)
+    return "", 204

@@ -1,0 +1,90 @@
+"""``/v1/jobs``: submit, read, list and cancel jobs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+
+from faktry.errors import ValidationError
+from pipelines import pagination
+from pipelines import services as jobs
+from web import services
+from web.api import blueprint
+from web.auth import authenticated, db, principal
+
+
+def _json_body() -> Any:
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ValidationError("send a JSON object with Content-Type: application/json", field="body")
+    return body
+
+
+@blueprint.post("/jobs")
+@authenticated
+def submit_job() -> Any:
+    svc = services()
+    sess = db()
+    submitted = jobs.submit(
+        sess,
+        tenant_id=principal().tenant_id,
+        body=_json_body(),
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        limits=svc.limits,
+    )
+    sess.commit()
+    if submitted.created:
+        jobs.dispatch(svc.sessions, svc.sender, [submitted.job])
+        sess.refresh(submitted.job)
+    job = submitted.job
+    body = jobs.to_dict(job, jobs.outputs_of(sess, job))
+    return body, 202, {"Location": f"/v1/jobs/{job.id}"}
+
+
+@blueprint.get("/jobs")
+@authenticated
+def list_jobs() -> Any:
+    rows, next_cursor = jobs.list_jobs(
+        db(),
+        status=request.args.get("status"),
+        cursor=request.args.get("cursor"),
+        limit=pagination.parse_limit(request.args.get("limit")),
+    )
+    return {"object": "list", "data": [jobs.to_dict(j) for j in rows], "next_cursor": next_cursor}
+
+
+@blueprint.get("/jobs/<job_id>")
+@authenticated
+def get_job(job_id: str) -> Any:
+    sess = db()
+    job = jobs.get_job(sess, job_id)
+    return jobs.to_dict(job, jobs.outputs_of(sess, job))
+
+
+@blueprint.get("/jobs/<job_id>/events")
+@authenticated
+def job_events(job_id: str) -> Any:
+    sess = db()
+    job = jobs.get_job(sess, job_id)
+    events = [
+        {
+            "id": e.id,
+            "at": e.at.isoformat(),
+            "kind": e.kind,
+            "status": e.status,
+            "attempt": e.attempt,
+            "data": e.data,
+        }
+        for e in jobs.events_of(sess, job)
+    ]
+    return {"object": "list", "data": events}
+
+
+@blueprint.post("/jobs/<job_id>/cancel")
+@authenticated
+def cancel_job(job_id: str) -> Any:
+    sess = db()
+    job = jobs.cancel(sess, job_id)
+    sess.commit()
+    return jobs.to_dict(job, jobs.outputs_of(sess, job)), 202

@@ -1,0 +1,68 @@
+"""``/v1/keys``: create (the key is shown once), list and revoke API keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request
+from sqlalchemy import select
+
+from faktry.errors import ValidationError
+from faktry.tenancy import ApiKey, create_api_key, revoke_api_key
+from web import services
+from web.api import blueprint
+from web.auth import authenticated, db, principal
+
+
+def key_to_dict(key: ApiKey) -> dict[str, Any]:
+    def stamp(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": key.id,
+        "object": "api_key",
+        "name": key.name,
+        "prefix": key.prefix,
+        "created_at": stamp(key.created_at),
+        "last_used_at": stamp(key.last_used_at),
+        "revoked_at": stamp(key.revoked_at),
+        "active": key.active,
+    }
+
+
+@blueprint.post("/keys")
+@authenticated
+def create_key() -> Any:
+    body = request.get_json(silent=True) or {}
+    if not isinstance(body, dict):
+        raise ValidationError("the body must be a JSON object", field="body")
+    name = body.get("name", "")
+    if not isinstance(name, str) or len(name) > 100:
+        raise ValidationError("name must be a string of at most 100 characters", field="name")
+    sess = db()
+    who = principal()
+    key, plain = create_api_key(
+        sess,
+        tenant_id=who.tenant_id,
+        user_id=who.user_id,
+        name=name,
+        bcrypt_rounds=services().settings.bcrypt_rounds,
+    )
+    sess.commit()
+    return {**key_to_dict(key), "key": plain}, 201
+
+
+@blueprint.get("/keys")
+@authenticated
+def list_keys() -> Any:
+    keys = db().scalars(select(ApiKey).order_by(ApiKey.created_at.desc(), ApiKey.id.desc()))
+    return {"object": "list", "data": [key_to_dict(k) for k in keys]}
+
+
+@blueprint.delete("/keys/<key_id>")
+@authenticated
+def revoke_key(key_id: str) -> Any:
+    sess = db()
+    key = revoke_api_key(sess, key_id)
+    sess.commit()
+    return key_to_dict(key)

@@ -1,0 +1,58 @@
+"""``/v1/session``: log in with email and password for a session cookie, log out.
+
+The login answer carries the CSRF token that cookie-authenticated writes must send back
+in ``X-CSRF-Token``. The web pages use this same API.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import request, session
+
+from faktry.errors import ValidationError
+from faktry.tenancy import authenticate_password
+from web.api import blueprint
+from web.auth import authenticated, csrf_token, db, principal
+
+
+@blueprint.post("/session")
+def login() -> Any:
+    body = request.get_json(silent=True)
+    if (
+        not isinstance(body, dict)
+        or not isinstance(body.get("email"), str)
+        or not isinstance(body.get("password"), str)
+    ):
+        raise ValidationError("send email and password", field="email")
+    sess = db()
+    user = authenticate_password(sess, body["email"], body["password"])
+    sess.commit()
+    session.clear()
+    session["user_id"] = user.id
+    session["tenant_id"] = user.tenant_id
+    return {
+        "object": "session",
+        "user_id": user.id,
+        "tenant_id": user.tenant_id,
+        "csrf_token": csrf_token(),
+    }, 201
+
+
+@blueprint.get("/session")
+@authenticated
+def current_session() -> Any:
+    who = principal()
+    return {
+        "object": "session",
+        "user_id": who.user_id,
+        "tenant_id": who.tenant_id,
+        "csrf_token": csrf_token(),
+    }
+
+
+@blueprint.delete("/session")
+@authenticated
+def logout() -> Any:
+    session.clear()
+    return "", 204

@@ -1,0 +1,81 @@
+"""Who is calling. A request authenticates with an API key (``Authorization: Bearer``)
+or with the web session cookie; cookie-authenticated writes must carry the session's
+CSRF token in ``X-CSRF-Token``. The request's database session is scoped to the
+caller's tenant here, in one place, so views cannot forget to."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import current_app, g, request, session
+
+from faktry.errors import Forbidden, Unauthorized
+from faktry.tenancy import KeyCache, Principal, User, authenticate_key, constant_time_equal
+
+F = TypeVar("F", bound=Callable[..., Any])
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def db() -> Any:
+    """The request's session (scoped to the caller's tenant once authenticated)."""
+    if "db" not in g:
+        g.db = current_app.extensions["faktry"].sessions()
+    return g.db
+
+
+def csrf_token() -> str:
+    token = session.get("csrf")
+    if not token:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return str(token)
+
+
+def _resolve() -> Principal:
+    header = request.headers.get("Authorization")
+    sess = db()
+    if header is not None:
+        scheme, _, presented = header.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            raise Unauthorized("use 'Authorization: Bearer <API key>'", code="invalid_api_key")
+        cache: KeyCache = current_app.extensions["faktry"].key_cache
+        key, user = authenticate_key(sess, presented.strip(), cache)
+        return Principal(
+            tenant_id=key.tenant_id,
+            user_id=key.user_id,
+            is_staff=bool(user and user.is_staff),
+            via="api_key",
+            api_key_id=key.id,
+        )
+    user_id = session.get("user_id")
+    if user_id:
+        user = sess.get(User, user_id)
+        if user is None or user.tenant_id != session.get("tenant_id"):
+            session.clear()
+            raise Unauthorized("your session has ended; log in again", code="session_expired")
+        if request.method not in SAFE_METHODS:
+            sent = request.headers.get("X-CSRF-Token", "")
+            if not sent or not constant_time_equal(sent, str(session.get("csrf", ""))):
+                raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
+        return Principal(tenant_id=user.tenant_id, user_id=user.id, is_staff=user.is_staff, via="session")
+    raise Unauthorized("authentication required: an API key or a session", code="unauthenticated")
+
+
+def authenticated(view: F) -> F:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        principal = _resolve()
+        sess = db()
+        # Last-used stamps and the like from authentication commit with the request.
+        sess.info["tenant_id"] = principal.tenant_id
+        g.principal = principal
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def principal() -> Principal:
+    return cast(Principal, g.principal)

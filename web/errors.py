@@ -1,0 +1,42 @@
+"""Every error leaves as ``{"error": {"code", "message", ...}}`` with a fitting status."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from faktry.errors import FaktryError
+
+log = logging.getLogger("faktry.web")
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> Any:
+    response = jsonify({"error": {"code": code, "message": message, **extra}})
+    response.status_code = status
+    return response
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(FaktryError)
+    def _faktry(err: FaktryError) -> Any:
+        return error_response(err.status, **err.to_dict())
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException) -> Any:
+        code = (err.name or "error").lower().replace(" ", "_")
+        if err.code == 413:
+            code = "payload_too_large"
+        response = error_response(err.code or 500, code, err.description or err.name)
+        if err.code == 405 and err.response is None:
+            allowed = getattr(err, "valid_methods", None)
+            if allowed:
+                response.headers["Allow"] = ", ".join(allowed)
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(err: Exception) -> Any:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "an unexpected error occurred")

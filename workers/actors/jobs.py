@@ -1,0 +1,39 @@
+"""The job actor: thin. It hands the job id to the runner and lets Dramatiq retry
+`RetryLater` with backoff; every other outcome is recorded on the job by the runner."""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq import Broker
+
+from pipelines import runner
+from pipelines.routing import all_queues
+
+DAY_MS = 24 * 3600 * 1000
+
+
+def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor:  # type: ignore[type-arg]
+    settings = context.settings
+    # The runner caps attempts itself and fails the job with its code when they are spent,
+    # so Dramatiq's own limit is only a backstop.
+    backstop = settings.max_retries + 2
+
+    def retry_when(retries: int, exc: BaseException) -> bool:
+        return isinstance(exc, runner.RetryLater) and retries < backstop
+
+    def run_job(job_id: str) -> None:
+        runner.run(context, job_id)
+
+    return dramatiq.actor(
+        run_job,
+        broker=broker,
+        actor_name="run_job",
+        queue_name=all_queues()[0],
+        retry_when=retry_when,
+        min_backoff=settings.retry_min_backoff_ms,
+        max_backoff=settings.retry_max_backoff_ms,
+        # ffmpeg and provider calls carry their own timeouts; Dramatiq's TimeLimit cannot
+        # interrupt a subprocess, so it is only a last resort here.
+        time_limit=DAY_MS,
+        max_age=settings.message_max_age_ms,
+    )

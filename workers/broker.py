@@ -1,0 +1,93 @@
+"""Worker setup: the composition root of worker processes.
+
+`setup` builds the broker, the database engine and storage after fork, declares every
+queue and binds the actors to this broker (never to Dramatiq's implicit default).
+`BrokerSender` is the `pipelines.services.Sender` that the web and the scheduler use to
+enqueue a job's message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import dramatiq
+from dramatiq import Broker, Message
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware import CurrentMessage
+
+from faktry.config import Settings
+from faktry.db import make_engine, make_sessionmaker
+from faktry.redisconn import Embedded, resolve_url
+from pipelines.routing import all_queues
+from pipelines.runner import Context
+from storage import from_url as storage_from_url
+
+log = logging.getLogger("faktry.workers")
+RUN_JOB = "run_job"
+
+
+def make_broker(settings: Settings, redis_url: str) -> Broker:
+    url = settings.broker_url or redis_url
+    broker: Broker
+    if url.startswith(("amqp://", "amqps://")):
+        from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+        broker = RabbitmqBroker(url=url)
+    else:
+        broker = RedisBroker(
+            url=url,
+            namespace=settings.redis_namespace,
+            heartbeat_timeout=settings.broker_heartbeat_ms,
+            maintenance_chance=settings.broker_maintenance_chance,
+        )
+    broker.add_middleware(CurrentMessage())
+    for queue in all_queues():
+        broker.declare_queue(queue)
+    return broker
+
+
+class BrokerSender:
+    """Enqueues ``run_job(job_id)`` on a named queue. Messages carry the id only."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def send(self, queue: str, job_id: str) -> None:
+        if queue not in self.broker.get_declared_queues():
+            self.broker.declare_queue(queue)
+        self.broker.enqueue(
+            Message(queue_name=queue, actor_name=RUN_JOB, args=(job_id,), kwargs={}, options={})
+        )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    broker: Broker
+    context: Context
+    embedded_redis: Embedded | None
+
+
+def setup(settings: Settings) -> Runtime:
+    from workers.actors import jobs
+
+    redis_url, embedded = resolve_url(settings)
+    broker = make_broker(settings, redis_url)
+    dramatiq.set_broker(broker)
+    engine = make_engine(settings.resolved_database_url)
+    settings.tmp_dir.mkdir(parents=True, exist_ok=True)
+    context = Context(
+        settings=settings,
+        sessions=make_sessionmaker(engine),
+        storage=storage_from_url(
+            settings.resolved_storage_url,
+            tmp_dir=settings.tmp_dir,
+            s3_endpoint_url=settings.s3_endpoint_url or None,
+            s3_region=settings.s3_region,
+            s3_access_key_id=settings.s3_access_key_id or None,
+            s3_secret_access_key=settings.s3_secret_access_key or None,
+        ),
+    )
+    jobs.declare(broker, context)
+    return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)
