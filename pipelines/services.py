@@ -219,7 +219,7 @@ def outputs_of(session: Session, job: Job) -> list[tuple[JobOutput, File]]:
     rows = session.execute(
         select(JobOutput, File).join(File, File.id == JobOutput.file_id).where(JobOutput.job_id == job.id)
     )
-    return [(out, f) for out, f in rows.tuples()]
+    return [(out, f) for out, f in rows]
 
 
 def events_of(session: Session, job: Job) -> list[JobEvent]:

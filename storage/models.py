@@ -39,9 +39,7 @@ class File(Base, TenantOwned):
     #: The name the client gave (display only; never used to decide the type or the path).
     filename: Mapped[str] = mapped_column(String(255), default="")
     job_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
-    root_id: Mapped[str | None] = mapped_column(
-        ForeignKey("files.id", ondelete="CASCADE"), default=None
-    )
+    root_id: Mapped[str | None] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"), default=None)
     relpath: Mapped[str | None] = mapped_column(String(500), default=None)
     #: Total bytes of a multi-file output (root plus members); equals ``size`` otherwise.
     total_size: Mapped[int] = mapped_column(BigInteger, default=0)

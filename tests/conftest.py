@@ -24,6 +24,8 @@ from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_api_key, create_tenant
 from tests import services as svc
 
+pytest_plugins = ["tests.mediafixtures"]
+
 _counter = itertools.count()
 
 

@@ -1,0 +1,599 @@
+"""Running ffprobe and ffmpeg on untrusted uploads, safely.
+
+Safe input policy (RECIPES §8), applied to every input of both tools through `input_args`:
+
+- the input is always ``file:`` + an absolute, server-generated path, so no URL scheme or
+  leading ``-`` in a name can be interpreted;
+- ``-protocol_whitelist file`` so nothing is fetched over the network;
+- ``-format_whitelist SAFE_FORMATS``: the control that actually works. HLS, DASH, concat and SDP
+  detect themselves from *content* whatever the file is called, and then open other local
+  files (another tenant's upload) — only a demuxer allow-list stops that;
+- ``-nostdin`` and a timeout on every process; ffmpeg runs in its own process group so the
+  whole group is killed on cancel or timeout.
+
+Errors are faktry errors with short generic messages: ffmpeg's stderr names paths and can quote
+the content of crafted files, so it is logged at DEBUG only and never put in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import logging
+import math
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from faktry.errors import Canceled, InvalidMedia, ProcessingFailed, ProcessingTimeout, UnsupportedFormat
+
+log = logging.getLogger(__name__)
+
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
+
+#: Demuxers ffmpeg/ffprobe may pick for an input. Anything else (hls, dash, concat, sdp, rtp,
+#: lavfi, ...) fails with "Format not on whitelist".
+SAFE_FORMATS = (
+    "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,flv,ogg,wav,mp3,aac,flac,"
+    "image2,png_pipe,jpeg_pipe,webp_pipe,gif"
+)
+
+#: Preset name -> description. The keys are the enum of the transcode job's JSON Schema.
+PRESETS: dict[str, str] = {
+    "mp4_360p": "MP4, H.264 + AAC, 360 lines",
+    "mp4_480p": "MP4, H.264 + AAC, 480 lines",
+    "mp4_720p": "MP4, H.264 + AAC, 720 lines",
+    "mp4_1080p": "MP4, H.264 + AAC, 1080 lines",
+    "webm_vp9": "WebM, VP9 + Opus, source height capped at 720 lines",
+    "audio_mp3": "MP3 audio only",
+    "audio_aac": "AAC audio only, in an M4A file",
+    "audio_opus": "Opus audio only, in an Ogg file",
+    "hls": "HLS ladder (360p and 720p renditions) with a master playlist",
+}
+
+THUMBNAIL_FORMATS: dict[str, tuple[str, list[str]]] = {
+    # format -> (file extension, encoder arguments)
+    "jpeg": ("jpg", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]),
+    "png": ("png", ["-c:v", "png"]),
+    "webp": ("webp", ["-c:v", "libwebp", "-quality", "85"]),
+}
+
+# Substrings of ffmpeg's stderr that mean "the input is bad", as opposed to a fault of ours.
+_BAD_INPUT_HINTS = (
+    "invalid data found",
+    "partial file",
+    "moov atom not found",
+    "corrupt input packet",
+    "error while decoding",
+    "invalid nal unit",
+    "truncated",
+    "end of file",
+    "could not find codec parameters",
+)
+_NOT_WHITELISTED = "format not on whitelist"
+_STDERR_KEEP = 64 * 1024
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """Facts about a media file. Video facts describe the first real video stream (cover art and
+    other attached pictures are listed in `streams` but never count as video)."""
+
+    format_name: str
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    video_codec: str | None = None
+    audio_codec: str | None = None
+    streams: list[dict[str, Any]] = field(default_factory=list)
+    bit_rate: int | None = None
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_codec is not None
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_codec is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def input_args(path: str | os.PathLike[str]) -> list[str]:
+    """The arguments that open `path` under the safe input policy, ending with ``-i file:...``.
+
+    Input options such as ``-ss`` go before them. The path is made absolute; a ``%`` is refused
+    because the image2 demuxer would read it as a pattern naming *other* files.
+    """
+    absolute = os.path.abspath(os.fspath(path))
+    if "%" in absolute:
+        raise ValueError("media paths must not contain '%'")
+    return ["-protocol_whitelist", "file", "-format_whitelist", SAFE_FORMATS, "-i", "file:" + absolute]
+
+
+def _check_inputs_are_safe(args: list[str]) -> None:
+    """Refuse a command with an input not built by `input_args` (a bug, never user input)."""
+    since_last_input: list[str] = []
+    for i, arg in enumerate(args):
+        if arg == "-i":
+            target = args[i + 1] if i + 1 < len(args) else ""
+            if not target.startswith("file:/") or "-format_whitelist" not in since_last_input:
+                raise ValueError("every ffmpeg input must come from input_args()")
+            since_last_input = []
+        else:
+            since_last_input.append(arg)
+
+
+# -- processes ---------------------------------------------------------------------------------
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _prctl() -> Callable[..., int] | None:
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not Linux: the process group still allows cleanup
+        return None
+
+
+_PRCTL = _prctl()  # resolved in the parent: the child must not load libraries after fork
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: its own process group (so cancel can kill ffmpeg and
+    anything it started), and SIGKILL from the kernel when the thread that started it goes
+    away, so no ffmpeg outlives a worker that was killed with SIGKILL."""
+    os.setsid()
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=_die_with_parent,
+    )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the process group led by `proc` and reap the leader, so nothing is left behind."""
+    if proc.returncode is None:
+        # A leader that exited but is not reaped yet still holds its pid and group id, so
+        # this cannot hit an unrelated process.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _stderr_tail(stderr: str) -> str:
+    return stderr[-2000:]
+
+
+def _classify_failure(stderr: str, returncode: int, tool: str) -> Exception:
+    """Turn a failed run into a faktry error without quoting stderr (see module docstring)."""
+    log.debug("%s exited with %s: %s", tool, returncode, _stderr_tail(stderr))
+    lowered = stderr.lower()
+    if _NOT_WHITELISTED in lowered:
+        return UnsupportedFormat("media format is not accepted")
+    if returncode > 0 and any(hint in lowered for hint in _BAD_INPUT_HINTS):
+        return InvalidMedia("media could not be decoded")
+    return ProcessingFailed(f"{tool} failed")
+
+
+def probe(path: str | os.PathLike[str], *, timeout: float = 30.0) -> MediaInfo:
+    """Describe a media file with ffprobe under the safe input policy.
+
+    Raises `UnsupportedFormat` when no whitelisted demuxer accepts the content (playlists,
+    manifests, text, unknown formats), `InvalidMedia` when a demuxer accepts it but it cannot be
+    read (truncated, no audio or video stream), `ProcessingTimeout` after `timeout` seconds.
+    """
+    cmd = [FFPROBE, "-hide_banner", "-v", "error", "-show_format", "-show_streams", "-of", "json"]
+    cmd += input_args(path)
+    proc = _spawn(cmd)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        raise ProcessingTimeout("probing the media timed out") from None
+    finally:
+        _kill_group(proc)
+    stderr = err.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        lowered = stderr.lower()
+        # ffprobe names the demuxer ("[mov,mp4,... @ 0x..]") when one accepted the bytes; a bare
+        # "Invalid data found" means none did: the content is of no format we know.
+        if _NOT_WHITELISTED not in lowered and "invalid data found" in lowered and " @ 0x" not in stderr:
+            log.debug("ffprobe found no demuxer: %s", _stderr_tail(stderr))
+            raise UnsupportedFormat("media format is not recognized")
+        raise _classify_failure(stderr, proc.returncode, "ffprobe")
+    try:
+        data = json.loads(out)
+    except ValueError:
+        raise ProcessingFailed("ffprobe returned unreadable output") from None
+    return _media_info(data)
+
+
+def _number(value: Any, kind: Callable[[Any], Any]) -> Any:
+    """ffprobe reports numbers as strings and "N/A"; return None for anything unparsable."""
+    try:
+        number = kind(value)
+    except (TypeError, ValueError):
+        return None
+    if isinstance(number, float) and not math.isfinite(number):
+        return None
+    return number
+
+
+def _media_info(data: dict[str, Any]) -> MediaInfo:
+    fmt = data.get("format") or {}
+    raw_streams = data.get("streams") or []
+    streams: list[dict[str, Any]] = []
+    video: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
+    for raw in raw_streams:
+        stream = {
+            "index": _number(raw.get("index"), int),
+            "codec_type": raw.get("codec_type"),
+            "codec_name": raw.get("codec_name"),
+            "width": _number(raw.get("width"), int),
+            "height": _number(raw.get("height"), int),
+            "duration": _number(raw.get("duration"), float),
+            "sample_rate": _number(raw.get("sample_rate"), int),
+            "channels": _number(raw.get("channels"), int),
+        }
+        streams.append(stream)
+        attached_pic = bool((raw.get("disposition") or {}).get("attached_pic"))
+        if stream["codec_type"] == "video" and video is None and not attached_pic:
+            video = stream
+        elif stream["codec_type"] == "audio" and audio is None:
+            audio = stream
+    if video is None and audio is None:
+        raise InvalidMedia("input has no audio or video stream")
+    duration = _number(fmt.get("duration"), float)
+    if duration is None:
+        durations = [s["duration"] for s in streams if s["duration"] is not None]
+        duration = max(durations) if durations else None
+    return MediaInfo(
+        format_name=str(fmt.get("format_name") or "unknown"),
+        duration=duration,
+        width=video["width"] if video else None,
+        height=video["height"] if video else None,
+        video_codec=video["codec_name"] if video else None,
+        audio_codec=audio["codec_name"] if audio else None,
+        streams=streams,
+        bit_rate=_number(fmt.get("bit_rate"), int),
+    )
+
+
+def _drain(stream: IO[bytes], sink: list[bytes]) -> None:
+    # Kept small: a crafted input can make ffmpeg print a lot.
+    size = 0
+    for chunk in iter(lambda: stream.read(4096), b""):
+        sink.append(chunk)
+        size += len(chunk)
+        while size > _STDERR_KEEP and len(sink) > 1:
+            size -= len(sink.pop(0))
+
+
+def _read_progress(stream: IO[bytes], out: queue.Queue[tuple[float | None, bool] | None]) -> None:
+    """Forward ffmpeg's ``-progress`` blocks as (seconds, ended) tuples, then None at EOF."""
+    seconds: float | None = None
+    try:
+        for raw in stream:
+            key, _, value = raw.decode("ascii", "replace").strip().partition("=")
+            if key in ("out_time_us", "out_time_ms"):  # both are microseconds
+                micros = _number(value, int)
+                if micros is not None:
+                    seconds = micros / 1_000_000
+            elif key == "progress":
+                out.put((seconds, value == "end"))
+    finally:
+        out.put(None)
+
+
+def run(
+    args: list[str],
+    *,
+    duration: float | None,
+    timeout: float,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    check_interval: float = 0.25,
+) -> None:
+    """Run ``ffmpeg <args>`` to completion, reporting progress and honouring cancellation.
+
+    `args` are everything after the global options; every input must come from `input_args`
+    (checked). `on_progress` gets a fraction in 0..1 that never decreases, computed against
+    `duration` (the expected output duration; None reports only the final 1.0), and is called on
+    the caller's thread. `should_cancel` is polled every `check_interval` seconds.
+
+    On cancel (`Canceled`) or after `timeout` seconds (`ProcessingTimeout`) the whole process
+    group is killed and reaped before the error is raised. A non-zero exit raises
+    `UnsupportedFormat` (input demuxer not whitelisted), `InvalidMedia` (bad input), or
+    `ProcessingFailed` (anything else, retried by workers).
+    """
+    _check_inputs_are_safe(args)
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-xerror"]
+    cmd += ["-progress", "pipe:1", "-y", *args]
+    deadline = time.monotonic() + timeout
+    proc = _spawn(cmd)
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr_chunks: list[bytes] = []
+    progress: queue.Queue[tuple[float | None, bool] | None] = queue.Queue()
+    readers = [
+        threading.Thread(target=_drain, args=(proc.stderr, stderr_chunks), daemon=True),
+        threading.Thread(target=_read_progress, args=(proc.stdout, progress), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    reported = 0.0
+    try:
+        stdout_open = True
+        while True:
+            remaining = deadline - time.monotonic()
+            if should_cancel is not None and should_cancel():
+                _kill_group(proc)
+                raise Canceled("the job was canceled")
+            if remaining <= 0:
+                _kill_group(proc)
+                raise ProcessingTimeout("processing timed out")
+            if not stdout_open:
+                try:
+                    proc.wait(timeout=min(check_interval, remaining))
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            try:
+                item = progress.get(timeout=min(check_interval, remaining))
+            except queue.Empty:
+                continue
+            if item is None:
+                stdout_open = False
+                continue
+            seconds, ended = item
+            fraction = 1.0 if ended else _fraction(seconds, duration)
+            if on_progress is not None and fraction is not None and fraction > reported:
+                reported = fraction
+                on_progress(fraction)
+    finally:
+        # Also covers exceptions raised by the callbacks: never leave ffmpeg running.
+        _kill_group(proc)
+        for reader in readers:
+            reader.join(timeout=5)
+        proc.stdout.close()
+        proc.stderr.close()
+    if proc.returncode != 0:
+        stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
+        raise _classify_failure(stderr, proc.returncode, "ffmpeg")
+    if on_progress is not None and reported < 1.0:
+        on_progress(1.0)
+
+
+def _fraction(seconds: float | None, duration: float | None) -> float | None:
+    if seconds is None or not duration or duration <= 0:
+        return None
+    return min(max(seconds / duration, 0.0), 1.0)
+
+
+# -- job operations ----------------------------------------------------------------------------
+
+
+def _even(value: float) -> int:
+    return max(2, int(value) // 2 * 2)
+
+
+def _need_video(info: MediaInfo) -> None:
+    if not info.has_video:
+        raise InvalidMedia("input has no video stream")
+
+
+def _need_audio(info: MediaInfo) -> None:
+    if not info.has_audio:
+        raise InvalidMedia("input has no audio stream")
+
+
+def _output(out_dir: Path, name: str) -> str:
+    # Outputs get the file: prefix too, so a name can never be read as a protocol or option.
+    return "file:" + os.path.abspath(out_dir / name)
+
+
+def _produced(out_dir: Path, names: list[str]) -> list[str]:
+    """Return `names` if they all exist and are non-empty; ffmpeg can exit 0 having written
+    nothing (a seek past the end, an HLS segment it could not open)."""
+    for name in names:
+        target = out_dir / name
+        if not target.is_file() or target.stat().st_size == 0:
+            raise InvalidMedia("no output could be produced from this input")
+    return names
+
+
+_STRIP = ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
+
+
+def transcode(
+    src: Path,
+    out_dir: Path,
+    preset: str,
+    *,
+    info: MediaInfo,
+    timeout: float,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> list[str]:
+    """Transcode `src` with one of `PRESETS` into `out_dir`; return the written paths relative
+    to `out_dir`, the main file first (``master.m3u8`` for HLS).
+
+    Video presets need a video stream, audio presets an audio stream (`InvalidMedia` otherwise);
+    a video without audio gives a video without audio. Metadata and chapters are not copied.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_kw: dict[str, Any] = {
+        "duration": info.duration,
+        "timeout": timeout,
+        "on_progress": on_progress,
+        "should_cancel": should_cancel,
+    }
+    if preset == "hls":
+        return _hls(src, out_dir, info=info, run_kw=run_kw)
+    source = input_args(src)
+    if preset.startswith("audio_"):
+        _need_audio(info)
+        name, codec = {
+            "audio_mp3": ("audio.mp3", ["-c:a", "libmp3lame", "-q:a", "4"]),
+            "audio_aac": ("audio.m4a", ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart"]),
+            "audio_opus": ("audio.ogg", ["-c:a", "libopus", "-b:a", "96k"]),
+        }[preset]
+        run([*source, "-map", "0:a:0", "-vn", *codec, *_STRIP, _output(out_dir, name)], **run_kw)
+        return _produced(out_dir, [name])
+
+    _need_video(info)
+    # 0:V excludes cover art, which an audio file may carry as a "video" stream.
+    maps = ["-map", "0:V:0"] + (["-map", "0:a:0"] if info.has_audio else [])
+    if preset == "webm_vp9":
+        height = _even(min(info.height or 720, 720))
+        name = "video.webm"
+        codec = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
+        codec += ["-crf", "34", "-b:v", "0", "-c:a", "libopus", "-b:a", "96k"]
+    else:
+        height = int(preset.removeprefix("mp4_").removesuffix("p"))
+        name = "video.mp4"
+        codec = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"]
+        codec += ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart"]
+    # scale=-2:H keeps the aspect ratio with an even width, which yuv420p needs.
+    video_filter = ["-vf", f"scale=-2:{height},format=yuv420p"]
+    run([*source, *maps, *video_filter, *codec, *_STRIP, _output(out_dir, name)], **run_kw)
+    return _produced(out_dir, [name])
+
+
+# Rendition name -> (height cap, maxrate). The maxrate also gives the master playlist a
+# meaningful BANDWIDTH for each rendition, which players use to switch.
+_HLS_LADDER = (("360p", 360, "800k"), ("720p", 720, "2800k"))
+
+
+def _hls(src: Path, out_dir: Path, *, info: MediaInfo, run_kw: dict[str, Any]) -> list[str]:
+    _need_video(info)
+    top = _even(min(info.height or 720, 720))
+    # Always at least two renditions, so players can switch: the source height (capped at
+    # 720) and a lower one (360, or half the source when the source is 360 or less).
+    low = min(360, _even(top / 2)) if top <= 360 else 360
+    renditions = [(f"{low}p", low, _HLS_LADDER[0][2]), (f"{top}p", top, _HLS_LADDER[1][2])]
+    for name, _, _ in renditions:
+        (out_dir / name).mkdir(parents=True, exist_ok=True)  # hlsenc does not create them
+
+    count = len(renditions)
+    labels = "".join(f"[s{i}]" for i in range(count))
+    graph = [f"[0:V:0]split={count}{labels}"]
+    graph += [f"[s{i}]scale=-2:{h},format=yuv420p[v{i}]" for i, (_, h, _) in enumerate(renditions)]
+    args = [*input_args(src), "-filter_complex", ";".join(graph)]
+    stream_map = []
+    for i, (name, _, maxrate) in enumerate(renditions):
+        args += ["-map", f"[v{i}]"] + (["-map", "0:a:0"] if info.has_audio else [])
+        args += [f"-maxrate:v:{i}", maxrate, f"-bufsize:v:{i}", f"{int(maxrate[:-1]) * 2}k"]
+        stream_map.append(f"v:{i},a:{i},name:{name}" if info.has_audio else f"v:{i},name:{name}")
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"]
+    # Keyframes on a fixed clock so segments of all renditions line up for switching.
+    args += ["-force_key_frames", "expr:gte(t,n_forced*2)"]
+    if info.has_audio:
+        args += ["-c:a", "aac", "-b:a", "128k"]
+    args += [*_STRIP, "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"]
+    args += ["-hls_flags", "independent_segments", "-master_pl_name", "master.m3u8"]
+    args += ["-hls_segment_filename", _output(out_dir, "%v/seg_%05d.ts")]
+    args += ["-var_stream_map", " ".join(stream_map), _output(out_dir, "%v/index.m3u8")]
+    run(args, **run_kw)
+
+    outputs = ["master.m3u8"]
+    for name, _, _ in renditions:
+        outputs.append(f"{name}/index.m3u8")
+        outputs += sorted(f"{name}/{seg.name}" for seg in (out_dir / name).glob("seg_*.ts"))
+    if len(outputs) == 1 + count:
+        raise InvalidMedia("no output could be produced from this input")
+    return _produced(out_dir, outputs)
+
+
+def thumbnail(
+    src: Path,
+    out_dir: Path,
+    *,
+    info: MediaInfo,
+    at_seconds: float | None = None,
+    at_fraction: float | None = None,
+    width: int | None = None,
+    format: str = "jpeg",
+    timeout: float,
+    should_cancel: Callable[[], bool] | None = None,
+) -> list[str]:
+    """Write one frame as ``thumbnail.<ext>`` and return ``[name]``.
+
+    The time is `at_seconds`, else `at_fraction` of the duration, else 10% of the duration;
+    it is clamped inside the media. `width` scales keeping the aspect ratio (even height).
+    """
+    if format not in THUMBNAIL_FORMATS:
+        raise ValueError(f"unknown thumbnail format {format!r}")
+    if width is not None and width < 1:
+        raise ValueError("width must be positive")
+    _need_video(info)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ext, codec = THUMBNAIL_FORMATS[format]
+    name = f"thumbnail.{ext}"
+    duration = info.duration or 0.0
+    if at_seconds is None:
+        at_seconds = duration * (0.1 if at_fraction is None else at_fraction)
+    # Seeking to the very end finds no frame; stay a little before it.
+    at = max(0.0, min(at_seconds, duration - 0.1)) if duration > 0 else 0.0
+    filters = ["-vf", f"scale={width}:-2"] if width else []
+    args = ["-ss", f"{at:.3f}", *input_args(src), "-map", "0:V:0", "-frames:v", "1", *filters]
+    args += [*codec, *_STRIP, "-f", "image2", "-update", "1", _output(out_dir, name)]
+    run(args, duration=None, timeout=timeout, should_cancel=should_cancel)
+    return _produced(out_dir, [name])
+
+
+def sprite(
+    src: Path,
+    out_dir: Path,
+    *,
+    info: MediaInfo,
+    frames: int,
+    columns: int,
+    width: int,
+    timeout: float,
+    should_cancel: Callable[[], bool] | None = None,
+) -> list[str]:
+    """Write `frames` frames evenly spaced over the duration as one JPEG grid ``sprite.jpg``
+    `columns` wide, each tile `width` pixels wide; return ``["sprite.jpg"]``.
+
+    The image is ``columns * width`` wide and ``ceil(frames / columns)`` tiles high; empty
+    cells of the last row are black. Needs a known duration (`InvalidMedia` otherwise).
+    """
+    if frames < 1 or columns < 1 or width < 1:
+        raise ValueError("frames, columns and width must be positive")
+    _need_video(info)
+    if not info.duration or info.duration <= 0:
+        raise InvalidMedia("input duration is unknown")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = math.ceil(frames / columns)
+    rate = frames / info.duration
+    # fps picks one frame every duration/frames seconds starting at 0; trim stops at `frames`
+    # in case rounding yields one more; tile flushes a partial grid at the end of the input.
+    chain = f"fps={rate:.6f},trim=end_frame={frames},scale={width}:-2,tile={columns}x{rows}"
+    args = [*input_args(src), "-map", "0:V:0", "-vf", chain, "-frames:v", "1"]
+    args += ["-c:v", "mjpeg", "-q:v", "4", "-pix_fmt", "yuvj420p", *_STRIP]
+    args += ["-f", "image2", "-update", "1", _output(out_dir, "sprite.jpg")]
+    run(args, duration=info.duration, timeout=timeout, should_cancel=should_cancel)
+    return _produced(out_dir, ["sprite.jpg"])
