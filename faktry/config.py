@@ -97,6 +97,16 @@ class Settings:
 
     extra: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # A message redelivered after its worker died must find the job's lease expired,
+        # or it would leave the job to the reconciler: the broker's heartbeat timeout has
+        # to outlast a lease plus one renewal interval.
+        if self.broker_heartbeat_ms < (self.job_lease_seconds + self.job_heartbeat_seconds) * 1000:
+            raise ValueError(
+                "FAKTRY_BROKER_HEARTBEAT_MS must be at least "
+                "(FAKTRY_JOB_LEASE_SECONDS + FAKTRY_JOB_HEARTBEAT_SECONDS) * 1000"
+            )
+
     # -- derived values -------------------------------------------------------------------
 
     @property

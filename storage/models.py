@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from faktry import clock
+from faktry import clock, tenancy  # noqa: F401  (the tables these rows point at)
 from faktry.db import Base, TenantOwned, new_id
 
 

@@ -334,8 +334,8 @@ def _location(path: str) -> Schema:
 
 # -- paths -------------------------------------------------------------------------------------
 
-_READ = [{"apiKey": []}, {"session": []}]
-_WRITE = [{"apiKey": []}, {"session": [], "csrf": []}]
+_READ: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
+_WRITE: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": [], "csrf": []}]
 
 
 def _op(

@@ -1,0 +1,194 @@
+"""Real processes: the web server (gunicorn), Dramatiq workers, the scheduler, ``faktry up``.
+
+Every process starts in its own process group and is stopped with it, ffmpeg children
+included; logs go to files under the test's temp folder and are printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+
+from faktry import migrate
+from faktry.config import Settings
+from faktry.db import make_engine, make_sessionmaker, transaction
+from faktry.tenancy import create_api_key, create_tenant
+from tests import services as svc
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Proc:
+    def __init__(
+        self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT
+    ) -> None:
+        self.name = name
+        self.log = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.fh = self.log.open("wb")
+        self.popen = subprocess.Popen(
+            cmd, env=env, cwd=cwd, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.popen.wait()
+        self.kill(signal.SIGKILL)  # anything left in the group
+        self.fh.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:]
+
+
+class Platform:
+    """A running faktry: web + worker (+ scheduler), configured only through FAKTRY_* variables."""
+
+    def __init__(self, settings: Settings, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.base = f"http://127.0.0.1:{settings.port}"
+        self.env = {
+            **os.environ,
+            **settings.to_env(),
+            "dramatiq_worker_timeout": str(settings.worker_timeout_ms),
+        }
+        self.procs: list[Proc] = []
+
+    def start(self, name: str, *args: str) -> Proc:
+        proc = Proc(name, [sys.executable, "-m", "faktry.cli", *args], self.env, self.log_dir)
+        self.procs.append(proc)
+        return proc
+
+    def start_worker(self) -> Proc:
+        return self.start("worker", "worker", "--processes", "1", "--threads", "2")
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("web did not come up:\n" + self.logs())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.output()}" for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+def tenant_key(settings: Settings) -> dict[str, str]:
+    sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
+    with transaction(sessions) as session:
+        tenant, user = create_tenant(
+            session, email=f"e2e-{uuid.uuid4().hex[:8]}@example.com", bcrypt_rounds=4
+        )
+        _, plain = create_api_key(session, tenant_id=tenant.id, user_id=user.id, bcrypt_rounds=4)
+    return {"Authorization": f"Bearer {plain}"}
+
+
+def e2e_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "var_dir": tmp_path / "var",
+        "port": svc.free_port(),
+        "secret_key": uuid.uuid4().hex,
+        "bcrypt_rounds": 4,
+        "web_workers": 1,
+        "web_threads": 4,
+        "job_heartbeat_seconds": 0.2,
+        "job_lease_seconds": 2.0,
+        "broker_heartbeat_ms": 3000,
+        "broker_maintenance_chance": 1_000_000,
+        "worker_timeout_ms": 50,
+        "sweep_interval_seconds": 1.0,
+        "retry_min_backoff_ms": 100,
+        "retry_max_backoff_ms": 500,
+        "max_upload_bytes": 8 * 1024 * 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=svc.free_port(), verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[Platform]:
+    """PostgreSQL + Redis + S3 (moto), as a production deployment would be configured."""
+    if not svc.redis_available():
+        svc.missing("Redis")
+    tmp = tmp_path_factory.mktemp("production")
+    bucket = f"faktry-e2e-{uuid.uuid4().hex[:8]}"
+    boto3.client(
+        "s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=bucket)  # fmt: skip
+    namespace = f"faktry-e2e-{svc.RUN_ID}-{uuid.uuid4().hex[:6]}"
+    with svc.postgres_database() as pg_url:
+        migrate.upgrade(pg_url)
+        settings = e2e_settings(
+            tmp,
+            database_url=pg_url,
+            redis_url=svc.REDIS_URL,
+            redis_namespace=namespace,
+            storage_url=f"s3://{bucket}/media",
+            s3_endpoint_url=s3_server,
+            s3_access_key_id="testing",
+            s3_secret_access_key="testing",
+        )
+        platform = Platform(settings, tmp)
+        try:
+            platform.start("web", "web")
+            platform.start("scheduler", "scheduler")
+            platform.start_worker()
+            platform.wait_healthy()
+            yield platform
+        finally:
+            platform.stop()
+            svc.clear_namespace(namespace)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        for name in ("production", "zero_setup"):
+            platform = item.funcargs.get(name) if hasattr(item, "funcargs") else None
+            if platform is not None:
+                report.sections.append((f"{name} logs", platform.logs()))
