@@ -113,7 +113,7 @@ def _owner(session: Any, email: str) -> User:
     user = session.scalars(select(User).where(User.email == normalize_email(email))).first()
     if user is None:
         raise click.ClickException(f"no user with email {email}")
-    return user  # type: ignore[no-any-return]
+    return user
 
 
 @keys.command("create")

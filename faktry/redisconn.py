@@ -108,4 +108,4 @@ def client(url: str, **kwargs: object) -> redis.Redis:
     kwargs.setdefault("socket_timeout", None)
     kwargs.setdefault("socket_connect_timeout", 5)
     kwargs.setdefault("health_check_interval", 30)
-    return redis.Redis.from_url(url, **kwargs)  # type: ignore[arg-type]
+    return redis.Redis.from_url(url, **kwargs)

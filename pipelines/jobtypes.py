@@ -67,11 +67,14 @@ def _field_error(err: SchemaError) -> ValidationError:
     return ValidationError(f"params.{path}: {err.message}", field=f"params.{path}" if path else "params")
 
 
-def _obj(properties: dict[str, Any], required: list[str] | None = None, **extra: Any) -> dict[str, Any]:
+def _obj(
+    properties: dict[str, Any], required: list[str] | None = None, *, exclusive: list[str] | None = None
+) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         schema["required"] = required
-    schema.update(extra)
+    if exclusive:
+        schema["not"] = {"required": exclusive}
     return schema
 
 
@@ -117,7 +120,7 @@ JOB_TYPES: dict[str, JobType] = {
                     "columns": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5},
                 },
                 # "at_seconds" and "at_fraction" exclude each other.
-                **{"not": {"required": ["at_seconds", "at_fraction"]}},
+                exclusive=["at_seconds", "at_fraction"],
             ),
             input_kinds=frozenset({"video"}),
             run=media.thumbnail,

@@ -117,4 +117,4 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
 def services() -> Services:
     from flask import current_app
 
-    return current_app.extensions["faktry"]  # type: ignore[no-any-return]
+    return current_app.extensions["faktry"]

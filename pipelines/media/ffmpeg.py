@@ -142,7 +142,7 @@ _PR_SET_PDEATHSIG = 1
 
 def _prctl() -> Callable[..., int] | None:
     try:
-        return ctypes.CDLL(None, use_errno=True).prctl  # type: ignore[no-any-return]
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):  # not Linux: the process group still allows cleanup
         return None
 

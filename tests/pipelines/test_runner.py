@@ -24,7 +24,11 @@ def ctx(runtime):
 
 
 def _submit(client, tenant, file_id, params=None, type_="video.transcode"):
-    body = {"type": type_, "input": {"file_id": file_id}, "params": {"preset": "mp4_360p"} if params is None else params}
+    body = {
+        "type": type_,
+        "input": {"file_id": file_id},
+        "params": {"preset": "mp4_360p"} if params is None else params,
+    }
     r = client.post("/v1/jobs", json=body, headers=tenant.headers)
     assert r.status_code == 202, r.json
     return r.json["id"]

@@ -12,7 +12,7 @@ from pipelines.routing import all_queues
 DAY_MS = 24 * 3600 * 1000
 
 
-def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor:  # type: ignore[type-arg]
+def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor[[str], None]:
     settings = context.settings
     # The runner caps attempts itself and fails the job with its code when they are spent,
     # so Dramatiq's own limit is only a backstop.
@@ -24,8 +24,7 @@ def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor:  # type:
     def run_job(job_id: str) -> None:
         runner.run(context, job_id)
 
-    return dramatiq.actor(
-        run_job,
+    decorate = dramatiq.actor(
         broker=broker,
         actor_name="run_job",
         queue_name=all_queues()[0],
@@ -37,3 +36,4 @@ def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor:  # type:
         time_limit=DAY_MS,
         max_age=settings.message_max_age_ms,
     )
+    return decorate(run_job)
