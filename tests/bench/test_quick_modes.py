@@ -1,0 +1,32 @@
+"""The benchmarks' quick modes run as smoke tests: they must run and print their ratios.
+
+The figures themselves are not asserted (machines are shared and noisy); bench/RESULTS.md
+records full runs.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import services as svc
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(
+    ("module", "expect"),
+    [("bench.pickup_latency", "ratio default/faktry"), ("bench.redelivery", "faktry / target")],
+)
+def test_a_benchmark_quick_mode_runs_and_prints_its_ratio(module, expect):
+    if not svc.redis_available():
+        svc.missing("Redis")
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert expect in out.stdout, out.stdout

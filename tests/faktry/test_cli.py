@@ -1,0 +1,63 @@
+"""The ``faktry`` command line: migrations, tenants and keys."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from faktry.cli import main
+from faktry.db import make_engine, make_sessionmaker, transaction
+from faktry.tenancy import ApiKey, User
+
+
+@pytest.fixture
+def run(tmp_path, monkeypatch):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("FAKTRY_DATABASE_URL", url)
+    monkeypatch.setenv("FAKTRY_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("FAKTRY_BCRYPT_ROUNDS", "4")
+    runner = CliRunner()
+
+    def invoke(*args: str) -> str:
+        result = runner.invoke(main, list(args), catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    invoke("db", "upgrade")
+    invoke.url = url  # type: ignore[attr-defined]
+    return invoke
+
+
+def _key(output: str) -> str:
+    match = re.search(r"API key \(shown once\): (fk_live_\w+)", output)
+    assert match, output
+    return match.group(1)
+
+
+def test_tenants_create_prints_a_key_once_and_stores_only_its_hash(run):
+    out = run("tenants", "create", "--email", "Owner@Example.com", "--tier", "studio", "--admin")
+    key = _key(out)
+    with transaction(make_sessionmaker(make_engine(run.url))) as s:
+        user = s.scalars(select(User)).one()
+        assert user.email == "owner@example.com" and user.is_staff
+        [row] = s.scalars(select(ApiKey)).all()
+        assert key not in (row.key_hash, row.prefix) and key.startswith(row.prefix)
+
+
+def test_keys_create_list_and_revoke(run):
+    run("tenants", "create", "--email", "a@example.com")
+    second = _key(run("keys", "create", "--email", "a@example.com", "--name", "ci"))
+    listing = run("keys", "list", "--email", "a@example.com")
+    assert listing.count("active") == 2 and second not in listing
+    key_id = re.search(r"^(key_\w+) +" + re.escape(second[:16]), listing, re.M).group(1)
+    run("keys", "revoke", key_id)
+    assert run("keys", "list", "--email", "a@example.com").count("revoked") == 1
+
+
+def test_a_second_tenant_with_the_same_email_is_refused(run):
+    run("tenants", "create", "--email", "a@example.com")
+    result = CliRunner().invoke(main, ["tenants", "create", "--email", "A@example.com"])
+    assert result.exit_code != 0
