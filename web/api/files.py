@@ -28,8 +28,12 @@ def upload_file() -> Any:
     request.max_content_length = limit + 64 * 1024
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes", details={"limit": limit})
+    sess = db()
+    # End the authentication's transaction now: probing and storing take a while, and on
+    # SQLite an open transaction holds the database's write lock.
+    sess.commit()
     part = request.files.get("file")
-    if part is None or (not part.filename and part.stream is None):
+    if part is None:
         raise ValidationError("send the file as the multipart field 'file'", field="file")
     staged = part.stream
     staged.flush()
@@ -39,7 +43,6 @@ def upload_file() -> Any:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes", details={"limit": limit})
     if size == 0:
         raise ValidationError("the file is empty", field="file", code="invalid_media")
-    sess = db()
     with files.ingest_upload(
         sess,
         svc.storage,
