@@ -92,6 +92,11 @@ class Settings:
     #: Messages older than this are dropped by Dramatiq; the reconciler resends their jobs.
     message_max_age_ms: int = 24 * 3600 * 1000
 
+    #: Price list as JSON (job type → rule); empty means the shipped prices (quotas/pricing.py).
+    prices: str = ""
+    #: Credits the demo account of ``faktry up`` starts with.
+    demo_credits: int = 100
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from faktry.db import new_id
+from faktry.db import new_id, transaction
 from faktry.errors import Conflict, NotFound
 from pipelines import pagination
 from pipelines.media import detect
+from quotas.limits import (
+    TierLimits,
+    cancel_reservation,
+    check_duration,
+    commit_reservation,
+    free_storage,
+    reserve_storage,
+)
 from storage.interface import Storage
 from storage.models import File
 
@@ -41,21 +49,35 @@ def upload_key(tenant_id: str, file_id: str, ext: str) -> str:
 @contextmanager
 def ingest_upload(
     session: Session,
+    sessions: sessionmaker[Session],
     storage: Storage,
     *,
     tenant_id: str,
+    limits: TierLimits,
     staged: Path,
     filename: str,
     probe_timeout: float,
     max_image_pixels: int,
 ) -> Iterator[File]:
-    """Probe, store and record an upload. Use as a context around the commit: if the
-    transaction fails, the stored object is removed again, so nothing is left behind."""
+    """Probe, reserve quota, store and record an upload. Use it as a context around the
+    commit: if anything fails, the stored object and the reservation are removed again,
+    so nothing is left behind and no quota is taken.
+
+    ``session`` must have no transaction open: the reservation commits on its own first, so
+    that concurrent uploads see it."""
     sniffed, info = detect.inspect(staged, timeout=probe_timeout, max_image_pixels=max_image_pixels)
+    check_duration(limits, info.duration)
     sha, size = sha256_of(staged)
+    with transaction(sessions) as reserving:
+        reservation = reserve_storage(reserving, tenant_id, size, limits.storage_quota_bytes).id
     file_id = new_id("fil")
     key = upload_key(tenant_id, file_id, sniffed.ext)
-    storage.put_file(key, staged, content_type=sniffed.content_type)
+    try:
+        storage.put_file(key, staged, content_type=sniffed.content_type)
+    except BaseException:
+        with transaction(sessions) as undo:
+            cancel_reservation(undo, reservation)
+        raise
     try:
         row = File(
             id=file_id,
@@ -71,10 +93,14 @@ def ingest_upload(
             filename=_display_name(filename),
         )
         session.add(row)
+        commit_reservation(session, reservation)
         session.flush()
         yield row
     except BaseException:
+        session.rollback()
         storage.delete(key)
+        with transaction(sessions) as undo:
+            cancel_reservation(undo, reservation)
         raise
 
 
@@ -120,8 +146,10 @@ def delete_file(session: Session, file_id: str) -> list[str]:
         )
     keys = [row.storage_key]
     keys += list(session.scalars(select(File.storage_key).where(File.root_id == row.id)))
+    freed = row.size + sum(session.scalars(select(File.size).where(File.root_id == row.id)))
     session.execute(delete(File).where(File.root_id == row.id))
     session.delete(row)
+    free_storage(session, row.tenant_id, freed)
     session.flush()
     return keys
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from faktry import clock
 from faktry.db import Base, TenantOwned, new_id
+from quotas import models as _quota_models  # noqa: F401  (tables the migrations compare)
 
 QUEUED = "queued"
 RUNNING = "running"
@@ -54,6 +55,10 @@ class Job(Base, TenantOwned):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
     request_hash: Mapped[str | None] = mapped_column(String(64), default=None)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Millicredits: the price quoted at submit, the amount held for it, what it was charged.
+    cost_estimated: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_held: Mapped[int] = mapped_column(BigInteger, default=0)
+    cost_charged: Mapped[int | None] = mapped_column(BigInteger, default=None)
     lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)

@@ -2,8 +2,15 @@
 
 - queued, never sent (the process died between commit and send), or sent so long ago that
   the message must have been dropped: send it again;
-- running with an expired lease (its worker died): if a cancel was asked for, cancel it
-  and remove its partial outputs; otherwise send it again, so a new attempt takes over.
+- running with an expired lease (its worker died): if a cancel was asked for, cancel it,
+  remove its partial outputs and release its hold; otherwise send it again, so a new
+  attempt takes over (its hold stays: the job is still owed its work);
+- finished (or vanished) with a hold still open: a failed, canceled or vanished job's hold
+  is released, a succeeded job's is captured. Queued and running jobs keep their holds, so
+  a job is never both re-enqueued and refunded.
+
+Each pass also expires credit lots past their expiry and cancels storage reservations
+left by processes that died mid-write.
 
 It is safe to run in several processes at once: each job is taken by a conditional update
 that only one of them wins, and the actor is idempotent, so an extra message is harmless.
@@ -22,18 +29,27 @@ from sqlalchemy.orm import Session, sessionmaker
 from faktry import clock
 from faktry.config import Settings
 from faktry.db import transaction
-from pipelines.models import CANCELED, QUEUED, RUNNING, Job
+from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from pipelines.services import Sender, record_event
+from quotas import ledger
+from quotas.limits import sweep_reservations
+from quotas.models import Hold
 from storage.interface import Storage
 
 log = logging.getLogger("faktry.reconcile")
 BATCH = 500
 
 
+RESERVATION_MAX_AGE = timedelta(hours=1)
+
+
 @dataclass
 class Report:
     resent: list[str] = field(default_factory=list)
     canceled: list[str] = field(default_factory=list)
+    holds_resolved: list[str] = field(default_factory=list)
+    lots_expired: int = 0
+    reservations_swept: int = 0
 
 
 def reconcile(
@@ -76,9 +92,39 @@ def reconcile(
         elif _requeue_orphan(sessions, job_id, token, now):
             sender.send(queue, job_id)
             report.resent.append(job_id)
-    if report.resent or report.canceled:
-        log.info("reconciler: resent %d, canceled %d", len(report.resent), len(report.canceled))
+    report.holds_resolved = _resolve_stale_holds(sessions)
+    with transaction(sessions) as session:
+        report.lots_expired = ledger.expire_lots(session)
+    with transaction(sessions) as session:
+        report.reservations_swept = sweep_reservations(session, RESERVATION_MAX_AGE)
+    if report.resent or report.canceled or report.holds_resolved or report.lots_expired:
+        log.info(
+            "reconciler: resent %d, canceled %d, holds resolved %d, lots expired %d",
+            len(report.resent), len(report.canceled), len(report.holds_resolved), report.lots_expired,
+        )  # fmt: skip
     return report
+
+
+def _resolve_stale_holds(sessions: sessionmaker[Session]) -> list[str]:
+    with transaction(sessions) as session:
+        stale = session.execute(
+            select(Hold.job_id, Hold.tenant_id, Job.status, Job.cost_charged, Job.cost_estimated)
+            .outerjoin(Job, Job.id == Hold.job_id)
+            .where(Hold.status == "held", or_(Job.id.is_(None), Job.status.in_(FINISHED)))
+            .limit(BATCH)
+        ).all()
+    resolved = []
+    for job_id, tenant_id, status, charged, estimated in stale:
+        with transaction(sessions) as session:
+            if status == SUCCEEDED:
+                done = ledger.capture(
+                    session, tenant_id, job_id, charged if charged is not None else estimated
+                )
+            else:
+                done = ledger.release(session, tenant_id, job_id)
+            if done is not None:
+                resolved.append(job_id)
+    return resolved
 
 
 def _mark_sent(sessions: sessionmaker[Session], job_id: str, status: str, seen: object, now: object) -> bool:
@@ -128,5 +174,7 @@ def _cancel_orphan(sessions: sessionmaker[Session], job_id: str, token: str | No
         won = getattr(result, "rowcount", 0) == 1
         if won:
             job = session.scalars(select(Job).where(Job.id == job_id)).one()
+            ledger.release(session, job.tenant_id, job_id)
+            job.cost_charged = 0
             record_event(session, job, "canceled", reason="worker lost after cancel was requested")
         return won

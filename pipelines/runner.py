@@ -20,7 +20,7 @@ import logging
 import secrets
 import shutil
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -32,11 +32,15 @@ from faktry import clock
 from faktry.config import Settings
 from faktry.db import transaction
 from faktry.errors import Canceled, FaktryError
+from faktry.tenancy import Tenant
 from pipelines import files, jobtypes
 from pipelines.media import detect
 from pipelines.models import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobOutput
 from pipelines.services import record_event
 from pipelines.steps.base import Output, StepContext
+from quotas import ledger
+from quotas.limits import cancel_reservation, commit_reservation, reserve_storage, tier_limits
+from quotas.pricing import PriceList
 from storage.interface import Storage
 from storage.models import File
 
@@ -56,6 +60,7 @@ class Context:
     settings: Settings
     sessions: sessionmaker[Session]
     storage: Storage
+    prices: PriceList = field(default_factory=PriceList)
 
 
 @dataclass(frozen=True)
@@ -189,6 +194,7 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path) -> None:
     out_dir.mkdir(parents=True)
     duration = float(media.get("duration") or 0.0)
     timeout = max(ctx.settings.ffmpeg_timeout_min, duration * ctx.settings.ffmpeg_timeout_factor)
+    reservation: str | None = None
     try:
         with Heartbeat(ctx, c) as hb, ctx.storage.local_path(key) as input_path:
             step_ctx = StepContext(
@@ -206,24 +212,40 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path) -> None:
             result = job_type.run(step_ctx)
             if hb.should_cancel():
                 raise Canceled("canceled")
+            reservation = _reserve(ctx, c, result.outputs)
             stored = _store_outputs(ctx, c, result.outputs)
     except Canceled:
-        _discard(ctx, c)
+        _discard(ctx, c, reservation)
         _finish(ctx, c, CANCELED, code=None, message=None)
         return
     except FaktryError as err:
-        _discard(ctx, c)
+        _discard(ctx, c, reservation)
         if err.transient:
             _retry_or_fail(ctx, c, err.code, err.message)
         else:
             _finish(ctx, c, FAILED, code=err.code, message=err.message)
         return
     except Exception as err:
-        _discard(ctx, c)
+        _discard(ctx, c, reservation)
         log.exception("job %s attempt %s: unexpected error", c.job_id, c.attempt)
         _retry_or_fail(ctx, c, "internal_error", f"unexpected error: {type(err).__name__}")
         return
-    _succeed(ctx, c, stored, result.result)
+    charge = ctx.prices.actual(
+        job_type.name, params, media, [row.media for item in stored for row in item.rows[:1]]
+    )
+    _succeed(ctx, c, stored, result.result, charge=charge, reservation=reservation)
+
+
+def _reserve(ctx: Context, c: Claim, outputs: list[Output]) -> str | None:
+    """Reserve the outputs' bytes in the tenant's storage quota before writing them; over
+    quota, the job fails with ``storage_quota_exceeded`` and keeps nothing."""
+    total = sum((output.root / rel).stat().st_size for output in outputs for rel in output.paths)
+    if total == 0:
+        return None
+    with transaction(ctx.sessions) as session:
+        tenant = session.get(Tenant, c.tenant_id)
+        quota = tier_limits(session, tenant.tier if tenant else "free").storage_quota_bytes
+        return reserve_storage(session, c.tenant_id, total, quota).id
 
 
 @dataclass
@@ -278,7 +300,16 @@ def _describe(path: Path, settings: Settings) -> tuple[str, str, dict[str, Any]]
     return sniffed.content_type, sniffed.kind, info.to_dict()
 
 
-def _succeed(ctx: Context, c: Claim, stored: list[_Stored], result: dict[str, Any]) -> None:
+def _succeed(
+    ctx: Context,
+    c: Claim,
+    stored: list[_Stored],
+    result: dict[str, Any],
+    *,
+    charge: int,
+    reservation: str | None,
+) -> None:
+    """Record success, charge the job and count its bytes, all in one fenced transaction."""
     now = clock.now()
     with transaction(ctx.sessions) as session:
         fenced = session.execute(
@@ -300,8 +331,11 @@ def _succeed(ctx: Context, c: Claim, stored: list[_Stored], result: dict[str, An
         if getattr(fenced, "rowcount", 0) != 1:
             session.rollback()
             log.warning("job %s attempt %s lost its lease; discarding its outputs", c.job_id, c.attempt)
-            _discard(ctx, c)
+            _discard(ctx, c, reservation)
             return
+        held = ledger.capture(session, c.tenant_id, c.job_id, charge)
+        if reservation is not None:
+            commit_reservation(session, reservation)
         for item in stored:
             root, *members = item.rows
             root.total_size = sum(r.size for r in item.rows)
@@ -317,14 +351,18 @@ def _succeed(ctx: Context, c: Claim, stored: list[_Stored], result: dict[str, An
                 )
             )
         job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-        record_event(session, job, "succeeded", outputs=len(stored))
+        job.cost_charged = held.captured if held is not None else 0
+        record_event(session, job, "succeeded", outputs=len(stored), charged=job.cost_charged)
     # Attempts that died before recording may have left files; only this attempt's stay.
     for attempt in range(1, c.attempt):
         ctx.storage.delete_prefix(attempt_prefix(c, attempt))
 
 
-def _discard(ctx: Context, c: Claim) -> None:
+def _discard(ctx: Context, c: Claim, reservation: str | None = None) -> None:
     ctx.storage.delete_prefix(attempt_prefix(c))
+    if reservation is not None:
+        with transaction(ctx.sessions) as session:
+            cancel_reservation(session, reservation)
 
 
 def _retry_or_fail(ctx: Context, c: Claim, code: str, message: str) -> None:
@@ -362,5 +400,8 @@ def _finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: s
             .execution_options(synchronize_session=False)
         )
         if getattr(result, "rowcount", 0) == 1:
+            # Failures (bad input included), cancels and platform errors charge nothing.
+            ledger.release(session, c.tenant_id, c.job_id)
             job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
+            job.cost_charged = 0
             record_event(session, job, status, **({"code": code} if code else {}))

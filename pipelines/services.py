@@ -20,9 +20,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from faktry import clock
 from faktry.db import transaction
 from faktry.errors import Conflict, NotFound, ValidationError
+from faktry.tenancy import Tenant
 from pipelines import files, jobtypes, pagination
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
 from pipelines.routing import RoutingLimits, route
+from quotas import ledger
+from quotas.limits import check_duration, tier_limits
+from quotas.pricing import PriceList
 from storage.models import File
 
 MAX_METADATA_BYTES = 4096
@@ -57,27 +61,30 @@ def request_hash(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def submit(
-    session: Session,
-    *,
-    tenant_id: str,
-    body: Any,
-    idempotency_key: str | None,
-    limits: RoutingLimits,
-) -> Submitted:
+@dataclass(frozen=True)
+class Policy:
+    """What submitting needs besides the request: queue routing and the price list."""
+
+    routing: RoutingLimits
+    prices: PriceList
+
+
+@dataclass(frozen=True)
+class Prepared:
+    job_type: jobtypes.JobType
+    params: dict[str, Any]
+    metadata: dict[str, Any]
+    input_file: File
+    price: int
+
+
+def prepare(session: Session, *, tenant_id: str, body: Any, prices: PriceList) -> Prepared:
+    """Validate a job request against its type, its input and the tenant's tier, and price it."""
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object", field="body")
     unknown = sorted(set(body) - {"type", "input", "params", "metadata"})
     if unknown:
         raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0])
-    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
-        raise ValidationError("Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
-    digest = request_hash(body)
-    if idempotency_key:
-        existing = _by_idempotency_key(session, idempotency_key)
-        if existing is not None:
-            return _replay(existing, digest)
-
     job_type = jobtypes.get(body.get("type"))
     params = job_type.validate(body.get("params", {}))
     metadata = _metadata(body.get("metadata", {}))
@@ -89,20 +96,61 @@ def submit(
             field="input.file_id",
             code="unsupported_input",
         )
+    tenant = session.get(Tenant, tenant_id)
+    check_duration(
+        tier_limits(session, tenant.tier if tenant else "free"), (input_file.media or {}).get("duration")
+    )
+    price = prices.estimate(job_type.name, params, input_file.media or {})
+    return Prepared(job_type, params, metadata, input_file, price)
+
+
+def quote(session: Session, *, tenant_id: str, body: Any, prices: PriceList) -> dict[str, Any]:
+    prepared = prepare(session, tenant_id=tenant_id, body=body, prices=prices)
+    funds = ledger.balance(session, tenant_id)
+    return {
+        "object": "quote",
+        "type": prepared.job_type.name,
+        "price": prepared.price,
+        "currency": "millicredits",
+        "available": funds.available,
+        "sufficient": funds.available >= prepared.price and funds.debt == 0,
+    }
+
+
+def submit(
+    session: Session,
+    *,
+    tenant_id: str,
+    body: Any,
+    idempotency_key: str | None,
+    policy: Policy,
+) -> Submitted:
+    """Create the job and hold its price, in the caller's transaction: both or neither.
+
+    Refused with 402 ``insufficient_credits`` (or ``account_in_debt``) having held nothing."""
+    if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
+        raise ValidationError("Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
+    digest = request_hash(body) if isinstance(body, dict) else ""
+    if idempotency_key:
+        existing = _by_idempotency_key(session, idempotency_key)
+        if existing is not None:
+            return _replay(existing, digest)
+    p = prepare(session, tenant_id=tenant_id, body=body, prices=policy.prices)
     job = Job(
         tenant_id=tenant_id,
-        type=job_type.name,
-        input_file_id=input_file.id,
-        params=params,
-        meta=metadata,
+        type=p.job_type.name,
+        input_file_id=p.input_file.id,
+        params=p.params,
+        meta=p.metadata,
         queue=route(
-            provider=job_type.provider,
-            input_bytes=input_file.size,
-            input_seconds=(input_file.media or {}).get("duration"),
-            limits=limits,
+            provider=p.job_type.provider,
+            input_bytes=p.input_file.size,
+            input_seconds=(p.input_file.media or {}).get("duration"),
+            limits=policy.routing,
         ),
         idempotency_key=idempotency_key,
         request_hash=digest,
+        cost_estimated=p.price,
     )
     try:
         with session.begin_nested():
@@ -114,7 +162,9 @@ def submit(
         if existing is None:
             raise
         return _replay(existing, digest)
-    record_event(session, job, "created", queue=job.queue)
+    ledger.hold(session, tenant_id, job.id, p.price)
+    job.cost_held = p.price
+    record_event(session, job, "created", queue=job.queue, price=p.price)
     return Submitted(job, True)
 
 
@@ -205,6 +255,7 @@ def cancel(session: Session, job_id: str) -> Job:
         )
         session.refresh(job)
         if getattr(done, "rowcount", 0) == 1:
+            ledger.release(session, job.tenant_id, job.id)
             record_event(session, job, "canceled", reason="canceled while queued")
             return job
     if job.status == RUNNING and not job.cancel_requested:
@@ -244,6 +295,7 @@ def to_dict(job: Job, outputs: list[tuple[JobOutput, File]] | None = None) -> di
         "result": job.result or {},
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "cancel_requested": job.cancel_requested,
+        "cost": {"estimated": job.cost_estimated, "held": job.cost_held, "charged": job.cost_charged},
         "outputs": [{"name": out.name, **files.to_dict(f)} for out, f in (outputs or [])],
         "created_at": stamp(job.created_at),
         "started_at": stamp(job.started_at),

@@ -22,6 +22,8 @@ from faktry import clock, migrate
 from faktry.config import Settings
 from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_api_key, create_tenant
+from quotas import ledger
+from quotas.models import MILLI
 from tests import services as svc
 
 pytest_plugins = ["tests.mediafixtures"]
@@ -149,13 +151,20 @@ class TenantHandle:
 def make_tenant(settings: Settings) -> Callable[..., TenantHandle]:
     sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
 
-    def make(tier: str = "free", *, admin: bool = False, password: str | None = None) -> TenantHandle:
+    def make(
+        tier: str = "free", *, admin: bool = False, password: str | None = None, credits: int = 1000
+    ) -> TenantHandle:
+        """A tenant with an API key and, unless ``credits=0``, that many credits."""
         email = f"user-{uuid.uuid4().hex[:8]}@example.com"
         with transaction(sessions) as session:
             tenant, user = create_tenant(
                 session, email=email, tier=tier, is_staff=admin, password=password, bcrypt_rounds=4
             )
             _, plain = create_api_key(session, tenant_id=tenant.id, user_id=user.id, bcrypt_rounds=4)
+            if credits:
+                ledger.add_credits(
+                    session, tenant.id, credits * MILLI, source="grant", key=f"test:{tenant.id}"
+                )
         return TenantHandle(tenant.id, user.id, email, plain)
 
     return make

@@ -19,7 +19,8 @@ from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
 from faktry.tenancy import KeyCache
 from pipelines.routing import RoutingLimits
-from pipelines.services import Sender
+from pipelines.services import Policy, Sender
+from quotas.pricing import PriceList
 from storage import from_url as storage_from_url
 from storage.interface import Storage
 
@@ -31,7 +32,7 @@ class Services:
     storage: Storage
     sender: Sender
     key_cache: KeyCache
-    limits: RoutingLimits
+    policy: Policy
     embedded_redis: Embedded | None = None
 
 
@@ -85,7 +86,10 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         ),
         sender=sender,
         key_cache=KeyCache(settings.api_key_cache_seconds),
-        limits=RoutingLimits(settings.large_input_bytes, settings.large_input_seconds),
+        policy=Policy(
+            routing=RoutingLimits(settings.large_input_bytes, settings.large_input_seconds),
+            prices=PriceList.from_json(settings.prices),
+        ),
         embedded_redis=embedded,
     )
     errors.register(app)

@@ -21,6 +21,7 @@ from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
 from pipelines.routing import all_queues
 from pipelines.runner import Context
+from quotas.pricing import PriceList
 from storage import from_url as storage_from_url
 
 log = logging.getLogger("faktry.workers")
@@ -88,6 +89,7 @@ def setup(settings: Settings) -> Runtime:
             s3_access_key_id=settings.s3_access_key_id or None,
             s3_secret_access_key=settings.s3_secret_access_key or None,
         ),
+        prices=PriceList.from_json(settings.prices),
     )
     jobs.declare(broker, context)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

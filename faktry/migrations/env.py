@@ -6,6 +6,7 @@ from alembic import context
 from sqlalchemy import Connection
 
 import pipelines.models  # noqa: F401  (registers tables on Base.metadata)
+import quotas.models  # noqa: F401
 import storage.models  # noqa: F401
 from faktry import tenancy  # noqa: F401
 from faktry.config import Settings

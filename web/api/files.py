@@ -8,7 +8,9 @@ from typing import Any
 from flask import Response, redirect, request, send_file, stream_with_context
 
 from faktry.errors import PayloadTooLarge, ValidationError
+from faktry.tenancy import Tenant
 from pipelines import files, pagination
+from quotas.limits import tier_limits
 from storage.local import LocalStorage
 from web import services
 from web.api import blueprint
@@ -22,13 +24,15 @@ _STREAM_THROUGH = {"application/vnd.apple.mpegurl"}
 @authenticated
 def upload_file() -> Any:
     svc = services()
-    limit = svc.settings.max_upload_bytes
+    sess = db()
+    tenant = sess.get(Tenant, principal().tenant_id)
+    limits = tier_limits(sess, tenant.tier if tenant else "free")
+    limit = min(svc.settings.max_upload_bytes, limits.max_upload_bytes)
     # Cut the body off near the limit while it streams in (chunked uploads included);
     # the multipart envelope gets a little headroom.
     request.max_content_length = limit + 64 * 1024
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes", details={"limit": limit})
-    sess = db()
     # End the authentication's transaction now: probing and storing take a while, and on
     # SQLite an open transaction holds the database's write lock.
     sess.commit()
@@ -45,8 +49,10 @@ def upload_file() -> Any:
         raise ValidationError("the file is empty", field="file", code="invalid_media")
     with files.ingest_upload(
         sess,
+        svc.sessions,
         svc.storage,
         tenant_id=principal().tenant_id,
+        limits=limits,
         staged=staged_path,
         filename=part.filename or "",
         probe_timeout=svc.settings.probe_timeout,

@@ -31,7 +31,7 @@ def submit_job() -> Any:
         tenant_id=principal().tenant_id,
         body=_json_body(),
         idempotency_key=request.headers.get("Idempotency-Key"),
-        limits=svc.limits,
+        policy=svc.policy,
     )
     sess.commit()
     if submitted.created:
@@ -40,6 +40,15 @@ def submit_job() -> Any:
     job = submitted.job
     body = jobs.to_dict(job, jobs.outputs_of(sess, job))
     return body, 202, {"Location": f"/v1/jobs/{job.id}"}
+
+
+@blueprint.post("/jobs/quote")
+@authenticated
+def quote_job() -> Any:
+    """The price of a job, without submitting it (same body as ``POST /v1/jobs``)."""
+    return jobs.quote(
+        db(), tenant_id=principal().tenant_id, body=_json_body(), prices=services().policy.prices
+    )
 
 
 @blueprint.get("/jobs")

@@ -1,0 +1,441 @@
+"""The quota service: credits held and debited atomically, exactly once.
+
+Every operation takes a session, locks the tenant's `Account` row first (PostgreSQL:
+``SELECT … FOR UPDATE``; SQLite serializes writers with ``BEGIN IMMEDIATE``), then moves
+credits with conditional updates and appends ledger entries whose idempotency keys make a
+replay a no-op. Services flush, never commit: the caller's transaction makes a hold and the
+job it pays for appear together, or not at all.
+
+Spending takes from the lot that expires first. A hold is backed by specific lots: what it
+holds stays reserved for its job even if the lot expires meanwhile, and whatever is released
+after the lot's expiry expires at once. Credits that become available while the tenant owes
+a debt (a refund of credits already spent) pay the debt first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from faktry import clock
+from faktry.errors import FaktryError, ValidationError
+from quotas.models import Account, CreditLot, Hold, HoldAllocation, LedgerEntry
+
+
+class InsufficientCredits(FaktryError):
+    code = "insufficient_credits"
+    status = 402
+
+
+class AccountInDebt(FaktryError):
+    code = "account_in_debt"
+    status = 402
+
+
+def one_year_after(at: datetime) -> datetime:
+    """The same moment a calendar year later (29 February becomes 28 February)."""
+    try:
+        return at.replace(year=at.year + 1)
+    except ValueError:
+        return at.replace(year=at.year + 1, day=28)
+
+
+def lock_account(session: Session, tenant_id: str) -> Account:
+    """The tenant's account row, locked for this transaction (created on first use)."""
+    stmt = (
+        select(Account)
+        .where(Account.tenant_id == tenant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    account = session.scalars(stmt).first()
+    if account is not None:
+        return account
+    try:
+        with session.begin_nested():
+            session.add(Account(tenant_id=tenant_id))
+    except IntegrityError:
+        pass  # created concurrently; the select below waits for it
+    account = session.scalars(stmt).first()
+    assert account is not None
+    return account
+
+
+def _applied(session: Session, key: str) -> bool:
+    return session.scalar(select(LedgerEntry.id).where(LedgerEntry.idempotency_key == key)) is not None
+
+
+def _entry(
+    session: Session,
+    tenant_id: str,
+    kind: str,
+    key: str,
+    *,
+    available: int = 0,
+    held: int = 0,
+    debt: int = 0,
+    lot_id: str | None = None,
+    job_id: str | None = None,
+    memo: str = "",
+) -> None:
+    session.add(
+        LedgerEntry(
+            tenant_id=tenant_id,
+            kind=kind,
+            idempotency_key=key,
+            available=available,
+            held=held,
+            debt=debt,
+            lot_id=lot_id,
+            job_id=job_id,
+            memo=memo[:300],
+        )
+    )
+
+
+def _move(session: Session, lot_id: str, *, remaining: int = 0, held: int = 0) -> None:
+    """Change a lot's numbers; the guard makes a wrong delta fail loudly, never go negative."""
+    result = session.execute(
+        update(CreditLot)
+        .where(
+            CreditLot.id == lot_id,
+            CreditLot.remaining + remaining >= 0,
+            CreditLot.held + held >= 0,
+        )
+        .values(remaining=CreditLot.remaining + remaining, held=CreditLot.held + held)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise RuntimeError(f"credit lot {lot_id} cannot move by remaining={remaining}, held={held}")
+
+
+def _pay_debt(session: Session, account: Account, lot: CreditLot, available: int, key: str) -> int:
+    """Use up to ``available`` of ``lot`` to pay the account's debt; returns what was used."""
+    pay = min(account.debt, available)
+    if pay <= 0:
+        return 0
+    _move(session, lot.id, remaining=-pay)
+    account.debt -= pay
+    _entry(
+        session, account.tenant_id, "debt", key, available=-pay, debt=-pay, lot_id=lot.id, memo="debt paid"
+    )
+    return pay
+
+
+def add_credits(
+    session: Session,
+    tenant_id: str,
+    amount: int,
+    *,
+    source: str,
+    key: str,
+    reference: str | None = None,
+    memo: str = "",
+    bought_at: datetime | None = None,
+) -> CreditLot | None:
+    """A new lot of ``amount`` millicredits (purchase, grant, refund, starter), expiring a year
+    after ``bought_at``. Returns None when ``key`` was applied before."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount <= 0:
+        raise ValidationError("credits must be a positive whole number of millicredits", field="amount")
+    if _applied(session, key):
+        return None
+    account = lock_account(session, tenant_id)
+    if _applied(session, key):  # a concurrent delivery got the lock first
+        return None
+    bought = bought_at or clock.now()
+    lot = CreditLot(
+        tenant_id=tenant_id,
+        source=source,
+        amount=amount,
+        remaining=amount,
+        reference=reference,
+        created_at=bought,
+        expires_at=one_year_after(bought),
+    )
+    session.add(lot)
+    session.flush()
+    _entry(session, tenant_id, source, key, available=amount, lot_id=lot.id, memo=memo)
+    session.flush()
+    _pay_debt(session, account, lot, amount, f"{key}:debt")
+    account.updated_at = clock.now()
+    session.flush()
+    return lot
+
+
+@dataclass(frozen=True)
+class Balance:
+    available: int
+    held: int
+    debt: int
+    lots: list[CreditLot]
+
+
+def balance(session: Session, tenant_id: str) -> Balance:
+    now = clock.now()
+    lots = list(
+        session.scalars(
+            select(CreditLot)
+            .where(CreditLot.tenant_id == tenant_id, (CreditLot.remaining > 0) | (CreditLot.held > 0))
+            .order_by(CreditLot.expires_at, CreditLot.id)
+        )
+    )
+    account = session.get(Account, tenant_id)
+    return Balance(
+        available=sum(lot.remaining for lot in lots if lot.expires_at > now),
+        held=sum(lot.held for lot in lots),
+        debt=account.debt if account else 0,
+        lots=lots,
+    )
+
+
+def hold(session: Session, tenant_id: str, job_id: str, amount: int) -> Hold:
+    """Reserve ``amount`` for a job from the lots that expire first, or raise
+    `InsufficientCredits` / `AccountInDebt` having changed nothing."""
+    account = lock_account(session, tenant_id)
+    if account.debt > 0:
+        raise AccountInDebt(
+            "refunded credits were already spent; buy credits to settle the balance first",
+            details={"debt": account.debt},
+        )
+    now = clock.now()
+    lots = list(
+        session.scalars(
+            select(CreditLot)
+            .where(CreditLot.tenant_id == tenant_id, CreditLot.remaining > 0, CreditLot.expires_at > now)
+            .order_by(CreditLot.expires_at, CreditLot.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+    available = sum(lot.remaining for lot in lots)
+    if available < amount:
+        raise InsufficientCredits(
+            f"this job costs {amount} millicredits and {available} are available",
+            details={"price": amount, "available": available},
+        )
+    record = Hold(tenant_id=tenant_id, job_id=job_id, amount=amount)
+    session.add(record)
+    session.flush()
+    left = amount
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        _move(session, lot.id, remaining=-take, held=take)
+        session.add(HoldAllocation(hold_id=record.id, lot_id=lot.id, amount=take))
+        _entry(
+            session,
+            tenant_id,
+            "hold",
+            f"hold:{job_id}:{lot.id}",
+            available=-take,
+            held=take,
+            lot_id=lot.id,
+            job_id=job_id,
+        )
+        left -= take
+    session.flush()
+    return record
+
+
+def capture(session: Session, tenant_id: str, job_id: str, actual: int) -> Hold | None:
+    """Charge the job ``actual`` (never more than held) and release the rest. Resolves the
+    hold exactly once: returns None if it was resolved already (or never existed)."""
+    return _resolve(session, tenant_id, job_id, max(0, actual), "captured")
+
+
+def release(session: Session, tenant_id: str, job_id: str) -> Hold | None:
+    """Give the whole hold back (failure, cancel, expiry). Exactly once, like `capture`."""
+    return _resolve(session, tenant_id, job_id, 0, "released")
+
+
+def _resolve(session: Session, tenant_id: str, job_id: str, charge: int, status: str) -> Hold | None:
+    account = lock_account(session, tenant_id)
+    record = session.scalars(
+        select(Hold).where(Hold.job_id == job_id).execution_options(populate_existing=True)
+    ).first()
+    if record is None or record.status != "held":
+        return None
+    now = clock.now()
+    charge = min(charge, record.amount)
+    left = charge
+    rows = session.execute(
+        select(HoldAllocation, CreditLot)
+        .join(CreditLot, CreditLot.id == HoldAllocation.lot_id)
+        .where(HoldAllocation.hold_id == record.id)
+        .order_by(CreditLot.expires_at, CreditLot.id)
+    ).all()
+    for alloc, lot in rows:
+        take = min(alloc.amount, left)
+        rest = alloc.amount - take
+        left -= take
+        if take:
+            _move(session, lot.id, held=-take)
+            _entry(
+                session,
+                tenant_id,
+                "capture",
+                f"capture:{job_id}:{lot.id}",
+                held=-take,
+                lot_id=lot.id,
+                job_id=job_id,
+            )
+        if rest:
+            _move(session, lot.id, held=-rest, remaining=rest)
+            _entry(
+                session, tenant_id, "release", f"release:{job_id}:{lot.id}", available=rest, held=-rest,
+                lot_id=lot.id, job_id=job_id,
+            )  # fmt: skip
+            if lot.expires_at <= now:
+                _move(session, lot.id, remaining=-rest)
+                _entry(
+                    session, tenant_id, "expiry", f"release-expiry:{job_id}:{lot.id}", available=-rest,
+                    lot_id=lot.id, job_id=job_id, memo="released after the lot expired",
+                )  # fmt: skip
+            else:
+                _pay_debt(session, account, lot, rest, f"release-debt:{job_id}:{lot.id}")
+    result = session.execute(
+        update(Hold)
+        .where(Hold.id == record.id, Hold.status == "held")
+        .values(status=status, captured=charge, resolved_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        raise RuntimeError(f"hold {record.id} was resolved concurrently")
+    session.flush()
+    session.refresh(record)
+    return record
+
+
+def expire_lots(session: Session, *, limit: int = 500) -> int:
+    """Expire what remains of lots past their expiry; run again, it changes nothing."""
+    now = clock.now()
+    due = session.execute(
+        select(CreditLot.id, CreditLot.tenant_id)
+        .where(CreditLot.expires_at <= now, CreditLot.remaining > 0)
+        .order_by(CreditLot.expires_at)
+        .limit(limit)
+    ).all()
+    done = 0
+    for lot_id, tenant_id in due:
+        lock_account(session, tenant_id)
+        lot = session.scalars(
+            select(CreditLot).where(CreditLot.id == lot_id).execution_options(populate_existing=True)
+        ).one()
+        if lot.remaining <= 0:
+            continue
+        amount = lot.remaining
+        # Released credits of an expired lot expire as they are released, so a lot's
+        # remaining expires here at most once.
+        key = f"expiry:{lot.id}"
+        if _applied(session, key):
+            continue
+        _move(session, lot.id, remaining=-amount)
+        _entry(session, tenant_id, "expiry", key, available=-amount, lot_id=lot.id, memo="credits expired")
+        done += 1
+    session.flush()
+    return done
+
+
+def take_back(
+    session: Session, tenant_id: str, lot: CreditLot, amount: int, *, key: str, memo: str
+) -> tuple[int, int]:
+    """Take ``amount`` back from a lot (a refunded purchase): what remains of it is removed,
+    the rest becomes debt. Returns (taken from the lot, added to the debt)."""
+    account = lock_account(session, tenant_id)
+    if _applied(session, key):
+        return 0, 0
+    session.refresh(lot)
+    taken = min(lot.remaining, amount)
+    if taken:
+        _move(session, lot.id, remaining=-taken)
+        _entry(session, tenant_id, "refund", key, available=-taken, lot_id=lot.id, memo=memo)
+    owed = amount - taken
+    if owed:
+        account.debt += owed
+        _entry(session, tenant_id, "debt", f"{key}:debt", debt=owed, memo=memo)
+    if not taken and not owed:
+        return 0, 0
+    session.flush()
+    return taken, owed
+
+
+@dataclass(frozen=True)
+class Problem:
+    tenant_id: str
+    what: str
+
+
+def check(session: Session, tenant_id: str | None = None) -> list[Problem]:
+    """Prove that balances equal what the ledger says. Returns every discrepancy."""
+    problems: list[Problem] = []
+
+    sums = {
+        lot_id: (available, held)
+        for lot_id, available, held in session.execute(
+            select(LedgerEntry.lot_id, func.sum(LedgerEntry.available), func.sum(LedgerEntry.held))
+            .where(
+                LedgerEntry.lot_id.is_not(None), *([LedgerEntry.tenant_id == tenant_id] if tenant_id else [])
+            )
+            .group_by(LedgerEntry.lot_id)
+        ).all()
+    }
+    allocated = {
+        lot_id: total
+        for lot_id, total in session.execute(
+            select(HoldAllocation.lot_id, func.sum(HoldAllocation.amount))
+            .join(Hold, Hold.id == HoldAllocation.hold_id)
+            .where(Hold.status == "held")
+            .group_by(HoldAllocation.lot_id)
+        ).all()
+    }
+    lots = select(CreditLot)
+    if tenant_id:
+        lots = lots.where(CreditLot.tenant_id == tenant_id)
+    for lot in session.scalars(lots):
+        available, held = sums.pop(lot.id, (0, 0))
+        if int(available or 0) != lot.remaining:
+            problems.append(
+                Problem(lot.tenant_id, f"lot {lot.id}: remaining {lot.remaining}, ledger says {available}")
+            )
+        if int(held or 0) != lot.held:
+            problems.append(Problem(lot.tenant_id, f"lot {lot.id}: held {lot.held}, ledger says {held}"))
+        if int(allocated.get(lot.id, 0) or 0) != lot.held:
+            problems.append(
+                Problem(
+                    lot.tenant_id,
+                    f"lot {lot.id}: held {lot.held}, open holds allocate {allocated.get(lot.id, 0)}",
+                )
+            )
+        if lot.remaining < 0 or lot.held < 0 or lot.remaining + lot.held > lot.amount:
+            problems.append(Problem(lot.tenant_id, f"lot {lot.id}: numbers out of range"))
+    for lot_id in sums:
+        problems.append(Problem(tenant_id or "?", f"ledger entries for missing lot {lot_id}"))
+    holds = select(Hold).where(Hold.status == "held")
+    if tenant_id:
+        holds = holds.where(Hold.tenant_id == tenant_id)
+    for record in session.scalars(holds):
+        total = session.scalar(
+            select(func.coalesce(func.sum(HoldAllocation.amount), 0)).where(
+                HoldAllocation.hold_id == record.id
+            )
+        )
+        if int(total or 0) != record.amount:
+            problems.append(
+                Problem(record.tenant_id, f"hold {record.id}: amount {record.amount}, lots back {total}")
+            )
+    debts = select(Account)
+    if tenant_id:
+        debts = debts.where(Account.tenant_id == tenant_id)
+    for account in session.scalars(debts):
+        owed = session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.debt), 0)).where(
+                LedgerEntry.tenant_id == account.tenant_id
+            )
+        )
+        if int(owed or 0) != account.debt:
+            problems.append(Problem(account.tenant_id, f"debt {account.debt}, ledger says {owed}"))
+    return problems

@@ -1,0 +1,180 @@
+"""Tier limits and the storage quota.
+
+Tiers are rows of the ``tiers`` table (seeded with free, creator and studio). Storage is
+reserved before bytes are written and committed when the file's row is: a reservation is a
+conditional update that only succeeds while used + reserved + new stays within the quota, so
+concurrent uploads can never end above it. A reservation left by a crashed process is
+swept after a while.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from faktry import clock
+from faktry.errors import FaktryError
+from quotas.ledger import lock_account
+from quotas.models import Account, StorageReservation, Tier
+
+GIB = 1024**3
+MIB = 1024**2
+
+#: Shipped defaults, written by the migration that creates the table.
+DEFAULT_TIERS: dict[str, dict[str, int]] = {
+    "free": {
+        "storage_quota_bytes": 1 * GIB,
+        "max_upload_bytes": 200 * MIB,
+        "max_duration_seconds": 15 * 60,
+        "max_concurrent_jobs": 1,
+        "submits_per_minute": 30,
+        "scheduling_weight": 1,
+    },
+    "creator": {
+        "storage_quota_bytes": 100 * GIB,
+        "max_upload_bytes": 2 * GIB,
+        "max_duration_seconds": 2 * 3600,
+        "max_concurrent_jobs": 4,
+        "submits_per_minute": 120,
+        "scheduling_weight": 3,
+    },
+    "studio": {
+        "storage_quota_bytes": 2048 * GIB,
+        "max_upload_bytes": 20 * GIB,
+        "max_duration_seconds": 8 * 3600,
+        "max_concurrent_jobs": 16,
+        "submits_per_minute": 600,
+        "scheduling_weight": 10,
+    },
+}
+
+
+class StorageQuotaExceeded(FaktryError):
+    code = "storage_quota_exceeded"
+    status = 413
+
+
+class MediaTooLong(FaktryError):
+    code = "media_too_long"
+    status = 422
+
+
+@dataclass(frozen=True)
+class TierLimits:
+    name: str
+    storage_quota_bytes: int
+    max_upload_bytes: int
+    max_duration_seconds: int
+    max_concurrent_jobs: int
+    submits_per_minute: int
+    scheduling_weight: int
+
+
+def tier_limits(session: Session, name: str) -> TierLimits:
+    row = session.get(Tier, name) or session.get(Tier, "free")
+    if row is None:  # an empty table: the shipped defaults
+        return TierLimits(name="free", **DEFAULT_TIERS["free"])
+    return TierLimits(
+        name=row.name,
+        storage_quota_bytes=row.storage_quota_bytes,
+        max_upload_bytes=row.max_upload_bytes,
+        max_duration_seconds=row.max_duration_seconds,
+        max_concurrent_jobs=row.max_concurrent_jobs,
+        submits_per_minute=row.submits_per_minute,
+        scheduling_weight=row.scheduling_weight,
+    )
+
+
+def check_duration(limits: TierLimits, seconds: float | None) -> None:
+    if seconds is not None and seconds > limits.max_duration_seconds:
+        raise MediaTooLong(
+            f"media longer than {limits.max_duration_seconds} s is beyond the {limits.name} tier",
+            details={"limit_seconds": limits.max_duration_seconds},
+        )
+
+
+def reserve_storage(session: Session, tenant_id: str, nbytes: int, quota: int) -> StorageReservation:
+    """Promise ``nbytes`` to a write, or raise `StorageQuotaExceeded`. Commit it before
+    writing the bytes, so other writers see it."""
+    lock_account(session, tenant_id)
+    result = session.execute(
+        update(Account)
+        .where(
+            Account.tenant_id == tenant_id,
+            Account.storage_used_bytes + Account.storage_reserved_bytes + nbytes <= quota,
+        )
+        .values(storage_reserved_bytes=Account.storage_reserved_bytes + nbytes)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        account = session.scalars(
+            select(Account).where(Account.tenant_id == tenant_id).execution_options(populate_existing=True)
+        ).one()
+        free = max(0, quota - account.storage_used_bytes - account.storage_reserved_bytes)
+        raise StorageQuotaExceeded(
+            f"this needs {nbytes} bytes and {free} bytes of the storage quota are free",
+            details={"quota_bytes": quota, "used_bytes": account.storage_used_bytes},
+        )
+    reservation = StorageReservation(tenant_id=tenant_id, bytes=nbytes)
+    session.add(reservation)
+    session.flush()
+    return reservation
+
+
+def commit_reservation(session: Session, reservation_id: str) -> None:
+    """The reserved bytes are now stored files: move them from reserved to used."""
+    _settle(session, reservation_id, used=True)
+
+
+def cancel_reservation(session: Session, reservation_id: str) -> None:
+    _settle(session, reservation_id, used=False)
+
+
+def _settle(session: Session, reservation_id: str, *, used: bool) -> None:
+    row = session.get(StorageReservation, reservation_id)
+    if row is None:
+        return
+    lock_account(session, row.tenant_id)
+    gone = session.execute(
+        delete(StorageReservation)
+        .where(StorageReservation.id == reservation_id)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(gone, "rowcount", 0) != 1:
+        return  # settled concurrently (a sweep)
+    values = {"storage_reserved_bytes": Account.storage_reserved_bytes - row.bytes}
+    if used:
+        values["storage_used_bytes"] = Account.storage_used_bytes + row.bytes
+    session.execute(
+        update(Account)
+        .where(Account.tenant_id == row.tenant_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    session.expunge(row)
+
+
+def free_storage(session: Session, tenant_id: str, nbytes: int) -> None:
+    lock_account(session, tenant_id)
+    session.execute(
+        update(Account)
+        .where(Account.tenant_id == tenant_id)
+        .values(storage_used_bytes=Account.storage_used_bytes - nbytes)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def sweep_reservations(session: Session, older_than: timedelta) -> int:
+    """Cancel reservations left behind by processes that died mid-write."""
+    before = clock.now() - older_than
+    ids = list(
+        session.scalars(
+            select(StorageReservation.id).where(StorageReservation.created_at < before).limit(500)
+        )
+    )
+    for reservation_id in ids:
+        cancel_reservation(session, reservation_id)
+    return len(ids)

@@ -1,0 +1,229 @@
+"""Request rate limits and running-job caps, shared by every process through Redis.
+
+`RateLimiter` is a token bucket per key: a tenant may spend ``burst`` tokens at once,
+then earns them back at ``per_minute``. `RunningSlots` caps how many of a tenant's jobs
+run at the same time across all workers, with leases so that a worker that dies frees
+its slots on its own.
+
+Each decision is one Lua script, so it is atomic however many web and worker processes
+share the Redis. Time comes from `faktry.clock` and is passed into the scripts as whole
+microseconds since the epoch; Redis's own TIME is never used, so tests can move the
+clock. Whole microseconds (not a float of seconds) keep intervals exact: two readings a
+refill interval apart differ by exactly that interval, so "wait the Retry-After, then
+try again" works to the microsecond. Every key lives under ``f"{namespace}:..."`` and
+carries a PEXPIRE, so an idle tenant leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from typing import cast
+
+import redis
+
+from faktry import clock
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _now_us() -> int:
+    """The kernel clock in whole microseconds since the epoch (exact in a Lua double until 2255)."""
+    return (clock.now() - _EPOCH) // _MICROSECOND
+
+
+def _text(value: bytes | str) -> str:
+    # Clients made with or without decode_responses both work.
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def retry_after_header(delay: float) -> int:
+    """The ``Retry-After`` value for a `RateLimiter.hit` delay: whole seconds, rounded up, at least 1."""
+    return max(1, math.ceil(delay))
+
+
+# KEYS[1]: the bucket, a hash of {tokens, ts}.
+# ARGV: now (us), refill interval (us per token), burst, cost.
+# Returns nil when the request is allowed (and spends its tokens), else the seconds to
+# wait as a string (a Lua number would come back truncated to an integer).
+_HIT = """
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local burst = tonumber(ARGV[3])
+local cost = tonumber(ARGV[4])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = burst
+local ts = now
+if state[1] and state[2] then
+  local last = tonumber(state[2])
+  tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - last) / interval)
+  -- A clock that went back must not earn the same interval twice later.
+  ts = math.max(now, last)
+end
+-- Fractional refills are floats; a billionth of a token is rounding, not a shortfall.
+if tokens + 1e-9 < cost then
+  return string.format('%.17g', (cost - tokens) * interval / 1e6)
+end
+tokens = math.max(0, tokens - cost)
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%d', ts))
+-- Once the bucket is full again the key says nothing a missing key would not.
+local full_in_ms = math.ceil((burst - tokens) * interval / 1000 + (ts - now) / 1000)
+redis.call('PEXPIRE', KEYS[1], math.max(1, full_in_ms))
+return false
+"""
+
+
+class RateLimiter:
+    """Token buckets keyed by caller-chosen strings (``"submit:<tenant id>"``, say).
+
+    Thread-safe and shared across processes: all state is in Redis, and each `hit` is one
+    atomic script.
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._hit = client.register_script(_HIT)
+
+    def key(self, key: str) -> str:
+        """The Redis key that holds the bucket for ``key``."""
+        return f"{self._namespace}:ratelimit:{key}"
+
+    def hit(self, key: str, *, per_minute: int, burst: int | None = None, cost: int = 1) -> float | None:
+        """Spend ``cost`` tokens from ``key``'s bucket if it holds them.
+
+        Returns None when the request is allowed (the tokens are spent), else the seconds
+        until a request of the same cost would be allowed (nothing is spent). Send it as
+        ``Retry-After`` through `retry_after_header`.
+
+        The bucket holds ``burst`` tokens (default ``per_minute``: a minute's worth at
+        once) and refills at ``per_minute`` tokens a minute. ``per_minute <= 0`` means
+        unlimited: always None, without touching Redis.
+
+        Raises ValueError when ``cost < 1``, ``burst < 1``, or ``cost > burst`` (such a
+        request could never be allowed, and a Retry-After for it would be a lie).
+        """
+        if cost < 1:
+            raise ValueError(f"cost must be at least 1, not {cost}")
+        if per_minute <= 0:
+            return None
+        capacity = per_minute if burst is None else burst
+        if capacity < 1:
+            raise ValueError(f"burst must be at least 1, not {capacity}")
+        if cost > capacity:
+            raise ValueError(f"cost {cost} exceeds burst {capacity}: it could never be allowed")
+        interval_us = 60_000_000 / per_minute
+        result = self._hit(keys=[self.key(key)], args=[_now_us(), repr(interval_us), capacity, cost])
+        return None if result is None else float(_text(result))
+
+
+# Leases: a sorted set per tenant, job id -> lease expiry (us). A member whose expiry is
+# at or before now is dead. Both scripts below take KEYS[1] = the set and
+# ARGV = now (us), job id, new expiry (us), [limit].
+_PRUNE = """
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+"""
+
+# The key outlives its longest lease by nothing, so a tenant whose workers all died
+# leaves no key behind once their leases are over.
+_KEEP_UNTIL_LAST_LEASE = """
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIRE', KEYS[1], math.max(1, math.ceil((tonumber(last[2]) - now) / 1000)))
+"""
+
+_ACQUIRE = (
+    _PRUNE
+    + """
+local limit = tonumber(ARGV[4])
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  if limit > 0 and redis.call('ZCARD', KEYS[1]) >= limit then
+    return 0
+  end
+end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[2])
+"""
+    + _KEEP_UNTIL_LAST_LEASE
+    + "return 1\n"
+)
+
+_REFRESH = (
+    _PRUNE
+    + """
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+  return 0
+end
+redis.call('ZADD', KEYS[1], 'XX', ARGV[3], ARGV[2])
+"""
+    + _KEEP_UNTIL_LAST_LEASE
+    + "return 1\n"
+)
+
+
+def _ttl_us(ttl_seconds: float) -> int:
+    ttl = round(ttl_seconds * 1_000_000)
+    if ttl <= 0:
+        raise ValueError(f"ttl_seconds must be positive, not {ttl_seconds}")
+    return ttl
+
+
+class RunningSlots:
+    """A per-tenant cap on concurrently running jobs, across every worker process.
+
+    A slot is a lease: it lasts ``ttl_seconds`` from its last `acquire` or `refresh`.
+    The worker running a job refreshes it more often than the ttl (a heartbeat) and
+    releases it when the job ends; if the worker dies, the slot frees itself when the
+    lease runs out. Expired leases never count, whether or not a script has pruned them
+    yet.
+    """
+
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self._client = client
+        self._namespace = namespace
+        self._acquire = client.register_script(_ACQUIRE)
+        self._refresh = client.register_script(_REFRESH)
+
+    def key(self, tenant_id: str) -> str:
+        """The Redis key of ``tenant_id``'s sorted set of leases."""
+        return f"{self._namespace}:running:{tenant_id}"
+
+    def acquire(self, tenant_id: str, job_id: str, *, limit: int, ttl_seconds: float) -> bool:
+        """Take a slot for ``job_id`` if the tenant has one free; True when it holds one.
+
+        Atomically drops expired leases, then admits the job if it already holds a slot
+        (re-entrant: its lease is renewed, even if ``limit`` has since dropped below the
+        count) or if fewer than ``limit`` live jobs hold one. ``limit <= 0`` means
+        unlimited, but the job is still recorded so `count` and `running` stay right.
+        Raises ValueError when ``ttl_seconds`` is not positive.
+        """
+        now = _now_us()
+        expires = now + _ttl_us(ttl_seconds)
+        return bool(self._acquire(keys=[self.key(tenant_id)], args=[now, job_id, expires, limit]))
+
+    def refresh(self, tenant_id: str, job_id: str, ttl_seconds: float) -> bool:
+        """Extend ``job_id``'s lease to ``ttl_seconds`` from now.
+
+        Returns False, and takes nothing, when the job no longer holds a slot (it was
+        released, or its lease ran out): the caller has lost its place and must acquire
+        again, subject to the limit.
+        """
+        now = _now_us()
+        expires = now + _ttl_us(ttl_seconds)
+        return bool(self._refresh(keys=[self.key(tenant_id)], args=[now, job_id, expires]))
+
+    def release(self, tenant_id: str, job_id: str) -> None:
+        """Give up ``job_id``'s slot. Releasing a slot that is not held does nothing."""
+        self._client.zrem(self.key(tenant_id), job_id)
+
+    def count(self, tenant_id: str) -> int:
+        """How many of the tenant's jobs hold a live (unexpired) slot."""
+        return int(self._client.zcount(self.key(tenant_id), f"({_now_us()}", "+inf"))
+
+    def running(self, tenant_id: str) -> list[str]:
+        """The job ids holding a live slot, the lease that runs out first first."""
+        # Without withscores the reply is a flat list of members; the stubs cover both shapes.
+        members = cast(
+            list[bytes | str], self._client.zrangebyscore(self.key(tenant_id), f"({_now_us()}", "+inf")
+        )
+        return [_text(member) for member in members]
