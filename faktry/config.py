@@ -97,6 +97,17 @@ class Settings:
     #: Credits the demo account of ``faktry up`` starts with.
     demo_credits: int = 100
 
+    #: Stripe: secret API key, webhook signing secret, and the API base (tests point it at a
+    #: local stand-in). Billing is off while the key is empty.
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+    #: Credit packs as JSON: {"pack id": {"credits": N, "amount": cents, "currency": "eur", "name": "..."}};
+    #: empty means the shipped packs (quotas/billing.py).
+    credit_packs: str = ""
+    #: Stripe price id → tier, as JSON, for subscription events.
+    stripe_price_tiers: str = ""
+
     log_level: str = "INFO"
     log_json: bool = False
 

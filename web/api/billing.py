@@ -1,0 +1,1 @@
+"""``/v1/billing``: Stripe Checkout for credit packs, and Stripe's webhook."""
