@@ -86,6 +86,9 @@ class Settings:
     worker_timeout_ms: int = 50
     worker_processes: int = 0  # 0 means one per core
     worker_threads: int = 1
+    #: A job over its tenant's concurrent-job cap is looked at again after this long
+    #: (a fresh delayed message: waiting spends none of its retries).
+    slot_wait_ms: int = 1000
     max_retries: int = 5
     retry_min_backoff_ms: int = 2_000
     retry_max_backoff_ms: int = 300_000

@@ -113,6 +113,15 @@ class Canceled(FaktryError):
     status = 409
 
 
+class RateLimited(FaktryError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, details={"retry_after": retry_after})
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class TransientError(FaktryError):
     code = "temporarily_unavailable"
     status = 503

@@ -41,10 +41,19 @@ from pipelines.steps.base import Output, StepContext
 from quotas import ledger
 from quotas.limits import cancel_reservation, commit_reservation, reserve_storage, tier_limits
 from quotas.pricing import PriceList
+from quotas.ratelimit import RunningSlots
 from storage.interface import Storage
 from storage.models import File
 
 log = logging.getLogger("faktry.runner")
+
+
+class WaitForSlot(Exception):
+    """The tenant already runs as many jobs as its tier allows: look again after a while."""
+
+    def __init__(self, delay_ms: int) -> None:
+        super().__init__(f"tenant at its concurrent-job cap; retry in {delay_ms} ms")
+        self.delay_ms = delay_ms
 
 
 class RetryLater(Exception):
@@ -61,6 +70,9 @@ class Context:
     sessions: sessionmaker[Session]
     storage: Storage
     prices: PriceList = field(default_factory=PriceList)
+    #: Per-tenant running-job caps across all workers; None runs without caps (tests of
+    #: the runner alone).
+    slots: RunningSlots | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,10 @@ class Heartbeat:
             self.saved_progress = progress
             if session.scalar(select(Job.cancel_requested).where(Job.id == self.claim.job_id)):
                 self.cancel.set()
+        if self.ctx.slots is not None:
+            self.ctx.slots.refresh(
+                self.claim.tenant_id, self.claim.job_id, self.ctx.settings.job_lease_seconds
+            )
 
 
 def attempt_prefix(c: Claim, attempt: int | None = None) -> str:
@@ -167,9 +183,15 @@ def attempt_prefix(c: Claim, attempt: int | None = None) -> str:
 
 
 def run(ctx: Context, job_id: str) -> None:
-    """Run one delivery of ``job_id``'s message. Raises `RetryLater` for a transient error."""
+    """Run one delivery of ``job_id``'s message. Raises `RetryLater` for a transient error
+    and `WaitForSlot` when the tenant is at its tier's cap of concurrently running jobs."""
+    tenant_id = _admit(ctx, job_id)
+    if tenant_id is None:
+        log.info("job %s: nothing to do for this delivery", job_id)
+        return
     taken = claim(ctx, job_id)
     if taken is None:
+        _release_slot_unless_running(ctx, tenant_id, job_id)
         log.info("job %s: nothing to do for this delivery", job_id)
         return
     workdir = ctx.settings.tmp_dir / f"{taken.job_id}-a{taken.attempt}-{taken.token[:8]}"
@@ -177,6 +199,33 @@ def run(ctx: Context, job_id: str) -> None:
         _run_claimed(ctx, taken, workdir)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if ctx.slots is not None:
+            ctx.slots.release(taken.tenant_id, taken.job_id)
+
+
+def _admit(ctx: Context, job_id: str) -> str | None:
+    """The job's tenant if the job may start now; None if there is nothing to run."""
+    with transaction(ctx.sessions) as session:
+        row = session.execute(select(Job.tenant_id, Job.status).where(Job.id == job_id)).first()
+        if row is None or row.status not in (QUEUED, RUNNING):
+            return None
+        tenant = session.get(Tenant, row.tenant_id)
+        cap = tier_limits(session, tenant.tier if tenant else "free").max_concurrent_jobs
+    if ctx.slots is not None and not ctx.slots.acquire(
+        row.tenant_id, job_id, limit=cap, ttl_seconds=ctx.settings.job_lease_seconds
+    ):
+        raise WaitForSlot(ctx.settings.slot_wait_ms)
+    return str(row.tenant_id)
+
+
+def _release_slot_unless_running(ctx: Context, tenant_id: str, job_id: str) -> None:
+    # A duplicate delivery shares the running attempt's slot (slots are per job): leave it.
+    if ctx.slots is None:
+        return
+    with transaction(ctx.sessions) as session:
+        status = session.scalar(select(Job.status).where(Job.id == job_id))
+    if status != RUNNING:
+        ctx.slots.release(tenant_id, job_id)
 
 
 def _run_claimed(ctx: Context, c: Claim, workdir: Path) -> None:

@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from faktry.config import Settings
 from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
+from faktry.redisconn import client as redis_client
 from faktry.tenancy import KeyCache
 from pipelines.routing import RoutingLimits
 from pipelines.services import Policy, Sender
 from quotas.pricing import PriceList
+from quotas.ratelimit import RateLimiter
 from storage import from_url as storage_from_url
 from storage.interface import Storage
 
@@ -33,6 +35,7 @@ class Services:
     sender: Sender
     key_cache: KeyCache
     policy: Policy
+    ratelimiter: RateLimiter
     embedded_redis: Embedded | None = None
 
 
@@ -66,11 +69,10 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
-    embedded: Embedded | None = None
+    redis_url, embedded = resolve_url(settings)
     if sender is None:
         from workers.broker import BrokerSender, make_broker
 
-        redis_url, embedded = resolve_url(settings)
         sender = BrokerSender(make_broker(settings, redis_url))
     engine = make_engine(settings.resolved_database_url)
     app.extensions["faktry"] = Services(
@@ -86,6 +88,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         ),
         sender=sender,
         key_cache=KeyCache(settings.api_key_cache_seconds),
+        ratelimiter=RateLimiter(redis_client(redis_url), settings.redis_namespace),
         policy=Policy(
             routing=RoutingLimits(settings.large_input_bytes, settings.large_input_seconds),
             prices=PriceList.from_json(settings.prices),

@@ -22,7 +22,9 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Any:
 def register(app: Flask) -> None:
     @app.errorhandler(FaktryError)
     def _faktry(err: FaktryError) -> Any:
-        return error_response(err.status, **err.to_dict())
+        response = error_response(err.status, **err.to_dict())
+        response.headers.update(getattr(err, "headers", {}))
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Any:

@@ -19,9 +19,11 @@ from dramatiq.middleware import CurrentMessage
 from faktry.config import Settings
 from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
+from faktry.redisconn import client as redis_client
 from pipelines.routing import all_queues
 from pipelines.runner import Context
 from quotas.pricing import PriceList
+from quotas.ratelimit import RunningSlots
 from storage import from_url as storage_from_url
 
 log = logging.getLogger("faktry.workers")
@@ -90,6 +92,7 @@ def setup(settings: Settings) -> Runtime:
             s3_secret_access_key=settings.s3_secret_access_key or None,
         ),
         prices=PriceList.from_json(settings.prices),
+        slots=RunningSlots(redis_client(redis_url), settings.redis_namespace),
     )
     jobs.declare(broker, context)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

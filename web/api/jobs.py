@@ -6,9 +6,12 @@ from typing import Any
 
 from flask import request
 
-from faktry.errors import ValidationError
+from faktry.errors import RateLimited, ValidationError
+from faktry.tenancy import Tenant
 from pipelines import pagination
 from pipelines import services as jobs
+from quotas.limits import tier_limits
+from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
@@ -26,6 +29,7 @@ def _json_body() -> Any:
 def submit_job() -> Any:
     svc = services()
     sess = db()
+    _rate_limit(sess)
     submitted = jobs.submit(
         sess,
         tenant_id=principal().tenant_id,
@@ -40,6 +44,19 @@ def submit_job() -> Any:
     job = submitted.job
     body = jobs.to_dict(job, jobs.outputs_of(sess, job))
     return body, 202, {"Location": f"/v1/jobs/{job.id}"}
+
+
+def _rate_limit(sess: Any) -> None:
+    """The tier's submit rate, shared by every web process through Redis."""
+    who = principal()
+    tenant = sess.get(Tenant, who.tenant_id)
+    limits = tier_limits(sess, tenant.tier if tenant else "free")
+    wait = services().ratelimiter.hit(f"submit:{who.tenant_id}", per_minute=limits.submits_per_minute)
+    if wait is not None:
+        raise RateLimited(
+            f"the {limits.name} tier submits at most {limits.submits_per_minute} jobs a minute",
+            retry_after=retry_after_header(wait),
+        )
 
 
 @blueprint.post("/jobs/quote")

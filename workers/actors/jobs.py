@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dramatiq
 from dramatiq import Broker
+from dramatiq.middleware import CurrentMessage
 
 from pipelines import runner
 from pipelines.routing import all_queues
@@ -22,7 +23,14 @@ def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor[[str], No
         return isinstance(exc, runner.RetryLater) and retries < backstop
 
     def run_job(job_id: str) -> None:
-        runner.run(context, job_id)
+        try:
+            runner.run(context, job_id)
+        except runner.WaitForSlot as wait:
+            # A fresh delayed copy, not a Retry: waiting for a slot spends no retries.
+            message = CurrentMessage.get_current_message()
+            if message is None:
+                raise
+            broker.enqueue(message.copy(), delay=wait.delay_ms)
 
     decorate = dramatiq.actor(
         broker=broker,
