@@ -158,6 +158,103 @@ def keys_revoke(key_id: str) -> None:
     click.echo(f"revoked {key.id} ({key.prefix}…)")
 
 
+# -- credits and checks ------------------------------------------------------------------------
+
+
+@main.group()
+def credits() -> None:
+    """Prepaid credits."""
+
+
+@credits.command("grant")
+@click.option("--email", required=True, help="A user of the tenant to credit.")
+@click.option(
+    "--credits", "amount", required=True, type=float, help="Credits (1 credit = 1000 millicredits)."
+)
+@click.option("--reason", default="operator grant", show_default=True)
+@click.option("--key", default=None, help="Idempotency key: the same key grants once (default: a new one).")
+def credits_grant(email: str, amount: float, reason: str, key: str | None) -> None:
+    """Grant credits as a new lot (expires in a year), recorded in the ledger."""
+    import uuid
+
+    from quotas import ledger
+    from quotas.models import MILLI
+
+    millicredits = round(amount * MILLI)
+    if millicredits <= 0:
+        raise click.ClickException("--credits must be positive")
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        user = _owner(session, email)
+        lot = ledger.add_credits(
+            session, user.tenant_id, millicredits, source="grant",
+            key=f"grant:{key or uuid.uuid4().hex}", reference=reason[:200], memo=reason,
+        )  # fmt: skip
+    if lot is None:
+        click.echo("already granted (same --key); nothing changed")
+    else:
+        click.echo(
+            f"granted {millicredits} millicredits to {email} as {lot.id}, expiring {lot.expires_at:%Y-%m-%d}"
+        )
+
+
+@main.group()
+def ledger() -> None:
+    """The credit ledger."""
+
+
+@ledger.command("check")
+@click.option("--email", default=None, help="Check one tenant only.")
+def ledger_check(email: str | None) -> None:
+    """Prove every balance equals what the ledger says; exits 1 on any discrepancy."""
+    from quotas import ledger as quota_ledger
+
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        tenant_id = _owner(session, email).tenant_id if email else None
+        problems = quota_ledger.check(session, tenant_id)
+    for p in problems:
+        click.echo(f"{p.tenant_id}: {p.what}", err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo("ledger clean")
+
+
+@main.group()
+def storage() -> None:
+    """Stored files."""
+
+
+@storage.command("check")
+@click.option("--email", default=None, help="Check one tenant only.")
+def storage_check(email: str | None) -> None:
+    """Recompute each tenant's storage use from its files and from storage; exits 1 on any discrepancy."""
+    from pipelines.checks import storage_usage
+
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        tenant_id = _owner(session, email).tenant_id if email else None
+        problems = storage_usage(session, _storage(settings), tenant_id=tenant_id)
+    for p in problems:
+        click.echo(f"{p.tenant_id}: {p.what}", err=True)
+    if problems:
+        raise SystemExit(1)
+    click.echo("storage usage exact")
+
+
+def _storage(settings: Settings) -> Any:
+    from storage import from_url
+
+    return from_url(
+        settings.resolved_storage_url,
+        tmp_dir=settings.tmp_dir,
+        s3_endpoint_url=settings.s3_endpoint_url or None,
+        s3_region=settings.s3_region,
+        s3_access_key_id=settings.s3_access_key_id or None,
+        s3_secret_access_key=settings.s3_secret_access_key or None,
+    )
+
+
 # -- processes ----------------------------------------------------------------------------------
 
 
@@ -225,24 +322,15 @@ def worker(queues: tuple[str, ...], processes: int, threads: int) -> None:
 @click.option("--once", is_flag=True, help="Run one pass and exit.")
 def scheduler(once: bool) -> None:
     """Run the periodic sweeps (the reconciler). Safe to run more than once at a time."""
+    from faktry.redisconn import resolve_url
     from pipelines.reconcile import reconcile
     from workers.broker import BrokerSender, make_broker
 
     settings = _settings()
-    from faktry.redisconn import resolve_url
-    from storage import from_url
-
     redis_url, _ = resolve_url(settings)
     sender = BrokerSender(make_broker(settings, redis_url))
     sessions = _sessions(settings)
-    store = from_url(
-        settings.resolved_storage_url,
-        tmp_dir=settings.tmp_dir,
-        s3_endpoint_url=settings.s3_endpoint_url or None,
-        s3_region=settings.s3_region,
-        s3_access_key_id=settings.s3_access_key_id or None,
-        s3_secret_access_key=settings.s3_secret_access_key or None,
-    )
+    store = _storage(settings)
     stop = False
 
     def _stop(*_: Any) -> None:
@@ -320,6 +408,14 @@ def _demo_account(settings: Settings) -> str | None:
         _, plain = create_api_key(
             session, tenant_id=tenant.id, user_id=user.id, name="demo", bcrypt_rounds=settings.bcrypt_rounds
         )
+        if settings.demo_credits > 0:
+            from quotas import ledger as quota_ledger
+            from quotas.models import MILLI
+
+            quota_ledger.add_credits(
+                session, tenant.id, settings.demo_credits * MILLI, source="starter",
+                key=f"starter:{tenant.id}", memo="starter credits for the demo account",
+            )  # fmt: skip
         return plain
 
 

@@ -1,13 +1,52 @@
-"""``/v1/account``: the caller's tenant, tier and storage used."""
+"""``/v1/account``: the caller's tenant, tier, credits and storage; its transaction history."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from typing import Any
 
+from flask import Response, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from faktry.tenancy import Tenant, User
-from pipelines import files
+from pipelines import pagination
+from quotas import ledger
+from quotas.limits import tier_limits
+from quotas.models import Account, CreditLot, LedgerEntry
 from web.api import blueprint
 from web.auth import authenticated, db, principal
+
+CSV_FIELDS = ["id", "created_at", "kind", "available", "held", "debt", "lot_id", "job_id", "memo"]
+
+
+def lot_to_dict(lot: CreditLot) -> dict[str, Any]:
+    return {
+        "id": lot.id,
+        "source": lot.source,
+        "amount": lot.amount,
+        "remaining": lot.remaining,
+        "held": lot.held,
+        "created_at": lot.created_at.isoformat(),
+        "expires_at": lot.expires_at.isoformat(),
+    }
+
+
+def entry_to_dict(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "object": "transaction",
+        "created_at": entry.created_at.isoformat(),
+        "kind": entry.kind,
+        "available": entry.available,
+        "held": entry.held,
+        "debt": entry.debt,
+        "lot_id": entry.lot_id,
+        "job_id": entry.job_id,
+        "memo": entry.memo,
+    }
 
 
 @blueprint.get("/account")
@@ -18,6 +57,9 @@ def account() -> Any:
     tenant = sess.get(Tenant, who.tenant_id)
     assert tenant is not None
     user = sess.get(User, who.user_id) if who.user_id else None
+    limits = tier_limits(sess, tenant.tier)
+    funds = ledger.balance(sess, tenant.id)
+    row = sess.get(Account, tenant.id)
     return {
         "object": "account",
         "tenant": {
@@ -27,6 +69,74 @@ def account() -> Any:
             "created_at": tenant.created_at.isoformat(),
         },
         "user": {"id": user.id, "email": user.email, "is_staff": user.is_staff} if user else None,
-        "storage": {"used_bytes": files.storage_used(sess, tenant.id)},
+        "credits": {
+            "unit": "millicredits",
+            "available": funds.available,
+            "held": funds.held,
+            "debt": funds.debt,
+            "lots": [lot_to_dict(lot) for lot in funds.lots],
+        },
+        "storage": {
+            "used_bytes": row.storage_used_bytes if row else 0,
+            "reserved_bytes": row.storage_reserved_bytes if row else 0,
+            "quota_bytes": limits.storage_quota_bytes,
+        },
+        "limits": {
+            "tier": limits.name,
+            "max_upload_bytes": limits.max_upload_bytes,
+            "max_duration_seconds": limits.max_duration_seconds,
+            "max_concurrent_jobs": limits.max_concurrent_jobs,
+            "submits_per_minute": limits.submits_per_minute,
+        },
         "auth": who.via,
     }
+
+
+@blueprint.get("/account/transactions")
+@authenticated
+def transactions() -> Any:
+    """The ledger, newest first, with cursor pagination; ``?format=csv`` exports all of it."""
+    sess = db()
+    if request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv":
+        return _csv(sess)
+    rows, next_cursor = pagination.page(
+        sess,
+        select(LedgerEntry),
+        created=LedgerEntry.created_at,
+        ident=LedgerEntry.id,
+        cursor=request.args.get("cursor"),
+        limit=pagination.parse_limit(request.args.get("limit")),
+    )
+    return {"object": "list", "data": [entry_to_dict(e) for e in rows], "next_cursor": next_cursor}
+
+
+def _csv(sess: Any) -> Response:
+    tenant_id = principal().tenant_id
+    factory = sess.get_bind()
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+        writer.writeheader()
+        cursor = None
+        # Its own session, page by page: the response streams after the request's session closed.
+        with Session(bind=factory) as own:
+            own.info["tenant_id"] = tenant_id
+            while True:
+                rows, cursor = pagination.page(
+                    own, select(LedgerEntry), created=LedgerEntry.created_at, ident=LedgerEntry.id,
+                    cursor=cursor, limit=pagination.MAX_LIMIT,
+                )  # fmt: skip
+                for entry in rows:
+                    writer.writerow({k: v for k, v in entry_to_dict(entry).items() if k in CSV_FIELDS})
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+                if cursor is None:
+                    return
+
+    return Response(
+        lines(),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="faktry-transactions.csv"'},
+    )
