@@ -56,7 +56,8 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield url
     engine = make_engine(url)
     with engine.begin() as conn:
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        # Tiers are seeded by the migrations and only ever added to by tests.
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name != "tiers")
         conn.execute(text(f"TRUNCATE {tables} CASCADE"))
     engine.dispose()
 
@@ -166,6 +167,23 @@ def make_tenant(settings: Settings) -> Callable[..., TenantHandle]:
                     session, tenant.id, credits * MILLI, source="grant", key=f"test:{tenant.id}"
                 )
         return TenantHandle(tenant.id, user.id, email, plain)
+
+    return make
+
+
+@pytest.fixture
+def make_tier(settings: Settings) -> Callable[..., str]:
+    """A new tier (tiers are data) with the free tier's limits except those given."""
+    from quotas.limits import DEFAULT_TIERS
+    from quotas.models import Tier
+
+    sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
+
+    def make(**limits: int) -> str:
+        name = f"test-{uuid.uuid4().hex[:8]}"
+        with transaction(sessions) as session:
+            session.add(Tier(name=name, **{**DEFAULT_TIERS["free"], **limits}))
+        return name
 
     return make
 
