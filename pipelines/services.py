@@ -250,7 +250,7 @@ def cancel(session: Session, job_id: str) -> Job:
         done = session.execute(
             update(Job)
             .where(Job.id == job.id, Job.status == QUEUED)
-            .values(status=CANCELED, finished_at=now, updated_at=now, cancel_requested=True)
+            .values(status=CANCELED, finished_at=now, updated_at=now, cancel_requested=True, cost_charged=0)
             .execution_options(synchronize_session=False)
         )
         session.refresh(job)
