@@ -9,8 +9,9 @@
   is released, a succeeded job's is captured. Queued and running jobs keep their holds, so
   a job is never both re-enqueued and refunded.
 
-Each pass also expires credit lots past their expiry and cancels storage reservations
-left by processes that died mid-write.
+Each pass also expires credit lots past their expiry, cancels storage reservations left by
+processes that died mid-write, and applies Stripe events that were parked waiting for an
+earlier one.
 
 It is safe to run in several processes at once: each job is taken by a conditional update
 that only one of them wins, and the actor is idempotent, so an extra message is harmless.
@@ -31,7 +32,7 @@ from faktry.config import Settings
 from faktry.db import transaction
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from pipelines.services import Sender, record_event
-from quotas import ledger
+from quotas import billing, ledger
 from quotas.limits import sweep_reservations
 from quotas.models import Hold
 from storage.interface import Storage
@@ -50,6 +51,7 @@ class Report:
     holds_resolved: list[str] = field(default_factory=list)
     lots_expired: int = 0
     reservations_swept: int = 0
+    billing_events_applied: int = 0
 
 
 def reconcile(
@@ -97,6 +99,13 @@ def reconcile(
         report.lots_expired = ledger.expire_lots(session)
     with transaction(sessions) as session:
         report.reservations_swept = sweep_reservations(session, RESERVATION_MAX_AGE)
+    with transaction(sessions) as session:
+        # Stripe events that arrived before the event they depend on.
+        report.billing_events_applied = billing.retry_parked(
+            session,
+            packs=billing.packs_from_json(settings.credit_packs),
+            price_tiers=billing.price_tiers_from_json(settings.stripe_price_tiers),
+        )
     if report.resent or report.canceled or report.holds_resolved or report.lots_expired:
         log.info(
             "reconciler: resent %d, canceled %d, holds resolved %d, lots expired %d",

@@ -21,6 +21,7 @@ from faktry.redisconn import client as redis_client
 from faktry.tenancy import KeyCache
 from pipelines.routing import RoutingLimits
 from pipelines.services import Policy, Sender
+from quotas.billing import packs_from_json, price_tiers_from_json
 from quotas.pricing import PriceList
 from quotas.ratelimit import RateLimiter
 from storage import from_url as storage_from_url
@@ -57,6 +58,9 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     from web.api import blueprint as api
 
     settings = (settings or Settings.from_env()).ensure_secret_key()
+    # Fail at start, not on the first purchase, when the billing settings do not parse.
+    packs_from_json(settings.credit_packs)
+    price_tiers_from_json(settings.stripe_price_tiers)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
     app.request_class = UploadRequest

@@ -178,7 +178,9 @@ def test_a_debt_blocks_holds_until_new_credits_pay_it(sessions, tenant_id):
         ledger.hold(s, tenant_id, "job_1", 700)
         ledger.capture(s, tenant_id, "job_1", 700)
     with transaction(sessions) as s:
-        taken, owed = ledger.take_back(s, tenant_id, s.get(CreditLot, lot.id), 1000, key="refund:1", memo="refund")
+        taken, owed = ledger.take_back(
+            s, tenant_id, s.get(CreditLot, lot.id), 1000, key="refund:1", memo="refund"
+        )
     assert (taken, owed) == (300, 700)
     assert funds(sessions, tenant_id).debt == 700
     with pytest.raises(AccountInDebt), transaction(sessions) as s:
