@@ -111,6 +111,37 @@ class Settings:
     #: Stripe price id → tier, as JSON, for subscription events.
     stripe_price_tiers: str = ""
 
+    #: AI providers. A provider without a key runs its models on the offline ``local``
+    #: provider instead. Base URLs point the real SDKs elsewhere (tests use local stand-ins).
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    fal_key: str = ""
+    #: Base URL of fal's queue (``https://queue.fal.run``) and of its storage REST API.
+    fal_queue_url: str = ""
+    fal_rest_url: str = ""
+    fal_cdn_url: str = ""
+    bfl_api_key: str = ""
+    bfl_base_url: str = "https://api.bfl.ai"
+    bfl_eu_base_url: str = "https://api.eu.bfl.ai"
+    #: Each provider HTTP call's own time limit, in seconds.
+    provider_timeout: float = 120.0
+    #: How long a job waiting on a queue-based provider sleeps between polls.
+    provider_poll_seconds: float = 2.0
+    #: Concurrent upstream requests per provider across all workers, as JSON
+    #: (``{"openai": 20, "fal": 10, "bfl": 24}``); empty means those defaults.
+    provider_budgets: str = ""
+    #: Circuit breaker: this many failures within the window open it for the cooldown.
+    breaker_failures: int = 5
+    breaker_window_seconds: float = 60.0
+    breaker_cooldown_seconds: float = 30.0
+    #: Moderation: local scores at or above ``moderation_block`` are refused; scores at or
+    #: above ``moderation_borderline`` are asked of OpenAI's moderation endpoint.
+    moderation_borderline: float = 0.4
+    moderation_block: float = 0.85
+    moderation_timeout: float = 5.0
+    #: Largest provider output faktry downloads, in bytes.
+    max_provider_output_bytes: int = 2 * 1024**3
+
     log_level: str = "INFO"
     log_json: bool = False
 

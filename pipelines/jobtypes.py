@@ -1,8 +1,9 @@
 """The job types faktry runs, each with its parameters declared once as a JSON Schema.
 
 The schema drives validation of ``POST /v1/jobs``, the OpenAPI document and the web
-forms. A job type also names the input kinds it accepts, the provider whose queues run it
-and the step that does the work.
+forms. A job type also declares its ``input`` (files by kind, prompts), the provider whose
+queues run it and the step that does the work. Generative job types take a ``model`` from
+the catalog, and the model's own parameter schema validates the rest of ``params``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ from pipelines.steps.base import StepContext, StepResult
 AUDIO_PRESETS = tuple(name for name in PRESETS if name.startswith("audio_"))
 
 
+def _file_input(kinds: frozenset[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {"file_id": {"type": "string", "minLength": 1, "maxLength": 40}},
+        "required": ["file_id"],
+        "additionalProperties": False,
+    }
+
+
 @dataclass(frozen=True)
 class JobType:
     name: str
@@ -30,19 +40,27 @@ class JobType:
     input_kinds: frozenset[str]
     run: Callable[[StepContext], StepResult]
     provider: str = "local"
+    #: JSON Schema of ``input``; by default one ``file_id`` of an accepted kind.
+    input_schema: dict[str, Any] | None = None
+    #: Input fields that name files, with the kinds each accepts.
+    file_fields: dict[str, frozenset[str]] | None = None
+    #: Generative: ``params.model`` picks a catalog model whose schema validates ``params``.
+    generative: bool = False
 
-    def validate(self, params: Any) -> dict[str, Any]:
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return self.input_schema or _file_input(self.input_kinds)
+
+    @property
+    def files(self) -> dict[str, frozenset[str]]:
+        return self.file_fields if self.file_fields is not None else {"file_id": self.input_kinds}
+
+    def validate(self, params: Any, schema: dict[str, Any] | None = None) -> dict[str, Any]:
         """The params with defaults applied, or a 422 naming the offending field."""
-        if not isinstance(params, dict):
-            raise ValidationError("params must be an object", field="params")
-        errors = sorted(Draft202012Validator(self.params_schema).iter_errors(params), key=lambda e: e.path)
-        if errors:
-            raise _field_error(errors[0])
-        out = dict(params)
-        for name, prop in self.params_schema.get("properties", {}).items():
-            if name not in out and "default" in prop:
-                out[name] = prop["default"]
-        return out
+        return _validated(params, schema or self.params_schema, "params")
+
+    def validate_input(self, value: Any) -> dict[str, Any]:
+        return _validated(value, self.inputs, "input")
 
     def accepts(self, kind: str, params: dict[str, Any]) -> bool:
         if self.name == "video.transcode" and kind == "audio":
@@ -50,21 +68,34 @@ class JobType:
         return kind in self.input_kinds
 
 
-def _field_error(err: SchemaError) -> ValidationError:
+def _validated(value: Any, schema: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ValidationError(f"{where} must be an object", field=where)
+    errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise _field_error(errors[0], where)
+    out = dict(value)
+    for name, prop in schema.get("properties", {}).items():
+        if name not in out and "default" in prop:
+            out[name] = prop["default"]
+    return out
+
+
+def _field_error(err: SchemaError, where: str = "params") -> ValidationError:
     path = ".".join(str(p) for p in err.absolute_path)
     if err.validator == "additionalProperties" and isinstance(err.instance, dict):
         allowed = set(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - allowed)
         name = ".".join(filter(None, [path, extra[0] if extra else ""]))
         return ValidationError(
-            f"unknown parameter {name!r}; allowed: {', '.join(sorted(allowed)) or 'none'}",
-            field=f"params.{name}",
+            f"unknown {where} field {name!r}; allowed: {', '.join(sorted(allowed)) or 'none'}",
+            field=f"{where}.{name}",
         )
     if err.validator == "required" and isinstance(err.instance, dict):
         missing = [r for r in err.validator_value if r not in err.instance]
         name = ".".join(filter(None, [path, missing[0] if missing else ""]))
-        return ValidationError(f"missing required parameter {name!r}", field=f"params.{name}")
-    return ValidationError(f"params.{path}: {err.message}", field=f"params.{path}" if path else "params")
+        return ValidationError(f"missing required {where} field {name!r}", field=f"{where}.{name}")
+    return ValidationError(f"{where}.{path}: {err.message}", field=f"{where}.{path}" if path else where)
 
 
 def _obj(

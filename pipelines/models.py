@@ -14,7 +14,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faktry import clock
@@ -43,6 +54,14 @@ class Job(Base, TenantOwned):
     type: Mapped[str] = mapped_column(String(60))
     status: Mapped[str] = mapped_column(String(20), default=QUEUED)
     input_file_id: Mapped[str | None] = mapped_column(String(40), default=None)
+    #: The validated ``input`` of the request: file ids, prompts.
+    input: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: For generation jobs: the catalog model, the provider that runs it, and the provider's
+    #: request id once submitted (saved before waiting, so a redelivery re-attaches to it).
+    model: Mapped[str | None] = mapped_column(String(60), default=None)
+    provider: Mapped[str | None] = mapped_column(String(20), default=None)
+    provider_request_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    provider_state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     #: Facts a job reports besides files (``media.probe`` puts the probe here).
@@ -99,3 +118,30 @@ class JobOutput(Base, TenantOwned):
     name: Mapped[str] = mapped_column(String(60))
     file_id: Mapped[str] = mapped_column(ForeignKey("files.id", ondelete="CASCADE"))
     attempt: Mapped[int] = mapped_column(Integer)
+
+
+class ModerationEntry(Base):
+    """A flagged or blocked prompt, kept for safety audits for at most 12 months.
+
+    Visible to staff only. Holds the prompt text as submitted, the category, the endpoint
+    and model it was for, and the tenant (a pseudonymous id, never a person's details).
+    """
+
+    __tablename__ = "moderation_log"
+    __table_args__ = (
+        Index("ix_moderation_log_at", "at"),
+        Index("ix_moderation_log_tenant", "tenant_id", "at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mod"))
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(default=clock.now)
+    #: blocked (refused with 422) or flagged (allowed, but over the borderline score)
+    action: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(60))
+    score: Mapped[float] = mapped_column(Float)
+    #: local or openai: which pass decided
+    source: Mapped[str] = mapped_column(String(20))
+    endpoint: Mapped[str] = mapped_column(String(100))
+    model: Mapped[str | None] = mapped_column(String(100), default=None)
+    prompt: Mapped[str] = mapped_column(Text)
