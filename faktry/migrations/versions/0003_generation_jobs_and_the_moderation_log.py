@@ -5,10 +5,10 @@ Revises: 0002
 Create Date: 2026-11-28 20:08:35.762371
 """
 
-from alembic import op
 import sqlalchemy as sa
-import faktry.db
+from alembic import op
 
+import faktry.db
 
 revision = "0003"
 down_revision = "0002"
