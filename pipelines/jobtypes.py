@@ -16,6 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from faktry.errors import ValidationError
+from pipelines.catalog import default_catalog
 from pipelines.media.ffmpeg import PRESETS
 from pipelines.steps import media
 from pipelines.steps.base import StepContext, StepResult
@@ -174,6 +175,82 @@ JOB_TYPES: dict[str, JobType] = {
         ),
     ]
 }
+
+
+def _not_a_step(ctx: StepContext) -> StepResult:
+    raise RuntimeError("generation jobs run through pipelines.runner's provider path")
+
+
+_PROMPT = {"type": "string", "minLength": 1, "maxLength": 32000}
+_FILE = {"type": "string", "minLength": 1, "maxLength": 40}
+
+
+def _input(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+
+
+def _generative(
+    name: str, description: str, inputs: dict[str, Any], files: dict[str, frozenset[str]] | None = None
+) -> JobType:
+    models = sorted(m.id for m in default_catalog().for_type(name))
+    return JobType(
+        name=name,
+        description=description,
+        params_schema={
+            "type": "object",
+            "properties": {"model": {"type": "string", "enum": models, "description": "See GET /v1/models."}},
+            "required": ["model"],
+            "description": "`model`, plus the parameters that model takes (GET /v1/models lists them).",
+        },
+        input_kinds=frozenset().union(*files.values()) if files else frozenset(),
+        run=_not_a_step,
+        input_schema=inputs,
+        file_fields=files or {},
+        generative=True,
+    )
+
+
+_IMAGE = frozenset({"image"})
+for _jt in [
+    _generative(
+        "image.generate", "Generate an image from a prompt.", _input({"prompt": _PROMPT}, ["prompt"])
+    ),
+    _generative(
+        "image.edit",
+        "Edit an image as the prompt says (an optional PNG mask marks where).",
+        _input({"prompt": _PROMPT, "file_id": _FILE, "mask_file_id": _FILE}, ["prompt", "file_id"]),
+        {"file_id": _IMAGE, "mask_file_id": _IMAGE},
+    ),
+    _generative(
+        "video.generate",
+        "Generate a video from a prompt, or from a prompt and a start image.",
+        _input({"prompt": _PROMPT, "file_id": _FILE}, ["prompt"]),
+        {"file_id": _IMAGE},
+    ),
+    _generative(
+        "speech.synthesize",
+        "Speak a text.",
+        _input({"text": {"type": "string", "minLength": 1, "maxLength": 5000}}, ["text"]),
+    ),
+    _generative(
+        "speech.transcribe",
+        "Transcribe the speech in an audio or video file.",
+        _input({"file_id": _FILE}, ["file_id"]),
+        {"file_id": frozenset({"audio", "video"})},
+    ),
+    _generative(
+        "music.generate",
+        "Generate music from a style prompt and, optionally, lyrics.",
+        _input(
+            {
+                "prompt": {"type": "string", "minLength": 1, "maxLength": 2000},
+                "lyrics": {"type": "string", "maxLength": 3500},
+            },
+            ["prompt"],
+        ),
+    ),
+]:
+    JOB_TYPES[_jt.name] = _jt
 
 
 def get(name: Any) -> JobType:

@@ -11,7 +11,7 @@
 
 Each pass also expires credit lots past their expiry, cancels storage reservations left by
 processes that died mid-write, and applies Stripe events that were parked waiting for an
-earlier one.
+earlier one, and deletes moderation log entries older than 12 months.
 
 It is safe to run in several processes at once: each job is taken by a conditional update
 that only one of them wins, and the actor is idempotent, so an extra message is harmless.
@@ -24,12 +24,13 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
 from faktry.config import Settings
 from faktry.db import transaction
+from pipelines import moderation
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from pipelines.services import Sender, record_event
 from quotas import billing, ledger
@@ -52,6 +53,7 @@ class Report:
     lots_expired: int = 0
     reservations_swept: int = 0
     billing_events_applied: int = 0
+    moderation_entries_deleted: int = 0
 
 
 def reconcile(
@@ -75,7 +77,14 @@ def reconcile(
             .limit(BATCH)
         ).all()
         orphaned = session.execute(
-            select(Job.id, Job.tenant_id, Job.queue, Job.cancel_requested, Job.lease_token)
+            select(
+                Job.id,
+                Job.tenant_id,
+                Job.queue,
+                Job.cancel_requested,
+                Job.lease_token,
+                Job.provider_request_id,
+            )
             .where(Job.status == RUNNING, Job.lease_expires_at < now)
             .order_by(Job.lease_expires_at)
             .limit(BATCH)
@@ -86,8 +95,9 @@ def reconcile(
             sender.send(queue, job_id)
             report.resent.append(job_id)
 
-    for job_id, tenant_id, queue, cancel_requested, token in orphaned:
-        if cancel_requested:
+    for job_id, tenant_id, queue, cancel_requested, token, upstream in orphaned:
+        # A job waiting on a provider is canceled by a worker, which can reach the provider.
+        if cancel_requested and not upstream:
             if _cancel_orphan(sessions, job_id, token, now):
                 storage.delete_prefix(f"t/{tenant_id}/jobs/{job_id}/")
                 report.canceled.append(job_id)
@@ -99,6 +109,8 @@ def reconcile(
         report.lots_expired = ledger.expire_lots(session)
     with transaction(sessions) as session:
         report.reservations_swept = sweep_reservations(session, RESERVATION_MAX_AGE)
+    with transaction(sessions) as session:
+        report.moderation_entries_deleted = moderation.sweep(session)
     with transaction(sessions) as session:
         # Stripe events that arrived before the event they depend on.
         report.billing_events_applied = billing.retry_parked(
@@ -150,6 +162,11 @@ def _mark_sent(sessions: sessionmaker[Session], job_id: str, status: str, seen: 
             job = session.scalars(select(Job).where(Job.id == job_id)).one()
             record_event(session, job, "requeued", reason="message never sent or lost")
         return won
+
+
+def _same_token(token: str | None) -> ColumnElement[bool]:
+    # A job parked while it waits upstream has no lease token.
+    return Job.lease_token.is_(None) if token is None else Job.lease_token == token
 
 
 def _requeue_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: object) -> bool:

@@ -1,8 +1,9 @@
 """Which queue a job goes to. One pure function, so policy changes in one place.
 
 Queue names are ``<provider>.<size>``: the provider decides which workers can run the job
-(``local`` for faktry's own media work), the size keeps short jobs from waiting behind
-long ones.
+(``local`` for faktry's own media work and the offline models; ``openai``, ``fal``, ``bfl``
+for generation), the size keeps short jobs from waiting behind long ones. A generation
+job's size comes from its model in the catalog.
 """
 
 from __future__ import annotations
@@ -26,5 +27,8 @@ def route(*, provider: str, input_bytes: int, input_seconds: float | None, limit
     return f"{provider}.{LARGE if large else SMALL}"
 
 
-def all_queues(providers: tuple[str, ...] = ("local",)) -> list[str]:
+PROVIDERS = ("local", "openai", "fal", "bfl")
+
+
+def all_queues(providers: tuple[str, ...] = PROVIDERS) -> list[str]:
     return [f"{p}.{size}" for p in providers for size in (SMALL, LARGE)]

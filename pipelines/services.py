@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import select, update
@@ -22,6 +22,7 @@ from faktry.db import transaction
 from faktry.errors import Conflict, NotFound, ValidationError
 from faktry.tenancy import Tenant
 from pipelines import files, jobtypes, pagination
+from pipelines.catalog import Catalog, default_catalog
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
 from pipelines.routing import RoutingLimits, route
 from quotas import ledger
@@ -63,53 +64,88 @@ def request_hash(body: dict[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class Policy:
-    """What submitting needs besides the request: queue routing and the price list."""
+    """What submitting needs besides the request: routing, prices, and for generation jobs
+    the model catalog and which providers have keys (the others run on ``local``)."""
 
     routing: RoutingLimits
     prices: PriceList
+    catalog: Catalog = field(default_factory=default_catalog)
+    configured: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
 class Prepared:
     job_type: jobtypes.JobType
     params: dict[str, Any]
+    inputs: dict[str, Any]
     metadata: dict[str, Any]
-    input_file: File
+    input_file: File | None
     price: int
+    queue: str
+    model: str | None = None
+    provider: str | None = None
 
 
-def prepare(session: Session, *, tenant_id: str, body: Any, prices: PriceList) -> Prepared:
-    """Validate a job request against its type, its input and the tenant's tier, and price it."""
+def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> Prepared:
+    """Validate a job request against its type, its input and the tenant's tier; route and
+    price it. Every problem is a 422 naming its field."""
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object", field="body")
     unknown = sorted(set(body) - {"type", "input", "params", "metadata"})
     if unknown:
         raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0])
     job_type = jobtypes.get(body.get("type"))
-    params = job_type.validate(body.get("params", {}))
-    metadata = _metadata(body.get("metadata", {}))
-    input_file = _input_file(session, body.get("input"))
-    if not job_type.accepts(input_file.kind, params):
-        raise ValidationError(
-            f"{job_type.name} does not take a {input_file.kind} input"
-            + (f" with preset {params.get('preset')!r}" if "preset" in params else ""),
-            field="input.file_id",
-            code="unsupported_input",
+    params_in = body.get("params", {})
+    model = None
+    if job_type.generative:
+        model = policy.catalog.get(
+            params_in.get("model") if isinstance(params_in, dict) else None, job_type.name
         )
+        params = job_type.validate(params_in, model.params_schema)
+    else:
+        params = job_type.validate(params_in)
+    inputs = job_type.validate_input(body.get("input"))
+    metadata = _metadata(body.get("metadata", {}))
+    given = {
+        name: _input_file(session, inputs[name], f"input.{name}") for name in job_type.files if name in inputs
+    }
+    for name, row in given.items():
+        if not (
+            job_type.accepts(row.kind, params) if name == "file_id" else row.kind in job_type.files[name]
+        ):
+            raise ValidationError(
+                f"{job_type.name} does not take a {row.kind} input"
+                + (f" with preset {params.get('preset')!r}" if "preset" in params else ""),
+                field=f"input.{name}",
+                code="unsupported_input",
+            )
+    main = given.get("file_id")
+    media = (main.media or {}) if main else {}
     tenant = session.get(Tenant, tenant_id)
-    check_duration(
-        tier_limits(session, tenant.tier if tenant else "free"), (input_file.media or {}).get("duration")
+    check_duration(tier_limits(session, tenant.tier if tenant else "free"), media.get("duration"))
+    text = str(inputs.get("text") or inputs.get("prompt") or "")
+    if model is not None:
+        provider, runs = policy.catalog.runs_on(model, policy.configured, job_type.name)
+        price = policy.prices.estimate(job_type.name, params, media, rule=model.price, text=text)
+        queue = f"{provider}.{runs.queue_size}"
+        return Prepared(job_type, params, inputs, metadata, main, price, queue, model.id, provider)
+    price = policy.prices.estimate(job_type.name, params, media)
+    queue = route(
+        provider=job_type.provider,
+        input_bytes=main.size if main else 0,
+        input_seconds=media.get("duration"),
+        limits=policy.routing,
     )
-    price = prices.estimate(job_type.name, params, input_file.media or {})
-    return Prepared(job_type, params, metadata, input_file, price)
+    return Prepared(job_type, params, inputs, metadata, main, price, queue)
 
 
-def quote(session: Session, *, tenant_id: str, body: Any, prices: PriceList) -> dict[str, Any]:
-    prepared = prepare(session, tenant_id=tenant_id, body=body, prices=prices)
+def quote(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> dict[str, Any]:
+    prepared = prepare(session, tenant_id=tenant_id, body=body, policy=policy)
     funds = ledger.balance(session, tenant_id)
     return {
         "object": "quote",
         "type": prepared.job_type.name,
+        "model": prepared.model,
         "price": prepared.price,
         "currency": "millicredits",
         "available": funds.available,
@@ -135,19 +171,17 @@ def submit(
         existing = _by_idempotency_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, digest)
-    p = prepare(session, tenant_id=tenant_id, body=body, prices=policy.prices)
+    p = prepare(session, tenant_id=tenant_id, body=body, policy=policy)
     job = Job(
         tenant_id=tenant_id,
         type=p.job_type.name,
-        input_file_id=p.input_file.id,
+        input_file_id=p.input_file.id if p.input_file else None,
+        input=p.inputs,
         params=p.params,
         meta=p.metadata,
-        queue=route(
-            provider=p.job_type.provider,
-            input_bytes=p.input_file.size,
-            input_seconds=(p.input_file.media or {}).get("duration"),
-            limits=policy.routing,
-        ),
+        queue=p.queue,
+        model=p.model,
+        provider=p.provider,
         idempotency_key=idempotency_key,
         request_hash=digest,
         cost_estimated=p.price,
@@ -190,17 +224,13 @@ def _metadata(value: Any) -> dict[str, Any]:
     return value
 
 
-def _input_file(session: Session, value: Any) -> File:
-    if not isinstance(value, dict) or not isinstance(value.get("file_id"), str):
-        raise ValidationError("input.file_id is required", field="input.file_id")
+def _input_file(session: Session, file_id: Any, field: str) -> File:
     try:
-        row = files.get_file(session, value["file_id"])
+        row = files.get_file(session, str(file_id))
     except NotFound:
-        raise ValidationError("no such file", field="input.file_id", code="file_not_found") from None
+        raise ValidationError("no such file", field=field, code="file_not_found") from None
     if row.root_id is not None or row.kind == "playlist":
-        raise ValidationError(
-            "this file cannot be a job input", field="input.file_id", code="unsupported_input"
-        )
+        raise ValidationError("this file cannot be a job input", field=field, code="unsupported_input")
     return row
 
 
@@ -277,6 +307,18 @@ def events_of(session: Session, job: Job) -> list[JobEvent]:
     return list(session.scalars(select(JobEvent).where(JobEvent.job_id == job.id).order_by(JobEvent.id)))
 
 
+def _upstream(job: Job) -> dict[str, Any] | None:
+    """Where a generation job stands at its provider, while it waits there."""
+    state = job.provider_state or {}
+    if not job.provider_request_id and not state.get("status"):
+        return None
+    return {
+        "status": state.get("status"),
+        "queue_position": state.get("queue_position"),
+        "progress": state.get("progress"),
+    }
+
+
 def to_dict(job: Job, outputs: list[tuple[JobOutput, File]] | None = None) -> dict[str, Any]:
     def stamp(value: Any) -> str | None:
         return value.isoformat() if value is not None else None
@@ -289,7 +331,10 @@ def to_dict(job: Job, outputs: list[tuple[JobOutput, File]] | None = None) -> di
         "progress": round(job.progress, 4),
         "attempts": job.attempts,
         "queue": job.queue,
-        "input": {"file_id": job.input_file_id},
+        "input": job.input or ({"file_id": job.input_file_id} if job.input_file_id else {}),
+        "model": job.model,
+        "provider": job.provider,
+        "upstream": _upstream(job),
         "params": job.params,
         "metadata": job.meta,
         "result": job.result or {},

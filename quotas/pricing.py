@@ -49,8 +49,18 @@ class PriceList:
     def knows(self, job_type: str) -> bool:
         return job_type in self.table
 
-    def estimate(self, job_type: str, params: dict[str, Any], input_media: dict[str, Any]) -> int:
-        return self._price(job_type, params, input_media.get("duration"))
+    def estimate(
+        self,
+        job_type: str,
+        params: dict[str, Any],
+        input_media: dict[str, Any],
+        *,
+        rule: dict[str, Any] | None = None,
+        text: str = "",
+    ) -> int:
+        """The price held at submit. ``rule`` is a generation model's own price (the catalog's);
+        ``text`` is what a speech model will read (priced per thousand characters)."""
+        return self._price(rule or self._rule(job_type), params, input_media.get("duration"), text)
 
     def actual(
         self,
@@ -58,25 +68,49 @@ class PriceList:
         params: dict[str, Any],
         input_media: dict[str, Any],
         outputs: list[dict[str, Any]],
+        *,
+        rule: dict[str, Any] | None = None,
+        text: str = "",
     ) -> int:
-        """The charge for what was produced: output minutes where they are known."""
+        """The charge for what was produced: output minutes or seconds where they are known,
+        never more than the estimate."""
+        estimate = self.estimate(job_type, params, input_media, rule=rule, text=text)
+        use = rule or self._rule(job_type)
         durations = [float(o["duration"]) for o in outputs if o.get("duration")]
-        seconds = max(durations) if durations else input_media.get("duration")
-        return min(self._price(job_type, params, seconds), self.estimate(job_type, params, input_media))
+        if "per_second" in use and durations:
+            return min(
+                estimate, max(int(use.get("minimum", 0)), math.ceil(use["per_second"] * max(durations)))
+            )
+        if "per_minute" in use:
+            seconds = max(durations) if durations else input_media.get("duration")
+            return min(self._price(use, params, seconds, text), estimate)
+        return estimate
 
-    def _price(self, job_type: str, params: dict[str, Any], seconds: Any) -> int:
+    def _rule(self, job_type: str) -> dict[str, Any]:
         rule = self.table.get(job_type)
         if rule is None:
             raise KeyError(f"no price for job type {job_type!r}")
-        if "per_minute" in rule:
+        return rule
+
+    @staticmethod
+    def _price(rule: dict[str, Any], params: dict[str, Any], seconds: Any, text: str = "") -> int:
+        minimum = int(rule.get("minimum", 0))
+        if "per_minute" in rule:  # output minutes of a transcode, by preset
             per_minute = rule["per_minute"]
             rate = (
                 per_minute.get(params.get("preset"), max(per_minute.values()))
                 if isinstance(per_minute, dict)
                 else per_minute
             )
-            minutes = max(float(seconds or 0.0), 0.0) / 60
-            return max(int(rule.get("minimum", 0)), math.ceil(rate * minutes))
+            return max(minimum, math.ceil(rate * max(float(seconds or 0.0), 0.0) / 60))
+        if "per_input_minute" in rule:  # transcription: minutes of the input
+            return max(minimum, math.ceil(rule["per_input_minute"] * max(float(seconds or 0.0), 0.0) / 60))
+        if "per_second" in rule:  # generated video: the seconds asked for
+            raw = params.get(rule.get("seconds_param", "duration"), rule.get("default_seconds", 5))
+            digits = "".join(ch for ch in str(raw) if ch.isdigit() or ch == ".")
+            return max(minimum, math.ceil(rule["per_second"] * float(digits or 0)))
+        if "per_1k_chars" in rule:  # speech: the text to read
+            return max(minimum, math.ceil(rule["per_1k_chars"] * len(text) / 1000))
         if params.get("sprite") and "sprite" in rule:
             return int(rule["sprite"])
-        return int(rule.get("flat", 0))
+        return max(minimum, int(rule.get("flat", 0)))

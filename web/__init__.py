@@ -19,6 +19,9 @@ from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
 from faktry.redisconn import client as redis_client
 from faktry.tenancy import KeyCache
+from pipelines.catalog import default_catalog
+from pipelines.generation import configured_providers
+from pipelines.moderation import Moderator
 from pipelines.routing import RoutingLimits
 from pipelines.services import Policy, Sender
 from quotas.billing import packs_from_json, price_tiers_from_json
@@ -37,6 +40,7 @@ class Services:
     key_cache: KeyCache
     policy: Policy
     ratelimiter: RateLimiter
+    moderator: Moderator
     embedded_redis: Embedded | None = None
 
 
@@ -96,7 +100,10 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         policy=Policy(
             routing=RoutingLimits(settings.large_input_bytes, settings.large_input_seconds),
             prices=PriceList.from_json(settings.prices),
+            catalog=default_catalog(),
+            configured=configured_providers(settings),
         ),
+        moderator=_moderator(settings),
         embedded_redis=embedded,
     )
     errors.register(app)
@@ -123,6 +130,23 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         return {"status": "ok"}
 
     return app
+
+
+def _moderator(settings: Settings) -> Moderator:
+    remote = None
+    if settings.openai_api_key:
+        from pipelines.providers.openai import OpenAIProvider
+
+        openai_ = OpenAIProvider(
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.moderation_timeout,
+            max_retries=0,
+        )
+        remote = openai_.moderate
+    return Moderator(
+        borderline=settings.moderation_borderline, block=settings.moderation_block, remote=remote
+    )
 
 
 def services() -> Services:

@@ -18,6 +18,7 @@ from typing import Any, get_args
 
 from faktry.tenancy import KEY_PREFIX, SECRET_CHARS, VISIBLE_CHARS
 from pipelines import jobtypes, pagination
+from pipelines.catalog import PROVIDERS, default_catalog
 from pipelines.media import detect
 from pipelines.models import STATUSES
 from pipelines.services import MAX_METADATA_BYTES
@@ -66,8 +67,17 @@ def _error() -> Schema:
         "code": {"type": "string", "description": "Stable, machine-readable; never reworded."},
         "message": {"type": "string", "description": "For people; may change."},
         "field": {"type": "string", "description": "The request field at fault (422)."},
-        "limit": {"type": "integer", "description": "The limit that was exceeded, in bytes (413)."},
+        "limit": {"type": "integer", "description": "The upload size limit, in bytes (413)."},
         "known_types": {"type": "array", "items": {"type": "string"}},
+        "known_models": {"type": "array", "items": {"type": "string"}},
+        "price": {"type": "integer", "description": "Millicredits the job costs (402)."},
+        "available": {"type": "integer", "description": "Millicredits available (402)."},
+        "debt": {"type": "integer", "description": "Millicredits owed (402 `account_in_debt`)."},
+        "quota_bytes": {"type": "integer", "description": "The tier's storage quota (413)."},
+        "used_bytes": {"type": "integer", "description": "Storage used (413)."},
+        "limit_seconds": {"type": "integer", "description": "The tier's longest media (422)."},
+        "retry_after": {"type": "integer", "description": "Seconds to wait (429); also `Retry-After`."},
+        "category": {"type": ["string", "null"], "description": "The moderation category (422, 503)."},
     }
     return _obj(
         {"error": {"type": "object", "properties": detail, "required": ["code", "message"]}},
@@ -136,18 +146,116 @@ def _job() -> Schema:
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "attempts": {"type": "integer", "minimum": 0},
             "queue": {"type": "string"},
-            "input": _obj({"file_id": {"type": ["string", "null"]}}),
+            "input": {"type": "object", "description": "As submitted: files by id, prompts."},
+            "model": {"type": ["string", "null"], "description": "The generation model."},
+            "provider": {"type": ["string", "null"], "description": "Who runs the model."},
+            "upstream": {
+                "oneOf": [
+                    _obj(
+                        {
+                            "status": {"type": ["string", "null"]},
+                            "queue_position": {"type": ["integer", "null"]},
+                            "progress": {"type": ["number", "null"]},
+                        }
+                    ),
+                    {"type": "null"},
+                ],
+                "description": "Where a generation job stands at its provider, while it waits there.",
+            },
             "params": {"type": "object", "description": "As submitted, with defaults applied."},
             "metadata": {"type": "object"},
             "result": {"type": "object", "description": "Facts the job reports besides files."},
             "error": {"oneOf": [error, {"type": "null"}]},
             "cancel_requested": {"type": "boolean"},
+            "cost": _obj(
+                {
+                    "estimated": {"type": "integer", "minimum": 0, "description": "Quoted at submit."},
+                    "held": {"type": "integer", "minimum": 0, "description": "Reserved until it ends."},
+                    "charged": {"type": ["integer", "null"], "minimum": 0, "description": "Once settled."},
+                },
+                description="Millicredits.",
+            ),
             "outputs": {"type": "array", "items": _ref("JobOutput")},
             "created_at": _STAMP,
             "started_at": _NULLABLE_STAMP,
             "finished_at": _NULLABLE_STAMP,
             "urls": urls,
         }
+    )
+
+
+def _account() -> Schema:
+    count = {"type": "integer", "minimum": 0}
+    user = _obj({"id": {"type": "string"}, "email": {"type": "string"}, "is_staff": {"type": "boolean"}})
+    return _obj(
+        {
+            "object": {"const": "account"},
+            "tenant": _obj(
+                {
+                    "id": {"type": "string"},
+                    "name": {"type": "string"},
+                    "tier": {"type": "string"},
+                    "created_at": _STAMP,
+                }
+            ),
+            "user": {"oneOf": [user, {"type": "null", "description": "An API key that belongs to no user."}]},
+            "credits": _obj(
+                {
+                    "unit": {"const": "millicredits"},
+                    "available": count,
+                    "held": count,
+                    "debt": count,
+                    "lots": {"type": "array", "items": _ref("CreditLot")},
+                }
+            ),
+            "storage": _obj({"used_bytes": count, "reserved_bytes": count, "quota_bytes": count}),
+            "limits": _obj(
+                {
+                    "tier": {"type": "string"},
+                    "max_upload_bytes": count,
+                    "max_duration_seconds": count,
+                    "max_concurrent_jobs": count,
+                    "submits_per_minute": count,
+                }
+            ),
+            "auth": {"enum": ["api_key", "session"], "description": "How this request authenticated."},
+        }
+    )
+
+
+def _credit_lot() -> Schema:
+    return _obj(
+        {
+            "id": {"type": "string", "pattern": "^lot_"},
+            "source": {"type": "string", "examples": ["purchase", "grant", "refund", "starter"]},
+            "amount": {"type": "integer", "minimum": 1},
+            "remaining": {"type": "integer", "minimum": 0},
+            "held": {"type": "integer", "minimum": 0},
+            "created_at": _STAMP,
+            "expires_at": _STAMP,
+        },
+        description="Credits bought or granted together (millicredits); the first to expire go first.",
+    )
+
+
+def _transaction() -> Schema:
+    return _obj(
+        {
+            "id": {"type": "string", "pattern": "^txn_"},
+            "object": {"const": "transaction"},
+            "created_at": _STAMP,
+            "kind": {
+                "type": "string",
+                "examples": ["grant", "purchase", "hold", "capture", "release", "refund"],
+            },
+            "available": {"type": "integer", "description": "Change to the available millicredits."},
+            "held": {"type": "integer", "description": "Change to the held millicredits."},
+            "debt": {"type": "integer", "description": "Debt owed (positive) or paid off (negative)."},
+            "lot_id": {"type": ["string", "null"]},
+            "job_id": {"type": ["string", "null"]},
+            "memo": {"type": "string"},
+        },
+        description="One movement of credits.",
     )
 
 
@@ -168,17 +276,28 @@ def _submission_name(job_type: str) -> str:
     return "Submit" + "".join(part.capitalize() for part in job_type.replace("_", ".").split("."))
 
 
+def _params(job_type: jobtypes.JobType) -> Schema:
+    """The job type's ``params`` schema; for a generative type, one of its models' schemas (the
+    model named in ``params.model`` validates the rest, as `pipelines.services.prepare` does)."""
+    if not job_type.generative:
+        return copy.deepcopy(job_type.params_schema)
+    models = default_catalog().for_type(job_type.name)
+    return {
+        "oneOf": [copy.deepcopy(model.params_schema) for model in models],
+        "description": job_type.params_schema.get("description", ""),
+    }
+
+
 def _submissions() -> dict[str, Schema]:
-    """One request schema per job type, its ``params`` taken from the job type itself."""
+    """One request schema per job type: its ``input`` and ``params`` schemas are the job type's."""
     out: dict[str, Schema] = {}
     for name, job_type in jobtypes.JOB_TYPES.items():
-        params = copy.deepcopy(job_type.params_schema)
-        required = ["type", "input"] + (["params"] if params.get("required") else [])
+        required = ["type", "input"] + (["params"] if job_type.params_schema.get("required") else [])
         out[_submission_name(name)] = _obj(
             {
                 "type": {"const": name},
-                "input": _ref("JobInput"),
-                "params": params,
+                "input": copy.deepcopy(job_type.inputs),
+                "params": _params(job_type),
                 "metadata": {
                     "type": "object",
                     "description": f"Yours to keep with the job: at most {MAX_METADATA_BYTES} bytes of JSON.",
@@ -214,9 +333,6 @@ def _schemas() -> dict[str, Schema]:
         "File": _file(),
         "FileList": _list_of(_ref("File"), paged=True),
         "JobOutput": _file(name={"type": "string", "description": "The output's name within the job."}),
-        "JobInput": _obj(
-            {"file_id": {"type": "string", "description": "An uploaded file of a kind the type takes."}}
-        ),
         **submissions,
         "JobSubmission": {
             "oneOf": [_ref(name) for name in submissions],
@@ -227,35 +343,79 @@ def _schemas() -> dict[str, Schema]:
                 },
             },
         },
+        "Quote": _obj(
+            {
+                "object": {"const": "quote"},
+                "type": {"enum": list(jobtypes.JOB_TYPES)},
+                "model": {"type": ["string", "null"]},
+                "price": {"type": "integer", "minimum": 0},
+                "currency": {"const": "millicredits"},
+                "available": {"type": "integer", "minimum": 0},
+                "sufficient": {"type": "boolean", "description": "Whether submitting now would be accepted."},
+            }
+        ),
         "Job": _job(),
         "JobList": _list_of(_ref("Job"), paged=True),
         "JobEvent": _job_event(),
         "JobEventList": _list_of(_ref("JobEvent"), paged=False),
-        "Account": _obj(
+        "Account": _account(),
+        "CreditLot": _credit_lot(),
+        "Transaction": _transaction(),
+        "TransactionList": _list_of(_ref("Transaction"), paged=True),
+        "CreditPack": _obj(
             {
-                "object": {"const": "account"},
-                "tenant": _obj(
-                    {
-                        "id": {"type": "string"},
-                        "name": {"type": "string"},
-                        "tier": {"type": "string"},
-                        "created_at": _STAMP,
-                    }
-                ),
-                "user": {
-                    "oneOf": [
-                        _obj(
-                            {
-                                "id": {"type": "string"},
-                                "email": {"type": "string"},
-                                "is_staff": {"type": "boolean"},
-                            }
-                        ),
-                        {"type": "null", "description": "An API key that belongs to no user."},
-                    ]
+                "id": {"type": "string", "examples": ["starter"]},
+                "object": {"const": "credit_pack"},
+                "name": {"type": "string"},
+                "credits": {"type": "integer", "minimum": 1},
+                "amount": {
+                    "type": "integer",
+                    "minimum": 1,
+                    "description": "In the currency's smallest unit.",
                 },
-                "storage": _obj({"used_bytes": {"type": "integer", "minimum": 0}}),
-                "auth": {"enum": ["api_key", "session"], "description": "How this request authenticated."},
+                "currency": {"type": "string", "pattern": "^[a-z]{3}$"},
+            }
+        ),
+        "CreditPackList": _list_of(_ref("CreditPack"), paged=False),
+        "CheckoutRequest": _obj({"pack": {"type": "string", "description": "A credit pack's `id`."}}),
+        "Model": _obj(
+            {
+                "id": {"type": "string"},
+                "object": {"const": "model"},
+                "provider": {"enum": list(PROVIDERS)},
+                "job_types": {"type": "array", "items": {"enum": list(jobtypes.JOB_TYPES)}},
+                "description": {"type": "string"},
+                "params": {"type": "object", "description": "JSON Schemas of the parameters it takes."},
+                "price": {"type": "object", "description": "Its price rule, in millicredits."},
+                "queue": {"type": "string"},
+                "runs_on": {
+                    "enum": list(PROVIDERS),
+                    "description": "`local` (the offline stand-in) when its provider has no key here.",
+                },
+            }
+        ),
+        "ModelList": _list_of(_ref("Model"), paged=False),
+        "ModerationEntry": _obj(
+            {
+                "id": {"type": "string", "pattern": "^mod_"},
+                "at": _STAMP,
+                "tenant_id": {"type": "string"},
+                "action": {"enum": ["blocked", "flagged"]},
+                "category": {"type": "string"},
+                "score": {"type": "number"},
+                "source": {"type": "string", "examples": ["local", "openai"]},
+                "endpoint": {"type": "string"},
+                "model": {"type": ["string", "null"]},
+                "prompt": {"type": "string"},
+            },
+            description="A flagged or blocked prompt.",
+        ),
+        "ModerationLog": _list_of(_ref("ModerationEntry"), paged=True),
+        "CheckoutSession": _obj(
+            {
+                "object": {"const": "checkout_session"},
+                "url": {"type": "string", "description": "The hosted payment page to send the buyer to."},
+                "session_id": {"type": "string"},
             }
         ),
         "ApiKey": _obj(key_properties),
@@ -415,14 +575,16 @@ def _files_paths() -> Schema:
                         _ref("File"), "The file, probed and stored.", Location=_location("/v1/files/{id}")
                     ),
                     "413": _error_response(
-                        "The upload is over the size limit (`payload_too_large`; `limit`)."
+                        "Over the upload size limit (`payload_too_large`, with `limit`) or the tier's "
+                        "storage quota (`storage_quota_exceeded`)."
                     ),
                     "415": _error_response(
                         "The bytes are not a supported media format (`unsupported_format`)."
                     ),
                     "422": _error_response(
-                        "No `file` part, an empty file, or media that cannot be decoded "
-                        "(`invalid_request`, `invalid_media`, `media_too_large`)."
+                        "No `file` part, an empty file, media that cannot be decoded or is longer than "
+                        "the tier allows (`invalid_request`, `invalid_media`, `media_too_large`, "
+                        "`media_too_long`)."
                     ),
                 },
                 tag="files",
@@ -481,6 +643,20 @@ def _files_paths() -> Schema:
     }
 
 
+def _invalid_job(*, moderated: bool) -> Schema:
+    return _error_response(
+        "Invalid body, unknown job type, model or parameter, an input the type does not take or that "
+        "is longer than the tier allows (`invalid_request`, `unknown_job_type`, `unknown_model`, "
+        "`file_not_found`, `unsupported_input`, `media_too_long`)"
+        + (
+            "; a prompt blocked by moderation (`content_blocked`, with `category`); a reused "
+            "`Idempotency-Key` with another body (`idempotency_key_reused`)."
+            if moderated
+            else "."
+        )
+    )
+
+
 def _jobs_paths() -> Schema:
     job_id = _param("job_id", "path", {**_SEGMENT, "examples": ["job_0123456789abcdef01234567"]}, "The job.")
     job = _json(_ref("Job"), "The job.")
@@ -494,11 +670,20 @@ def _jobs_paths() -> Schema:
                         "Accepted and queued (or, for a repeated `Idempotency-Key`, the job it made).",
                         Location=_location("/v1/jobs/{id}"),
                     ),
-                    "422": _error_response(
-                        "Invalid body, unknown job type or parameter, an input the type does not take, "
-                        "or a reused `Idempotency-Key` with another body (`invalid_request`, "
-                        "`unknown_job_type`, `file_not_found`, `unsupported_input`, "
-                        "`idempotency_key_reused`)."
+                    "402": _error_response(
+                        "Not enough credits for the job's price, or an account in debt; nothing was held "
+                        "(`insufficient_credits`, `account_in_debt`)."
+                    ),
+                    "422": _invalid_job(moderated=True),
+                    "429": {
+                        **_error_response("Over the tier's submit rate (`rate_limited`)."),
+                        "headers": {
+                            "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}
+                        },
+                    },
+                    "503": _error_response(
+                        "A borderline prompt while the moderation service cannot be reached; nothing "
+                        "was held (`moderation_unavailable`)."
                     ),
                 },
                 tag="jobs",
@@ -523,6 +708,19 @@ def _jobs_paths() -> Schema:
                     _param("status", "query", {"enum": list(STATUSES)}, "Only jobs in this status."),
                 ],
                 operation_id="listJobs",
+            ),
+        },
+        "/v1/jobs/quote": {
+            "post": _op(
+                "Price a job without submitting it",
+                {
+                    "200": _json(_ref("Quote"), "The price and whether the credits cover it."),
+                    "422": _invalid_job(moderated=False),
+                },
+                tag="jobs",
+                write=True,
+                body=_json_body(_ref("JobSubmission")),
+                operation_id="quoteJob",
             ),
         },
         "/v1/jobs/{job_id}": {
@@ -565,6 +763,98 @@ def _jobs_paths() -> Schema:
 
 
 def _account_paths() -> Schema:
+    return {
+        "/v1/account": {
+            "get": _op(
+                "The caller's tenant, user, credits, storage and tier limits",
+                {"200": _json(_ref("Account"), "The account.")},
+                tag="account",
+                operation_id="getAccount",
+            ),
+        },
+        "/v1/account/transactions": {
+            "get": _op(
+                "The credit ledger, newest first",
+                {
+                    "200": {
+                        "description": "One page of transactions, or all of them as CSV (`format=csv` or "
+                        "`Accept: text/csv`).",
+                        "content": {
+                            JSON: {"schema": _ref("TransactionList")},
+                            "text/csv": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "422": _use("Invalid"),
+                },
+                tag="account",
+                params=[
+                    *_page_params(),
+                    _param("format", "query", {"enum": ["csv"]}, "Export the whole ledger as CSV."),
+                ],
+                operation_id="listTransactions",
+            ),
+        },
+    }
+
+
+def _billing_paths() -> Schema:
+    return {
+        "/v1/billing/packs": {
+            "get": _op(
+                "The credit packs on sale",
+                {"200": _json(_ref("CreditPackList"), "Every pack.")},
+                tag="billing",
+                operation_id="listCreditPacks",
+            ),
+        },
+        "/v1/billing/checkout": {
+            "post": _op(
+                "Start buying a credit pack (Stripe Checkout)",
+                {
+                    "201": _json(_ref("CheckoutSession"), "The payment page; the credits arrive by webhook."),
+                    "422": _use("Invalid"),
+                    "503": _error_response(
+                        "Payments are not configured, or the payment provider is unavailable "
+                        "(`billing_disabled`, `billing_unavailable`, `temporarily_unavailable`)."
+                    ),
+                },
+                tag="billing",
+                write=True,
+                body=_json_body(_ref("CheckoutRequest")),
+                operation_id="createCheckout",
+            ),
+        },
+        "/v1/billing/webhook": {
+            "post": _op(
+                "Stripe's webhook (authenticated by `Stripe-Signature` only)",
+                {
+                    "200": _json(
+                        _obj({"status": {"enum": ["applied", "duplicate", "parked", "ignored"]}}),
+                        "Applied once, whatever the number of deliveries.",
+                    ),
+                    "400": _error_response("A missing, wrong or stale signature (`invalid_signature`)."),
+                    "413": _error_response("Far larger than any Stripe event (`payload_too_large`)."),
+                    "503": _error_response("Webhooks are not configured (`billing_disabled`)."),
+                },
+                tag="billing",
+                public=True,
+                params=[
+                    _param(
+                        "Stripe-Signature",
+                        "header",
+                        {"type": "string"},
+                        "Stripe's signature of the raw body.",
+                        required=True,
+                    )
+                ],
+                body=_json_body({"type": "object", "description": "A Stripe event."}),
+                operation_id="stripeWebhook",
+            ),
+        },
+    }
+
+
+def _auth_paths() -> Schema:
     key_id = _param("key_id", "path", {**_SEGMENT, "examples": ["key_0123456789abcdef01234567"]}, "The key.")
     session = _json(_ref("Session"), "The session.")
     cookie = {
@@ -572,14 +862,6 @@ def _account_paths() -> Schema:
         "schema": {"type": "string"},
     }
     return {
-        "/v1/account": {
-            "get": _op(
-                "The caller's tenant, user and storage used",
-                {"200": _json(_ref("Account"), "The account.")},
-                tag="account",
-                operation_id="getAccount",
-            ),
-        },
         "/v1/keys": {
             "post": _op(
                 "Create an API key",
@@ -636,6 +918,47 @@ def _account_paths() -> Schema:
                 operation_id="logOut",
             ),
         },
+    }
+
+
+def _catalog_paths() -> Schema:
+    return {
+        "/v1/models": {
+            "get": _op(
+                "The generation models, their parameters and prices, and where each runs here",
+                {"200": _json(_ref("ModelList"), "The models."), "422": _use("Invalid")},
+                tag="models",
+                params=[
+                    _param(
+                        "type", "query", {"enum": list(jobtypes.JOB_TYPES)}, "Only models of this job type."
+                    )
+                ],
+                operation_id="listModels",
+            ),
+        },
+        "/v1/admin/moderation": {
+            "get": _op(
+                "Flagged and blocked prompts of every tenant, newest first (staff only)",
+                {
+                    "200": _json(_ref("ModerationLog"), "One page of the moderation log."),
+                    "403": _error_response("The caller is not faktry staff (`staff_only`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="admin",
+                params=[
+                    *_page_params(),
+                    _param("category", "query", {"type": "string"}, "Only this category."),
+                    _param("action", "query", {"enum": ["blocked", "flagged"]}, "Only this action."),
+                    _param("tenant_id", "query", {"type": "string"}, "Only this tenant's prompts."),
+                ],
+                operation_id="listModerationLog",
+            ),
+        },
+    }
+
+
+def _meta_paths() -> Schema:
+    return {
         "/v1/openapi.json": {
             "get": _op(
                 "This document",
@@ -657,11 +980,22 @@ def build() -> dict[str, Any]:
             "title": "faktry",
             "version": "1",
             "description": "Media jobs on a queue: upload files, submit transcodes, thumbnails and "
-            "resizes, follow them, download the outputs.",
+            "resizes, follow them, download the outputs; pay with credits.",
         },
         "servers": [{"url": "/"}],
-        "tags": [{"name": name} for name in ("files", "jobs", "account", "keys", "session", "meta")],
-        "paths": {**_files_paths(), **_jobs_paths(), **_account_paths()},
+        "tags": [
+            {"name": name}
+            for name in ("files", "jobs", "models", "account", "billing", "keys", "session", "admin", "meta")
+        ],
+        "paths": {
+            **_files_paths(),
+            **_jobs_paths(),
+            **_account_paths(),
+            **_billing_paths(),
+            **_auth_paths(),
+            **_catalog_paths(),
+            **_meta_paths(),
+        },
         "components": {
             "schemas": _schemas(),
             "responses": _RESPONSES,

@@ -20,6 +20,7 @@ from faktry.config import Settings
 from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
 from faktry.redisconn import client as redis_client
+from pipelines import generation
 from pipelines.routing import all_queues
 from pipelines.runner import Context
 from quotas.pricing import PriceList
@@ -93,6 +94,7 @@ def setup(settings: Settings) -> Runtime:
         ),
         prices=PriceList.from_json(settings.prices),
         slots=RunningSlots(redis_client(redis_url), settings.redis_namespace),
+        generation=generation.build(settings, redis_client(redis_url)),
     )
     jobs.declare(broker, context)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

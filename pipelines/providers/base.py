@@ -26,6 +26,8 @@ class ProviderError(FaktryError):
     transient = True
     #: Counts towards opening the provider's circuit breaker.
     breaker = True
+    #: The upstream request itself ended in failure: a retry must submit a new one.
+    upstream_done = False
 
 
 class ProviderRateLimited(ProviderError):
@@ -118,3 +120,38 @@ class Provider(Protocol):
     def poll(self, request: Request, submitted: Submitted) -> Pending | Finished: ...
 
     def cancel(self, submitted: Submitted) -> None: ...
+
+
+def download(url: str, dest: Path, *, max_bytes: int, timeout: float) -> Path:
+    """Copy a provider's output URL to a local file at once (provider URLs expire).
+
+    Streams to disk with its own timeout and a size cap; a failure is a `ProviderError`
+    (retried), and a partial file is removed."""
+    import httpx
+
+    if not url.startswith(("https://", "http://")):
+        raise ProviderRejected("the provider returned an output that is not a URL")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+            if response.status_code >= 400:
+                raise ProviderError(
+                    f"downloading the provider's output failed with HTTP {response.status_code}"
+                )
+            size = 0
+            with dest.open("wb") as fh:
+                for chunk in response.iter_bytes(1 << 20):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ProviderRejected("the provider's output is larger than faktry accepts")
+                    fh.write(chunk)
+    except httpx.TimeoutException as err:
+        dest.unlink(missing_ok=True)
+        raise ProviderTimeout("downloading the provider's output timed out") from err
+    except httpx.HTTPError as err:
+        dest.unlink(missing_ok=True)
+        raise ProviderError("downloading the provider's output failed") from err
+    except BaseException:
+        dest.unlink(missing_ok=True)
+        raise
+    return dest

@@ -34,7 +34,32 @@ def test_a_price_list_from_settings_overrides_the_defaults():
         PriceList.from_json("[1, 2]")
 
 
-def test_every_job_type_has_a_price():
+def test_every_job_type_and_every_model_has_a_price():
+    from pipelines.catalog import default_catalog
     from pipelines.jobtypes import JOB_TYPES
 
-    assert all(PriceList().knows(name) for name in JOB_TYPES)
+    assert all(PriceList().knows(name) for name, jt in JOB_TYPES.items() if not jt.generative)
+    for model in default_catalog().models.values():
+        for job_type in model.job_types:
+            assert PriceList().estimate(job_type, {}, {"duration": 30}, rule=model.price, text="hello") > 0, (
+                model.id
+            )
+
+
+def test_generation_prices_follow_seconds_characters_and_input_minutes():
+    prices = PriceList()
+    assert (
+        prices.estimate(
+            "video.generate", {"duration": "8s"}, {}, rule={"per_second": 1000, "seconds_param": "duration"}
+        )
+        == 8000
+    )
+    assert (
+        prices.estimate(
+            "speech.synthesize", {}, {}, rule={"per_1k_chars": 1500, "minimum": 50}, text="x" * 2000
+        )
+        == 3000
+    )
+    assert prices.estimate("speech.transcribe", {}, {"duration": 90}, rule={"per_input_minute": 100}) == 150
+    rule = {"per_second": 1000, "seconds_param": "duration"}
+    assert prices.actual("video.generate", {"duration": "10"}, {}, [{"duration": 5.0}], rule=rule) == 5000

@@ -6,9 +6,10 @@ from typing import Any
 
 from flask import request
 
+from faktry.db import transaction
 from faktry.errors import RateLimited, ValidationError
 from faktry.tenancy import Tenant
-from pipelines import pagination
+from pipelines import moderation, pagination
 from pipelines import services as jobs
 from quotas.limits import tier_limits
 from quotas.ratelimit import retry_after_header
@@ -30,10 +31,12 @@ def submit_job() -> Any:
     svc = services()
     sess = db()
     _rate_limit(sess)
+    body = _json_body()
+    _moderate(sess, body)
     submitted = jobs.submit(
         sess,
         tenant_id=principal().tenant_id,
-        body=_json_body(),
+        body=body,
         idempotency_key=request.headers.get("Idempotency-Key"),
         policy=svc.policy,
     )
@@ -44,6 +47,27 @@ def submit_job() -> Any:
     job = submitted.job
     body = jobs.to_dict(job, jobs.outputs_of(sess, job))
     return body, 202, {"Location": f"/v1/jobs/{job.id}"}
+
+
+def _moderate(sess: Any, body: Any) -> None:
+    """Check prompts before anything is held, with no transaction open during the check."""
+    texts = moderation.prompt_texts(body)
+    if not texts:
+        return
+    sess.commit()
+    svc = services()
+    tenant_id = principal().tenant_id
+    params = body.get("params") if isinstance(body.get("params"), dict) else {}
+    model = params.get("model") if isinstance(params.get("model"), str) else None
+
+    def record(verdict: moderation.Verdict, text: str) -> None:
+        with transaction(svc.sessions) as own:
+            endpoint = f"POST /v1/jobs {body.get('type')}"
+            moderation.log_entry(
+                own, tenant_id=tenant_id, verdict=verdict, prompt=text, endpoint=endpoint, model=model
+            )
+
+    moderation.screen(svc.moderator, texts, record=record)
 
 
 def _rate_limit(sess: Any) -> None:
@@ -63,9 +87,7 @@ def _rate_limit(sess: Any) -> None:
 @authenticated
 def quote_job() -> Any:
     """The price of a job, without submitting it (same body as ``POST /v1/jobs``)."""
-    return jobs.quote(
-        db(), tenant_id=principal().tenant_id, body=_json_body(), prices=services().policy.prices
-    )
+    return jobs.quote(db(), tenant_id=principal().tenant_id, body=_json_body(), policy=services().policy)
 
 
 @blueprint.get("/jobs")
@@ -113,4 +135,8 @@ def cancel_job(job_id: str) -> Any:
     sess = db()
     job = jobs.cancel(sess, job_id)
     sess.commit()
+    if job.status == "running" and job.provider_request_id:
+        # It waits upstream with no worker on it: a message now makes a worker cancel it at
+        # the provider instead of at the next poll.
+        services().sender.send(job.queue, job.id)
     return jobs.to_dict(job, jobs.outputs_of(sess, job)), 202

@@ -20,17 +20,23 @@ def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor[[str], No
     backstop = settings.max_retries + 2
 
     def retry_when(retries: int, exc: BaseException) -> bool:
-        return isinstance(exc, runner.RetryLater) and retries < backstop
+        return isinstance(exc, runner.RetryLater | dramatiq.Retry) and retries < backstop
 
     def run_job(job_id: str) -> None:
         try:
             runner.run(context, job_id)
-        except runner.WaitForSlot as wait:
-            # A fresh delayed copy, not a Retry: waiting for a slot spends no retries.
+        except runner.Later as later:
+            # A fresh delayed copy, not a Retry: waiting for a slot or polling a provider
+            # spends none of the job's retries.
             message = CurrentMessage.get_current_message()
             if message is None:
                 raise
-            broker.enqueue(message.copy(), delay=wait.delay_ms)
+            broker.enqueue(message.copy(), delay=later.delay_ms)
+        except runner.RetryLater as retry:
+            if retry.delay_ms is None:
+                raise
+            # The provider said how long to wait (Retry-After): wait at least that.
+            raise dramatiq.Retry(str(retry), delay=retry.delay_ms) from retry
 
     decorate = dramatiq.actor(
         broker=broker,
