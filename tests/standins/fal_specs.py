@@ -462,6 +462,50 @@ def _build() -> dict[str, ModelSpec]:
         {**stt, "keyterms": items()}, "transcript", "elevenlabs"
     )
 
+    qwen_voices = ("Vivian", "Serena", "Uncle_Fu", "Dylan", "Eric", "Ryan", "Aiden", "Ono_Anna", "Sohee")
+    qwen_languages = ("Auto", "English", "Chinese", "Spanish", "French", "German", "Italian", "Japanese")
+    qwen_languages += ("Korean", "Portuguese", "Russian")
+    for size in ("1.7b", "0.6b"):
+        specs[f"fal-ai/qwen-3-tts/text-to-speech/{size}"] = ModelSpec(
+            {
+                "text": text(True),
+                "voice": enum(*qwen_voices),
+                "language": enum(*qwen_languages),
+                "prompt": text(),
+                "temperature": number(0, 2),
+                "top_k": integer(1, 200),
+                "top_p": number(0, 1),
+            },
+            "audio",
+            "qwen",
+        )
+    gemini_voices = ("Achernar", "Achird", "Algenib", "Algieba", "Alnilam", "Aoede", "Autonoe", "Callirrhoe")
+    gemini_voices += ("Charon", "Despina", "Enceladus", "Erinome", "Fenrir", "Gacrux", "Iapetus", "Kore")
+    gemini_voices += ("Laomedeia", "Leda", "Orus", "Pulcherrima", "Puck", "Rasalgethi", "Sadachbia")
+    gemini_voices += (
+        "Sadaltager",
+        "Schedar",
+        "Sulafat",
+        "Umbriel",
+        "Vindemiatrix",
+        "Zephyr",
+        "Zubenelgenubi",
+    )
+    specs["fal-ai/gemini-tts"] = ModelSpec(
+        {
+            "prompt": text(True),
+            "voice": enum(*gemini_voices),
+            "model": enum("gemini-2.5-flash-tts", "gemini-2.5-pro-tts"),
+            "output_format": enum("wav", "mp3", "ogg_opus"),
+            "language_code": text(),
+            "style_instructions": text(),
+            "temperature": number(0, 2),
+            "speakers": items(),
+        },
+        "audio",
+        "gemini",
+    )
+
     for version in ("v2.5", "v2.6"):
         specs[f"fal-ai/minimax-music/{version}"] = ModelSpec(
             _minimax(True), "music", "minimax", {}, _lyrics_unless_instrumental
