@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, and_, or_
@@ -25,8 +25,14 @@ def decode(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         stamp, row_id = json.loads(raw)
-        return datetime.fromisoformat(stamp), str(row_id)
-    except (ValueError, TypeError):
+        at = datetime.fromisoformat(stamp)
+        # Cursors are made by faktry: an aware time and an id of printable characters. A
+        # forged one is refused here, before it reaches a query.
+        if at.tzinfo is None or not isinstance(row_id, str) or not row_id.isprintable():
+            raise ValueError(cursor)
+        at.astimezone(UTC)
+        return at, row_id
+    except (ValueError, TypeError, OverflowError):
         raise ValidationError("malformed cursor", field="cursor") from None
 
 

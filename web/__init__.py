@@ -7,15 +7,18 @@ service, translate errors.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from typing import IO, Any
 
-from flask import Flask, Request, g
+from flask import Flask, Request, g, request
+from flask.json.provider import DefaultJSONProvider
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry.config import Settings
 from faktry.db import make_engine, make_sessionmaker
+from faktry.errors import NotFound, ValidationError
 from faktry.redisconn import Embedded, resolve_url
 from faktry.redisconn import client as redis_client
 from faktry.tenancy import KeyCache
@@ -44,6 +47,38 @@ class Services:
     embedded_redis: Embedded | None = None
 
 
+class StrictJSON(DefaultJSONProvider):
+    """Request bodies must be plain JSON: no NaN or Infinity, no NUL characters (PostgreSQL
+    cannot store them), no nesting deep enough to exhaust the parser. Anything else is a
+    ``ValueError``, which the views answer with a 422."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            value = json.loads(s, parse_constant=_no_constants, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+        _refuse_nul(value)
+        return value
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _refuse_nul(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("NUL characters are not allowed")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 class UploadRequest(Request):
     """Multipart file parts go straight to a temp file on disk under var/tmp, never to memory."""
 
@@ -68,6 +103,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
     app.request_class = UploadRequest
+    app.json = StrictJSON(app)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
@@ -108,6 +144,18 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     )
     errors.register(app)
     app.register_blueprint(api)
+
+    @app.before_request
+    def _refuse_nul_characters() -> None:
+        # No id or parameter contains NUL; PostgreSQL cannot even compare with one.
+        if "\x00" in request.path:
+            raise NotFound("not found", code="not_found")
+        for name, value in request.args.items(multi=True):
+            if "\x00" in name or "\x00" in value:
+                raise ValidationError("NUL characters are not allowed", field=name)
+        for header in ("Idempotency-Key", "X-CSRF-Token", "Authorization"):
+            if "\x00" in request.headers.get(header, ""):
+                raise ValidationError("NUL characters are not allowed", field=header)
 
     @app.after_request
     def _commit(response: Any) -> Any:

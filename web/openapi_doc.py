@@ -428,7 +428,10 @@ def _schemas() -> dict[str, Schema]:
                 "object": {"const": "session"},
                 "user_id": {"type": ["string", "null"], "description": "Null for an API key without a user."},
                 "tenant_id": {"type": "string"},
-                "csrf_token": {"type": "string", "description": "Send as `X-CSRF-Token` on cookie writes."},
+                "csrf_token": {
+                    "type": ["string", "null"],
+                    "description": "Send as `X-CSRF-Token` on cookie writes; null with an API key.",
+                },
             }
         ),
     }

@@ -33,7 +33,9 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
 @blueprint.post("/keys")
 @authenticated
 def create_key() -> Any:
-    body = request.get_json(silent=True) or {}
+    body = request.get_json(silent=True)
+    if body is None and not request.get_data():
+        body = {}
     if not isinstance(body, dict):
         raise ValidationError("the body must be a JSON object", field="body")
     name = body.get("name", "")

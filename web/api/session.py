@@ -47,7 +47,8 @@ def current_session() -> Any:
         "object": "session",
         "user_id": who.user_id,
         "tenant_id": who.tenant_id,
-        "csrf_token": csrf_token(),
+        # An API key has no session and needs no CSRF token: do not start a session for it.
+        "csrf_token": csrf_token() if who.via == "session" else None,
     }
 
 
