@@ -243,16 +243,9 @@ def storage_check(email: str | None) -> None:
 
 
 def _storage(settings: Settings) -> Any:
-    from storage import from_url
+    from storage import from_settings
 
-    return from_url(
-        settings.resolved_storage_url,
-        tmp_dir=settings.tmp_dir,
-        s3_endpoint_url=settings.s3_endpoint_url or None,
-        s3_region=settings.s3_region,
-        s3_access_key_id=settings.s3_access_key_id or None,
-        s3_secret_access_key=settings.s3_secret_access_key or None,
-    )
+    return from_settings(settings)
 
 
 # -- processes ----------------------------------------------------------------------------------

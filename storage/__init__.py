@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from faktry.config import Settings
 from storage.interface import Chunks, ObjectNotFound, Storage, check_key, check_prefix
 from storage.local import LocalStorage
 from storage.s3 import S3Storage
@@ -21,6 +22,7 @@ __all__ = [
     "Storage",
     "check_key",
     "check_prefix",
+    "from_settings",
     "from_url",
 ]
 
@@ -68,3 +70,15 @@ def from_url(
             tmp_dir=tmp_dir,
         )
     raise ValueError(f"unsupported storage URL (use file:... or s3://...): {url!r}")
+
+
+def from_settings(settings: Settings) -> Storage:
+    """The storage that faktry's settings describe (``FAKTRY_STORAGE_URL`` and the S3 ones)."""
+    return from_url(
+        settings.resolved_storage_url,
+        tmp_dir=settings.tmp_dir,
+        s3_endpoint_url=settings.s3_endpoint_url or None,
+        s3_region=settings.s3_region,
+        s3_access_key_id=settings.s3_access_key_id or None,
+        s3_secret_access_key=settings.s3_secret_access_key or None,
+    )

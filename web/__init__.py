@@ -30,7 +30,7 @@ from pipelines.services import Policy, Sender
 from quotas.billing import packs_from_json, price_tiers_from_json
 from quotas.pricing import PriceList
 from quotas.ratelimit import RateLimiter
-from storage import from_url as storage_from_url
+from storage import from_settings as storage_from_settings
 from storage.interface import Storage
 
 
@@ -122,14 +122,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     app.extensions["faktry"] = Services(
         settings=settings,
         sessions=make_sessionmaker(engine),
-        storage=storage_from_url(
-            settings.resolved_storage_url,
-            tmp_dir=settings.tmp_dir,
-            s3_endpoint_url=settings.s3_endpoint_url or None,
-            s3_region=settings.s3_region,
-            s3_access_key_id=settings.s3_access_key_id or None,
-            s3_secret_access_key=settings.s3_secret_access_key or None,
-        ),
+        storage=storage_from_settings(settings),
         sender=sender,
         key_cache=KeyCache(settings.api_key_cache_seconds),
         ratelimiter=RateLimiter(redis_client(redis_url), settings.redis_namespace),

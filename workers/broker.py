@@ -25,7 +25,7 @@ from pipelines.routing import all_queues
 from pipelines.runner import Context
 from quotas.pricing import PriceList
 from quotas.ratelimit import RunningSlots
-from storage import from_url as storage_from_url
+from storage import from_settings as storage_from_settings
 
 log = logging.getLogger("faktry.workers")
 RUN_JOB = "run_job"
@@ -84,14 +84,7 @@ def setup(settings: Settings) -> Runtime:
     context = Context(
         settings=settings,
         sessions=make_sessionmaker(engine),
-        storage=storage_from_url(
-            settings.resolved_storage_url,
-            tmp_dir=settings.tmp_dir,
-            s3_endpoint_url=settings.s3_endpoint_url or None,
-            s3_region=settings.s3_region,
-            s3_access_key_id=settings.s3_access_key_id or None,
-            s3_secret_access_key=settings.s3_secret_access_key or None,
-        ),
+        storage=storage_from_settings(settings),
         prices=PriceList.from_json(settings.prices),
         slots=RunningSlots(redis_client(redis_url), settings.redis_namespace),
         generation=generation.build(settings, redis_client(redis_url)),
