@@ -16,6 +16,7 @@ Outcomes:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import secrets
 import shutil
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from faktry import clock
+from faktry import clock, logs
 from faktry.config import Settings
 from faktry.db import transaction
 from faktry.errors import Canceled, FaktryError
@@ -168,7 +169,11 @@ class Heartbeat:
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{claim.job_id}", daemon=True)
+        # The heartbeat logs with the job's context (job, tenant, queue) too.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(
+            target=context.run, args=(self._loop,), name=f"heartbeat-{claim.job_id}", daemon=True
+        )
 
     def __enter__(self) -> Heartbeat:
         self._thread.start()
@@ -231,11 +236,13 @@ def run(ctx: Context, job_id: str) -> None:
     if admitted is None:
         log.info("job %s: nothing to do for this delivery", job_id)
         return
+    logs.bind(job_id=job_id, tenant_id=admitted.tenant_id)
     taken = claim(ctx, job_id)
     if taken is None:
         _release_slots_unless_running(ctx, admitted, job_id)
         log.info("job %s: nothing to do for this delivery", job_id)
         return
+    log.info("%s attempt %d", "resumed" if taken.resumed else "started", taken.attempt)
     workdir = ctx.settings.tmp_dir / f"{taken.job_id}-a{taken.attempt}-{taken.token[:8]}"
     parked = False
     try:
@@ -693,6 +700,7 @@ def _succeed(
         job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
         job.cost_charged = held.captured if held is not None else 0
         record_event(session, job, "succeeded", outputs=len(stored), charged=job.cost_charged)
+    log.info("succeeded: %d output(s), charged %d millicredits", len(stored), job.cost_charged or 0)
     # Attempts that died before recording may have left files; only this attempt's stay.
     for attempt in range(1, c.attempt):
         ctx.storage.delete_prefix(attempt_prefix(c, attempt))
@@ -758,3 +766,4 @@ def _finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: s
             job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
             job.cost_charged = 0
             record_event(session, job, status, **({"code": code} if code else {}))
+            log.info("%s%s", status, f" ({code})" if code else "")

@@ -26,6 +26,7 @@ from pipelines.runner import Context
 from quotas.pricing import PriceList
 from quotas.ratelimit import RunningSlots
 from storage import from_settings as storage_from_settings
+from workers.middleware import JobLogContext
 
 log = logging.getLogger("faktry.workers")
 RUN_JOB = "run_job"
@@ -46,6 +47,7 @@ def make_broker(settings: Settings, redis_url: str) -> Broker:
             maintenance_chance=settings.broker_maintenance_chance,
         )
     broker.add_middleware(CurrentMessage())
+    broker.add_middleware(JobLogContext())
     for queue in all_queues():
         broker.declare_queue(queue)
     return broker
