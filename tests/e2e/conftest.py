@@ -26,6 +26,8 @@ from faktry import migrate
 from faktry.config import Settings
 from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_api_key, create_tenant
+from quotas import ledger
+from quotas.models import MILLI
 from tests import services as svc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,9 +109,10 @@ def tenant_key(settings: Settings) -> dict[str, str]:
     sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
     with transaction(sessions) as session:
         tenant, user = create_tenant(
-            session, email=f"e2e-{uuid.uuid4().hex[:8]}@example.com", bcrypt_rounds=4
+            session, email=f"e2e-{uuid.uuid4().hex[:8]}@example.com", tier="studio", bcrypt_rounds=4
         )
         _, plain = create_api_key(session, tenant_id=tenant.id, user_id=user.id, bcrypt_rounds=4)
+        ledger.add_credits(session, tenant.id, 100 * MILLI, source="grant", key=f"e2e:{tenant.id}")
     return {"Authorization": f"Bearer {plain}"}
 
 
