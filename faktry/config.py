@@ -142,6 +142,11 @@ class Settings:
     #: Largest provider output faktry downloads, in bytes.
     max_provider_output_bytes: int = 2 * 1024**3
 
+    #: Bearer token required by ``/metrics``; empty leaves it open (bind it to a private port).
+    metrics_token: str = ""
+    #: The admin queue view suggests enough workers to drain a queue within this many seconds.
+    drain_target_seconds: float = 300.0
+
     log_level: str = "INFO"
     log_json: bool = False
 

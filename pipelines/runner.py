@@ -37,6 +37,7 @@ from faktry.errors import Canceled, FaktryError
 from faktry.tenancy import Tenant
 from pipelines import files, jobtypes
 from pipelines.media import detect
+from pipelines.metrics import Metrics
 from pipelines.models import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobOutput
 from pipelines.providers.base import (
     Finished,
@@ -106,6 +107,8 @@ class Context:
     slots: RunningSlots | None = None
     #: Providers, catalog, budgets and breakers for generation jobs.
     generation: Generation | None = None
+    #: Platform-wide counters (Redis); None counts nothing.
+    metrics: Metrics | None = None
 
 
 @dataclass(frozen=True)
@@ -495,6 +498,8 @@ def _run_generation(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> Non
     except Exception as err:
         if isinstance(err, ProviderError) and err.breaker and gen.breaker is not None:
             gen.breaker.failure(provider.name)
+        if isinstance(err, ProviderError) and ctx.metrics is not None:
+            ctx.metrics.provider_error(provider.name, err.code)
         if isinstance(err, Canceled) and submitted is not None:
             _cancel_upstream(ctx, facts, submitted)
         _fail(ctx, c, err, reservation, forget_upstream=getattr(err, "upstream_done", False))
@@ -701,9 +706,20 @@ def _succeed(
         job.cost_charged = held.captured if held is not None else 0
         record_event(session, job, "succeeded", outputs=len(stored), charged=job.cost_charged)
     log.info("succeeded: %d output(s), charged %d millicredits", len(stored), job.cost_charged or 0)
+    _count(ctx, job)
     # Attempts that died before recording may have left files; only this attempt's stay.
     for attempt in range(1, c.attempt):
         ctx.storage.delete_prefix(attempt_prefix(c, attempt))
+
+
+def _count(ctx: Context, job: Job) -> None:
+    if ctx.metrics is None:
+        return
+    took = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    try:
+        ctx.metrics.job_finished(job.type, job.status, took)
+    except Exception:  # metrics must never fail a job
+        log.warning("could not count a finished job", exc_info=True)
 
 
 def _discard(ctx: Context, c: Claim, reservation: str | None = None) -> None:
@@ -767,3 +783,4 @@ def _finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: s
             job.cost_charged = 0
             record_event(session, job, status, **({"code": code} if code else {}))
             log.info("%s%s", status, f" ({code})" if code else "")
+            _count(ctx, job)

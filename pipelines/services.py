@@ -23,7 +23,7 @@ from faktry.errors import Conflict, NotFound, ValidationError
 from faktry.tenancy import Tenant
 from pipelines import files, jobtypes, pagination
 from pipelines.catalog import Catalog, default_catalog
-from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
+from pipelines.models import CANCELED, FAILED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
 from pipelines.routing import RoutingLimits, route
 from quotas import ledger
 from quotas.limits import check_duration, tier_limits
@@ -232,6 +232,34 @@ def _input_file(session: Session, file_id: Any, field: str) -> File:
     if row.root_id is not None or row.kind == "playlist":
         raise ValidationError("this file cannot be a job input", field=field, code="unsupported_input")
     return row
+
+
+def replay(session: Session, original: Job, *, policy: Policy) -> Job:
+    """A failed job's replay: a new job with the same request and a fresh hold. The first
+    job keeps what it had (nothing charged, as every failure releases its hold)."""
+    if original.status != FAILED:
+        raise Conflict("only failed jobs can be replayed", code="not_failed")
+    session.info["tenant_id"] = original.tenant_id  # the replay belongs to the job's tenant
+    body = {"type": original.type, "input": original.input, "params": original.params}
+    p = prepare(session, tenant_id=original.tenant_id, body=body, policy=policy)
+    job = Job(
+        tenant_id=original.tenant_id,
+        type=p.job_type.name,
+        input_file_id=p.input_file.id if p.input_file else None,
+        input=p.inputs,
+        params=p.params,
+        meta={**(original.meta or {}), "replay_of": original.id},
+        queue=p.queue,
+        model=p.model,
+        provider=p.provider,
+        cost_estimated=p.price,
+    )
+    session.add(job)
+    session.flush()
+    ledger.hold(session, original.tenant_id, job.id, p.price)
+    job.cost_held = p.price
+    record_event(session, job, "created", queue=job.queue, price=p.price, replay_of=original.id)
+    return job
 
 
 def dispatch(factory: sessionmaker[Session], sender: Sender, jobs: Iterable[Job]) -> None:

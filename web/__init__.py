@@ -24,6 +24,7 @@ from faktry.redisconn import client as redis_client
 from faktry.tenancy import KeyCache
 from pipelines.catalog import default_catalog
 from pipelines.generation import configured_providers
+from pipelines.metrics import Metrics
 from pipelines.moderation import Moderator
 from pipelines.routing import RoutingLimits
 from pipelines.services import Policy, Sender
@@ -44,6 +45,9 @@ class Services:
     policy: Policy
     ratelimiter: RateLimiter
     moderator: Moderator
+    metrics: Metrics
+    #: Redis, for what the web reads of the platform's shared state (queues, breakers).
+    redis: Any
     embedded_redis: Embedded | None = None
 
 
@@ -126,6 +130,8 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         sender=sender,
         key_cache=KeyCache(settings.api_key_cache_seconds),
         ratelimiter=RateLimiter(redis_client(redis_url), settings.redis_namespace),
+        metrics=Metrics(redis_client(redis_url), settings.redis_namespace),
+        redis=redis_client(redis_url),
         policy=Policy(
             routing=RoutingLimits(settings.large_input_bytes, settings.large_input_seconds),
             prices=PriceList.from_json(settings.prices),
@@ -137,6 +143,9 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     )
     errors.register(app)
     app.register_blueprint(api)
+    from web import metrics as metrics_view
+
+    app.register_blueprint(metrics_view.blueprint)
 
     @app.before_request
     def _refuse_nul_characters() -> None:

@@ -411,6 +411,29 @@ def _schemas() -> dict[str, Schema]:
             description="A flagged or blocked prompt.",
         ),
         "ModerationLog": _list_of(_ref("ModerationEntry"), paged=True),
+        "Queue": _obj(
+            {
+                "queue": {"type": "string"},
+                "depth": {"type": "integer", "minimum": 0},
+                "delayed": {"type": "integer", "minimum": 0},
+                "oldest_age_seconds": {"type": ["number", "null"]},
+                "running": {"type": "integer", "minimum": 0},
+                "finished_last_5m": {"type": "integer", "minimum": 0},
+                "throughput_per_minute": {"type": "number", "minimum": 0},
+                "avg_duration_seconds": {"type": ["number", "null"]},
+                "scaling_hint": _obj(
+                    {
+                        "workers_needed": {"type": "integer", "minimum": 0},
+                        "drain_target_seconds": {"type": "number"},
+                    }
+                ),
+            }
+        ),
+        "QueueList": _list_of(_ref("Queue"), paged=False),
+        "DeadLetter": _obj(
+            {**_job()["properties"], "tenant_id": {"type": "string"}}, [*_job()["required"], "tenant_id"]
+        ),
+        "DeadLetterList": _list_of(_ref("DeadLetter"), paged=True),
         "CheckoutSession": _obj(
             {
                 "object": {"const": "checkout_session"},
@@ -955,6 +978,51 @@ def _catalog_paths() -> Schema:
                     _param("tenant_id", "query", {"type": "string"}, "Only this tenant's prompts."),
                 ],
                 operation_id="listModerationLog",
+            ),
+        },
+        "/v1/admin/queues": {
+            "get": _op(
+                "Each queue's depth, oldest age, running jobs, throughput and a scaling hint (staff only)",
+                {
+                    "200": _json(_ref("QueueList"), "One entry per queue."),
+                    "403": _error_response("The caller is not faktry staff (`staff_only`)."),
+                },
+                tag="admin",
+                operation_id="listQueues",
+            ),
+        },
+        "/v1/admin/dead-letters": {
+            "get": _op(
+                "Failed jobs of every tenant, newest first, with their error (staff only)",
+                {
+                    "200": _json(_ref("DeadLetterList"), "One page of failed jobs."),
+                    "403": _error_response("The caller is not faktry staff (`staff_only`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="admin",
+                params=[
+                    *_page_params(),
+                    _param("tenant_id", "query", {"type": "string"}, "Only this tenant's jobs."),
+                    _param("code", "query", {"type": "string"}, "Only jobs that failed with this code."),
+                ],
+                operation_id="listDeadLetters",
+            ),
+        },
+        "/v1/admin/jobs/{job_id}/replay": {
+            "post": _op(
+                "Replay a failed job as a new job with a fresh hold (staff only)",
+                {
+                    "202": _json(_ref("DeadLetter"), "The new job; its metadata names the failed one."),
+                    "402": _error_response("The tenant's credits do not cover the new hold."),
+                    "403": _error_response("The caller is not faktry staff (`staff_only`)."),
+                    "404": _use("NotFound"),
+                    "409": _error_response("The job has not failed (`not_failed`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="admin",
+                write=True,
+                params=[_param("job_id", "path", {"type": "string"}, "The failed job.", required=True)],
+                operation_id="replayJob",
             ),
         },
     }

@@ -21,6 +21,7 @@ from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
 from faktry.redisconn import client as redis_client
 from pipelines import generation
+from pipelines.metrics import Metrics
 from pipelines.routing import all_queues
 from pipelines.runner import Context
 from quotas.pricing import PriceList
@@ -90,6 +91,7 @@ def setup(settings: Settings) -> Runtime:
         prices=PriceList.from_json(settings.prices),
         slots=RunningSlots(redis_client(redis_url), settings.redis_namespace),
         generation=generation.build(settings, redis_client(redis_url)),
+        metrics=Metrics(redis_client(redis_url), settings.redis_namespace),
     )
     jobs.declare(broker, context)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

@@ -24,7 +24,13 @@ class BreakerState:
 
 class CircuitBreaker:
     def __init__(
-        self, client: redis.Redis, namespace: str, *, failures: int, window: float, cooldown: float
+        self,
+        client: redis.Redis,
+        namespace: str,
+        *,
+        failures: int = 5,
+        window: float = 60.0,
+        cooldown: float = 30.0,
     ) -> None:
         self.client = client
         self.namespace = namespace

@@ -42,6 +42,7 @@ def submit_job() -> Any:
     )
     sess.commit()
     if submitted.created:
+        svc.metrics.job_created(submitted.job.type)
         jobs.dispatch(svc.sessions, svc.sender, [submitted.job])
         sess.refresh(submitted.job)
     job = submitted.job
@@ -135,6 +136,8 @@ def cancel_job(job_id: str) -> Any:
     sess = db()
     job = jobs.cancel(sess, job_id)
     sess.commit()
+    if job.status == "canceled" and job.started_at is None:
+        services().metrics.job_finished(job.type, "canceled", None)
     if job.status == "running" and job.provider_request_id:
         # It waits upstream with no worker on it: a message now makes a worker cancel it at
         # the provider instead of at the next poll.

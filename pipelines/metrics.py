@@ -1,0 +1,131 @@
+"""Counters shared by every web and worker process, kept in Redis, rendered for Prometheus.
+
+A process-local registry would show one process's view; these counters live in Redis, so
+whichever web process ``/metrics`` hits reports the whole platform. Writes are single
+HINCRBY calls: cheap enough for every job event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import redis
+
+BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class Metrics:
+    def __init__(self, client: redis.Redis, namespace: str) -> None:
+        self.client = client
+        self.ns = f"{namespace}:metrics"
+
+    def job_finished(self, job_type: str, status: str, seconds: float | None) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hincrby(f"{self.ns}:jobs_total", f"{job_type}|{status}", 1)
+        if seconds is not None and seconds >= 0:
+            key = f"{self.ns}:duration:{job_type}"
+            for bound in BUCKETS:
+                if seconds <= bound:
+                    pipe.hincrby(key, str(bound), 1)
+            pipe.hincrby(key, "+Inf", 1)
+            pipe.hincrbyfloat(key, "sum", seconds)
+        pipe.execute()
+
+    def job_created(self, job_type: str) -> None:
+        self.client.hincrby(f"{self.ns}:jobs_total", f"{job_type}|created", 1)
+
+    def provider_error(self, provider: str, code: str) -> None:
+        self.client.hincrby(f"{self.ns}:provider_errors", f"{provider}|{code}", 1)
+
+    def read(self) -> dict[str, dict[str, float]]:
+        out: dict[str, dict[str, float]] = {}
+        for name in ("jobs_total", "provider_errors"):
+            raw = self.client.hgetall(f"{self.ns}:{name}")
+            out[name] = {_s(k): float(v) for k, v in raw.items()}
+        for key in self.client.scan_iter(match=f"{self.ns}:duration:*", count=100):
+            job_type = _s(key).rsplit(":", 1)[1]
+            out[f"duration:{job_type}"] = {_s(k): float(v) for k, v in self.client.hgetall(key).items()}
+        return out
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _labels(**labels: str) -> str:
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+    return "{" + inner + "}" if inner else ""
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def render(
+    counters: dict[str, dict[str, float]],
+    *,
+    queues: Iterable[tuple[str, int, float | None, int]],
+    running: dict[str, int],
+    breakers: dict[str, bool],
+    credits_held: int,
+) -> str:
+    """The Prometheus text exposition of everything faktry counts."""
+    lines = [
+        "# HELP faktry_queue_depth Messages waiting in a queue (delayed ones included).",
+        "# TYPE faktry_queue_depth gauge",
+    ]
+    queue_rows = list(queues)
+    for queue, depth, _, _ in queue_rows:
+        lines.append(f"faktry_queue_depth{_labels(queue=queue)} {depth}")
+    lines += [
+        "# HELP faktry_queue_oldest_age_seconds Age of the oldest message waiting in a queue.",
+        "# TYPE faktry_queue_oldest_age_seconds gauge",
+    ]
+    for queue, _, age, _ in queue_rows:
+        lines.append(f"faktry_queue_oldest_age_seconds{_labels(queue=queue)} {age or 0:.3f}")
+    lines += ["# HELP faktry_jobs_running Jobs running now, by queue.", "# TYPE faktry_jobs_running gauge"]
+    for queue, count in sorted(running.items()):
+        lines.append(f"faktry_jobs_running{_labels(queue=queue)} {count}")
+    lines += [
+        "# HELP faktry_jobs_total Jobs by type and the status they reached (created, succeeded, ...).",
+        "# TYPE faktry_jobs_total counter",
+    ]
+    for key, value in sorted(counters.get("jobs_total", {}).items()):
+        job_type, status = key.split("|", 1)
+        lines.append(f"faktry_jobs_total{_labels(type=job_type, status=status)} {int(value)}")
+    lines += [
+        "# HELP faktry_job_duration_seconds Time from start to finish of finished jobs.",
+        "# TYPE faktry_job_duration_seconds histogram",
+    ]
+    for name, buckets in sorted(counters.items()):
+        if not name.startswith("duration:"):
+            continue
+        job_type = name.split(":", 1)[1]
+        for bound in BUCKETS:
+            le = str(bound)
+            lines.append(
+                f"faktry_job_duration_seconds_bucket{_labels(type=job_type, le=le)} {int(buckets.get(le, 0))}"
+            )
+        total = int(buckets.get("+Inf", 0))
+        lines.append(f"faktry_job_duration_seconds_bucket{_labels(type=job_type, le='+Inf')} {total}")
+        lines.append(f"faktry_job_duration_seconds_sum{_labels(type=job_type)} {buckets.get('sum', 0.0):.6f}")
+        lines.append(f"faktry_job_duration_seconds_count{_labels(type=job_type)} {total}")
+    lines += [
+        "# HELP faktry_provider_errors_total Errors from AI providers, by provider and code.",
+        "# TYPE faktry_provider_errors_total counter",
+    ]
+    for key, value in sorted(counters.get("provider_errors", {}).items()):
+        provider, code = key.split("|", 1)
+        lines.append(f"faktry_provider_errors_total{_labels(provider=provider, code=code)} {int(value)}")
+    lines += [
+        "# HELP faktry_breaker_open 1 while a provider's circuit breaker is open.",
+        "# TYPE faktry_breaker_open gauge",
+    ]
+    for provider, is_open in sorted(breakers.items()):
+        lines.append(f"faktry_breaker_open{_labels(provider=provider)} {1 if is_open else 0}")
+    lines += [
+        "# HELP faktry_credits_held_millicredits Credits held for jobs not yet finished.",
+        "# TYPE faktry_credits_held_millicredits gauge",
+        f"faktry_credits_held_millicredits {credits_held}",
+    ]
+    return "\n".join(lines) + "\n"
