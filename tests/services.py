@@ -81,3 +81,33 @@ def postgres_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+RABBITMQ_HOST = os.environ.get("FAKTRY_TEST_RABBITMQ_HOST", "127.0.0.1")
+
+
+@contextmanager
+def rabbitmq_vhost() -> Iterator[str]:
+    """An AMQP URL on a new, empty virtual host of this machine's RabbitMQ; deleted afterwards."""
+    import shutil
+    import subprocess
+
+    ctl = shutil.which("rabbitmqctl")
+    try:
+        socket.create_connection((RABBITMQ_HOST, 5672), timeout=1).close()
+    except OSError:
+        missing("RabbitMQ")
+    if ctl is None:
+        missing("rabbitmqctl (to make a virtual host for the test)")
+    vhost = f"faktry-test-{RUN_ID}-{uuid.uuid4().hex[:6]}"
+    subprocess.run([ctl, "-q", "add_vhost", vhost], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [ctl, "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        yield f"amqp://guest:guest@{RABBITMQ_HOST}:5672/{vhost}"
+    finally:
+        subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
