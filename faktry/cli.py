@@ -268,7 +268,7 @@ def worker_command(
         sys.executable, "-m", "dramatiq", "workers.entry",
         "--processes", str(processes or settings.worker_processes or os.cpu_count() or 1),
         "--threads", str(threads or settings.worker_threads),
-        "--worker-shutdown-timeout", "30000",
+        "--worker-shutdown-timeout", str(int(settings.worker_shutdown_seconds * 1000)),
     ]  # fmt: skip
     if queues:
         cmd += ["--queues", *queues]
@@ -299,13 +299,33 @@ def web() -> None:
     os.execvpe(sys.executable, web_command(settings), _child_env(settings, None))
 
 
+#: Worker kinds: media work is CPU-bound (a process per core, one thread each); AI work waits
+#: on providers (few processes, many threads).
+KINDS = {
+    "media": (("local.small", "local.large"), 0, 1),
+    "ai": (("openai.small", "openai.large", "fal.small", "fal.large", "bfl.small", "bfl.large"), 2, 16),
+}
+
+
 @main.command()
-@click.option("--queues", "-Q", multiple=True, help="Queues to consume (default: all).")
-@click.option("--processes", "-p", type=int, default=0, help="Default: one per core.")
+@click.option(
+    "--kind",
+    type=click.Choice(["all", *KINDS]),
+    default="all",
+    show_default=True,
+    help="media: local queues, a process per core; ai: provider queues, many threads.",
+)
+@click.option("--queues", "-Q", multiple=True, help="Queues to consume (overrides --kind's).")
+@click.option("--processes", "-p", type=int, default=0, help="Default: by kind (one per core for media).")
 @click.option("--threads", "-t", type=int, default=0)
-def worker(queues: tuple[str, ...], processes: int, threads: int) -> None:
+def worker(kind: str, queues: tuple[str, ...], processes: int, threads: int) -> None:
     """Run Dramatiq worker processes for the job queues."""
     settings = _settings()
+    if kind != "all":
+        kind_queues, kind_processes, kind_threads = KINDS[kind]
+        queues = queues or kind_queues
+        processes = processes or kind_processes
+        threads = threads or kind_threads
     os.execvpe(
         sys.executable, worker_command(settings, queues, processes, threads), _child_env(settings, None)
     )
@@ -357,7 +377,8 @@ def up() -> None:
     env = _child_env(settings, redis_url)
     children = [
         subprocess.Popen(web_command(settings), env=env, start_new_session=True),
-        subprocess.Popen(worker_command(settings), env=env, start_new_session=True),
+        subprocess.Popen(worker_command(settings, KINDS["media"][0]), env=env, start_new_session=True),
+        subprocess.Popen(worker_command(settings, KINDS["ai"][0], 1, 8), env=env, start_new_session=True),
         subprocess.Popen(scheduler_command(), env=env, start_new_session=True),
     ]
     click.echo(f"faktry is up at {settings.base_url}  (Ctrl-C stops it)")

@@ -85,6 +85,9 @@ class Settings:
     #: Idle consumers poll their queue at most this far apart (pick-up latency vs. idle load).
     worker_timeout_ms: int = 50
     worker_processes: int = 0  # 0 means one per core
+    #: On SIGTERM a worker stops taking jobs and gives running ones this long to finish;
+    #: what is still running then is stopped (its ffmpeg with it) and runs again elsewhere.
+    worker_shutdown_seconds: float = 30.0
     worker_threads: int = 1
     #: A job over its tenant's concurrent-job cap is looked at again after this long
     #: (a fresh delayed message: waiting spends none of its retries).

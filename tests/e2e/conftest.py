@@ -133,6 +133,7 @@ def e2e_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "retry_min_backoff_ms": 100,
         "retry_max_backoff_ms": 500,
         "max_upload_bytes": 8 * 1024 * 1024,
+        "worker_shutdown_seconds": 2.0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -130,6 +130,35 @@ def test_a_worker_killed_mid_transcode_is_replaced_and_the_job_succeeds_once(
     assert len([f for f in files if f["job_id"] == job["id"]]) == 1
 
 
+def test_sigterm_lets_a_worker_stop_within_its_bound_and_the_job_still_succeeds(
+    production: Platform, long_clip
+):
+    headers = tenant_key(production.settings)
+    source = upload(production.base, headers, long_clip)
+    job = submit(
+        production.base, headers,
+        {"type": "video.transcode", "input": {"file_id": source["id"]}, "params": {"preset": "mp4_1080p"}},
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while (
+        requests.get(f"{production.base}/v1/jobs/{job['id']}", headers=headers, timeout=10).json()["progress"]
+        <= 0
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    [worker] = [p for p in production.procs if p.name == "worker" and p.popen.poll() is None]
+    stopped_at = time.monotonic()
+    worker.kill(15)  # SIGTERM to the worker's process group, as a process manager does
+    worker.popen.wait(timeout=production.settings.worker_shutdown_seconds + 15)
+    assert time.monotonic() - stopped_at < production.settings.worker_shutdown_seconds + 15
+    time.sleep(0.5)
+    assert not _ffmpeg_alive(), "ffmpeg outlived its stopped worker"
+    production.start_worker()
+    done = poll(production.base, headers, job["id"], ("succeeded", "failed", "canceled"), timeout=120)
+    assert done["status"] == "succeeded", done
+    assert len(done["outputs"]) == 1
+
+
 def _ffmpeg_alive() -> bool:
     out = subprocess.run(["pgrep", "-f", "ffmpeg .*-progress pipe:1"], capture_output=True, text=True)
     return bool(out.stdout.strip())
