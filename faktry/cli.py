@@ -337,12 +337,12 @@ def scheduler(once: bool) -> None:
     """Run the periodic sweeps (the reconciler). Safe to run more than once at a time."""
     from faktry.redisconn import resolve_url
     from pipelines.reconcile import reconcile
-    from workers.broker import BrokerSender, make_broker
+    from workers.broker import make_broker, make_sender
 
     settings = _settings()
     redis_url, _ = resolve_url(settings)
-    sender = BrokerSender(make_broker(settings, redis_url))
     sessions = _sessions(settings)
+    sender = make_sender(settings, make_broker(settings, redis_url), redis_url, sessions)
     store = _storage(settings)
     stop = False
 
@@ -354,6 +354,7 @@ def scheduler(once: bool) -> None:
     signal.signal(signal.SIGINT, _stop)
     while True:
         reconcile(sessions, sender, store, settings)
+        _resync_admission(settings, sender, redis_url)
         if once:
             return
         deadline = time.monotonic() + settings.sweep_interval_seconds
@@ -361,6 +362,19 @@ def scheduler(once: bool) -> None:
             time.sleep(0.2)
         if stop:
             return
+
+
+def _resync_admission(settings: Settings, sender: Any, redis_url: str) -> None:
+    """Keep fair admission's count of admitted-and-waiting messages true to what the broker
+    holds (it can drift when a process dies between two steps). Redis broker only."""
+    from faktry.redisconn import client
+    from pipelines.admission import AdmittingSender
+    from workers.queues import stats
+
+    if not isinstance(sender, AdmittingSender) or settings.broker_url.startswith("amqp"):
+        return
+    for row in stats(client(redis_url), settings.redis_namespace, sender.queues):
+        sender.admission.resync(row.queue, row.depth)
 
 
 @main.command()

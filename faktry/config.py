@@ -92,6 +92,10 @@ class Settings:
     #: A job over its tenant's concurrent-job cap is looked at again after this long
     #: (a fresh delayed message: waiting spends none of its retries).
     slot_wait_ms: int = 1000
+    #: Fair admission between tenants (see pipelines/admission.py): at most this many admitted
+    #: jobs wait on each Dramatiq queue; set it at least to the worker threads on that queue.
+    fair_admission: bool = True
+    admission_depth: int = 16
     max_retries: int = 5
     retry_min_backoff_ms: int = 2_000
     retry_max_backoff_ms: int = 300_000

@@ -18,6 +18,7 @@ import hmac
 import secrets
 import string
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -195,8 +196,13 @@ class KeyCache:
             self._entries[digest] = (key_id, clock.monotonic() + self.ttl)
 
 
-def authenticate_key(session: Session, presented: str, cache: KeyCache) -> tuple[ApiKey, User | None]:
-    """The active key matching ``presented``, or `Unauthorized` (one message for every cause)."""
+def authenticate_key(
+    session: Session, presented: str, cache: KeyCache, *, before_hashing: Callable[[], None] | None = None
+) -> tuple[ApiKey, User | None]:
+    """The active key matching ``presented``, or `Unauthorized` (one message for every cause).
+
+    ``before_hashing`` ends the caller's transaction before bcrypt runs: on SQLite an open
+    transaction holds the database's write lock, and bcrypt takes a quarter of a second."""
     denied = Unauthorized("missing, malformed or revoked API key", code="invalid_api_key")
     if (
         not presented.startswith(KEY_PREFIX)
@@ -210,10 +216,15 @@ def authenticate_key(session: Session, presented: str, cache: KeyCache) -> tuple
         key = session.get(ApiKey, cached_id)
     else:
         prefix = presented[: len(KEY_PREFIX) + VISIBLE_CHARS]
-        for candidate in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)):
-            if check_secret(presented, candidate.key_hash):
-                key = candidate
-                cache.put(digest, candidate.id)
+        candidates = [
+            (k.id, k.key_hash) for k in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix))
+        ]
+        if before_hashing is not None:
+            before_hashing()
+        for key_id, key_hash in candidates:
+            if check_secret(presented, key_hash):
+                key = session.get(ApiKey, key_id)  # read again: it may have been revoked meanwhile
+                cache.put(digest, key_id)
                 break
     if key is None or key.revoked_at is not None:
         raise denied

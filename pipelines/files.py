@@ -20,6 +20,7 @@ from faktry.db import new_id, transaction
 from faktry.errors import Conflict, NotFound
 from pipelines import pagination
 from pipelines.media import detect
+from quotas.ledger import lock_account
 from quotas.limits import (
     TierLimits,
     cancel_reservation,
@@ -144,11 +145,17 @@ def delete_file(session: Session, file_id: str) -> list[str]:
         raise Conflict(
             "this file is part of a multi-file output; delete its root file", code="part_of_output"
         )
+    # Two deletes of one file may race: the account lock orders them, and only the one whose
+    # DELETE removes the row frees its bytes.
+    lock_account(session, row.tenant_id)
     keys = [row.storage_key]
     keys += list(session.scalars(select(File.storage_key).where(File.root_id == row.id)))
     freed = row.size + sum(session.scalars(select(File.size).where(File.root_id == row.id)))
-    session.execute(delete(File).where(File.root_id == row.id))
-    session.delete(row)
+    session.execute(delete(File).where(File.root_id == row.id).execution_options(synchronize_session=False))
+    gone = session.execute(delete(File).where(File.id == row.id).execution_options(synchronize_session=False))
+    if getattr(gone, "rowcount", 0) != 1:
+        raise NotFound("no such file", code="file_not_found")
+    session.expunge(row)
     free_storage(session, row.tenant_id, freed)
     session.flush()
     return keys

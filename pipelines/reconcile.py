@@ -31,6 +31,7 @@ from faktry import clock
 from faktry.config import Settings
 from faktry.db import transaction
 from pipelines import moderation
+from pipelines.admission import AdmittingSender
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from pipelines.services import Sender, record_event
 from quotas import billing, ledger
@@ -54,6 +55,7 @@ class Report:
     reservations_swept: int = 0
     billing_events_applied: int = 0
     moderation_entries_deleted: int = 0
+    admitted: int = 0
 
 
 def reconcile(
@@ -104,6 +106,8 @@ def reconcile(
         elif _requeue_orphan(sessions, job_id, token, now):
             sender.send(queue, job_id)
             report.resent.append(job_id)
+    if isinstance(sender, AdmittingSender):
+        report.admitted = _admission_sweep(sender)
     report.holds_resolved = _resolve_stale_holds(sessions)
     with transaction(sessions) as session:
         report.lots_expired = ledger.expire_lots(session)
@@ -124,6 +128,14 @@ def reconcile(
             len(report.resent), len(report.canceled), len(report.holds_resolved), report.lots_expired,
         )  # fmt: skip
     return report
+
+
+def _admission_sweep(sender: AdmittingSender) -> int:
+    """Offer again what was admitted but never sent (its process died), then admit what fits."""
+    for queue in sender.queues:
+        for lost in sender.admission.unsent(queue, older_than=60.0):
+            sender.send(queue, lost.job_id)
+    return sender.pump_all()
 
 
 def _resolve_stale_holds(sessions: sessionmaker[Session]) -> list[str]:

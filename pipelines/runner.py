@@ -235,11 +235,16 @@ def attempt_prefix(c: Claim, attempt: int | None = None) -> str:
 def run(ctx: Context, job_id: str) -> None:
     """Run one delivery of ``job_id``'s message. Raises `RetryLater` for a transient error,
     and `Later` (`WaitForSlot`, `PollLater`) when the job must be looked at again later."""
+    with logs.job_context(job_id=job_id):
+        _run(ctx, job_id)
+
+
+def _run(ctx: Context, job_id: str) -> None:
     admitted = _admit(ctx, job_id)
     if admitted is None:
         log.info("job %s: nothing to do for this delivery", job_id)
         return
-    logs.bind(job_id=job_id, tenant_id=admitted.tenant_id)
+    logs.bind(tenant_id=admitted.tenant_id)
     taken = claim(ctx, job_id)
     if taken is None:
         _release_slots_unless_running(ctx, admitted, job_id)
@@ -556,21 +561,29 @@ def _park(ctx: Context, c: Claim, state: Pending) -> None:
     until = now + timedelta(seconds=gen.poll_seconds + ctx.settings.job_lease_seconds)
     with transaction(ctx.sessions) as session:
         job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-        if job.lease_token != c.token:
-            return
-        before = (job.provider_state or {}).get("status")
-        job.provider_state = {
-            **(job.provider_state or {}),
+        before = dict(job.provider_state or {})
+        upstream = {
             "status": state.status,
             "queue_position": state.queue_position,
             "progress": state.progress,
         }
+        values: dict[str, Any] = {
+            "provider_state": {**before, **upstream},
+            "lease_token": None,
+            "lease_expires_at": until,
+            "updated_at": now,
+        }
         if state.progress is not None:
-            job.progress = max(0.0, min(0.99, float(state.progress)))
-        job.lease_token = None
-        job.lease_expires_at = until
-        job.updated_at = now
-        if before != state.status:
+            values["progress"] = max(0.0, min(0.99, float(state.progress)))
+        # Fenced like every outcome: a takeover since the claim keeps its own lease.
+        parked = session.execute(
+            update(Job)
+            .where(Job.id == c.job_id, Job.lease_token == c.token)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if getattr(parked, "rowcount", 0) == 1 and before.get("status") != state.status:
+            session.refresh(job)
             record_event(session, job, "upstream", status=state.status, queue_position=state.queue_position)
 
 
@@ -776,7 +789,8 @@ def _finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: s
             )
             .execution_options(synchronize_session=False)
         )
-        if getattr(result, "rowcount", 0) == 1:
+        finished = getattr(result, "rowcount", 0) == 1
+        if finished:
             # Failures (bad input included), cancels and platform errors charge nothing.
             ledger.release(session, c.tenant_id, c.job_id)
             job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
@@ -784,3 +798,6 @@ def _finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: s
             record_event(session, job, status, **({"code": code} if code else {}))
             log.info("%s%s", status, f" ({code})" if code else "")
             _count(ctx, job)
+    if finished:
+        # No outputs stay: neither this attempt's nor those of attempts that died earlier.
+        ctx.storage.delete_prefix(f"t/{c.tenant_id}/jobs/{c.job_id}/")

@@ -271,8 +271,10 @@ def dispatch(factory: sessionmaker[Session], sender: Sender, jobs: Iterable[Job]
     for job in jobs:
         sender.send(job.queue, job.id)
         with transaction(factory) as session:
+            # Stamped whatever the status by now (a worker may already have it), so the
+            # reconciler never takes a sent job for one that was never sent.
             session.execute(
-                update(Job).where(Job.id == job.id, Job.status == QUEUED).values(enqueued_at=clock.now())
+                update(Job).where(Job.id == job.id, Job.enqueued_at.is_(None)).values(enqueued_at=clock.now())
             )
 
 
@@ -304,6 +306,13 @@ def cancel(session: Session, job_id: str) -> Job:
     if job.status in FINISHED:
         raise Conflict(f"the job has already {job.status}", code="job_finished")
     now = clock.now()
+    if job.status == QUEUED and job.provider_request_id:
+        # It has a request at a provider (it waits to retry): a worker must cancel it there.
+        job.cancel_requested = True
+        job.updated_at = now
+        record_event(session, job, "cancel_requested")
+        session.flush()
+        return job
     if job.status == QUEUED:
         done = session.execute(
             update(Job)
@@ -368,6 +377,7 @@ def to_dict(job: Job, outputs: list[tuple[JobOutput, File]] | None = None) -> di
         "result": job.result or {},
         "error": {"code": job.error_code, "message": job.error_message} if job.error_code else None,
         "cancel_requested": job.cancel_requested,
+        "queue_position": None,
         "cost": {"estimated": job.cost_estimated, "held": job.cost_held, "charged": job.cost_charged},
         "outputs": [{"name": out.name, **files.to_dict(f)} for out, f in (outputs or [])],
         "created_at": stamp(job.created_at),

@@ -22,6 +22,7 @@ from faktry.errors import NotFound, ValidationError
 from faktry.redisconn import Embedded, resolve_url
 from faktry.redisconn import client as redis_client
 from faktry.tenancy import KeyCache
+from pipelines.admission import Admission, AdmittingSender
 from pipelines.catalog import default_catalog
 from pipelines.generation import configured_providers
 from pipelines.metrics import Metrics
@@ -48,6 +49,11 @@ class Services:
     metrics: Metrics
     #: Redis, for what the web reads of the platform's shared state (queues, breakers).
     redis: Any
+
+    @property
+    def admission(self) -> Admission | None:
+        return self.sender.admission if isinstance(self.sender, AdmittingSender) else None
+
     embedded_redis: Embedded | None = None
 
 
@@ -118,14 +124,15 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         JSON_SORT_KEYS=False,
     )
     redis_url, embedded = resolve_url(settings)
-    if sender is None:
-        from workers.broker import BrokerSender, make_broker
-
-        sender = BrokerSender(make_broker(settings, redis_url))
     engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
+    if sender is None:
+        from workers.broker import make_broker, make_sender
+
+        sender = make_sender(settings, make_broker(settings, redis_url), redis_url, sessions)
     app.extensions["faktry"] = Services(
         settings=settings,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         storage=storage_from_settings(settings),
         sender=sender,
         key_cache=KeyCache(settings.api_key_cache_seconds),

@@ -42,7 +42,7 @@ def _resolve() -> Principal:
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthorized("use 'Authorization: Bearer <API key>'", code="invalid_api_key")
         cache: KeyCache = current_app.extensions["faktry"].key_cache
-        key, user = authenticate_key(sess, presented.strip(), cache)
+        key, user = authenticate_key(sess, presented.strip(), cache, before_hashing=sess.commit)
         return Principal(
             tenant_id=key.tenant_id,
             user_id=key.user_id,

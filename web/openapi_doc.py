@@ -146,6 +146,11 @@ def _job() -> Schema:
             "progress": {"type": "number", "minimum": 0, "maximum": 1},
             "attempts": {"type": "integer", "minimum": 0},
             "queue": {"type": "string"},
+            "queue_position": {
+                "type": ["integer", "null"],
+                "minimum": 0,
+                "description": "While queued: jobs the fair order admits before this one (single-job reads).",
+            },
             "input": {"type": "object", "description": "As submitted: files by id, prompts."},
             "model": {"type": ["string", "null"], "description": "The generation model."},
             "provider": {"type": ["string", "null"], "description": "Who runs the model."},

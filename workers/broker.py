@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import dramatiq
 from dramatiq import Broker, Message
@@ -21,12 +22,14 @@ from faktry.db import make_engine, make_sessionmaker
 from faktry.redisconn import Embedded, resolve_url
 from faktry.redisconn import client as redis_client
 from pipelines import generation
+from pipelines.admission import Admission, AdmittingSender
 from pipelines.metrics import Metrics
 from pipelines.routing import all_queues
 from pipelines.runner import Context
 from quotas.pricing import PriceList
 from quotas.ratelimit import RunningSlots
 from storage import from_settings as storage_from_settings
+from workers.actors.jobs import ADMITTED
 from workers.middleware import JobLogContext
 
 log = logging.getLogger("faktry.workers")
@@ -60,12 +63,27 @@ class BrokerSender:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    def send(self, queue: str, job_id: str) -> None:
+    def send(self, queue: str, job_id: str, *, admitted: bool = False) -> None:
         if queue not in self.broker.get_declared_queues():
             self.broker.declare_queue(queue)
-        self.broker.enqueue(
-            Message(queue_name=queue, actor_name=RUN_JOB, args=(job_id,), kwargs={}, options={})
+        # An admitted message holds one of its queue's admission places until a worker starts it.
+        options = {ADMITTED: True} if admitted else {}
+        message: Message[Any] = Message(
+            queue_name=queue, actor_name=RUN_JOB, args=(job_id,), kwargs={}, options=options
         )
+        self.broker.enqueue(message)
+
+
+def make_sender(settings: Settings, broker: Broker, redis_url: str, sessions: Any) -> Any:
+    """What dispatches new jobs: through fair admission unless it is turned off."""
+    sender = BrokerSender(broker)
+    if not settings.fair_admission:
+        return sender
+    admission = Admission(
+        redis_client(redis_url), settings.redis_namespace, depth=settings.admission_depth,
+        running_namespace=settings.redis_namespace,
+    )  # fmt: skip
+    return AdmittingSender(sender, admission, sessions, all_queues())
 
 
 @dataclass
@@ -93,5 +111,6 @@ def setup(settings: Settings) -> Runtime:
         generation=generation.build(settings, redis_client(redis_url)),
         metrics=Metrics(redis_client(redis_url), settings.redis_namespace),
     )
-    jobs.declare(broker, context)
+    admitting = make_sender(settings, broker, redis_url, context.sessions)
+    jobs.declare(broker, context, admitting if isinstance(admitting, AdmittingSender) else None)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

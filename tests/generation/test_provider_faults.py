@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import pytest
 from dramatiq import Worker
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from faktry import clock
 from faktry.db import transaction
@@ -214,3 +214,23 @@ def test_the_provider_budget_is_never_exceeded(client, make_tenant, runtime, fal
     assert [d["status"] for d in done] == ["succeeded"] * 8
     assert 1 <= peak <= 2
     assert len(fal_fake.submits) == 8
+
+
+def test_canceling_a_job_waiting_to_retry_still_cancels_its_provider_request(
+    client, studio, runtime, fal_fake
+):
+    ctx = runtime.context
+    fal_fake.queue_polls = 1000
+    job_id = generate(client, studio, "video.generate", "ltx-2.3", {"prompt": "hail"}, duration=6).json["id"]
+    with pytest.raises(runner.PollLater):
+        runner.run(ctx, job_id)  # submitted upstream and parked
+    with transaction(ctx.sessions) as s:  # as after a transient poll error: back to queued, request kept
+        s.execute(update(Job).where(Job.id == job_id).values(status="queued", lease_token=None))
+    r = client.post(f"/v1/jobs/{job_id}/cancel", headers=studio.headers)
+    assert r.status_code == 202 and r.json["cancel_requested"] is True
+    runner.run(ctx, job_id)  # the message the cancel sent
+    with transaction(ctx.sessions) as s:
+        assert s.get(Job, job_id).status == "canceled"
+    assert fal_fake.cancels == [next(iter(fal_fake.jobs))]
+    funds, captures = ledger_state(runtime, studio)
+    assert captures == [] and funds.held == 0

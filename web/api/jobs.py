@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import request
@@ -16,6 +17,8 @@ from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
+
+log = logging.getLogger("faktry.web")
 
 
 def _json_body() -> Any:
@@ -42,8 +45,13 @@ def submit_job() -> Any:
     )
     sess.commit()
     if submitted.created:
-        svc.metrics.job_created(submitted.job.type)
-        jobs.dispatch(svc.sessions, svc.sender, [submitted.job])
+        try:
+            svc.metrics.job_created(submitted.job.type)
+            jobs.dispatch(svc.sessions, svc.sender, [submitted.job])
+        except Exception:
+            # The job and its hold are committed: answering 500 would invite a second
+            # submit. The reconciler sends what was not sent.
+            log.exception("job %s: dispatch failed; the reconciler will send it", submitted.job.id)
         sess.refresh(submitted.job)
     job = submitted.job
     body = jobs.to_dict(job, jobs.outputs_of(sess, job))
@@ -108,7 +116,12 @@ def list_jobs() -> Any:
 def get_job(job_id: str) -> Any:
     sess = db()
     job = jobs.get_job(sess, job_id)
-    return jobs.to_dict(job, jobs.outputs_of(sess, job))
+    body = jobs.to_dict(job, jobs.outputs_of(sess, job))
+    admission = services().admission
+    if job.status == "queued" and admission is not None:
+        # Jobs the fair order hands out before this one; 0 once admitted to the workers' queue.
+        body["queue_position"] = admission.position(job.queue, job.tenant_id, job.id) or 0
+    return body
 
 
 @blueprint.get("/jobs/<job_id>/events")
@@ -138,8 +151,15 @@ def cancel_job(job_id: str) -> Any:
     sess.commit()
     if job.status == "canceled" and job.started_at is None:
         services().metrics.job_finished(job.type, "canceled", None)
-    if job.status == "running" and job.provider_request_id:
-        # It waits upstream with no worker on it: a message now makes a worker cancel it at
-        # the provider instead of at the next poll.
-        services().sender.send(job.queue, job.id)
+    svc = services()
+    if job.status == "canceled":
+        # Attempts that died may have left files: a canceled job keeps none.
+        svc.storage.delete_prefix(f"t/{job.tenant_id}/jobs/{job.id}/")
+    if job.status in ("running", "queued") and job.provider_request_id:
+        # It has a request at a provider and no worker on it: a message now makes a worker
+        # cancel it there instead of at its next poll or retry.
+        try:
+            svc.sender.send(job.queue, job.id)
+        except Exception:
+            log.exception("job %s: could not send the cancel; the next poll will see it", job.id)
     return jobs.to_dict(job, jobs.outputs_of(sess, job)), 202

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import dramatiq
 from dramatiq import Broker
 from dramatiq.middleware import CurrentMessage
@@ -10,10 +12,13 @@ from dramatiq.middleware import CurrentMessage
 from pipelines import runner
 from pipelines.routing import all_queues
 
+#: The message option workers.broker.BrokerSender sets on messages fair admission let through.
+ADMITTED = "faktry_admitted"
+
 DAY_MS = 24 * 3600 * 1000
 
 
-def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor[[str], None]:
+def declare(broker: Broker, context: runner.Context, admitting: Any = None) -> dramatiq.Actor[[str], None]:
     settings = context.settings
     # The runner caps attempts itself and fails the job with its code when they are spent,
     # so Dramatiq's own limit is only a backstop.
@@ -23,6 +28,20 @@ def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor[[str], No
         return isinstance(exc, runner.RetryLater | dramatiq.Retry) and retries < backstop
 
     def run_job(job_id: str) -> None:
+        message = CurrentMessage.get_current_message()
+        first_delivery = (
+            message is not None and message.options.get(ADMITTED) and not message.options.get("retries")
+        )
+        if admitting is not None and message is not None and first_delivery:
+            admitting.admission.started(message.queue_name)
+        try:
+            _run(job_id)
+        finally:
+            if admitting is not None:
+                # A place on the queue or a tenant's running slot may have freed up.
+                admitting.pump_all()
+
+    def _run(job_id: str) -> None:
         try:
             runner.run(context, job_id)
         except runner.Later as later:
@@ -31,7 +50,9 @@ def declare(broker: Broker, context: runner.Context) -> dramatiq.Actor[[str], No
             message = CurrentMessage.get_current_message()
             if message is None:
                 raise
-            broker.enqueue(message.copy(), delay=later.delay_ms)
+            # The copy is the same admitted job coming back: it takes no admission place.
+            options = {k: v for k, v in message.options.items() if k != ADMITTED}
+            broker.enqueue(message.copy(options=options), delay=later.delay_ms)
         except runner.RetryLater as retry:
             if retry.delay_ms is None:
                 raise
