@@ -1,0 +1,1 @@
+"""Locust users, one module per scenario; imported only inside the locust process."""

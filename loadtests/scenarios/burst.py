@@ -1,0 +1,29 @@
+"""``burst``: many submits at once, then every one of them awaited.
+
+Each user fires ``LOADTEST_BURST`` submits (default 10) concurrently, waits for all of them,
+rests 5 s and bursts again. With ``--spawn-rate`` equal to ``--users`` (the runner's default
+for this scenario) the users' first bursts land in the same second.
+"""
+
+from __future__ import annotations
+
+import os
+
+from gevent.pool import Pool
+from locust import constant, tag, task
+
+from loadtests.scenarios.base import FaktryUser
+
+
+class BurstClient(FaktryUser):
+    role = "api"
+    wait_time = constant(5)
+
+    @tag("burst")
+    @task
+    def burst_then_wait(self) -> None:
+        size = max(1, int(os.environ.get("LOADTEST_BURST", "10")))
+        bodies = [b for b in (self.mixed() for _ in range(size)) if b is not None]
+        pool = Pool(len(bodies) or 1)
+        jobs = [j for j in pool.imap_unordered(self.submit, bodies) if j is not None]
+        self.wait_for(jobs, timeout=120)
