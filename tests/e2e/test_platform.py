@@ -277,3 +277,50 @@ def _answers(sock: Path) -> bool:
         return bool(redis.Redis(unix_socket_path=str(sock), socket_timeout=1).ping())
     except (redis.RedisError, OSError):
         return False
+
+
+def test_metrics_cover_every_process_with_two_web_and_two_worker_processes(tmp_path, png_image):
+    from faktry import migrate
+    from tests.e2e.conftest import e2e_settings
+
+    if not svc.redis_available():
+        svc.missing("Redis")
+    db = f"sqlite:///{tmp_path / 'two.db'}"
+    migrate.upgrade(db)
+    namespace = f"faktry-e2e-{svc.RUN_ID}-two"
+    settings = e2e_settings(
+        tmp_path, database_url=db, redis_url=svc.REDIS_URL, redis_namespace=namespace,
+        storage_url=f"file:{tmp_path / 'storage'}", web_workers=2,
+    )  # fmt: skip
+    platform = Platform(settings, tmp_path)
+    try:
+        platform.start("web", "web")
+        platform.start_worker()
+        platform.start_worker()
+        platform.wait_healthy()
+        headers = tenant_key(settings)
+        file_id = upload(platform.base, headers, png_image)["id"]
+        ids = [
+            submit(platform.base, headers, {"type": "media.probe", "input": {"file_id": file_id}})["id"]
+            for _ in range(6)
+        ]
+        for job_id in ids:
+            assert (
+                poll(platform.base, headers, job_id, ("succeeded", "failed"), timeout=60)["status"]
+                == "succeeded"
+            )
+        seen = set()
+        for _ in range(8):  # fresh connections land on either gunicorn worker
+            text = requests.get(f"{platform.base}/metrics", timeout=10, headers={"Connection": "close"}).text
+            line = next(
+                x
+                for x in text.splitlines()
+                if x.startswith('faktry_jobs_total{type="media.probe",status="succeeded"}')
+            )
+            seen.add(line)
+        assert seen == {'faktry_jobs_total{type="media.probe",status="succeeded"} 6'}
+        pids = {int(x.split()[-1]) for x in platform.logs().splitlines() if "Booting worker with pid" in x}
+        assert len(pids) == 2
+    finally:
+        platform.stop()
+        svc.clear_namespace(namespace)

@@ -61,3 +61,27 @@ def test_a_second_tenant_with_the_same_email_is_refused(run):
     run("tenants", "create", "--email", "a@example.com")
     result = CliRunner().invoke(main, ["tenants", "create", "--email", "A@example.com"])
     assert result.exit_code != 0
+
+
+def test_credits_grant_writes_a_lot_and_the_checks_pass_then_catch_corruption(run, tmp_path, monkeypatch):
+    from sqlalchemy import update
+
+    from quotas.models import Account, CreditLot, LedgerEntry
+
+    monkeypatch.setenv("FAKTRY_STORAGE_URL", f"file:{tmp_path / 'storage'}")
+    run("tenants", "create", "--email", "a@example.com")
+    out = run("credits", "grant", "--email", "a@example.com", "--credits", "12.5", "--reason", "launch", "--key", "k1")
+    assert "granted 12500 millicredits" in out
+    assert "already granted" in run("credits", "grant", "--email", "a@example.com", "--credits", "12.5", "--key", "k1")
+    assert "ledger clean" in run("ledger", "check")
+    assert "storage usage exact" in run("storage", "check")
+    sessions = make_sessionmaker(make_engine(run.url))
+    with transaction(sessions) as s:
+        [entry] = s.scalars(select(LedgerEntry)).all()
+        assert (entry.kind, entry.available, entry.memo) == ("grant", 12500, "launch")
+        s.execute(update(CreditLot).values(remaining=CreditLot.remaining - 1))
+        s.execute(update(Account).values(storage_used_bytes=5))
+    ledger = CliRunner().invoke(main, ["ledger", "check"])
+    assert ledger.exit_code == 1 and "remaining" in ledger.output
+    usage = CliRunner().invoke(main, ["storage", "check"])
+    assert usage.exit_code == 1 and "storage used 5" in usage.output
