@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -181,38 +181,35 @@ def _same_token(token: str | None) -> ColumnElement[bool]:
     return Job.lease_token.is_(None) if token is None else Job.lease_token == token
 
 
-def _requeue_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: object) -> bool:
-    """Hand an orphaned running job back to the queue; the next delivery starts a new attempt."""
+def _take_orphan(
+    sessions: sessionmaker[Session], job_id: str, token: str | None, now: datetime, **values: object
+) -> Job | None:
+    """Move a running job whose lease expired (its worker died, or its poll got lost while
+    it waited upstream) to ``values``; None when another process got to it first."""
     with transaction(sessions) as session:
         result = session.execute(
             update(Job)
-            .where(
-                Job.id == job_id, Job.status == RUNNING, Job.lease_token == token, Job.lease_expires_at < now
-            )
-            .values(status=QUEUED, lease_token=None, lease_expires_at=None, enqueued_at=now, updated_at=now)
+            .where(Job.id == job_id, Job.status == RUNNING, _same_token(token), Job.lease_expires_at < now)
+            .values(lease_token=None, lease_expires_at=None, updated_at=now, **values)
             .execution_options(synchronize_session=False)
         )
-        won = getattr(result, "rowcount", 0) == 1
-        if won:
-            job = session.scalars(select(Job).where(Job.id == job_id)).one()
-            record_event(session, job, "requeued", reason="worker lost")
-        return won
-
-
-def _cancel_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: object) -> bool:
-    with transaction(sessions) as session:
-        result = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id, Job.status == RUNNING, Job.lease_token == token, Job.lease_expires_at < now
-            )
-            .values(status=CANCELED, lease_token=None, lease_expires_at=None, finished_at=now, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        won = getattr(result, "rowcount", 0) == 1
-        if won:
-            job = session.scalars(select(Job).where(Job.id == job_id)).one()
+        if getattr(result, "rowcount", 0) != 1:
+            return None
+        job = session.scalars(select(Job).where(Job.id == job_id)).one()
+        if job.status == CANCELED:
             ledger.release(session, job.tenant_id, job_id)
             job.cost_charged = 0
             record_event(session, job, "canceled", reason="worker lost after cancel was requested")
-        return won
+        else:
+            record_event(session, job, "requeued", reason="worker lost")
+        session.expunge(job)
+        return job
+
+
+def _requeue_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: datetime) -> bool:
+    """Hand an orphaned running job back to the queue; the next delivery starts a new attempt."""
+    return _take_orphan(sessions, job_id, token, now, status=QUEUED, enqueued_at=now) is not None
+
+
+def _cancel_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: datetime) -> bool:
+    return _take_orphan(sessions, job_id, token, now, status=CANCELED, finished_at=now) is not None

@@ -234,3 +234,20 @@ def test_canceling_a_job_waiting_to_retry_still_cancels_its_provider_request(
     assert fal_fake.cancels == [next(iter(fal_fake.jobs))]
     funds, captures = ledger_state(runtime, studio)
     assert captures == [] and funds.held == 0
+
+
+def test_a_parked_job_whose_poll_message_was_lost_is_resent_and_reattaches(client, studio, runtime, fal_fake):
+    ctx = runtime.context
+    fal_fake.queue_polls = 1000
+    job_id = generate(client, studio, "video.generate", "wan-2.7", {"prompt": "dusk"}, duration=2).json["id"]
+    with pytest.raises(runner.PollLater):
+        runner.run(ctx, job_id)  # parked; suppose its delayed poll message is lost
+    clock.advance(timedelta(seconds=ctx.settings.job_lease_seconds + ctx.settings.provider_poll_seconds + 1))
+    sender = runtime_sender(runtime)
+    report = reconcile(ctx.sessions, sender, ctx.storage, ctx.settings)
+    assert report.resent == [job_id]
+    fal_fake.complete()
+    runner.run(ctx, job_id)
+    with transaction(ctx.sessions) as s:
+        assert s.scalars(select(Job).where(Job.id == job_id)).one().status == "succeeded"
+    assert len(fal_fake.submits) == 1
