@@ -28,7 +28,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _now_us() -> int:
+def now_us() -> int:
     """The kernel clock in whole microseconds since the epoch (exact in a Lua double until 2255)."""
     return (clock.now() - _EPOCH) // _MICROSECOND
 
@@ -114,7 +114,7 @@ class RateLimiter:
         if cost > capacity:
             raise ValueError(f"cost {cost} exceeds burst {capacity}: it could never be allowed")
         interval_us = 60_000_000 / per_minute
-        result = self._hit(keys=[self.key(key)], args=[_now_us(), repr(interval_us), capacity, cost])
+        result = self._hit(keys=[self.key(key)], args=[now_us(), repr(interval_us), capacity, cost])
         return None if result is None else float(_text(result))
 
 
@@ -197,7 +197,7 @@ class RunningSlots:
         unlimited, but the job is still recorded so `count` and `running` stay right.
         Raises ValueError when ``ttl_seconds`` is not positive.
         """
-        now = _now_us()
+        now = now_us()
         expires = now + _ttl_us(ttl_seconds)
         return bool(self._acquire(keys=[self.key(tenant_id)], args=[now, job_id, expires, limit]))
 
@@ -208,7 +208,7 @@ class RunningSlots:
         released, or its lease ran out): the caller has lost its place and must acquire
         again, subject to the limit.
         """
-        now = _now_us()
+        now = now_us()
         expires = now + _ttl_us(ttl_seconds)
         return bool(self._refresh(keys=[self.key(tenant_id)], args=[now, job_id, expires]))
 
@@ -218,12 +218,12 @@ class RunningSlots:
 
     def count(self, tenant_id: str) -> int:
         """How many of the tenant's jobs hold a live (unexpired) slot."""
-        return int(self._client.zcount(self.key(tenant_id), f"({_now_us()}", "+inf"))
+        return int(self._client.zcount(self.key(tenant_id), f"({now_us()}", "+inf"))
 
     def running(self, tenant_id: str) -> list[str]:
         """The job ids holding a live slot, the lease that runs out first first."""
         # Without withscores the reply is a flat list of members; the stubs cover both shapes.
         members = cast(
-            list[bytes | str], self._client.zrangebyscore(self.key(tenant_id), f"({_now_us()}", "+inf")
+            list[bytes | str], self._client.zrangebyscore(self.key(tenant_id), f"({now_us()}", "+inf")
         )
         return [_text(member) for member in members]
