@@ -70,9 +70,22 @@ def test_credits_grant_writes_a_lot_and_the_checks_pass_then_catch_corruption(ru
 
     monkeypatch.setenv("FAKTRY_STORAGE_URL", f"file:{tmp_path / 'storage'}")
     run("tenants", "create", "--email", "a@example.com")
-    out = run("credits", "grant", "--email", "a@example.com", "--credits", "12.5", "--reason", "launch", "--key", "k1")
+    out = run(
+        "credits",
+        "grant",
+        "--email",
+        "a@example.com",
+        "--credits",
+        "12.5",
+        "--reason",
+        "launch",
+        "--key",
+        "k1",
+    )
     assert "granted 12500 millicredits" in out
-    assert "already granted" in run("credits", "grant", "--email", "a@example.com", "--credits", "12.5", "--key", "k1")
+    assert "already granted" in run(
+        "credits", "grant", "--email", "a@example.com", "--credits", "12.5", "--key", "k1"
+    )
     assert "ledger clean" in run("ledger", "check")
     assert "storage usage exact" in run("storage", "check")
     sessions = make_sessionmaker(make_engine(run.url))
