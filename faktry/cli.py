@@ -395,7 +395,7 @@ def up() -> None:
         subprocess.Popen(worker_command(settings, KINDS["ai"][0], 1, 8), env=env, start_new_session=True),
         subprocess.Popen(scheduler_command(), env=env, start_new_session=True),
     ]
-    click.echo(f"faktry is up at {settings.base_url}  (Ctrl-C stops it)")
+    click.echo(f"faktry is up at {settings.public_url}  (Ctrl-C stops it)")
     if first_key:
         click.echo(f"demo account {DEMO_EMAIL}, API key (shown once): {first_key}")
         Path(settings.var_dir / "demo-api-key").write_text(first_key + "\n")

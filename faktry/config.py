@@ -43,8 +43,9 @@ class Settings:
 
     #: Signs session cookies. Empty means a random one kept in ``<var_dir>/secret_key``.
     secret_key: str = ""
-    #: Public base URL, used in job links and printed by ``faktry up``.
-    base_url: str = "http://127.0.0.1:8000"
+    #: Public base URL (Stripe's return links, what ``faktry up`` prints). Empty means
+    #: ``http://<host>:<port>``.
+    base_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     web_workers: int = 2
@@ -170,6 +171,10 @@ class Settings:
             )
 
     # -- derived values -------------------------------------------------------------------
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

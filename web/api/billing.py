@@ -73,7 +73,7 @@ def create_checkout() -> Any:
         tenant_id=tenant_id,
         pack=pack,
         customer_id=customer_id,
-        base_url=setup.settings.base_url,
+        base_url=setup.settings.public_url,
     )
     return {"object": "checkout_session", "url": result.url, "session_id": result.session_id}, 201
 
