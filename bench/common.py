@@ -1,13 +1,21 @@
-"""Shared bits of the benchmarks: a Redis to run against, percentiles, a result line."""
+"""Shared bits of the benchmarks: a Redis to run against, percentiles, a result line; faktry's
+processes, tenants and databases for the platform benchmarks."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import socket
 import statistics
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -51,3 +59,263 @@ def summary(values: list[float]) -> str:
         f"p50 {percentile(values, 50) * 1000:7.1f} ms  p95 {percentile(values, 95) * 1000:7.1f} ms  "
         f"mean {statistics.fmean(values) * 1000:7.1f} ms  (n={len(values)})"
     )
+
+
+# -- what the platform benchmarks share -------------------------------------------------------
+# Real faktry processes (web, workers) and bare Dramatiq workers, each in its own process
+# group so that stopping it stops everything it started; tenants on a bench tier whose
+# limits never get in the way; a PostgreSQL database made and dropped per run.
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("FAKTRY_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of the live processes in a process group (Linux /proc)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # fields[0] is the state (stat field 3): pgrp is field 5, utime 14, stime 15.
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
+
+
+def _prctl() -> Any:
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+_PRCTL = _prctl()  # resolved in the parent: a child must not load libraries after fork
+
+
+def _own_group_dies_with_parent() -> None:
+    """Runs in the child before exec: its own process group, and SIGKILL from the kernel if
+    the benchmark dies first (a timeout's SIGKILL), so no server outlives it."""
+    os.setsid()
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+class Proc:
+    """A child in its own process group, logging to a file; `stop` ends the whole group."""
+
+    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+        self.fh = self.log.open("wb")
+        self.popen = subprocess.Popen(
+            cmd, env=env, cwd=ROOT, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            preexec_fn=_own_group_dies_with_parent,
+        )  # fmt: skip
+
+    def cpu_seconds(self) -> float:
+        return group_cpu_seconds(self.popen.pid)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill(signal.SIGKILL)
+                self.popen.wait()
+        self.kill(signal.SIGKILL)  # anything left in the group
+        self.fh.close()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@contextmanager
+def postgres_database() -> Iterator[str | None]:
+    """A new, empty PostgreSQL database (dropped afterwards), or None when none answers."""
+    from sqlalchemy import create_engine, text
+
+    name = f"faktry_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 2})
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception:
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def bench_settings(tmp: Path, *, redis: str, namespace: str, database_url: str, **overrides: Any) -> Any:
+    """faktry's defaults, on this run's database, Redis namespace and storage folder."""
+    from faktry.config import Settings
+
+    values: dict[str, Any] = {
+        "var_dir": tmp / "var",
+        "database_url": database_url,
+        "redis_url": redis,
+        "redis_namespace": namespace,
+        "storage_url": f"file:{(tmp / 'storage').resolve()}",
+        "secret_key": uuid.uuid4().hex,
+        "bcrypt_rounds": 4,
+        "port": free_port(),
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def bench_tier(database_url: str) -> str:
+    """A tier (tiers are data) whose limits a benchmark never reaches. Its submit rate is
+    finite, so every submit still pays for the rate limiter's Redis script."""
+    from faktry.db import make_engine, make_sessionmaker, transaction
+    from quotas.models import Tier
+
+    name = f"bench-{uuid.uuid4().hex[:6]}"
+    engine = make_engine(database_url)
+    with transaction(make_sessionmaker(engine)) as session:
+        session.add(
+            Tier(
+                name=name, storage_quota_bytes=2**50, max_upload_bytes=2**40, max_duration_seconds=10**6,
+                max_concurrent_jobs=10_000, submits_per_minute=10**9, scheduling_weight=1,
+            )
+        )  # fmt: skip
+    engine.dispose()
+    return name
+
+
+def make_tenant(database_url: str, *, tier: str, credits: int) -> tuple[str, str]:
+    """(tenant id, API key) of a new tenant holding ``credits`` credits."""
+    from faktry.db import make_engine, make_sessionmaker, transaction
+    from faktry.tenancy import create_api_key, create_tenant
+    from quotas import ledger
+    from quotas.models import MILLI
+
+    engine = make_engine(database_url)
+    with transaction(make_sessionmaker(engine)) as session:
+        tenant, user = create_tenant(
+            session, email=f"bench-{uuid.uuid4().hex[:10]}@bench.local", tier=tier, bcrypt_rounds=4
+        )
+        _, plain = create_api_key(session, tenant_id=tenant.id, user_id=user.id, bcrypt_rounds=4)
+        ledger.add_credits(session, tenant.id, credits * MILLI, source="grant", key=f"bench:{tenant.id}")
+        tenant_id = tenant.id
+    engine.dispose()
+    return tenant_id, plain
+
+
+class Platform:
+    """faktry's own processes (``faktry web``, ``faktry worker``), configured only through FAKTRY_*."""
+
+    def __init__(self, settings: Any, log_dir: Path) -> None:
+        self.settings = settings
+        self.log_dir = log_dir
+        self.base = f"http://127.0.0.1:{settings.port}"
+        self.env = {
+            **os.environ,
+            **settings.to_env(),
+            "dramatiq_worker_timeout": str(settings.worker_timeout_ms),
+        }
+        self.procs: list[Proc] = []
+
+    def start(self, name: str, *args: str) -> Proc:
+        proc = Proc(name, [sys.executable, "-m", "faktry.cli", *args], self.env, self.log_dir)
+        self.procs.append(proc)
+        return proc
+
+    def start_web(self) -> Proc:
+        return self.start("web", "web")
+
+    def start_worker(self, processes: int, threads: int) -> Proc:
+        """Media workers (the local queues), as ``faktry worker --kind media`` runs them."""
+        return self.start(
+            "worker", "worker", "--kind", "media", "--processes", str(processes), "--threads", str(threads)
+        )
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("faktry web did not come up:\n" + self.logs())
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name} ---\n{p.output()}" for p in self.procs)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+def bare_workers(settings: Any, log_dir: Path, processes: int, threads: int, queues: tuple[str, ...]) -> Proc:
+    """Plain Dramatiq worker processes running `bench._bare_actors` on the same broker settings."""
+    env = {
+        **os.environ,
+        **settings.to_env(),
+        "dramatiq_worker_timeout": str(settings.worker_timeout_ms),
+    }
+    cmd = [
+        sys.executable, "-m", "dramatiq", "bench._bare_actors", "--processes", str(processes),
+        "--threads", str(threads), "--queues", *queues,
+    ]  # fmt: skip
+    return Proc("bare", cmd, env, log_dir)
+
+
+def tiny_png(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
+    from PIL import Image
+
+    Image.new("RGB", size, (200, 100, 50)).save(path)
+    return path
+
+
+def upload(base: str, headers: dict[str, str], path: Path) -> str:
+    """Upload a file through the API; returns its id."""
+    import requests
+
+    with path.open("rb") as fh:
+        r = requests.post(f"{base}/v1/files", headers=headers, files={"file": (path.name, fh)}, timeout=120)
+    if r.status_code != 201:
+        raise RuntimeError(f"upload failed: {r.status_code} {r.text}")
+    return str(r.json()["id"])
+
+
+def jobs_finished(client: redis.Redis, namespace: str, job_type: str) -> dict[str, int]:
+    """The platform's own counters (pipelines.metrics): finished jobs of a type, by status."""
+    raw = client.hgetall(f"{namespace}:metrics:jobs_total")
+    out: dict[str, int] = {}
+    for key, value in raw.items():
+        name, _, status = (key.decode() if isinstance(key, bytes) else key).partition("|")
+        if name == job_type and status != "created":
+            out[status] = int(value)
+    return out
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:8.1f} ms"

@@ -45,6 +45,8 @@ class Job(Base, TenantOwned):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_tenant_listing", "tenant_id", "created_at", "id"),
+        # Listing a tenant's jobs by status stays an index range however long its history.
+        Index("ix_jobs_tenant_status_listing", "tenant_id", "status", "created_at", "id"),
         Index("ix_jobs_status_updated", "status", "updated_at"),
         UniqueConstraint("tenant_id", "idempotency_key", name="uq_jobs_tenant_idempotency_key"),
     )

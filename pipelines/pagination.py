@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from faktry.errors import ValidationError
@@ -60,7 +60,9 @@ def page(
     """One page of ``stmt`` and the cursor of the next page (None on the last)."""
     if cursor:
         at, row_id = decode(cursor)
-        stmt = stmt.where(or_(created < at, and_(created == at, ident < row_id)))
+        # A row-value comparison is an index range on both databases; the equivalent
+        # OR of two comparisons is not, and made deep pages cost more.
+        stmt = stmt.where(tuple_(created, ident) < tuple_(at, row_id))
     rows = list(session.scalars(stmt.order_by(created.desc(), ident.desc()).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None

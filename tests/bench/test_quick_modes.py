@@ -6,6 +6,7 @@ records full runs.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -20,11 +21,22 @@ pytestmark = pytest.mark.slow
 
 @pytest.mark.parametrize(
     ("module", "expect"),
-    [("bench.pickup_latency", "ratio default/faktry"), ("bench.redelivery", "faktry / target")],
+    [
+        ("bench.pickup_latency", "ratio default/faktry"),
+        ("bench.redelivery", "faktry / target"),
+        ("bench.throughput", "ratio bare/faktry"),
+        ("bench.latency", "ratio faktry/bare"),
+        ("bench.media_overhead", "ratio draft/plain"),
+        ("bench.scale", "reconciler pass"),
+        ("bench.submit_load", "ratio healthz/submit"),
+        ("bench.fairness", "ratio FIFO / fair"),
+    ],
 )
 def test_a_benchmark_quick_mode_runs_and_prints_its_ratio(module, expect):
     if not svc.redis_available():
         svc.missing("Redis")
+    if module == "bench.media_overhead" and not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
+        svc.missing("ffmpeg")
     out = subprocess.run(
         [sys.executable, "-m", module, "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240
     )
