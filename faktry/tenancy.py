@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import bcrypt
 from sqlalchemy import Boolean, ForeignKey, String, select
@@ -235,18 +236,39 @@ def authenticate_key(
     return key, user
 
 
-def authenticate_password(session: Session, email: str, password: str) -> User:
+def authenticate_password(
+    session: Session, email: str, password: str, *, before_hashing: Callable[[], None] | None = None
+) -> User:
+    """The user with this email and password, or `Unauthorized` (one message for both)."""
     try:
         email = normalize_email(email)
     except ValidationError:
         raise Unauthorized("wrong email or password", code="invalid_credentials") from None
     user = session.scalars(select(User).where(User.email == email)).first()
+    user_id = user.id if user is not None else None
     # Spend a bcrypt even for unknown emails so timing does not reveal which accounts exist.
     hashed = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
-    if not check_secret(password, hashed) or user is None or not user.password_hash:
+    if before_hashing is not None:
+        before_hashing()  # no transaction (and, on SQLite, no write lock) during bcrypt
+    if not check_secret(password, hashed) or user_id is None or hashed is _DUMMY_HASH:
+        raise Unauthorized("wrong email or password", code="invalid_credentials")
+    user = session.get(User, user_id)
+    if user is None:
         raise Unauthorized("wrong email or password", code="invalid_credentials")
     user.last_login_at = clock.now()
     return user
+
+
+MIN_PASSWORD = 10
+
+
+def check_password(password: Any) -> str:
+    """A password faktry accepts: 10 characters or more, at most 72 bytes (bcrypt's limit)."""
+    if not isinstance(password, str) or len(password) < MIN_PASSWORD:
+        raise ValidationError(f"a password needs at least {MIN_PASSWORD} characters", field="password")
+    if len(password.encode()) > 72:
+        raise ValidationError("a password can be at most 72 bytes long", field="password")
+    return password
 
 
 def constant_time_equal(a: str, b: str) -> bool:

@@ -451,6 +451,36 @@ def _schemas() -> dict[str, Schema]:
         "ApiKeyList": _list_of(_ref("ApiKey"), paged=False),
         "NewApiKeyRequest": _obj({"name": {"type": "string", "maxLength": 100, "default": ""}}, []),
         "Login": _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}),
+        "Signup": _obj(
+            {
+                "email": {"type": "string", "format": "email"},
+                "password": {"type": "string", "minLength": 10},
+                "confirm_age_16": {"const": True, "description": "faktry accepts people aged 16 or older."},
+            }
+        ),
+        "Profile": _obj(
+            {
+                "object": {"const": "profile"},
+                "email": {"type": "string"},
+                **{
+                    "first_name": {"type": "string", "maxLength": 100},
+                    "last_name": {"type": "string", "maxLength": 100},
+                    "company": {"type": "string", "maxLength": 200},
+                    "industry": {"type": "string", "maxLength": 100},
+                    "website": {"type": "string", "maxLength": 300},
+                },
+            }
+        ),
+        "ProfileChange": _obj(
+            {
+                "first_name": {"type": "string", "maxLength": 100},
+                "last_name": {"type": "string", "maxLength": 100},
+                "company": {"type": "string", "maxLength": 200},
+                "industry": {"type": "string", "maxLength": 100},
+                "website": {"type": "string", "maxLength": 300},
+            },
+            [],
+        ),
         "Session": _obj(
             {
                 "object": {"const": "session"},
@@ -888,6 +918,10 @@ def _billing_paths() -> Schema:
 def _auth_paths() -> Schema:
     key_id = _param("key_id", "path", {**_SEGMENT, "examples": ["key_0123456789abcdef01234567"]}, "The key.")
     session = _json(_ref("Session"), "The session.")
+    throttled = {
+        **_error_response("Too many attempts (`rate_limited`)."),
+        "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}},
+    }
     cookie = {
         "description": "The `faktry_session` cookie (HttpOnly, SameSite=Lax).",
         "schema": {"type": "string"},
@@ -922,6 +956,43 @@ def _auth_paths() -> Schema:
                 operation_id="revokeApiKey",
             ),
         },
+        "/v1/signup": {
+            "post": _op(
+                "Sign up: a free account and its owner (16 or older); starts a session",
+                {
+                    "201": {
+                        **session,
+                        "description": "Signed up and logged in.",
+                        "headers": {"Set-Cookie": cookie},
+                    },
+                    "422": _error_response(
+                        "Missing age confirmation, a weak password, a bad or taken email "
+                        "(`age_confirmation_required`, `email_taken`, `invalid_request`)."
+                    ),
+                    "429": throttled,
+                },
+                tag="session",
+                public=True,
+                body=_json_body(_ref("Signup")),
+                operation_id="signUp",
+            ),
+        },
+        "/v1/profile": {
+            "get": _op(
+                "The person's profile",
+                {"200": _json(_ref("Profile"), "The profile."), "422": _use("Invalid")},
+                tag="session",
+                operation_id="getProfile",
+            ),
+            "patch": _op(
+                "Change the person's profile",
+                {"200": _json(_ref("Profile"), "The profile as saved."), "422": _use("Invalid")},
+                tag="session",
+                write=True,
+                body=_json_body(_ref("ProfileChange")),
+                operation_id="updateProfile",
+            ),
+        },
         "/v1/session": {
             "post": _op(
                 "Log in with email and password",
@@ -929,6 +1000,7 @@ def _auth_paths() -> Schema:
                     "201": {**session, "description": "Logged in.", "headers": {"Set-Cookie": cookie}},
                     "401": _error_response("Wrong email or password (`invalid_credentials`)."),
                     "422": _use("Invalid"),
+                    "429": throttled,
                 },
                 tag="session",
                 public=True,

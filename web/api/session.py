@@ -10,8 +10,10 @@ from typing import Any
 
 from flask import request, session
 
-from faktry.errors import ValidationError
-from faktry.tenancy import authenticate_password
+from faktry.errors import RateLimited, ValidationError
+from faktry.tenancy import User, authenticate_password
+from quotas.ratelimit import retry_after_header
+from web import services
 from web.api import blueprint
 from web.auth import authenticated, csrf_token, db, principal
 
@@ -25,18 +27,27 @@ def login() -> Any:
         or not isinstance(body.get("password"), str)
     ):
         raise ValidationError("send email and password", field="email")
+    throttle_login(body["email"])
     sess = db()
-    user = authenticate_password(sess, body["email"], body["password"])
+    user = authenticate_password(sess, body["email"], body["password"], before_hashing=sess.commit)
     sess.commit()
+    return start_session(user), 201
+
+
+def throttle_login(email: str) -> None:
+    """At most 10 log-in attempts a minute per account and 30 per address: 429 beyond."""
+    limiter = services().ratelimiter
+    for key, per_minute in ((f"login:{email.strip().lower()}", 10), (f"login-ip:{request.remote_addr}", 30)):
+        wait = limiter.hit(key, per_minute=per_minute)
+        if wait is not None:
+            raise RateLimited("too many log-in attempts; wait a moment", retry_after=retry_after_header(wait))
+
+
+def start_session(user: User) -> dict[str, Any]:
     session.clear()
     session["user_id"] = user.id
     session["tenant_id"] = user.tenant_id
-    return {
-        "object": "session",
-        "user_id": user.id,
-        "tenant_id": user.tenant_id,
-        "csrf_token": csrf_token(),
-    }, 201
+    return {"object": "session", "user_id": user.id, "tenant_id": user.tenant_id, "csrf_token": csrf_token()}
 
 
 @blueprint.get("/session")
