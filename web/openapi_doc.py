@@ -451,6 +451,18 @@ def _schemas() -> dict[str, Schema]:
         "ApiKeyList": _list_of(_ref("ApiKey"), paged=False),
         "NewApiKeyRequest": _obj({"name": {"type": "string", "maxLength": 100, "default": ""}}, []),
         "Login": _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}),
+        "Export": _obj(
+            {
+                "object": {"const": "export"},
+                "exported_at": {"type": "string"},
+                "tenant": {"type": "object"},
+                "users": {"type": "array", "items": {"type": "object"}},
+                "api_keys": {"type": "array", "items": {"type": "object"}},
+                "files": {"type": "array", "items": _ref("File")},
+                "jobs": {"type": "array", "items": _ref("Job")},
+                "transactions": {"type": "array", "items": {"type": "object"}},
+            }
+        ),
         "Signup": _obj(
             {
                 "email": {"type": "string", "format": "email"},
@@ -831,6 +843,29 @@ def _account_paths() -> Schema:
                 {"200": _json(_ref("Account"), "The account.")},
                 tag="account",
                 operation_id="getAccount",
+            ),
+            "delete": _op(
+                "Delete the account: its people, keys, files and jobs (web session and password only)",
+                {
+                    "204": {"description": "Deleted; the session is over. The pseudonymous ledger stays."},
+                    "403": _error_response(
+                        "Not from a web session, or the password was not typed again "
+                        "(`session_required`, `password_required`)."
+                    ),
+                    "409": _error_response("Jobs are still running and are being stopped (`jobs_running`)."),
+                },
+                tag="account",
+                write=True,
+                body=_json_body(_obj({"password": {"type": "string"}})),
+                operation_id="deleteAccount",
+            ),
+        },
+        "/v1/account/export": {
+            "get": _op(
+                "Everything faktry keeps about this account, as one JSON document",
+                {"200": _json(_ref("Export"), "The export.")},
+                tag="account",
+                operation_id="exportAccount",
             ),
         },
         "/v1/account/transactions": {

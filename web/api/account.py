@@ -7,15 +7,17 @@ import io
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Response, request
+from flask import Response, request, session
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faktry.tenancy import Tenant, User
-from pipelines import pagination
+from faktry.errors import Conflict, Forbidden
+from faktry.tenancy import Tenant, User, check_secret
+from pipelines import accounts, pagination
 from quotas import ledger
 from quotas.limits import tier_limits
 from quotas.models import Account, CreditLot, LedgerEntry
+from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
 
@@ -140,3 +142,37 @@ def _csv(sess: Any) -> Response:
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="faktry-transactions.csv"'},
     )
+
+
+@blueprint.get("/account/export")
+@authenticated
+def export_account() -> Any:
+    """Everything faktry keeps about this account, as one JSON document."""
+    body = accounts.export(db(), principal().tenant_id)
+    return body, 200, {"Content-Disposition": 'attachment; filename="faktry-export.json"'}
+
+
+@blueprint.delete("/account")
+@authenticated
+def delete_account() -> Any:
+    """Delete the account: its people, keys, files and jobs. Only from a web session, with the
+    password typed again; the pseudonymous ledger stays (seven years, for tax law)."""
+    who = principal()
+    if who.via != "session":
+        raise Forbidden("deleting an account needs a web session, not an API key", code="session_required")
+    body = request.get_json(silent=True)
+    password = body.get("password") if isinstance(body, dict) else None
+    sess = db()
+    user = sess.get(User, who.user_id)
+    if user is None or not isinstance(password, str) or not check_secret(password, user.password_hash or ""):
+        raise Forbidden("type your password again to delete the account", code="password_required")
+    prefixes = accounts.delete_account(sess, who.tenant_id)
+    sess.commit()
+    if prefixes is None:
+        raise Conflict(
+            "jobs are still running; they are being stopped: try again in a minute", code="jobs_running"
+        )
+    for prefix in prefixes:
+        services().storage.delete_prefix(prefix)
+    session.clear()
+    return "", 204
