@@ -147,3 +147,46 @@ def test_jobs_run_end_to_end_through_admission_and_show_their_position(
     assert all(d["status"] == "succeeded" for d in done)
     assert sender.admission.waiting(Q) == 0
     assert int(sender.admission.client.get(f"{settings.redis_namespace}:admission:{Q}:inflight") or 0) == 0
+
+
+def test_more_api_keys_gain_a_tenant_no_larger_share(client, make_tenant, png_image, runtime, settings):
+    from faktry.db import transaction
+    from faktry.tenancy import create_api_key
+    from workers.broker import BrokerSender
+
+    sent: list[str] = []
+
+    class Record(BrokerSender):
+        def send(self, queue, job_id, *, admitted=False):
+            sent.append(job_id)
+
+    admission_ = Admission(
+        redis.Redis.from_url(svc.REDIS_URL),
+        settings.redis_namespace,
+        depth=0,
+        running_namespace=settings.redis_namespace,
+    )
+    sender = AdmittingSender(Record(runtime.broker), admission_, runtime.context.sessions, [Q])
+    client.application.extensions["faktry"].sender = sender
+    many, one = make_tenant("studio", credits=100), make_tenant("studio", credits=100)
+    with transaction(runtime.context.sessions) as s:
+        extra = [
+            create_api_key(s, tenant_id=many.id, user_id=many.user_id, bcrypt_rounds=4)[1] for _ in range(3)
+        ]
+    keys = [many.headers] + [{"Authorization": f"Bearer {k}"} for k in extra]
+    files_ = {
+        many.id: upload(client, many, png_image).json["id"],
+        one.id: upload(client, one, png_image).json["id"],
+    }
+    owner = {}
+    for i in range(12):
+        for tenant, headers in ((many, keys[i % 4]), (one, one.headers)):
+            body = {
+                "type": "image.resize",
+                "input": {"file_id": files_[tenant.id]},
+                "params": {"width": 8, "height": 8},
+            }
+            owner[client.post("/v1/jobs", json=body, headers=headers).json["id"]] = tenant.id
+    admission_.depth = 1000
+    got = [owner[a.job_id] for a in admission_.admit(Q, most=12)]
+    assert got.count(many.id) == got.count(one.id) == 6  # four keys, one share

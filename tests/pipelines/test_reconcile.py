@@ -89,3 +89,25 @@ def test_an_orphaned_job_with_a_cancel_request_is_canceled(client, tenant, clip_
     report = reconcile(ctx.sessions, rec, ctx.storage, ctx.settings)
     assert report.canceled == [job_id] and rec.sent == []
     assert _job(ctx, job_id).status == "canceled"
+
+
+def test_two_reconcilers_at_once_resend_an_orphan_once(client, tenant, clip_small, runtime):
+    import threading
+
+    ctx = runtime.context
+    job_id = _make_job(client, tenant, clip_small)
+    assert runner.claim(ctx, job_id) is not None
+    clock.advance(timedelta(seconds=ctx.settings.job_lease_seconds + 1))
+    rec = Recorder()
+    barrier = threading.Barrier(2)
+
+    def sweep():
+        barrier.wait()
+        reconcile(ctx.sessions, rec, ctx.storage, ctx.settings)
+
+    threads = [threading.Thread(target=sweep) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert rec.sent == [("local.small", job_id)]
