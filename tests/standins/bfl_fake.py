@@ -39,7 +39,7 @@ from flask import Flask, Response, g, jsonify, request
 from tests.standins import media
 from tests.standins.fal_specs import F, enum, flag, integer, number, text, validate_fields
 from tests.standins.faults import CallLog, Faults, record_request
-from tests.standins.server import ServedApp, serve
+from tests.standins.server import Served, ServedApp
 
 REGIONS = ("eu", "us")
 CLUSTERS = {"global": "us1", "eu": "eu1", "us": "us1"}
@@ -225,10 +225,12 @@ class Task:
     start_time: float = 0.0
 
 
-class BFLFake:
+class BFLFake(Served):
     """The stand-in. ``BFLFake(key="bfl-test-key").start()``; use `url`, `eu_url` or `us_url` as
     the API base. ``keys`` holds the accepted ``x-key`` values; ``moderated_words`` maps a
     lower-case phrase in the prompt to the terminal status it causes."""
+
+    name = "bfl-fake"
 
     def __init__(self, key: str = "bfl-test-key", *, pending_polls: int = 1, credits: float = 1000.0) -> None:
         self.key = key
@@ -249,25 +251,6 @@ class BFLFake:
         self._final: list[str] = []
         self._served: ServedApp | None = None
         self.app = self._make_app()
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> BFLFake:
-        self._served = serve(self.app, "bfl-fake")
-        self.url = self._served.url
-        return self
-
-    def stop(self) -> None:
-        self.faults.reset()
-        if self._served is not None:
-            self._served.stop()
-            self._served = None
-
-    def __enter__(self) -> BFLFake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def eu_url(self) -> str:

@@ -42,7 +42,7 @@ from flask import Flask, Response, g, has_request_context, jsonify, request
 from tests.standins import media
 from tests.standins.fal_specs import MODELS, ModelSpec, error, validate
 from tests.standins.faults import CallLog, Faults, record_request
-from tests.standins.server import ServedApp, serve
+from tests.standins.server import Served, ServedApp
 
 NAMESPACES = ("workflows", "comfy")
 
@@ -148,13 +148,15 @@ def _failure(
     )
 
 
-class FalFake:
+class FalFake(Served):
     """The stand-in. ``FalFake(key="id:secret").start()``; then `point_fal_client_at` its `url`.
 
     ``keys`` holds the accepted keys (``Authorization: Key <key>``); ``models`` maps the known
     endpoint ids to their `ModelSpec` (an unknown id gets 404 at submit; add more with
     `register_model`). `queue_polls` / `progress_polls` apply to jobs submitted afterwards.
     """
+
+    name = "fal-fake"
 
     def __init__(self, key: str = "id:secret", *, queue_polls: int = 1, progress_polls: int = 1) -> None:
         self.key = key
@@ -179,25 +181,6 @@ class FalFake:
         self._next_failures: list[tuple[str, str | None]] = []
         self._served: ServedApp | None = None
         self.app = self._make_app()
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> FalFake:
-        self._served = serve(self.app, "fal-fake")
-        self.url = self._served.url
-        return self
-
-    def stop(self) -> None:
-        self.faults.reset()
-        if self._served is not None:
-            self._served.stop()
-            self._served = None
-
-    def __enter__(self) -> FalFake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def reset(self) -> None:
         """Forget jobs, files, counters and scripted faults; restore the default settings."""

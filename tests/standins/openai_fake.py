@@ -37,7 +37,7 @@ from werkzeug.datastructures import FileStorage
 
 from tests.standins import media
 from tests.standins.faults import CallLog, Faults, record_request
-from tests.standins.server import ServedApp, serve
+from tests.standins.server import Served, ServedApp
 
 GPT_IMAGE_MODELS = frozenset(
     {
@@ -267,7 +267,7 @@ def _check_image_size(model: str, size: str) -> None:
         )
 
 
-class OpenAIFake:
+class OpenAIFake(Served):
     """The stand-in. ``OpenAIFake(api_key="sk-test").start()``, then point the SDK at `base_url`.
 
     `api_keys` holds the accepted Bearer keys; `flag_words` maps lower-case phrases to the
@@ -275,6 +275,8 @@ class OpenAIFake:
     text the transcription endpoint returns for it (the known test clip, `media.speech`, is
     always transcribed as `media.SPEECH_TEXT`).
     """
+
+    name = "openai-fake"
 
     def __init__(self, api_key: str = "sk-test") -> None:
         self.api_key = api_key
@@ -288,25 +290,6 @@ class OpenAIFake:
         self._lock = threading.Lock()
         self._served: ServedApp | None = None
         self.app = self._make_app()
-
-    # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> OpenAIFake:
-        self._served = serve(self.app, "openai-fake")
-        self.url = self._served.url
-        return self
-
-    def stop(self) -> None:
-        self.faults.reset()
-        if self._served is not None:
-            self._served.stop()
-            self._served = None
-
-    def __enter__(self) -> OpenAIFake:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     @property
     def base_url(self) -> str:

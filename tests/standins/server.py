@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Self
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
@@ -34,3 +34,31 @@ class ServedApp:
 
 def serve(app: Any, name: str = "standin") -> ServedApp:
     return ServedApp(app, name)
+
+
+class Served:
+    """The lifecycle every stand-in shares: serve its Flask ``app`` on loopback (``start`` or
+    ``with``), and on ``stop`` wake any request its ``faults`` stalled before shutting down."""
+
+    name = "standin"
+    app: Any
+    faults: Any
+    url: str
+    _served: ServedApp | None
+
+    def start(self) -> Self:
+        self._served = serve(self.app, self.name)
+        self.url = self._served.url
+        return self
+
+    def stop(self) -> None:
+        self.faults.reset()
+        if self._served is not None:
+            self._served.stop()
+            self._served = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
