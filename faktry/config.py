@@ -107,6 +107,8 @@ class Settings:
     prices: str = ""
     #: Credits the demo account of ``faktry up`` starts with.
     demo_credits: int = 100
+    #: Credits a new sign-up starts with, as a starter lot (expiring in a year); 0 for none.
+    signup_credits: int = 0
 
     #: Stripe: secret API key, webhook signing secret, and the API base (tests point it at a
     #: local stand-in). Billing is off while the key is empty.
@@ -154,6 +156,13 @@ class Settings:
     metrics_token: str = ""
     #: The admin queue view suggests enough workers to drain a queue within this many seconds.
     drain_target_seconds: float = 300.0
+
+    #: Analytics snippets the web pages load only after a visitor consents to analytics
+    #: cookies, as JSON: ``[{"name": "...", "src": "https://...", "attrs": {...}}]`` and/or
+    #: ``{"name": "...", "inline": "<script body>"}``. Empty means no analytics and no banner.
+    analytics_snippets: str = ""
+    #: How often the pages refresh live views (job progress, queues), in milliseconds.
+    page_poll_ms: int = 1000
 
     log_level: str = "INFO"
     log_json: bool = False

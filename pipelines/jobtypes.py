@@ -8,6 +8,7 @@ the catalog, and the model's own parameter schema validates the rest of ``params
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -50,7 +51,15 @@ class JobType:
 
     @property
     def inputs(self) -> dict[str, Any]:
-        return self.input_schema or _file_input(self.input_kinds)
+        """The input's JSON Schema; each field naming a file says the kinds it accepts in
+        ``x-faktry-kinds`` (forms offer only files of those kinds)."""
+        schema = copy.deepcopy(self.input_schema or _file_input(self.input_kinds))
+        for name, kinds in self.files.items():
+            prop = schema.get("properties", {}).get(name)
+            if prop is not None:
+                prop["x-faktry-kinds"] = sorted(kinds)
+                prop.setdefault("description", f"The id of a file of yours: {', '.join(sorted(kinds))}.")
+        return schema
 
     @property
     def files(self) -> dict[str, frozenset[str]]:

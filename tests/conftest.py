@@ -26,7 +26,7 @@ from quotas import ledger
 from quotas.models import MILLI
 from tests import services as svc
 
-pytest_plugins = ["tests.mediafixtures", "tests.standins.fixtures"]
+pytest_plugins = ["tests.mediafixtures", "tests.standins.fixtures", "tests.platform"]
 
 _counter = itertools.count()
 

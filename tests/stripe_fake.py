@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import threading
@@ -19,7 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Flask, jsonify, request
+import requests
+from flask import Flask, jsonify, redirect, request
+from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from faktry import clock
@@ -60,6 +63,10 @@ class StripeFake:
     #: Statuses (500, 429, 400...) to answer the next requests with, in order.
     fail_next: list[int] = field(default_factory=list)
     url: str = ""
+    #: Where the hosted checkout page delivers ``checkout.session.completed`` when the customer
+    #: pays, signed with ``webhook_secret`` (as Stripe delivers to a configured endpoint).
+    webhook_url: str = ""
+    webhook_secret: str = ""
     _payments: dict[str, _Payment] = field(default_factory=dict)
     _server: BaseWSGIServer | None = None
     _thread: threading.Thread | None = None
@@ -102,6 +109,35 @@ class StripeFake:
             with self._lock:
                 self._payments[session["id"]] = _Payment(session)
             return jsonify(session)
+
+        @app.get("/pay/<session_id>")
+        def hosted_checkout(session_id: str) -> Any:
+            # Stripe's hosted page, reduced to its two outcomes: pay, or go back.
+            payment = self._payments.get(session_id)
+            if payment is None:
+                return _error(404, "invalid_request_error", "No such checkout session.")
+            total = payment.session["amount_total"] / 100
+            return (
+                f"<!doctype html><title>Checkout</title><h1>Pay {total:.2f} "
+                f"{payment.session['currency'].upper()}</h1>"
+                f'<form method="post"><button id="pay">Pay</button></form>'
+                f'<a id="back" href="{escape(payment.session["cancel_url"] or "")}">Back</a>'
+            )
+
+        @app.post("/pay/<session_id>")
+        def pay(session_id: str) -> Any:
+            if session_id not in self._payments:
+                return _error(404, "invalid_request_error", "No such checkout session.")
+            payload = json.dumps(self.completed(session_id))
+            answer = requests.post(
+                self.webhook_url,
+                data=payload,
+                headers=signed_headers(payload, self.webhook_secret),
+                timeout=10,
+            )
+            answer.raise_for_status()
+            success = self._payments[session_id].session["success_url"]
+            return redirect(success.replace("{CHECKOUT_SESSION_ID}", session_id), code=303)
 
         @app.route("/<path:anything>", methods=["GET", "POST", "DELETE"])
         def unknown(anything: str) -> Any:

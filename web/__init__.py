@@ -150,6 +150,11 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     )
     errors.register(app)
     app.register_blueprint(api)
+    from web import pages
+
+    app.register_blueprint(pages.blueprint)
+    # The pages' settings are checked at start, like the billing settings above.
+    pages.consent.parse(settings.analytics_snippets)
     from web import metrics as metrics_view
 
     app.register_blueprint(metrics_view.blueprint)

@@ -34,6 +34,18 @@ def csrf_token() -> str:
     return str(token)
 
 
+def session_user(sess: Any) -> User | None:
+    """The person the session cookie names, or None (a stale session is cleared)."""
+    user_id = session.get("user_id")
+    if not user_id:
+        return None
+    user = sess.get(User, user_id)
+    if user is None or user.tenant_id != session.get("tenant_id"):
+        session.clear()
+        return None
+    return cast(User, user)
+
+
 def _resolve() -> Principal:
     header = request.headers.get("Authorization")
     sess = db()
@@ -50,11 +62,9 @@ def _resolve() -> Principal:
             via="api_key",
             api_key_id=key.id,
         )
-    user_id = session.get("user_id")
-    if user_id:
-        user = sess.get(User, user_id)
-        if user is None or user.tenant_id != session.get("tenant_id"):
-            session.clear()
+    if session.get("user_id"):
+        user = session_user(sess)
+        if user is None:
             raise Unauthorized("your session has ended; log in again", code="session_expired")
         if request.method not in SAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token", "")

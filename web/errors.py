@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from faktry.errors import FaktryError
@@ -19,6 +19,16 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> Any:
     return response
 
 
+def _wants_page() -> bool:
+    """A person's browser asking for a page (not the API) gets an HTML error page."""
+    path = request.path
+    return (
+        not path.startswith(("/v1/", "/metrics", "/healthz", "/static/"))
+        and request.accept_mimetypes.accept_html
+        and request.accept_mimetypes["text/html"] >= request.accept_mimetypes["application/json"]
+    )
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(FaktryError)
     def _faktry(err: FaktryError) -> Any:
@@ -28,6 +38,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException) -> Any:
+        if _wants_page():
+            from web.pages import render
+
+            return render("error.html", title=err.name, message=err.description or err.name), err.code
         code = (err.name or "error").lower().replace(" ", "_")
         if err.code == 413:
             code = "payload_too_large"

@@ -20,7 +20,7 @@ import pytest
 import requests
 
 from tests import services as svc
-from tests.e2e.conftest import Platform, Proc, tenant_key
+from tests.platform import Platform, Proc, tenant_key
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -281,7 +281,7 @@ def _answers(sock: Path) -> bool:
 
 def test_metrics_cover_every_process_with_two_web_and_two_worker_processes(tmp_path, png_image):
     from faktry import migrate
-    from tests.e2e.conftest import e2e_settings
+    from tests.platform import e2e_settings
 
     if not svc.redis_available():
         svc.missing("Redis")

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests import services as svc
-from tests.e2e.conftest import ROOT, Platform, Proc
+from tests.platform import ROOT, Platform, Proc
 
 TERMINAL = {"succeeded", "failed", "canceled"}
 

@@ -14,6 +14,8 @@ from flask import request
 
 from faktry.errors import RateLimited, ValidationError
 from faktry.tenancy import User, check_password, create_tenant
+from quotas import ledger
+from quotas.models import MILLI
 from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
@@ -48,6 +50,12 @@ def signup() -> Any:
         password=password,
         bcrypt_rounds=services().settings.bcrypt_rounds,
     )
+    starter = services().settings.signup_credits
+    if starter > 0:
+        ledger.add_credits(
+            sess, user.tenant_id, starter * MILLI, source="starter", key=f"starter:{user.tenant_id}",
+            memo="starter credits for a new account",
+        )  # fmt: skip
     sess.commit()
     return start_session(user), 201
 

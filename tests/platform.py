@@ -1,4 +1,5 @@
-"""Real processes: the web server (gunicorn), Dramatiq workers, the scheduler, ``faktry up``.
+"""A running faktry in real processes, as a pytest plugin: the web server (gunicorn),
+Dramatiq workers, the scheduler, ``faktry up``.
 
 Every process starts in its own process group and is stopped with it, ffmpeg children
 included; logs go to files under the test's temp folder and are printed when a test fails.
@@ -151,12 +152,12 @@ def s3_server() -> Iterator[str]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
-def production(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[Platform]:
-    """PostgreSQL + Redis + S3 (moto), as a production deployment would be configured."""
+@contextlib.contextmanager
+def production_platform(tmp: Path, s3_server: str, **overrides: Any) -> Iterator[Platform]:
+    """PostgreSQL + Redis + S3 (moto), as a production deployment would be configured:
+    web, scheduler and one worker, stopped (with everything they started) on exit."""
     if not svc.redis_available():
         svc.missing("Redis")
-    tmp = tmp_path_factory.mktemp("production")
     bucket = f"faktry-e2e-{uuid.uuid4().hex[:8]}"
     boto3.client(
         "s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
@@ -174,6 +175,7 @@ def production(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iter
             s3_endpoint_url=s3_server,
             s3_access_key_id="testing",
             s3_secret_access_key="testing",
+            **overrides,
         )
         platform = Platform(settings, tmp)
         try:
@@ -187,12 +189,18 @@ def production(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iter
             svc.clear_namespace(namespace)
 
 
+@pytest.fixture(scope="module")
+def production(tmp_path_factory: pytest.TempPathFactory, s3_server: str) -> Iterator[Platform]:
+    with production_platform(tmp_path_factory.mktemp("production"), s3_server) as platform:
+        yield platform
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     outcome = yield
     report = outcome.get_result()
     if report.when == "call" and report.failed:
-        for name in ("production", "zero_setup"):
+        for name in ("production", "zero_setup", "site"):
             platform = item.funcargs.get(name) if hasattr(item, "funcargs") else None
             if platform is not None:
                 report.sections.append((f"{name} logs", platform.logs()))

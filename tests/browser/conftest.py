@@ -1,0 +1,189 @@
+"""A real browser on a real faktry: Debian's headless Chromium (``/usr/bin/chromium``, from
+the ``chromium`` package; no browser is ever downloaded) driven with Playwright, against a
+faktry running in its own processes on PostgreSQL, Redis and S3 (moto).
+
+Screenshots of the main pages are kept under ``test-artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from faktry.db import make_engine, make_sessionmaker, transaction
+from faktry.tenancy import create_tenant
+from quotas import ledger
+from quotas.models import MILLI
+from tests import services as svc
+from tests.platform import ROOT, Platform, production_platform
+from tests.stripe_fake import StripeFake
+
+CHROMIUM = os.environ.get("FAKTRY_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+PASSWORD = "correct horse battery"
+# Without these, Chromium tries Google's services at every start, on a network that refuses.
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+    "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--disable-default-apps", "--disable-extensions", "--mute-audio",
+]  # fmt: skip
+
+ANALYTICS_JS = b'window.faktrySrcAnalytics = true; document.cookie = "_fa_src=1; path=/";'
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        svc.missing("Playwright (pip install playwright)")
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        svc.missing(f"Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+class _AnalyticsHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/javascript")
+        self.send_header("Content-Length", str(len(ANALYTICS_JS)))
+        self.end_headers()
+        self.wfile.write(ANALYTICS_JS)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def analytics_origin() -> Iterator[str]:
+    """An analytics vendor on another origin, serving its script."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _AnalyticsHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def stripe() -> Iterator[StripeFake]:
+    fake = StripeFake(webhook_secret="whsec_" + uuid.uuid4().hex).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def site(
+    tmp_path_factory: pytest.TempPathFactory, s3_server: str, analytics_origin: str, stripe: StripeFake
+) -> Iterator[Platform]:
+    """faktry as deployed (PostgreSQL, Redis, S3), with analytics and Stripe configured."""
+    snippets = [
+        {"name": "Vendor", "src": f"{analytics_origin}/a.js", "cookies": ["_fa_src"]},
+        {
+            "name": "Inline",
+            "inline": 'window.faktryInlineAnalytics = true; document.cookie = "_fa_inline=1; path=/";',
+            "cookies": ["_fa_in*"],
+        },
+    ]
+    with production_platform(
+        tmp_path_factory.mktemp("site"),
+        s3_server,
+        analytics_snippets=json.dumps(snippets),
+        page_poll_ms=250,
+        signup_credits=20,
+        stripe_secret_key=stripe.secret_key,
+        stripe_api_base=stripe.url,
+        stripe_webhook_secret=stripe.webhook_secret,
+    ) as platform:
+        stripe.webhook_url = f"{platform.base}/v1/billing/webhook"
+        yield platform
+
+
+@dataclass
+class Person:
+    email: str
+    password: str
+    tenant_id: str
+
+
+@pytest.fixture(scope="module")
+def make_person(site: Platform) -> Any:
+    sessions = make_sessionmaker(make_engine(site.settings.resolved_database_url))
+
+    def make(*, staff: bool = False, credits: int = 50) -> Person:
+        email = f"{'staff' if staff else 'person'}-{uuid.uuid4().hex[:8]}@example.com"
+        with transaction(sessions) as session:
+            tenant, _ = create_tenant(
+                session, email=email, tier="creator", password=PASSWORD, is_staff=staff, bcrypt_rounds=4
+            )
+            if credits:
+                ledger.add_credits(session, tenant.id, credits * MILLI, source="grant", key=f"t:{tenant.id}")
+        return Person(email, PASSWORD, tenant.id)
+
+    return make
+
+
+@pytest.fixture
+def page(chromium: Any, site: Platform, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page; console errors fail the test."""
+    context = chromium.new_context(base_url=site.base, viewport={"width": 1280, "height": 900})
+    context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.base)
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console {msg.type}: {msg.text}")
+            if msg.type == "error" and not _expected_console_error(msg.text)
+            else None
+        ),
+    )
+    yield page
+    context.close()
+    assert not errors, "\n".join(errors)
+
+
+def _expected_console_error(text: str) -> bool:
+    # Answers the test provokes on purpose (a refused sign-up, a revoked key) are logged by
+    # Chromium as failed resources; script errors and CSP violations are not expected.
+    return bool(re.search(r"Failed to load resource: the server responded with a status of 4\d\d", text))
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Any, person: Person, *, next_path: str = "/jobs") -> None:
+    """Log in with the keyboard only: type, Tab, Enter."""
+    page.goto(f"/login?next={next_path}")
+    page.get_by_label("Email").focus()
+    page.keyboard.type(person.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(person.password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: urlsplit(url).path == next_path)
+
+
+def assert_fits(page: Any) -> None:
+    """Nothing sticks out sideways: the page reads without horizontal scrolling."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")

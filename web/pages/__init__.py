@@ -1,0 +1,222 @@
+"""Pages for people: plain server-rendered HTML, with a little JavaScript that calls the same
+``/v1`` API as every client, with the session cookie and its CSRF token.
+
+The pages hold no business rule of their own: prices, limits, tenancy and money all come
+from the API. What the server does here is decide who may see a page (a person with a
+session; staff for the console), look up what a URL names within the person's tenant (so a
+job page of another tenant is a 404, as on the API), and set the headers that keep pages
+safe (a Content-Security-Policy with a per-response nonce, no framing, no sniffing).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+
+from faktry.errors import NotFound
+from faktry.tenancy import User
+from pipelines import services as jobs
+from web.auth import csrf_token, db, session_user
+from web.pages import consent
+
+blueprint = Blueprint("pages", __name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _analytics() -> list[consent.Snippet]:
+    settings = current_app.extensions["faktry"].settings
+    cached = current_app.extensions.get("faktry_analytics")
+    if cached is None or cached[0] is not settings:
+        cached = (settings, consent.parse(settings.analytics_snippets))
+        current_app.extensions["faktry_analytics"] = cached
+    return cast(list[consent.Snippet], cached[1])
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never an open redirect to somewhere else."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/jobs"
+    parts = urlsplit(target)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def person(view: F) -> F:
+    """A page for someone logged in; others are sent to log in and brought back."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        sess = db()
+        user = session_user(sess)
+        if user is None:
+            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
+        sess.info["tenant_id"] = user.tenant_id
+        g.user = user
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def staff(view: F) -> F:
+    """A page of the operators' console: staff only, everyone else gets a 403 page."""
+
+    @person
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not g.user.is_staff:
+            return render("error.html", title="Staff only", message="This page is for faktry staff."), 403
+        return view(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def render(template: str, **context: Any) -> str:
+    settings = current_app.extensions["faktry"].settings
+    snippets = _analytics()
+    user: User | None = g.get("user")
+    return render_template(
+        template,
+        user=user,
+        csrf=csrf_token() if user is not None else "",
+        nonce=_nonce(),
+        poll_ms=settings.page_poll_ms,
+        analytics=json.dumps([s.to_dict() for s in snippets]).replace("</", "<\\/"),
+        has_analytics=bool(snippets),
+        consent=request.cookies.get("faktry_consent"),
+        **context,
+    )
+
+
+def _nonce() -> str:
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return str(g.csp_nonce)
+
+
+@blueprint.after_request
+def _headers(response: Any) -> Any:
+    if response.mimetype != "text/html":
+        return response
+    origins = " ".join(sorted({o for s in _analytics() for o in s.script_origins()}))
+    response.headers["Content-Security-Policy"] = (
+        f"default-src 'self'; script-src 'self' 'nonce-{_nonce()}' {origins}; "
+        f"connect-src 'self' {origins}; img-src * data: blob:; media-src * blob:; "
+        "style-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- people ---------------------------------------------------------------------------------
+
+
+@blueprint.get("/")
+def home() -> Any:
+    return redirect(url_for("pages.jobs_list" if session_user(db()) else "pages.login"))
+
+
+@blueprint.get("/login")
+def login() -> Any:
+    target = _safe_next(request.args.get("next"))
+    if session_user(db()) is not None:
+        return redirect(target)
+    return render("login.html", title="Log in", next=target)
+
+
+@blueprint.get("/signup")
+def signup() -> Any:
+    if session_user(db()) is not None:
+        return redirect(url_for("pages.jobs_list"))
+    return render("signup.html", title="Sign up")
+
+
+@blueprint.get("/library")
+@person
+def library() -> Any:
+    return render("library.html", title="Library", active="library")
+
+
+@blueprint.get("/jobs")
+@person
+def jobs_list() -> Any:
+    return render("jobs.html", title="Jobs", active="jobs")
+
+
+@blueprint.get("/jobs/new")
+@person
+def job_new() -> Any:
+    return render("job_new.html", title="New job", active="jobs", preset_file=request.args.get("file", ""))
+
+
+@blueprint.get("/jobs/<job_id>")
+@person
+def job_detail(job_id: str) -> Any:
+    try:
+        job = jobs.get_job(db(), job_id)
+    except NotFound:
+        return render("error.html", title="Not found", message="There is no such job."), 404
+    return render("job.html", title=f"Job {job.id}", active="jobs", job_id=job.id)
+
+
+@blueprint.get("/credits")
+@person
+def credits() -> Any:
+    return render("credits.html", title="Credits", active="credits")
+
+
+@blueprint.get("/billing/success")
+@person
+def billing_success() -> Any:
+    return render("billing_return.html", title="Thank you", active="credits", outcome="success")
+
+
+@blueprint.get("/billing/cancel")
+@person
+def billing_cancel() -> Any:
+    return render("billing_return.html", title="Checkout canceled", active="credits", outcome="cancel")
+
+
+@blueprint.get("/keys")
+@person
+def keys() -> Any:
+    return render("keys.html", title="API keys", active="keys")
+
+
+@blueprint.get("/profile")
+@person
+def profile() -> Any:
+    return render("profile.html", title="Profile", active="profile")
+
+
+# -- operators ------------------------------------------------------------------------------
+
+
+@blueprint.get("/admin")
+@staff
+def admin_queues() -> Any:
+    return render("admin/queues.html", title="Queues", active="admin", section="queues")
+
+
+@blueprint.get("/admin/dead-letters")
+@staff
+def admin_dead_letters() -> Any:
+    return render("admin/dead_letters.html", title="Dead letters", active="admin", section="dead")
+
+
+@blueprint.get("/admin/moderation")
+@staff
+def admin_moderation() -> Any:
+    return render("admin/moderation.html", title="Moderation log", active="admin", section="moderation")
+
+
+@blueprint.get("/admin/tenants")
+@staff
+def admin_tenants() -> Any:
+    return render("admin/tenants.html", title="Tenants", active="admin", section="tenants")

@@ -1,0 +1,274 @@
+// faktry's pages: a small helper library shared by every page. The pages call the same /v1
+// API as any client, with the session cookie and the CSRF token the page carries; nothing
+// here holds an API key. Data is always put into the page as text, never as HTML.
+"use strict";
+
+const faktry = (() => {
+  const meta = (name) => document.querySelector(`meta[name="${name}"]`)?.content || "";
+  const csrf = () => meta("csrf-token");
+  const pollMs = () => Number(meta("poll-ms")) || 1000;
+
+  class ApiError extends Error {
+    constructor(status, code, message, field) {
+      super(message);
+      this.status = status;
+      this.code = code;
+      this.field = field;
+    }
+  }
+
+  async function api(method, path, body, headers = {}) {
+    const init = { method, headers: { Accept: "application/json", ...headers }, credentials: "same-origin" };
+    if (method !== "GET" && method !== "HEAD") init.headers["X-CSRF-Token"] = csrf();
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (err) {
+      throw new ApiError(0, "network", "faktry could not be reached; check your connection and try again");
+    }
+    if (response.status === 204) return null;
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (err) {
+      data = null;
+    }
+    if (!response.ok) {
+      if (response.status === 401 && !location.pathname.startsWith("/login")) {
+        location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+      }
+      const error = data?.error || {};
+      throw new ApiError(response.status, error.code || "http_" + response.status,
+        error.message || `the request failed (${response.status})`, error.field);
+    }
+    return data;
+  }
+
+  // h("a", {href: "/x", class: "button"}, "text", child, ...): an element with text children.
+  function h(tag, attrs = {}, ...children) {
+    const el = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value === null || value === undefined || value === false) continue;
+      if (name.startsWith("on") && typeof value === "function") el.addEventListener(name.slice(2), value);
+      else if (name === "dataset") Object.assign(el.dataset, value);
+      else if (value === true) el.setAttribute(name, "");
+      else el.setAttribute(name, String(value));
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return el;
+  }
+
+  const $ = (selector, root = document) => root.querySelector(selector);
+
+  function fill(el, ...children) {
+    el.replaceChildren();
+    for (const child of children.flat()) if (child) el.append(child);
+  }
+
+  // Messages for a region: role="status" regions are read out by screen readers.
+  function say(el, text, kind = "info") {
+    if (!el) return;
+    el.textContent = text;
+    el.dataset.kind = kind;
+    el.hidden = !text;
+  }
+
+  function showError(el, err) {
+    say(el, err instanceof ApiError ? err.message : String(err), "error");
+  }
+
+  const credits = (milli) => (milli / 1000).toLocaleString(undefined, { maximumFractionDigits: 3 });
+
+  function bytes(n) {
+    if (n === null || n === undefined) return "";
+    const units = ["B", "KB", "MB", "GB", "TB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) {
+      n /= 1024;
+      i += 1;
+    }
+    return `${i ? n.toFixed(1) : n} ${units[i]}`;
+  }
+
+  const when = (iso) => (iso ? new Date(iso).toLocaleString() : "");
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return "–";
+    if (seconds < 60) return `${Math.round(seconds)} s`;
+    if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
+    return `${(seconds / 3600).toFixed(1)} h`;
+  }
+
+  // Call fn now and then every pollMs() while the page is open; stops when fn returns false.
+  // Pauses while the tab is hidden, so background tabs cost the server nothing.
+  function poll(fn, every = pollMs()) {
+    let timer = null;
+    let stopped = false;
+    const tick = async () => {
+      timer = null;
+      if (stopped) return;
+      if (document.hidden) {
+        timer = setTimeout(tick, every);
+        return;
+      }
+      let again = true;
+      try {
+        again = (await fn()) !== false;
+      } catch (err) {
+        again = true;
+      }
+      if (again && !stopped) timer = setTimeout(tick, every);
+    };
+    tick();
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    };
+  }
+
+  // A form that posts JSON: collect(form) gives the body, done(result) runs on success.
+  // A random id for Idempotency-Key (crypto.randomUUID needs https; this does not).
+  const uid = () => Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+
+  function jsonForm(form, { method = "POST", path, collect, done, status, confirmText, headers }) {
+    const statusEl = status || form.querySelector("[role=status], [role=alert]");
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (confirmText && !confirm(confirmText)) return;
+      const button = form.querySelector("[type=submit]");
+      if (button) button.disabled = true;
+      say(statusEl, "");
+      form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+      try {
+        const body = collect ? collect(form) : Object.fromEntries(new FormData(form));
+        const result = await api(method, typeof path === "function" ? path(form) : path, body, headers ? headers() : {});
+        await done(result, form);
+      } catch (err) {
+        showError(statusEl, err);
+        const field = err.field && form.querySelector(`[name="${CSS.escape(err.field)}"]`);
+        if (field) {
+          field.setAttribute("aria-invalid", "true");
+          field.focus();
+        }
+      } finally {
+        if (button) button.disabled = false;
+      }
+    });
+  }
+
+  // The preview of a media file: an image, a video or an audio player.
+  function preview(file, { thumb = false } = {}) {
+    const url = file.url;
+    const label = file.filename || file.name || file.id;
+    if (file.kind === "image") return h("img", { src: url, alt: label, loading: "lazy", class: thumb ? "thumb" : "preview" });
+    if (file.kind === "video") {
+      return thumb
+        ? h("video", { src: url + "#t=0.1", preload: "metadata", muted: true, class: "thumb", "aria-label": label })
+        : h("video", { src: url, controls: true, preload: "metadata", class: "preview", "aria-label": label });
+    }
+    if (file.kind === "audio") return h("audio", { src: url, controls: true, preload: "none", "aria-label": label });
+    return h("span", { class: "kind" }, file.kind);
+  }
+
+  function initLogout() {
+    const button = $("#logout");
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      try {
+        await api("DELETE", "/v1/session");
+      } finally {
+        location.assign("/login");
+      }
+    });
+  }
+
+  // Cookie consent: the configured analytics snippets load only after consent, and are
+  // removed (with their first-party cookies) when consent is withdrawn.
+  const CONSENT = "faktry_consent";
+
+  function consentValue() {
+    const match = document.cookie.match(/(?:^|; )faktry_consent=([^;]*)/);
+    return match ? decodeURIComponent(match[1]) : null;
+  }
+
+  function setConsent(value) {
+    const secure = location.protocol === "https:" ? "; Secure" : "";
+    document.cookie = `${CONSENT}=${value}; Max-Age=${180 * 86400}; Path=/; SameSite=Lax${secure}`;
+  }
+
+  function snippets() {
+    const el = $("#analytics-snippets");
+    return el ? JSON.parse(el.textContent) : [];
+  }
+
+  function loadAnalytics() {
+    const nonce = $("script[nonce]")?.nonce || "";
+    for (const snippet of snippets()) {
+      if (document.querySelector(`script[data-analytics="${CSS.escape(snippet.name)}"]`)) continue;
+      const script = document.createElement("script");
+      script.dataset.analytics = snippet.name;
+      for (const [name, value] of Object.entries(snippet.attrs || {})) script.setAttribute(name, value);
+      if (snippet.src) {
+        script.async = true;
+        script.src = snippet.src;
+      } else {
+        script.nonce = nonce;
+        script.textContent = snippet.inline;
+      }
+      document.head.append(script);
+    }
+  }
+
+  function unloadAnalytics() {
+    document.querySelectorAll("script[data-analytics]").forEach((el) => el.remove());
+    const patterns = snippets().flatMap((s) => s.cookies || []);
+    for (const cookie of document.cookie.split("; ")) {
+      const name = cookie.split("=")[0];
+      const matches = patterns.some((p) => (p.endsWith("*") ? name.startsWith(p.slice(0, -1)) : name === p));
+      if (!matches) continue;
+      for (const domain of ["", `; Domain=${location.hostname}`, `; Domain=.${location.hostname}`]) {
+        document.cookie = `${name}=; Max-Age=0; Path=/${domain}`;
+      }
+    }
+  }
+
+  function initConsent() {
+    const banner = $("#consent");
+    if (!banner) return;
+    const current = consentValue();
+    if (current === "analytics") loadAnalytics();
+    banner.hidden = current !== null;
+    $("#consent-accept").addEventListener("click", () => {
+      setConsent("analytics");
+      banner.hidden = true;
+      loadAnalytics();
+      $("#consent-open")?.focus();
+    });
+    $("#consent-decline").addEventListener("click", () => {
+      const had = consentValue() === "analytics";
+      setConsent("necessary");
+      banner.hidden = true;
+      unloadAnalytics();
+      // A script that already ran may hold state in the page: start it afresh without it.
+      if (had) location.reload();
+    });
+    $("#consent-open")?.addEventListener("click", () => {
+      banner.hidden = false;
+      $("#consent-accept").focus();
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    initLogout();
+    initConsent();
+  });
+
+  return { uid, api, ApiError, h, $, fill, say, showError, credits, bytes, when, duration, poll, jsonForm, preview, pollMs, consentValue };
+})();

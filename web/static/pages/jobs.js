@@ -1,0 +1,49 @@
+// The jobs list, refreshed while any job on the first page is still going.
+"use strict";
+
+document.addEventListener("DOMContentLoaded", () => {
+  const { api, h, $, fill, say, showError, credits, when } = faktry;
+  const body = $("#jobs tbody");
+  const status = $("#jobs-status");
+  const more = $("#more");
+  let cursor = null;
+
+  const row = (job) => h("tr", { dataset: { jobId: job.id, status: job.status } },
+    h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(job.id)}` }, job.id)),
+    h("td", {}, job.model ? `${job.type} (${job.model})` : job.type),
+    h("td", {}, h("span", { class: "badge", "data-status": job.status }, job.status)),
+    h("td", {}, h("progress", { max: 1, value: job.status === "succeeded" ? 1 : job.progress, "aria-label": `Progress of ${job.id}` })),
+    h("td", {}, credits(job.cost.charged ?? job.cost.held)),
+    h("td", {}, when(job.created_at)));
+
+  let extended = false;
+
+  async function first() {
+    if (extended) return false; // older pages are showing: stop replacing the table
+    const page = await api("GET", "/v1/jobs?limit=25");
+    fill(body, page.data.map(row));
+    if (cursor === null) {
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+    }
+    say(status, page.data.length ? "" : "No jobs yet. Start one with “New job”.");
+    return page.data.some((job) => job.status === "queued" || job.status === "running");
+  }
+
+  more.addEventListener("click", async () => {
+    try {
+      const page = await api("GET", `/v1/jobs?limit=25&cursor=${encodeURIComponent(cursor)}`);
+      extended = true;
+      page.data.forEach((job) => body.append(row(job)));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+    } catch (err) {
+      showError(status, err);
+    }
+  });
+
+  faktry.poll(() => first().catch((err) => {
+    showError(status, err);
+    return true;
+  }), Math.max(faktry.pollMs(), 2000));
+});
