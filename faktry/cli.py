@@ -175,26 +175,21 @@ def credits() -> None:
 @click.option("--key", default=None, help="Idempotency key: the same key grants once (default: a new one).")
 def credits_grant(email: str, amount: float, reason: str, key: str | None) -> None:
     """Grant credits as a new lot (expires in a year), recorded in the ledger."""
-    import uuid
-
+    from faktry.errors import FaktryError
     from quotas import ledger
-    from quotas.models import MILLI
 
-    millicredits = round(amount * MILLI)
-    if millicredits <= 0:
-        raise click.ClickException("--credits must be positive")
     settings = _settings()
-    with transaction(_sessions(settings)) as session:
-        user = _owner(session, email)
-        lot = ledger.add_credits(
-            session, user.tenant_id, millicredits, source="grant",
-            key=f"grant:{key or uuid.uuid4().hex}", reference=reason[:200], memo=reason,
-        )  # fmt: skip
+    try:
+        with transaction(_sessions(settings)) as session:
+            user = _owner(session, email)
+            lot = ledger.grant(session, user.tenant_id, amount, reason, key=key)
+    except FaktryError as err:
+        raise click.ClickException(err.message) from None
     if lot is None:
         click.echo("already granted (same --key); nothing changed")
     else:
         click.echo(
-            f"granted {millicredits} millicredits to {email} as {lot.id}, expiring {lot.expires_at:%Y-%m-%d}"
+            f"granted {lot.amount} millicredits to {email} as {lot.id}, expiring {lot.expires_at:%Y-%m-%d}"
         )
 
 

@@ -14,6 +14,7 @@ a debt (a refund of credits already spent) pay the debt first.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,8 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from faktry import clock
-from faktry.errors import FaktryError, ValidationError
-from quotas.models import Account, CreditLot, Hold, HoldAllocation, LedgerEntry
+from faktry.errors import FaktryError, NotFound, ValidationError
+from faktry.tenancy import Tenant
+from quotas.models import MILLI, Account, CreditLot, Hold, HoldAllocation, LedgerEntry
 
 
 class InsufficientCredits(FaktryError):
@@ -164,6 +166,62 @@ def add_credits(
     account.updated_at = clock.now()
     session.flush()
     return lot
+
+
+#: The most one grant gives, in credits: a ceiling for typos, not a business rule.
+MAX_GRANT_CREDITS = 1_000_000
+#: A grant's reason is its lot's ``reference`` (200 characters).
+MAX_GRANT_REASON = 200
+#: The ledger key is ``grant:<key>`` (and ``grant:<key>:debt``) in 200 characters.
+MAX_GRANT_KEY = 150
+
+
+def grant(
+    session: Session, tenant_id: str, credits: object, reason: object, *, key: str | None = None
+) -> CreditLot | None:
+    """An operator's grant of ``credits`` (1 credit = 1,000 millicredits; rounded to the
+    millicredit) as a new lot whose reference and memo are ``reason``. The same ``key`` grants
+    once: a repeat returns None and changes nothing. Without a key every call grants.
+
+    Raises `ValidationError` for credits that are not a number above 0 and at most
+    `MAX_GRANT_CREDITS`, a reason that is not 1 to `MAX_GRANT_REASON` characters, or a key
+    already used for another tenant or amount (``idempotency_key_reused``); `NotFound`
+    (``tenant_not_found``) for a tenant that does not exist or was deleted. The session must
+    not be scoped to another tenant. ``credits`` and ``reason`` may be any (JSON) value: they
+    are checked here."""
+    if isinstance(credits, bool) or not isinstance(credits, int | float):
+        raise ValidationError("credits must be a number", field="credits")
+    # NaN fails this comparison too; infinity is out of range.
+    if not 0 < credits <= MAX_GRANT_CREDITS:
+        raise ValidationError(f"credits must be above 0 and at most {MAX_GRANT_CREDITS}", field="credits")
+    millicredits = round(credits * MILLI)
+    if millicredits <= 0:
+        raise ValidationError("credits must be at least 0.001", field="credits")
+    if not isinstance(reason, str) or not 1 <= len(reason.strip()) <= MAX_GRANT_REASON or "\x00" in reason:
+        raise ValidationError(f"reason must be 1 to {MAX_GRANT_REASON} characters", field="reason")
+    if key is not None and (not 1 <= len(key) <= MAX_GRANT_KEY or "\x00" in key):
+        raise ValidationError(f"the key must be 1 to {MAX_GRANT_KEY} characters", field="idempotency_key")
+    tenant = session.get(Tenant, tenant_id)
+    if tenant is None or tenant.status == "deleted":
+        raise NotFound("no such tenant", code="tenant_not_found")
+    reason = reason.strip()
+    ledger_key = f"grant:{key or uuid.uuid4().hex}"
+    lot = add_credits(
+        session, tenant_id, millicredits, source="grant", key=ledger_key, reference=reason, memo=reason
+    )
+    if lot is not None:
+        # Paying a debt moved the lot by a bulk update: reload it, so the caller (and
+        # `balance` in this session) sees what remains.
+        session.refresh(lot)
+        return lot
+    first = session.scalars(select(LedgerEntry).where(LedgerEntry.idempotency_key == ledger_key)).first()
+    if first is None or (first.tenant_id, first.available) != (tenant_id, millicredits):
+        raise ValidationError(
+            "this key was used for a grant to another tenant or of another amount",
+            field="idempotency_key",
+            code="idempotency_key_reused",
+        )
+    return None
 
 
 @dataclass(frozen=True)

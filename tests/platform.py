@@ -31,7 +31,7 @@ from quotas import ledger
 from quotas.models import MILLI
 from tests import services as svc
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class Proc:

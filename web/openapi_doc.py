@@ -22,6 +22,7 @@ from pipelines.catalog import PROVIDERS, default_catalog
 from pipelines.media import detect
 from pipelines.models import STATUSES
 from pipelines.services import MAX_METADATA_BYTES
+from quotas.ledger import MAX_GRANT_CREDITS, MAX_GRANT_KEY, MAX_GRANT_REASON
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -264,6 +265,60 @@ def _transaction() -> Schema:
     )
 
 
+def _balance(description: str) -> Schema:
+    count = {"type": "integer", "minimum": 0}
+    return _obj({"available": count, "held": count, "debt": count}, description=description)
+
+
+def _tenant() -> Schema:
+    count = {"type": "integer", "minimum": 0}
+    return _obj(
+        {
+            "object": {"const": "tenant"},
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "tier": {"type": "string"},
+            "created_at": _STAMP,
+            "owner_email": {"type": ["string", "null"], "description": "Null when it has no owner."},
+            "credits": _balance("Millicredits, as `GET /v1/account` counts them."),
+            "storage": _obj({"used_bytes": count, "quota_bytes": count}),
+        },
+        description="A tenant as operators see it.",
+    )
+
+
+def _grant() -> Schema:
+    no_lot = {"type": "null", "description": "A repeated `Idempotency-Key`: nothing was granted."}
+    return _obj(
+        {
+            "object": {"const": "grant"},
+            "tenant_id": {"type": "string"},
+            "lot": {"oneOf": [_ref("CreditLot"), no_lot]},
+            "credits": _balance("The tenant's millicredits after the grant."),
+        },
+        description="Credits granted by an operator.",
+    )
+
+
+def _grant_request() -> Schema:
+    return _obj(
+        {
+            "credits": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_GRANT_CREDITS,
+                "description": "Credits (1 credit = 1,000 millicredits), rounded to the millicredit.",
+            },
+            "reason": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": MAX_GRANT_REASON,
+                "description": "Why; kept as the lot's reference and the ledger memo.",
+            },
+        }
+    )
+
+
 def _job_event() -> Schema:
     return _obj(
         {
@@ -439,6 +494,10 @@ def _schemas() -> dict[str, Schema]:
             {**_job()["properties"], "tenant_id": {"type": "string"}}, [*_job()["required"], "tenant_id"]
         ),
         "DeadLetterList": _list_of(_ref("DeadLetter"), paged=True),
+        "Tenant": _tenant(),
+        "TenantList": _list_of(_ref("Tenant"), paged=True),
+        "GrantRequest": _grant_request(),
+        "Grant": _grant(),
         "CheckoutSession": _obj(
             {
                 "object": {"const": "checkout_session"},
@@ -567,6 +626,11 @@ def _location(path: str) -> Schema:
 
 # -- paths -------------------------------------------------------------------------------------
 
+_STAFF_WRITE_FORBIDDEN = (
+    "The caller is not faktry staff (`staff_only`), or a cookie-authenticated write without the "
+    "right `X-CSRF-Token` (`csrf_failed`)."
+)
+
 _READ: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": []}]
 _WRITE: list[dict[str, list[str]]] = [{"apiKey": []}, {"session": [], "csrf": []}]
 
@@ -593,7 +657,8 @@ def _op(
         op["security"] = _WRITE if write else _READ
         responses = {**responses, "401": _use("Unauthorized")}
         if write:
-            responses["403"] = _use("CsrfFailed")
+            # An operation that refuses for its own reasons too says so, CSRF included.
+            responses.setdefault("403", _use("CsrfFailed"))
     op["responses"] = dict(sorted(responses.items()))
     return op
 
@@ -1126,7 +1191,7 @@ def _catalog_paths() -> Schema:
                 {
                     "202": _json(_ref("DeadLetter"), "The new job; its metadata names the failed one."),
                     "402": _error_response("The tenant's credits do not cover the new hold."),
-                    "403": _error_response("The caller is not faktry staff (`staff_only`)."),
+                    "403": _error_response(_STAFF_WRITE_FORBIDDEN),
                     "404": _use("NotFound"),
                     "409": _error_response("The job has not failed (`not_failed`)."),
                     "422": _use("Invalid"),
@@ -1135,6 +1200,68 @@ def _catalog_paths() -> Schema:
                 write=True,
                 params=[_param("job_id", "path", {"type": "string"}, "The failed job.", required=True)],
                 operation_id="replayJob",
+            ),
+        },
+    }
+
+
+def _tenants_paths() -> Schema:
+    tenant_id = _param(
+        "tenant_id", "path", {**_SEGMENT, "examples": ["ten_0123456789abcdef01234567"]}, "The tenant."
+    )
+    grant = _json(_ref("Grant"), "Granted: the new lot and the tenant's credits after it.")
+    repeat = "A repeated `Idempotency-Key`: `lot` is null; nothing changed."
+    return {
+        "/v1/admin/tenants": {
+            "get": _op(
+                "Every tenant, newest first, with its owner, credits and storage (staff only)",
+                {
+                    "200": _json(_ref("TenantList"), "One page of tenants."),
+                    "403": _error_response("The caller is not faktry staff (`staff_only`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="admin",
+                params=[
+                    *_page_params(),
+                    _param(
+                        "q",
+                        "query",
+                        {"type": "string"},
+                        "A tenant id, or part of a tenant's name or of its owner's email (any case).",
+                    ),
+                    _param("tier", "query", {"type": "string"}, "Only tenants of this tier."),
+                ],
+                operation_id="listTenants",
+            ),
+        },
+        "/v1/admin/tenants/{tenant_id}/credits": {
+            "post": _op(
+                "Grant credits to a tenant as a new lot, recorded in the ledger (staff only)",
+                {
+                    "200": {**grant, "description": repeat},
+                    "201": grant,
+                    "403": _error_response(_STAFF_WRITE_FORBIDDEN),
+                    "404": _error_response("No such tenant, or a deleted one (`tenant_not_found`)."),
+                    "422": _error_response(
+                        "Credits that are not a number above 0 and at most "
+                        f"{MAX_GRANT_CREDITS:,}, a reason that is not 1 to {MAX_GRANT_REASON} characters, "
+                        "an unknown field (`invalid_request`), or an `Idempotency-Key` already used for "
+                        "another tenant or amount (`idempotency_key_reused`)."
+                    ),
+                },
+                tag="admin",
+                write=True,
+                params=[
+                    tenant_id,
+                    _param(
+                        "Idempotency-Key",
+                        "header",
+                        {"type": "string", "minLength": 1, "maxLength": MAX_GRANT_KEY},
+                        "Repeat a grant safely: the same key grants once.",
+                    ),
+                ],
+                body=_json_body(_ref("GrantRequest")),
+                operation_id="grantCredits",
             ),
         },
     }
@@ -1177,6 +1304,7 @@ def build() -> dict[str, Any]:
             **_billing_paths(),
             **_auth_paths(),
             **_catalog_paths(),
+            **_tenants_paths(),
             **_meta_paths(),
         },
         "components": {

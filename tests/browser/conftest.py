@@ -145,6 +145,8 @@ def page(chromium: Any, site: Platform, request: pytest.FixtureRequest) -> Itera
     """A fresh browser context (no cookies) and page; console errors fail the test."""
     context = chromium.new_context(base_url=site.base, viewport={"width": 1280, "height": 900})
     context.grant_permissions(["clipboard-read", "clipboard-write"], origin=site.base)
+    # A choice made already, so the banner stays out of the way; the consent test clears it.
+    context.add_cookies([{"name": "faktry_consent", "value": "necessary", "url": site.base}])
     page = context.new_page()
     page.set_default_timeout(20_000)
     errors: list[str] = []
@@ -187,3 +189,36 @@ def log_in(page: Any, person: Person, *, next_path: str = "/jobs") -> None:
 def assert_fits(page: Any) -> None:
     """Nothing sticks out sideways: the page reads without horizontal scrolling."""
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+_A11Y = """() => {
+    const problems = [];
+    const visible = (el) => !!(el.offsetWidth || el.offsetHeight || el.getClientRects().length);
+    const named = (el) => (el.labels && el.labels.length) || el.getAttribute("aria-label")
+        || el.getAttribute("aria-labelledby") || el.title;
+    if (!document.documentElement.lang) problems.push("html has no lang");
+    if (document.querySelectorAll("h1").length !== 1) problems.push("not exactly one h1");
+    if (!document.querySelector("main")) problems.push("no main landmark");
+    for (const el of document.querySelectorAll("input, select, textarea")) {
+        if (el.type !== "hidden" && !named(el)) problems.push(`unlabelled ${el.outerHTML.slice(0, 80)}`);
+    }
+    for (const el of document.querySelectorAll("button, a[href]")) {
+        if (visible(el) && !(el.textContent.trim() || el.getAttribute("aria-label"))) {
+            problems.push(`nameless ${el.outerHTML.slice(0, 80)}`);
+        }
+    }
+    for (const el of document.querySelectorAll("img")) {
+        if (!el.hasAttribute("alt")) problems.push(`img without alt ${el.src}`);
+    }
+    const ids = [...document.querySelectorAll("[id]")].map((el) => el.id);
+    const dupes = ids.filter((id, i) => ids.indexOf(id) !== i);
+    if (dupes.length) problems.push(`duplicate ids ${dupes}`);
+    return problems;
+}"""
+
+
+def assert_accessible(page: Any) -> None:
+    """The basics a screen reader and a keyboard need: a language, one h1, a main landmark,
+    a label on every control, a name on every button and link, alt on every image, unique ids."""
+    problems = page.evaluate(_A11Y)
+    assert not problems, f"{page.url}: {problems}"

@@ -10,7 +10,7 @@ from typing import Any
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.conftest import PASSWORD, assert_fits, log_in, shot
+from tests.browser.conftest import PASSWORD, assert_accessible, assert_fits, log_in, shot
 from tests.platform import Platform
 
 
@@ -60,6 +60,7 @@ def test_sign_up_upload_submit_and_watch_a_job_to_its_preview(page, site: Platfo
     expect(tiles.first).to_have_attribute("data-kind", "video")
     page.get_by_label("Type").select_option("")
     expect(tiles).to_have_count(2)
+    assert_accessible(page)
     shot(page, "library")
 
     # Submit: the form is built from the job type's schema; the price shows before submitting.
@@ -74,12 +75,15 @@ def test_sign_up_upload_submit_and_watch_a_job_to_its_preview(page, site: Platfo
     page.get_by_label("Format").select_option("webp")
     expect(page.locator("#quote")).to_contain_text("credits (you have")
     shot(page, "job-form")
+    assert_accessible(page)
     page.get_by_role("button", name="Submit job").click()
     page.wait_for_url("**/jobs/job_*")
 
     # Live: the status changes without a reload, up to succeeded, then the preview.
+    page.evaluate("window.loadedOnce = true")
     status = page.locator("#job-status")
     expect(status).to_have_text("succeeded", timeout=60_000)
+    assert page.evaluate("window.loadedOnce") is True  # the same page, never reloaded
     assert page.locator("#job-progress").evaluate("el => el.value") == 1
     image = page.locator("#outputs img")
     expect(image).to_be_visible()
@@ -90,6 +94,7 @@ def test_sign_up_upload_submit_and_watch_a_job_to_its_preview(page, site: Platfo
         download.click()
     assert info.value.suggested_filename.endswith(".webp")
     expect(page.locator("#job-cost")).to_contain_text("credits charged")
+    assert_accessible(page)
     shot(page, "job")
 
     # A video job: the output plays in the page's video player.
@@ -204,6 +209,7 @@ def test_profile_saves_and_refuses_a_bad_website(page, make_person):
 
 
 def test_analytics_load_only_after_consent_and_go_when_it_is_withdrawn(page, make_person):
+    page.context.clear_cookies()  # a first visit: no choice made yet
     person = make_person()
     log_in(page, person)
     loaded = "() => [!!window.faktrySrcAnalytics, !!window.faktryInlineAnalytics]"
@@ -247,6 +253,30 @@ def test_pages_read_on_a_phone(chromium, site: Platform, make_person):
             page.goto(path)
             page.wait_for_load_state("networkidle")
             assert_fits(page)
+            assert_accessible(page)
         shot(page, "phone-profile")
+        page.context.clear_cookies()
+        for path in ("/login", "/signup"):
+            page.goto(path)
+            assert_fits(page)
+            assert_accessible(page)
     finally:
         context.close()
+
+
+def test_the_keyboard_alone_is_enough(page, make_person):
+    person = make_person()
+    log_in(page, person, next_path="/keys")  # log_in types and presses Enter only
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    page.keyboard.press("Enter")
+    # From the main content, Tab reaches the form; Enter submits it.
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "key-name":
+            break
+    expect(page.get_by_label("Name")).to_be_focused()
+    page.keyboard.type("typed only")
+    page.keyboard.press("Enter")
+    expect(page.get_by_label("New API key")).to_be_focused()
+    expect(page.locator("#keys tbody tr").first).to_contain_text("typed only")

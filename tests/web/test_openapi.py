@@ -244,7 +244,12 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
         members = st.sampled_from(seeds.members or [(seeds.file_ids[0], "master.m3u8")])
         known = members.map(lambda member: {"file_id": member[0], "relpath": member[1]})
     else:
-        pools = {"file_id": seeds.file_ids, "job_id": seeds.job_ids, "key_id": [seeds.key_id]}
+        pools = {
+            "file_id": seeds.file_ids,
+            "job_id": seeds.job_ids,
+            "key_id": [seeds.key_id],
+            "tenant_id": [seeds.tenant.id],
+        }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:
         options.append(

@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from datetime import timedelta
 from typing import Any
 
 from flask import request
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from faktry import clock
 from faktry.errors import Forbidden, NotFound, ValidationError
+from faktry.tenancy import Tenant, User
 from pipelines import pagination
 from pipelines import services as jobs
 from pipelines.models import FAILED, FINISHED, RUNNING, Job, ModerationEntry
 from pipelines.routing import all_queues
+from quotas import ledger
+from quotas.limits import tier_limits
+from quotas.models import Account
 from web import services
 from web.api import blueprint
+from web.api.account import lot_to_dict
 from web.auth import authenticated, db, principal
 from workers.queues import stats
+
+log = logging.getLogger("faktry.admin")
 
 
 def _staff_only() -> None:
@@ -157,3 +165,101 @@ def replay(job_id: str) -> Any:
     jobs.dispatch(svc.sessions, svc.sender, [job])
     sess.refresh(job)
     return {**jobs.to_dict(job), "tenant_id": job.tenant_id}, 202
+
+
+def _credits(funds: ledger.Balance) -> dict[str, int]:
+    return {"available": funds.available, "held": funds.held, "debt": funds.debt}
+
+
+@blueprint.get("/admin/tenants")
+@authenticated
+def list_tenants() -> Any:
+    """Every tenant, newest first, with its owner, credits and storage. ``q`` is a tenant id,
+    or part of a tenant's name or of its owner's email; ``tier`` keeps one tier."""
+    _staff_only()
+    sess = db()
+    sess.info.pop("tenant_id", None)  # operators see every tenant
+    stmt = select(Tenant)
+    q = request.args.get("q", "").strip()
+    if q:
+        owners = select(User.tenant_id).where(User.role == "owner", User.email.icontains(q, autoescape=True))
+        stmt = stmt.where(
+            or_(Tenant.id == q, Tenant.name.icontains(q, autoescape=True), Tenant.id.in_(owners))
+        )
+    if request.args.get("tier"):
+        stmt = stmt.where(Tenant.tier == request.args["tier"])
+    rows, next_cursor = pagination.page(
+        sess,
+        stmt,
+        created=Tenant.created_at,
+        ident=Tenant.id,
+        cursor=request.args.get("cursor"),
+        limit=pagination.parse_limit(request.args.get("limit")),
+    )
+    ids = [t.id for t in rows]
+    emails: dict[str, str] = {}
+    for tenant_id, email in sess.execute(
+        select(User.tenant_id, User.email)
+        .where(User.tenant_id.in_(ids), User.role == "owner")
+        .order_by(User.created_at.desc(), User.id.desc())
+    ):
+        emails[tenant_id] = email  # the first owner wins: it comes last
+    # One query loads the page's accounts, so `ledger.balance` finds each in the identity map
+    # and costs one query per tenant (its live lots); a page holds at most 100 tenants.
+    accounts = {a.tenant_id: a for a in sess.scalars(select(Account).where(Account.tenant_id.in_(ids)))}
+    quotas = {tier: tier_limits(sess, tier).storage_quota_bytes for tier in {t.tier for t in rows}}
+    data = []
+    for t in rows:
+        account = accounts.get(t.id)
+        data.append(
+            {
+                "object": "tenant",
+                "id": t.id,
+                "name": t.name,
+                "tier": t.tier,
+                "created_at": t.created_at.isoformat(),
+                "owner_email": emails.get(t.id),
+                "credits": _credits(ledger.balance(sess, t.id)),
+                "storage": {
+                    "used_bytes": account.storage_used_bytes if account else 0,
+                    "quota_bytes": quotas[t.tier],
+                },
+            }
+        )
+    return {"object": "list", "data": data, "next_cursor": next_cursor}
+
+
+@blueprint.post("/admin/tenants/<tenant_id>/credits")
+@authenticated
+def grant_credits(tenant_id: str) -> Any:
+    """Grant credits to a tenant as a new lot, like ``faktry credits grant``; the same
+    ``Idempotency-Key`` grants once (a repeat answers 200 with ``lot: null``)."""
+    _staff_only()
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ValidationError("send a JSON object with Content-Type: application/json", field="body")
+    unknown = sorted(set(body) - {"credits", "reason"})
+    if unknown:
+        raise ValidationError(f"unknown field {unknown[0]}", field=unknown[0])
+    sess = db()
+    sess.info.pop("tenant_id", None)  # the tenant granted to is not the operator's
+    lot = ledger.grant(
+        sess,
+        tenant_id,
+        body.get("credits"),  # any JSON value: `ledger.grant` checks it
+        body.get("reason"),
+        key=request.headers.get("Idempotency-Key"),
+    )
+    sess.commit()
+    if lot is not None:
+        # Who granted what stays in the operators' log (the ledger holds no staff identity).
+        log.info(
+            "staff user %s granted %d millicredits to %s as %s: %s",
+            principal().user_id, lot.amount, tenant_id, lot.id, lot.reference,
+        )  # fmt: skip
+    return {
+        "object": "grant",
+        "tenant_id": tenant_id,
+        "lot": lot_to_dict(lot) if lot is not None else None,
+        "credits": _credits(ledger.balance(sess, tenant_id)),
+    }, (200 if lot is None else 201)

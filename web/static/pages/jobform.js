@@ -80,7 +80,10 @@ document.addEventListener("DOMContentLoaded", async () => {
     const legend = container.querySelector("legend");
     fill(container, legend);
     const required = schema?.required || [];
-    const props = Object.entries(schema?.properties || {}).filter(([name]) => !skip.includes(name));
+    // Required fields first, then the rest in the schema's order.
+    const props = Object.entries(schema?.properties || {})
+      .filter(([name]) => !skip.includes(name))
+      .sort(([a], [b]) => Number(required.includes(b)) - Number(required.includes(a)));
     for (const [name, prop] of props) container.append(control(group, name, prop, required.includes(name)));
     container.hidden = props.length === 0;
   }
