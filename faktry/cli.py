@@ -10,11 +10,11 @@ faktry web | worker | scheduler
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
@@ -382,7 +382,7 @@ def up() -> None:
     migrate.upgrade(settings.resolved_database_url)
     settings = settings.ensure_secret_key()
     redis_url, embedded = resolve_url(settings)
-    first_key = _demo_account(settings)
+    demo = _demo_account(settings)
     env = _child_env(settings, redis_url)
     children = [
         subprocess.Popen(web_command(settings), env=env, start_new_session=True),
@@ -391,9 +391,14 @@ def up() -> None:
         subprocess.Popen(scheduler_command(), env=env, start_new_session=True),
     ]
     click.echo(f"faktry is up at {settings.public_url}  (Ctrl-C stops it)")
-    if first_key:
-        click.echo(f"demo account {DEMO_EMAIL}, API key (shown once): {first_key}")
-        Path(settings.var_dir / "demo-api-key").write_text(first_key + "\n")
+    if demo:
+        key, password = demo
+        click.echo(f"demo account {DEMO_EMAIL}, API key (shown once): {key}")
+        click.echo(f"log in at {settings.public_url}/login as {DEMO_EMAIL} with password {password}")
+        for name, secret in (("demo-api-key", key), ("demo-password", password)):
+            fd = os.open(settings.var_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secret + "\n")
     stopping = False
 
     def _stop(*_: Any) -> None:
@@ -420,14 +425,17 @@ def up() -> None:
             embedded.stop()
 
 
-def _demo_account(settings: Settings) -> str | None:
-    """Create the demo tenant on first run; returns its API key then, None after."""
+def _demo_account(settings: Settings) -> tuple[str, str] | None:
+    """Create the demo tenant on first run; returns its API key and web password then, None
+    after. On a single machine its owner is the operator too, so the owner is staff."""
     with transaction(_sessions(settings)) as session:
         if session.scalar(select(User.id).where(User.email == DEMO_EMAIL)) is not None:
             return None
+        password = secrets.token_urlsafe(12)
         tenant, user = create_tenant(
-            session, email=DEMO_EMAIL, tier="creator", bcrypt_rounds=settings.bcrypt_rounds
-        )
+            session, email=DEMO_EMAIL, tier="creator", password=password, is_staff=True,
+            bcrypt_rounds=settings.bcrypt_rounds,
+        )  # fmt: skip
         _, plain = create_api_key(
             session, tenant_id=tenant.id, user_id=user.id, name="demo", bcrypt_rounds=settings.bcrypt_rounds
         )
@@ -439,7 +447,7 @@ def _demo_account(settings: Settings) -> str | None:
                 session, tenant.id, settings.demo_credits * MILLI, source="starter",
                 key=f"starter:{tenant.id}", memo="starter credits for the demo account",
             )  # fmt: skip
-        return plain
+        return plain, password
 
 
 if __name__ == "__main__":

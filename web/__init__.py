@@ -118,7 +118,8 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        # Behind TLS (an https base URL) the cookie is Secure whatever the setting says.
+        SESSION_COOKIE_SECURE=settings.secure_cookies or settings.public_url.startswith("https://"),
         SESSION_COOKIE_NAME="faktry_session",
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
         JSON_SORT_KEYS=False,

@@ -118,11 +118,22 @@ def test_sign_up_upload_submit_and_watch_a_job_to_its_preview(page, site: Platfo
     shot(page, "jobs")
 
 
-def test_bad_input_shows_the_apis_message_and_spends_nothing(page, make_person, png_image):
+def test_bad_input_shows_the_apis_message_and_spends_nothing(
+    page, site: Platform, make_person, png_image, tmp_path
+):
     person = make_person(credits=5)
     log_in(page, person, next_path="/library")
+    # Larger than this deployment takes: refused before a byte is sent, with the limit named.
+    big = tmp_path / "big.mp4"
+    with big.open("wb") as fh:
+        fh.truncate(site.settings.max_upload_bytes + 1)
+    page.locator("#file-input").set_input_files(str(big))
+    expect(page.locator("#uploads li").first).to_contain_text(
+        "too large: files of up to 8.0 MB can be uploaded here"
+    )
     page.locator("#file-input").set_input_files(str(png_image))
-    expect(page.locator("#uploads li").first).to_contain_text("uploaded")
+    expect(page.locator("#uploads li").nth(1)).to_contain_text("uploaded")
+    expect(page.locator("#files li")).to_have_count(1)
     page.goto("/jobs/new")
     page.get_by_label("What to do").select_option("image.resize")
     page.get_by_label("Width").fill("0")
@@ -133,6 +144,23 @@ def test_bad_input_shows_the_apis_message_and_spends_nothing(page, make_person, 
     expect(page.get_by_label("Width")).to_have_attribute("aria-invalid", "true")
     page.goto("/credits")
     expect(page.locator("#available")).to_have_text("5")
+
+    # Delete from the library: the tile goes, the storage is given back.
+    page.goto("/library")
+    expect(page.locator("#storage-text")).not_to_contain_text("0 B of")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#files li").first.get_by_role("button", name="Delete picture.png").click()
+    expect(page.locator("#files li")).to_have_count(0)
+    expect(page.locator("#files-status")).to_have_text("Deleted picture.png.")
+    page.reload()
+    expect(page.locator("#storage-text")).to_contain_text("0 B of")
+    expect(page.locator("#files-status")).to_have_text("No files match.")
+
+    # Log out: the pages send one back to log in.
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    page.goto("/library")
+    page.wait_for_url("**/login?next=/library")
 
 
 def test_api_keys_are_shown_once_copied_listed_and_revoked(page, site: Platform, make_person):

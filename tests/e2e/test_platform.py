@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 import requests
 
+from faktry.cli import DEMO_EMAIL
 from tests import services as svc
 from tests.platform import Platform, Proc, tenant_key
 
@@ -261,6 +262,16 @@ def test_a_transcode_end_to_end_on_the_zero_setup_default(zero_setup, clip_720p,
     platform, headers, home, proc = zero_setup
     assert "faktry is up at" in proc.output()
     transcode_and_check(platform.base, headers, clip_720p, tmp_path)
+    # The demo owner logs in to the pages with the printed password, and runs the console.
+    password = (home / "var" / "demo-password").read_text().strip()
+    assert f"with password {password}" in proc.output()
+    assert (home / "var" / "demo-password").stat().st_mode & 0o777 == 0o600
+    browser = requests.Session()
+    login = browser.post(f"{platform.base}/v1/session", json={"email": DEMO_EMAIL, "password": password})
+    assert login.status_code == 201
+    for path in ("/jobs", "/admin"):
+        page = browser.get(platform.base + path, headers={"Accept": "text/html"}, allow_redirects=False)
+        assert page.status_code == 200 and "<h1>" in page.text
     var = home / "var"
     assert (var / "faktry.db").exists()
     assert list((var / "storage").rglob("original.mp4"))

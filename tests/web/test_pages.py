@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -195,3 +196,46 @@ def test_sign_up_grants_the_configured_starter_credits_once(settings, runtime):
     assert r.status_code == 201
     credits = client.get("/v1/account").json["credits"]
     assert credits["available"] == 7000 and [lot["source"] for lot in credits["lots"]] == ["starter"]
+
+
+def test_session_cookies_are_http_only_same_site_and_secure_behind_https(settings, runtime):
+    from web import create_app
+    from workers.broker import BrokerSender
+
+    body = {"email": "c@example.com", "password": PASSWORD, "confirm_age_16": True}
+    for base_url, secure in (("", False), ("https://faktry.example", True)):
+        app = create_app(settings.replace(base_url=base_url), sender=BrokerSender(runtime.broker))
+        cookie = app.test_client().post("/v1/signup", json={**body, "email": f"{secure}{body['email']}"})
+        header = cookie.headers["Set-Cookie"]
+        assert "HttpOnly" in header and "SameSite=Lax" in header
+        assert ("Secure" in header) is secure
+
+
+def test_a_cross_site_form_cannot_log_in_or_sign_up(client, make_tenant):
+    """Forms from other sites can only send form encodings; log-in and sign-up take JSON."""
+    person = make_tenant(password=PASSWORD)
+    for path, data in (
+        ("/v1/session", {"email": person.email, "password": PASSWORD}),
+        ("/v1/signup", {"email": "x@example.com", "password": PASSWORD, "confirm_age_16": "true"}),
+    ):
+        r = client.post(path, data=data)
+        assert r.status_code == 422 and "Set-Cookie" not in r.headers
+
+
+def test_the_account_tells_the_upload_limit_that_applies_here(client, make_tenant, app):
+    person = make_tenant("studio")
+    tier_limit = client.get("/v1/account", headers=person.headers).json["limits"]["max_upload_bytes"]
+    svc = app.extensions["faktry"]
+    svc.settings = svc.settings.replace(max_upload_bytes=1234)
+    assert tier_limit > 1234
+    assert client.get("/v1/account", headers=person.headers).json["limits"]["max_upload_bytes"] == 1234
+
+
+def test_the_documented_analytics_example_is_a_valid_setting():
+    from web.pages import consent
+
+    doc = (Path(__file__).parents[2] / "docs" / "web.md").read_text()
+    raw = re.search(r"FAKTRY_ANALYTICS_SNIPPETS='(\[.*?\])'", doc, re.S).group(1)
+    snippets = consent.parse(raw)
+    assert [s.name for s in snippets] == ["Google Analytics", "gtag config", "Hotjar"]
+    assert "https://*.hotjar.com" in snippets[2].script_origins()

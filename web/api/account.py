@@ -85,7 +85,8 @@ def account() -> Any:
         },
         "limits": {
             "tier": limits.name,
-            "max_upload_bytes": limits.max_upload_bytes,
+            # What an upload may weigh here: the tier's limit, or the deployment's if lower.
+            "max_upload_bytes": min(limits.max_upload_bytes, services().settings.max_upload_bytes),
             "max_duration_seconds": limits.max_duration_seconds,
             "max_concurrent_jobs": limits.max_concurrent_jobs,
             "submits_per_minute": limits.submits_per_minute,

@@ -47,8 +47,10 @@ class Snippet:
 
 
 def _origin(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d+)?", value):
-        raise ValueError(f"analytics snippet {name!r}: origins are like https://example.com")
+    if not isinstance(value, str) or not re.fullmatch(r"https?://(\*\.)?[A-Za-z0-9.-]+(:\d+)?", value):
+        raise ValueError(
+            f"analytics snippet {name!r}: origins are like https://example.com or https://*.example.com"
+        )
     return value
 
 

@@ -21,7 +21,7 @@ document.addEventListener("DOMContentLoaded", () => {
     bar.max = quota || 1;
     bar.value = Math.min(used + reserved, quota);
     maxUpload = account.limits.max_upload_bytes;
-    $("#upload-limit").textContent = `Up to ${bytes(maxUpload)} a file on your tier.`;
+    $("#upload-limit").textContent = `Up to ${bytes(maxUpload)} a file on the ${account.limits.tier} tier.`;
   }
 
   function item(file) {
@@ -89,7 +89,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const row = h("li", {}, h("span", { class: "name" }, file.name), bar, note);
     $("#uploads").append(row);
     if (maxUpload !== null && file.size > maxUpload) {
-      note.textContent = `too large: your tier allows ${bytes(maxUpload)} a file`;
+      note.textContent = `too large: files of up to ${bytes(maxUpload)} can be uploaded here`;
       note.dataset.kind = "error";
       bar.remove();
       return Promise.resolve();
