@@ -3,14 +3,10 @@ processes, tenants and databases for the platform benchmarks."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import socket
 import statistics
-import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +16,9 @@ from typing import Any
 import redis
 
 from faktry.redisconn import ensure_embedded
+
+# The process helpers the tests use too: faktry's processes, each in its own process group.
+from tests.platform import Proc
 
 
 @contextmanager
@@ -68,83 +67,12 @@ def summary(values: list[float]) -> str:
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("FAKTRY_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU of the live processes in a process group (Linux /proc)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            raw = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        # fields[0] is the state (stat field 3): pgrp is field 5, utime 14, stime 15.
-        if int(fields[2]) == pgid:
-            total += int(fields[11]) + int(fields[12])
-    return total / _CLOCK_TICKS
-
-
-def _prctl() -> Any:
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    return None
-
-
-_PRCTL = _prctl()  # resolved in the parent: a child must not load libraries after fork
-
-
-def _own_group_dies_with_parent() -> None:
-    """Runs in the child before exec: its own process group, and SIGKILL from the kernel if
-    the benchmark dies first (a timeout's SIGKILL), so no server outlives it."""
-    os.setsid()
-    if _PRCTL is not None:
-        _PRCTL(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-
-
-class Proc:
-    """A child in its own process group, logging to a file; `stop` ends the whole group."""
-
-    def __init__(self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path) -> None:
-        self.name = name
-        self.log = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
-        self.fh = self.log.open("wb")
-        self.popen = subprocess.Popen(
-            cmd, env=env, cwd=ROOT, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_own_group_dies_with_parent,
-        )  # fmt: skip
-
-    def cpu_seconds(self) -> float:
-        return group_cpu_seconds(self.popen.pid)
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.popen.pid, sig)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.popen.poll() is None:
-            self.kill(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill(signal.SIGKILL)
-                self.popen.wait()
-        self.kill(signal.SIGKILL)  # anything left in the group
-        self.fh.close()
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
 
 
 @contextmanager
@@ -223,55 +151,6 @@ def make_tenant(database_url: str, *, tier: str, credits: int) -> tuple[str, str
         tenant_id = tenant.id
     engine.dispose()
     return tenant_id, plain
-
-
-class Platform:
-    """faktry's own processes (``faktry web``, ``faktry worker``), configured only through FAKTRY_*."""
-
-    def __init__(self, settings: Any, log_dir: Path) -> None:
-        self.settings = settings
-        self.log_dir = log_dir
-        self.base = f"http://127.0.0.1:{settings.port}"
-        self.env = {
-            **os.environ,
-            **settings.to_env(),
-            "dramatiq_worker_timeout": str(settings.worker_timeout_ms),
-        }
-        self.procs: list[Proc] = []
-
-    def start(self, name: str, *args: str) -> Proc:
-        proc = Proc(name, [sys.executable, "-m", "faktry.cli", *args], self.env, self.log_dir)
-        self.procs.append(proc)
-        return proc
-
-    def start_web(self) -> Proc:
-        return self.start("web", "web")
-
-    def start_worker(self, processes: int, threads: int) -> Proc:
-        """Media workers (the local queues), as ``faktry worker --kind media`` runs them."""
-        return self.start(
-            "worker", "worker", "--kind", "media", "--processes", str(processes), "--threads", str(threads)
-        )
-
-    def wait_healthy(self, timeout: float = 60.0) -> None:
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(self.base + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("faktry web did not come up:\n" + self.logs())
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name} ---\n{p.output()}" for p in self.procs)
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            proc.stop()
 
 
 def bare_workers(settings: Any, log_dir: Path, processes: int, threads: int, queues: tuple[str, ...]) -> Proc:

@@ -28,7 +28,6 @@ import requests
 from dramatiq import Message
 
 from bench.common import (
-    Platform,
     bare_workers,
     bench_settings,
     bench_tier,
@@ -40,6 +39,7 @@ from bench.common import (
     upload,
 )
 from faktry import migrate
+from tests.platform import Platform
 from workers.broker import make_broker
 
 JOB_TYPE = "image.resize"
@@ -62,7 +62,7 @@ def run_faktry(tmp: Path, url: str, namespace: str, samples: int, idle: float) -
     out: dict[str, list[float]] = {"post": [], "running": [], "succeeded": [], "created_to_started": []}
     try:
         platform.start_web()
-        platform.start_worker(1, 1)
+        platform.start_worker(1, 1, kind="media")
         platform.wait_healthy()
         file_id = upload(platform.base, headers, tiny_png(tmp / "in.png"))
         body = {"type": JOB_TYPE, "input": {"file_id": file_id}, "params": {"width": 32, "height": 24}}

@@ -33,9 +33,10 @@ import redis
 import requests
 from PIL import Image
 
-from bench.common import Platform, bench_settings, bench_tier, jobs_finished, make_tenant, redis_url, upload
+from bench.common import bench_settings, bench_tier, jobs_finished, make_tenant, redis_url, upload
 from faktry import migrate
 from pipelines.media import ffmpeg, images
+from tests.platform import Platform
 
 PRESET = "mp4_480p"
 
@@ -80,7 +81,7 @@ def transcodes(tmp: Path, url: str, namespace: str, clip: Path, runs: int) -> di
     out: dict[str, list[float]] = {"direct": [], "faktry": [], "pickup": [], "in_worker": [], "probe": []}
     try:
         platform.start_web()
-        platform.start_worker(1, 1)
+        platform.start_worker(1, 1, kind="media")
         platform.wait_healthy()
         file_id = upload(platform.base, headers, clip)
         body = {"type": "video.transcode", "input": {"file_id": file_id}, "params": {"preset": PRESET}}

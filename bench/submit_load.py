@@ -31,8 +31,6 @@ from typing import Any
 import requests
 
 from bench.common import (
-    Platform,
-    Proc,
     bench_settings,
     bench_tier,
     make_tenant,
@@ -43,6 +41,7 @@ from bench.common import (
     upload,
 )
 from faktry import migrate
+from tests.platform import Platform, Proc
 
 TENANTS = 8
 MAX_REQUESTS = 200_000

@@ -29,8 +29,6 @@ import requests
 from dramatiq import Message
 
 from bench.common import (
-    Platform,
-    Proc,
     bare_workers,
     bench_settings,
     bench_tier,
@@ -42,6 +40,7 @@ from bench.common import (
     upload,
 )
 from faktry import migrate
+from tests.platform import Platform, Proc
 from workers.broker import make_broker
 
 QUEUES = ("local.small", "local.large")
@@ -98,7 +97,7 @@ def run_faktry(
     client = redis.Redis.from_url(url)
     try:
         web = platform.start_web()
-        worker = platform.start_worker(processes, threads)
+        worker = platform.start_worker(processes, threads, kind="media")
         platform.wait_healthy()
         file_id = upload(platform.base, headers, tiny_png(tmp / "in.png"))
         body = {"type": JOB_TYPE, "input": {"file_id": file_id}, "params": {"width": 32, "height": 24}}

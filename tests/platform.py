@@ -34,7 +34,48 @@ from tests import services as svc
 ROOT = Path(__file__).resolve().parents[1]
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _prctl() -> Any:
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    return None
+
+
+_PRCTL = _prctl()  # resolved in the parent: a child must not load libraries after fork
+
+
+def _own_group_dies_with_parent() -> None:
+    """Runs in the child before exec: its own process group, and SIGKILL from the kernel if
+    the test run or benchmark dies first (a timeout's SIGKILL), so no server outlives it."""
+    os.setsid()
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of the live processes in a process group (Linux /proc)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        # fields[0] is the state (stat field 3): pgrp is field 5, utime 14, stime 15.
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / _CLOCK_TICKS
+
+
 class Proc:
+    """A child in its own process group, logging to a file; `stop` ends the whole group."""
+
     def __init__(
         self, name: str, cmd: list[str], env: dict[str, str], log_dir: Path, cwd: Path = ROOT
     ) -> None:
@@ -43,8 +84,11 @@ class Proc:
         self.fh = self.log.open("wb")
         self.popen = subprocess.Popen(
             cmd, env=env, cwd=cwd, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
+            preexec_fn=_own_group_dies_with_parent,
         )  # fmt: skip
+
+    def cpu_seconds(self) -> float:
+        return group_cpu_seconds(self.popen.pid)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -66,7 +110,7 @@ class Proc:
 
 
 class Platform:
-    """A running faktry: web + worker (+ scheduler), configured only through FAKTRY_* variables."""
+    """faktry's own processes (web, workers, scheduler), configured only through FAKTRY_*."""
 
     def __init__(self, settings: Settings, log_dir: Path) -> None:
         self.settings = settings
@@ -84,10 +128,15 @@ class Platform:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self) -> Proc:
-        return self.start("worker", "worker", "--processes", "1", "--threads", "2")
+    def start_web(self) -> Proc:
+        return self.start("web", "web")
 
-    def wait_healthy(self, timeout: float = 30.0) -> None:
+    def start_worker(self, processes: int = 1, threads: int = 2, *, kind: str | None = None) -> Proc:
+        """Workers for every queue, or for one worker kind (``media``, ``ai``)."""
+        args = ["--kind", kind] if kind else []
+        return self.start("worker", "worker", *args, "--processes", str(processes), "--threads", str(threads))
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -96,7 +145,7 @@ class Platform:
             except requests.RequestException:
                 pass
             time.sleep(0.1)
-        raise AssertionError("web did not come up:\n" + self.logs())
+        raise RuntimeError("faktry web did not come up:\n" + self.logs())
 
     def logs(self) -> str:
         return "\n".join(f"--- {p.name} ---\n{p.output()}" for p in self.procs)

@@ -18,7 +18,7 @@ from quotas import ledger
 from quotas.limits import tier_limits
 from quotas.models import Account, CreditLot, LedgerEntry
 from web import services
-from web.api import blueprint
+from web.api import blueprint, requested_page
 from web.auth import authenticated, db, principal
 
 CSV_FIELDS = ["id", "created_at", "kind", "available", "held", "debt", "lot_id", "job_id", "memo"]
@@ -102,13 +102,8 @@ def transactions() -> Any:
     sess = db()
     if request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv":
         return _csv(sess)
-    rows, next_cursor = pagination.page(
-        sess,
-        select(LedgerEntry),
-        created=LedgerEntry.created_at,
-        ident=LedgerEntry.id,
-        cursor=request.args.get("cursor"),
-        limit=pagination.parse_limit(request.args.get("limit")),
+    rows, next_cursor = requested_page(
+        sess, select(LedgerEntry), created=LedgerEntry.created_at, ident=LedgerEntry.id
     )
     return {"object": "list", "data": [entry_to_dict(e) for e in rows], "next_cursor": next_cursor}
 

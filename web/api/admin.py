@@ -13,7 +13,6 @@ from sqlalchemy import func, or_, select
 from faktry import clock
 from faktry.errors import Forbidden, NotFound, ValidationError
 from faktry.tenancy import Tenant, User
-from pipelines import pagination
 from pipelines import services as jobs
 from pipelines.models import FAILED, FINISHED, RUNNING, Job, ModerationEntry
 from pipelines.routing import all_queues
@@ -21,7 +20,7 @@ from quotas import ledger
 from quotas.limits import tier_limits
 from quotas.models import Account
 from web import services
-from web.api import blueprint
+from web.api import blueprint, requested_page
 from web.api.account import lot_to_dict
 from web.auth import authenticated, db, principal
 from workers.queues import stats
@@ -49,14 +48,7 @@ def moderation_log() -> Any:
     action = request.args.get("action")
     if action and action not in ("blocked", "flagged"):
         raise ValidationError("action must be blocked or flagged", field="action")
-    rows, next_cursor = pagination.page(
-        sess,
-        stmt,
-        created=ModerationEntry.at,
-        ident=ModerationEntry.id,
-        cursor=request.args.get("cursor"),
-        limit=pagination.parse_limit(request.args.get("limit")),
-    )
+    rows, next_cursor = requested_page(sess, stmt, created=ModerationEntry.at, ident=ModerationEntry.id)
     return {
         "object": "list",
         "data": [
@@ -133,14 +125,7 @@ def dead_letters() -> Any:
         stmt = stmt.where(Job.tenant_id == request.args["tenant_id"])
     if request.args.get("code"):
         stmt = stmt.where(Job.error_code == request.args["code"])
-    rows, next_cursor = pagination.page(
-        sess,
-        stmt,
-        created=Job.created_at,
-        ident=Job.id,
-        cursor=request.args.get("cursor"),
-        limit=pagination.parse_limit(request.args.get("limit")),
-    )
+    rows, next_cursor = requested_page(sess, stmt, created=Job.created_at, ident=Job.id)
     return {
         "object": "list",
         "data": [{**jobs.to_dict(j), "tenant_id": j.tenant_id} for j in rows],
@@ -188,14 +173,7 @@ def list_tenants() -> Any:
         )
     if request.args.get("tier"):
         stmt = stmt.where(Tenant.tier == request.args["tier"])
-    rows, next_cursor = pagination.page(
-        sess,
-        stmt,
-        created=Tenant.created_at,
-        ident=Tenant.id,
-        cursor=request.args.get("cursor"),
-        limit=pagination.parse_limit(request.args.get("limit")),
-    )
+    rows, next_cursor = requested_page(sess, stmt, created=Tenant.created_at, ident=Tenant.id)
     ids = [t.id for t in rows]
     emails: dict[str, str] = {}
     for tenant_id, email in sess.execute(

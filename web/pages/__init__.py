@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
@@ -137,16 +138,50 @@ def signup() -> Any:
     return render("signup.html", title="Sign up")
 
 
-@blueprint.get("/library")
-@person
-def library() -> Any:
-    return render("library.html", title="Library", active="library")
+@dataclass(frozen=True)
+class Page:
+    """A page whose content the browser fetches from the API: only the shell is rendered here."""
+
+    path: str
+    endpoint: str
+    template: str
+    title: str
+    active: str
+    staff: bool = False
+    extra: tuple[tuple[str, str], ...] = ()
 
 
-@blueprint.get("/jobs")
-@person
-def jobs_list() -> Any:
-    return render("jobs.html", title="Jobs", active="jobs")
+PAGES = [
+    Page("/library", "library", "library.html", "Library", "library"),
+    Page("/jobs", "jobs_list", "jobs.html", "Jobs", "jobs"),
+    Page("/credits", "credits", "credits.html", "Credits", "credits"),
+    Page("/billing/success", "billing_success", "billing_return.html", "Thank you", "credits",
+         extra=(("outcome", "success"),)),
+    Page("/billing/cancel", "billing_cancel", "billing_return.html", "Checkout canceled", "credits",
+         extra=(("outcome", "cancel"),)),
+    Page("/keys", "keys", "keys.html", "API keys", "keys"),
+    Page("/profile", "profile", "profile.html", "Profile", "profile"),
+    # The operators' console.
+    Page("/admin", "admin_queues", "admin/queues.html", "Queues", "admin", True, (("section", "queues"),)),
+    Page("/admin/dead-letters", "admin_dead_letters", "admin/dead_letters.html", "Dead letters", "admin",
+         True, (("section", "dead"),)),
+    Page("/admin/moderation", "admin_moderation", "admin/moderation.html", "Moderation log", "admin",
+         True, (("section", "moderation"),)),
+    Page("/admin/tenants", "admin_tenants", "admin/tenants.html", "Tenants", "admin", True,
+         (("section", "tenants"),)),
+]  # fmt: skip
+
+
+def _shell(page: Page) -> Callable[[], Any]:
+    def view() -> Any:
+        return render(page.template, title=page.title, active=page.active, **dict(page.extra))
+
+    view.__name__ = page.endpoint
+    return staff(view) if page.staff else person(view)
+
+
+for _page in PAGES:
+    blueprint.add_url_rule(_page.path, _page.endpoint, _shell(_page), methods=["GET"])
 
 
 @blueprint.get("/jobs/new")
@@ -163,60 +198,3 @@ def job_detail(job_id: str) -> Any:
     except NotFound:
         return render("error.html", title="Not found", message="There is no such job."), 404
     return render("job.html", title=f"Job {job.id}", active="jobs", job_id=job.id)
-
-
-@blueprint.get("/credits")
-@person
-def credits() -> Any:
-    return render("credits.html", title="Credits", active="credits")
-
-
-@blueprint.get("/billing/success")
-@person
-def billing_success() -> Any:
-    return render("billing_return.html", title="Thank you", active="credits", outcome="success")
-
-
-@blueprint.get("/billing/cancel")
-@person
-def billing_cancel() -> Any:
-    return render("billing_return.html", title="Checkout canceled", active="credits", outcome="cancel")
-
-
-@blueprint.get("/keys")
-@person
-def keys() -> Any:
-    return render("keys.html", title="API keys", active="keys")
-
-
-@blueprint.get("/profile")
-@person
-def profile() -> Any:
-    return render("profile.html", title="Profile", active="profile")
-
-
-# -- operators ------------------------------------------------------------------------------
-
-
-@blueprint.get("/admin")
-@staff
-def admin_queues() -> Any:
-    return render("admin/queues.html", title="Queues", active="admin", section="queues")
-
-
-@blueprint.get("/admin/dead-letters")
-@staff
-def admin_dead_letters() -> Any:
-    return render("admin/dead_letters.html", title="Dead letters", active="admin", section="dead")
-
-
-@blueprint.get("/admin/moderation")
-@staff
-def admin_moderation() -> Any:
-    return render("admin/moderation.html", title="Moderation log", active="admin", section="moderation")
-
-
-@blueprint.get("/admin/tenants")
-@staff
-def admin_tenants() -> Any:
-    return render("admin/tenants.html", title="Tenants", active="admin", section="tenants")
