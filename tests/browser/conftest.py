@@ -124,8 +124,9 @@ class Person:
 
 
 @pytest.fixture(scope="module")
-def make_person(site: Platform) -> Any:
-    sessions = make_sessionmaker(make_engine(site.settings.resolved_database_url))
+def make_person(site: Platform) -> Iterator[Any]:
+    engine = make_engine(site.settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
 
     def make(*, staff: bool = False, credits: int = 50) -> Person:
         email = f"{'staff' if staff else 'person'}-{uuid.uuid4().hex[:8]}@example.com"
@@ -137,7 +138,8 @@ def make_person(site: Platform) -> Any:
                 ledger.add_credits(session, tenant.id, credits * MILLI, source="grant", key=f"t:{tenant.id}")
         return Person(email, PASSWORD, tenant.id)
 
-    return make
+    yield make
+    engine.dispose()
 
 
 @pytest.fixture

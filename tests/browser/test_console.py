@@ -70,9 +70,10 @@ def test_the_console_shows_queues_live_replays_dead_letters_and_grants_credits(
     upload = http.post(f"{site.base}/v1/files", files={"file": ("picture.png", png_image.read_bytes())})
     assert upload.status_code == 201
     file_id = upload.json()["id"]
-    sessions = make_sessionmaker(make_engine(site.settings.resolved_database_url))
-    with transaction(sessions) as s:
+    engine = make_engine(site.settings.resolved_database_url)
+    with transaction(make_sessionmaker(engine)) as s:
         key = s.scalars(select(File.storage_key).where(File.id == file_id)).one()
+    engine.dispose()
     storage = from_settings(site.settings)
     storage.put_stream(key, io.BytesIO(b"not a picture any more"), content_type="image/png")
     resize = {"type": "image.resize", "input": {"file_id": file_id}, "params": {"width": 16, "height": 16}}
