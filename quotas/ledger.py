@@ -15,6 +15,7 @@ a debt (a refund of credits already spent) pay the debt first.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -233,21 +234,35 @@ class Balance:
 
 
 def balance(session: Session, tenant_id: str) -> Balance:
+    return balances(session, [tenant_id])[tenant_id]
+
+
+def balances(session: Session, tenant_ids: Sequence[str]) -> dict[str, Balance]:
+    """The balance of each tenant, in two queries whatever their number: credits in lots
+    that have not expired are available; held credits count until their job ends."""
     now = clock.now()
-    lots = list(
-        session.scalars(
-            select(CreditLot)
-            .where(CreditLot.tenant_id == tenant_id, (CreditLot.remaining > 0) | (CreditLot.held > 0))
-            .order_by(CreditLot.expires_at, CreditLot.id)
+    live: dict[str, list[CreditLot]] = {tenant_id: [] for tenant_id in tenant_ids}
+    for lot in session.scalars(
+        select(CreditLot)
+        .where(CreditLot.tenant_id.in_(live), (CreditLot.remaining > 0) | (CreditLot.held > 0))
+        .order_by(CreditLot.expires_at, CreditLot.id)
+    ):
+        live[lot.tenant_id].append(lot)
+    debts: dict[str, int] = {
+        tenant_id: debt
+        for tenant_id, debt in session.execute(
+            select(Account.tenant_id, Account.debt).where(Account.tenant_id.in_(live))
         )
-    )
-    account = session.get(Account, tenant_id)
-    return Balance(
-        available=sum(lot.remaining for lot in lots if lot.expires_at > now),
-        held=sum(lot.held for lot in lots),
-        debt=account.debt if account else 0,
-        lots=lots,
-    )
+    }
+    return {
+        tenant_id: Balance(
+            available=sum(lot.remaining for lot in lots if lot.expires_at > now),
+            held=sum(lot.held for lot in lots),
+            debt=debts.get(tenant_id, 0),
+            lots=lots,
+        )
+        for tenant_id, lots in live.items()
+    }
 
 
 def hold(session: Session, tenant_id: str, job_id: str, amount: int) -> Hold:

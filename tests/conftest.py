@@ -149,8 +149,9 @@ class TenantHandle:
 
 
 @pytest.fixture
-def make_tenant(settings: Settings) -> Callable[..., TenantHandle]:
-    sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
+def make_tenant(settings: Settings) -> Iterator[Callable[..., TenantHandle]]:
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
 
     def make(
         tier: str = "free", *, admin: bool = False, password: str | None = None, credits: int = 1000
@@ -168,16 +169,18 @@ def make_tenant(settings: Settings) -> Callable[..., TenantHandle]:
                 )
         return TenantHandle(tenant.id, user.id, email, plain)
 
-    return make
+    yield make
+    engine.dispose()
 
 
 @pytest.fixture
-def make_tier(settings: Settings) -> Callable[..., str]:
+def make_tier(settings: Settings) -> Iterator[Callable[..., str]]:
     """A new tier (tiers are data) with the free tier's limits except those given."""
     from quotas.limits import DEFAULT_TIERS
     from quotas.models import Tier
 
-    sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
+    engine = make_engine(settings.resolved_database_url)
+    sessions = make_sessionmaker(engine)
 
     def make(**limits: int) -> str:
         name = f"test-{uuid.uuid4().hex[:8]}"
@@ -185,7 +188,8 @@ def make_tier(settings: Settings) -> Callable[..., str]:
             session.add(Tier(name=name, **{**DEFAULT_TIERS["free"], **limits}))
         return name
 
-    return make
+    yield make
+    engine.dispose()
 
 
 @pytest.fixture

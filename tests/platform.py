@@ -25,7 +25,6 @@ import requests
 
 from faktry import migrate
 from faktry.config import Settings
-from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_api_key, create_tenant
 from quotas import ledger
 from quotas.models import MILLI
@@ -156,8 +155,7 @@ class Platform:
 
 
 def tenant_key(settings: Settings) -> dict[str, str]:
-    sessions = make_sessionmaker(make_engine(settings.resolved_database_url))
-    with transaction(sessions) as session:
+    with svc.db_session(settings.resolved_database_url) as session:
         tenant, user = create_tenant(
             session, email=f"e2e-{uuid.uuid4().hex[:8]}@example.com", tier="studio", bcrypt_rounds=4
         )

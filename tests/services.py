@@ -12,6 +12,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import redis
@@ -111,3 +112,17 @@ def rabbitmq_vhost() -> Iterator[str]:
         yield f"amqp://guest:guest@{RABBITMQ_HOST}:5672/{vhost}"
     finally:
         subprocess.run([ctl, "-q", "delete_vhost", vhost], capture_output=True, timeout=60)
+
+
+@contextmanager
+def db_session(url: str) -> Iterator[Any]:
+    """One transaction on a database of its own client, whose connections close afterwards
+    (an engine left to the garbage collector keeps its connection open until then)."""
+    from faktry.db import make_engine, make_sessionmaker, transaction
+
+    engine = make_engine(url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from faktry.cli import main
-from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.tenancy import ApiKey, User
+from tests import services as svc
 
 
 @pytest.fixture
@@ -40,7 +40,7 @@ def _key(output: str) -> str:
 def test_tenants_create_prints_a_key_once_and_stores_only_its_hash(run):
     out = run("tenants", "create", "--email", "Owner@Example.com", "--tier", "studio", "--admin")
     key = _key(out)
-    with transaction(make_sessionmaker(make_engine(run.url))) as s:
+    with svc.db_session(run.url) as s:
         user = s.scalars(select(User)).one()
         assert user.email == "owner@example.com" and user.is_staff
         [row] = s.scalars(select(ApiKey)).all()
@@ -88,8 +88,7 @@ def test_credits_grant_writes_a_lot_and_the_checks_pass_then_catch_corruption(ru
     )
     assert "ledger clean" in run("ledger", "check")
     assert "storage usage exact" in run("storage", "check")
-    sessions = make_sessionmaker(make_engine(run.url))
-    with transaction(sessions) as s:
+    with svc.db_session(run.url) as s:
         [entry] = s.scalars(select(LedgerEntry)).all()
         assert (entry.kind, entry.available, entry.memo) == ("grant", 12500, "launch")
         s.execute(update(CreditLot).values(remaining=CreditLot.remaining - 1))

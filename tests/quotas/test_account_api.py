@@ -9,13 +9,13 @@ import time
 
 from sqlalchemy import update
 
-from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.tenancy import Tenant
+from tests import services as svc
 from tests.web.helpers import upload, wait_for_job
 
 
 def set_tier(settings, tenant, tier):
-    with transaction(make_sessionmaker(make_engine(settings.resolved_database_url))) as s:
+    with svc.db_session(settings.resolved_database_url) as s:
         s.execute(update(Tenant).where(Tenant.id == tenant.id).values(tier=tier))
 
 

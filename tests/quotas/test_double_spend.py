@@ -19,6 +19,7 @@ from pipelines.routing import RoutingLimits
 from quotas import ledger
 from quotas.models import Hold
 from quotas.pricing import PriceList
+from tests import services as svc
 from tests.web.helpers import upload
 
 PRICE = 100  # media.probe
@@ -26,7 +27,10 @@ POLICY = services.Policy(routing=RoutingLimits(10**12, 10**9), prices=PriceList(
 
 
 def _submit(url: str, tenant_id: str, file_id: str) -> str:
-    sessions = make_sessionmaker(make_engine(url))
+    # Each attempt is its own client; its connection is closed when it is done, so that 40
+    # racing clients a round never add up to more than PostgreSQL's connection limit.
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
     try:
         with transaction(sessions, tenant_id=tenant_id) as s:
             services.submit(
@@ -39,6 +43,8 @@ def _submit(url: str, tenant_id: str, file_id: str) -> str:
         return "accepted"
     except FaktryError as err:
         return err.code
+    finally:
+        engine.dispose()
 
 
 def _submit_in_process(args: tuple[str, str, str, int]) -> list[str]:
@@ -47,10 +53,13 @@ def _submit_in_process(args: tuple[str, str, str, int]) -> list[str]:
 
 
 def _state(url, tenant_id):
-    with transaction(make_sessionmaker(make_engine(url))) as s:
+    engine = make_engine(url)
+    with transaction(make_sessionmaker(engine)) as s:
         funds = ledger.balance(s, tenant_id)
         holds = s.scalar(select(func.count()).select_from(Hold).where(Hold.tenant_id == tenant_id))
-        return funds, holds, ledger.check(s)
+        found = funds, holds, ledger.check(s)
+    engine.dispose()
+    return found
 
 
 @pytest.mark.parametrize("round_", range(3))
@@ -61,7 +70,7 @@ def test_concurrent_submits_accept_exactly_what_the_balance_covers(
     file_id = upload(client, tenant, clip_small).json["id"]
     url = settings.resolved_database_url
     covers = 7
-    with transaction(make_sessionmaker(make_engine(url))) as s:
+    with svc.db_session(url) as s:
         ledger.add_credits(s, tenant.id, covers * PRICE + PRICE // 2, source="grant", key=f"race-{round_}")
     attempts = 40
     if url.startswith("sqlite"):

@@ -20,7 +20,9 @@ START = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
 @pytest.fixture
 def sessions(db_url):
     clock.freeze(START)
-    return make_sessionmaker(make_engine(db_url))
+    engine = make_engine(db_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from faktry.db import make_engine, make_sessionmaker, transaction
+from faktry.db import transaction
 from faktry.tenancy import Tenant
 from pipelines import runner
 from pipelines.checks import storage_usage
 from quotas.models import Account
+from tests import services as svc
 from tests.web.helpers import upload
 
 
@@ -21,7 +22,7 @@ def usage(client, tenant):
 
 
 def set_tier(settings, tenant, tier):
-    with transaction(make_sessionmaker(make_engine(settings.resolved_database_url))) as s:
+    with svc.db_session(settings.resolved_database_url) as s:
         s.execute(update(Tenant).where(Tenant.id == tenant.id).values(tier=tier))
 
 

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.tenancy import KEY_PREFIX, ApiKey
+from tests import services as svc
 
 
 def _keys(settings: Any) -> list[ApiKey]:
-    with transaction(make_sessionmaker(make_engine(settings.resolved_database_url))) as s:
+    with svc.db_session(settings.resolved_database_url) as s:
         return list(s.scalars(select(ApiKey)))
 
 

@@ -182,9 +182,8 @@ def list_tenants() -> Any:
         .order_by(User.created_at.desc(), User.id.desc())
     ):
         emails[tenant_id] = email  # the first owner wins: it comes last
-    # One query loads the page's accounts, so `ledger.balance` finds each in the identity map
-    # and costs one query per tenant (its live lots); a page holds at most 100 tenants.
     accounts = {a.tenant_id: a for a in sess.scalars(select(Account).where(Account.tenant_id.in_(ids)))}
+    funds = ledger.balances(sess, ids)
     quotas = {tier: tier_limits(sess, tier).storage_quota_bytes for tier in {t.tier for t in rows}}
     data = []
     for t in rows:
@@ -197,7 +196,7 @@ def list_tenants() -> Any:
                 "tier": t.tier,
                 "created_at": t.created_at.isoformat(),
                 "owner_email": emails.get(t.id),
-                "credits": _credits(ledger.balance(sess, t.id)),
+                "credits": _credits(funds[t.id]),
                 "storage": {
                     "used_bytes": account.storage_used_bytes if account else 0,
                     "quota_bytes": quotas[t.tier],
