@@ -94,6 +94,8 @@ def test_sign_up_upload_submit_and_watch_a_job_to_its_preview(page, site: Platfo
         download.click()
     assert info.value.suggested_filename.endswith(".webp")
     expect(page.locator("#job-cost")).to_contain_text("credits charged")
+    page.get_by_text("What was asked").click()
+    expect(page.locator("#job-request")).to_contain_text('"format": "webp"')
     assert_accessible(page)
     shot(page, "job")
 
@@ -111,10 +113,15 @@ def test_sign_up_upload_submit_and_watch_a_job_to_its_preview(page, site: Platfo
     page.wait_for_function("document.querySelector('#outputs video').readyState >= 1", timeout=20_000)
     assert video.evaluate("v => v.duration") > 0
 
-    # The jobs list shows both, finished.
+    # The jobs list shows both, finished, and filters by status.
     page.goto("/jobs")
     expect(page.locator("#jobs tbody tr")).to_have_count(2)
     expect(page.locator('#jobs tbody tr[data-status="succeeded"]')).to_have_count(2)
+    page.get_by_label("Status").select_option("failed")
+    expect(page.locator("#jobs tbody tr")).to_have_count(0)
+    expect(page.locator("#jobs-status")).to_have_text("No jobs with this status.")
+    page.get_by_label("Status").select_option("succeeded")
+    expect(page.locator("#jobs tbody tr")).to_have_count(2)
     shot(page, "jobs")
 
 

@@ -11,6 +11,8 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function render(job) {
     $("#job-type").textContent = job.model ? `${job.type} · ${job.model}` : job.type;
+    const asked = $("#job-request");
+    if (!asked.textContent) asked.textContent = JSON.stringify({ input: job.input, params: job.params, metadata: job.metadata }, null, 2);
     const status = $("#job-status");
     status.textContent = job.cancel_requested && !DONE.includes(job.status) ? `${job.status} (canceling)` : job.status;
     status.dataset.status = job.status;

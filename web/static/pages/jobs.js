@@ -18,21 +18,31 @@ document.addEventListener("DOMContentLoaded", () => {
 
   let extended = false;
 
+  const query = (extra = {}) => {
+    const params = new URLSearchParams({ limit: "25", ...extra });
+    if ($("#status").value) params.set("status", $("#status").value);
+    return `/v1/jobs?${params}`;
+  };
+
+  let generation = 0; // a changed filter makes answers to the old one stale
+
   async function first() {
     if (extended) return false; // older pages are showing: stop replacing the table
-    const page = await api("GET", "/v1/jobs?limit=25");
+    const asked = generation;
+    const page = await api("GET", query());
+    if (asked !== generation) return false;
     fill(body, page.data.map(row));
     if (cursor === null) {
       cursor = page.next_cursor;
       more.hidden = !cursor;
     }
-    say(status, page.data.length ? "" : "No jobs yet. Start one with “New job”.");
+    say(status, page.data.length ? "" : ($("#status").value ? "No jobs with this status." : "No jobs yet. Start one with “New job”."));
     return page.data.some((job) => job.status === "queued" || job.status === "running");
   }
 
   more.addEventListener("click", async () => {
     try {
-      const page = await api("GET", `/v1/jobs?limit=25&cursor=${encodeURIComponent(cursor)}`);
+      const page = await api("GET", query({ cursor }));
       extended = true;
       page.data.forEach((job) => body.append(row(job)));
       cursor = page.next_cursor;
@@ -42,8 +52,17 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 
-  faktry.poll(() => first().catch((err) => {
+  const refresh = () => first().catch((err) => {
     showError(status, err);
     return true;
-  }), Math.max(faktry.pollMs(), 2000));
+  });
+  let stop = faktry.poll(refresh, Math.max(faktry.pollMs(), 2000));
+  $("#job-filters").addEventListener("submit", (event) => event.preventDefault());
+  $("#status").addEventListener("change", () => {
+    stop();
+    generation += 1;
+    cursor = null;
+    extended = false;
+    stop = faktry.poll(refresh, Math.max(faktry.pollMs(), 2000));
+  });
 });
