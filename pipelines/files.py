@@ -129,11 +129,26 @@ def member(session: Session, root: File, relpath: str) -> File:
 
 
 def list_files(
-    session: Session, *, cursor: str | None, limit: int, kind: str | None = None
+    session: Session,
+    *,
+    cursor: str | None,
+    limit: int,
+    kind: str | None = None,
+    origin: str | None = None,
+    min_size: int | None = None,
+    max_size: int | None = None,
 ) -> tuple[list[File], str | None]:
+    """Files (roots of multi-file outputs, not their members), newest first, filtered by
+    kind, origin and size (a multi-file output's size is all of its files)."""
     stmt = select(File).where(File.root_id.is_(None))
     if kind:
         stmt = stmt.where(File.kind == kind)
+    if origin:
+        stmt = stmt.where(File.origin == origin)
+    if min_size is not None:
+        stmt = stmt.where(File.total_size >= min_size)
+    if max_size is not None:
+        stmt = stmt.where(File.total_size < max_size)
     return pagination.page(session, stmt, created=File.created_at, ident=File.id, cursor=cursor, limit=limit)
 
 

@@ -154,6 +154,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     from web import pages
 
     app.register_blueprint(pages.blueprint)
+    app.after_request(pages.page_headers)
     # The pages' settings are checked at start, like the billing settings above.
     pages.consent.parse(settings.analytics_snippets)
     from web import metrics as metrics_view

@@ -55,4 +55,9 @@ def register(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(err: Exception) -> Any:
         log.exception("unhandled error")
+        if _wants_page():
+            from web.pages import render
+
+            message = "Something went wrong on our side. Please try again in a moment."
+            return render("error.html", title="Something went wrong", message=message), 500
         return error_response(500, "internal_error", "an unexpected error occurred")

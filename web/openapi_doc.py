@@ -737,6 +737,21 @@ def _files_paths() -> Schema:
                 params=[
                     *_page_params(),
                     _param("kind", "query", {"enum": _UPLOAD_KINDS}, "Only files of this kind."),
+                    _param(
+                        "origin", "query", {"enum": ["upload", "output"]}, "Only uploads, or job outputs."
+                    ),
+                    _param(
+                        "min_size",
+                        "query",
+                        {"type": "integer", "minimum": 0},
+                        "Only files of at least this many bytes (a multi-file output counts whole).",
+                    ),
+                    _param(
+                        "max_size",
+                        "query",
+                        {"type": "integer", "minimum": 0},
+                        "Only files of fewer than this many bytes.",
+                    ),
                 ],
                 operation_id="listFiles",
             ),

@@ -7,7 +7,7 @@ import io
 import os
 from pathlib import Path
 
-from tests.web.helpers import upload
+from tests.web.helpers import upload, wait_for_job
 
 
 def test_an_upload_answers_201_with_its_probed_facts(client, tenant, clip_small: Path):
@@ -130,3 +130,32 @@ def test_another_tenants_file_answers_exactly_like_an_unknown_one(client, make_t
         assert theirs.json == unknown.json
     assert client.get("/v1/files", headers=alice.headers).json["data"] == []
     assert client.get(f"/v1/files/{bobs}", headers=bob.headers).status_code == 200
+
+
+def test_listing_filters_by_kind_origin_and_size(client, tenant, png_image, clip_small, worker):
+    image = upload(client, tenant, png_image).json
+    video = upload(client, tenant, clip_small).json
+    job = client.post(
+        "/v1/jobs",
+        json={"type": "image.resize", "input": {"file_id": image["id"]}, "params": {"width": 4, "height": 4}},
+        headers=tenant.headers,
+    ).json
+    output = wait_for_job(client, tenant, job["id"])["outputs"][0]
+
+    def ids(query: str) -> list[str]:
+        r = client.get(f"/v1/files?{query}", headers=tenant.headers)
+        assert r.status_code == 200, r.json
+        return [f["id"] for f in r.json["data"]]
+
+    assert ids("origin=upload") == [video["id"], image["id"]]
+    assert ids("origin=output") == [output["id"]]
+    assert ids("kind=image&origin=upload") == [image["id"]]
+    assert ids(f"min_size={video['size']}") == [video["id"]]
+    smaller = client.get(f"/v1/files?max_size={image['size']}", headers=tenant.headers).json["data"]
+    assert all(f["size"] < image["size"] for f in smaller)
+    assert image["id"] not in [f["id"] for f in smaller]  # fewer than, not at most
+    assert (output["id"] in [f["id"] for f in smaller]) == (output["size"] < image["size"])
+    assert ids(f"min_size={image['size']}&max_size={image['size'] + 1}") == [image["id"]]
+    for bad in ("origin=elsewhere", "min_size=-1", "max_size=1e3", "min_size=" + "9" * 19):
+        r = client.get(f"/v1/files?{bad}", headers=tenant.headers)
+        assert r.status_code == 422 and r.json["error"]["field"] in bad

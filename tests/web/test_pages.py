@@ -46,6 +46,12 @@ def test_log_in_returns_only_to_a_page_of_this_site(client):
         ("https://evil.example/", "/jobs"),
         ("//evil.example/x", "/jobs"),
         ("/\\evil.example", "/jobs"),
+        # Browsers drop tabs and newlines: "/\t//evil.example" would be "//evil.example".
+        ("/\t///evil.example/x", "/jobs"),
+        ("/\n/evil.example", "/jobs"),
+        ("/\t/x", "/jobs"),
+        ("https://evil.example/jobs", "/jobs"),
+        ("/jobs?status=failed", "/jobs?status=failed"),
     ]:
         page = client.get("/login", query_string={"next": target}).get_data(as_text=True)
         assert f'data-next="{expected}"' in page
@@ -110,9 +116,13 @@ def test_pages_carry_a_content_security_policy_whose_nonce_is_on_every_script(cl
     assert client.get("/login").headers["Content-Security-Policy"] != policy  # a fresh nonce each time
 
 
-def test_an_unknown_page_is_an_html_404_and_the_api_stays_json(client):
+def test_an_unknown_page_is_an_html_404_and_the_api_stays_json(client, make_tenant):
     r = client.get("/no-such-page", headers=HTML)
     assert r.status_code == 404 and r.mimetype == "text/html"
+    assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    log_in(client, make_tenant(password=PASSWORD))
+    assert "Log out" in client.get("/no-such-page", headers=HTML).get_data(as_text=True)
     r = client.get("/v1/no-such-thing", headers=HTML)
     assert r.status_code == 404 and r.json["error"]["code"] == "not_found"
 
@@ -239,3 +249,10 @@ def test_the_documented_analytics_example_is_a_valid_setting():
     snippets = consent.parse(raw)
     assert [s.name for s in snippets] == ["Google Analytics", "gtag config", "Hotjar"]
     assert "https://*.hotjar.com" in snippets[2].script_origins()
+
+
+def test_a_logged_in_person_is_redirected_only_within_the_site(client, make_tenant):
+    log_in(client, make_tenant(password=PASSWORD))
+    for target in ("/\t///evil.example/x", "//evil.example", "/\t/x"):
+        assert client.get("/login", query_string={"next": target}).headers["Location"] == "/jobs"
+    assert client.get("/login", query_string={"next": "/keys"}).headers["Location"] == "/keys"

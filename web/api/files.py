@@ -69,8 +69,28 @@ def list_files() -> Any:
     kind = request.args.get("kind")
     if kind is not None and kind not in ("image", "video", "audio"):
         raise ValidationError("kind must be image, video or audio", field="kind")
-    rows, next_cursor = files.list_files(db(), cursor=request.args.get("cursor"), limit=limit, kind=kind)
+    origin = request.args.get("origin")
+    if origin is not None and origin not in ("upload", "output"):
+        raise ValidationError("origin must be upload or output", field="origin")
+    rows, next_cursor = files.list_files(
+        db(),
+        cursor=request.args.get("cursor"),
+        limit=limit,
+        kind=kind,
+        origin=origin,
+        min_size=_size_arg("min_size"),
+        max_size=_size_arg("max_size"),
+    )
     return {"object": "list", "data": [files.to_dict(r) for r in rows], "next_cursor": next_cursor}
+
+
+def _size_arg(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        raise ValidationError(f"{name} must be a whole number of bytes", field=name)
+    return int(raw)
 
 
 @blueprint.get("/files/<file_id>")

@@ -40,11 +40,16 @@ def _analytics() -> list[consent.Snippet]:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only a path on this site: never an open redirect to somewhere else."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path on this site: never an open redirect to somewhere else. Browsers drop
+    tabs and newlines from URLs and read a backslash as a slash, so none may appear; the
+    result is checked again after parsing."""
+    if not target or any(ord(c) < 32 or c in "\\\x7f" for c in target):
         return "/jobs"
     parts = urlsplit(target)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
+    out = parts.path + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme or parts.netloc or not out.startswith("/") or out.startswith("//"):
+        return "/jobs"
+    return out
 
 
 def person(view: F) -> F:
@@ -79,14 +84,22 @@ def staff(view: F) -> F:
 def render(template: str, **context: Any) -> str:
     settings = current_app.extensions["faktry"].settings
     snippets = _analytics()
-    user: User | None = g.get("user")
+    if "user" not in g:
+        # Pages without @person (log-in, error pages); an error page renders even when the
+        # database is what failed.
+        try:
+            g.user = session_user(db())
+        except Exception:
+            g.user = None
+    user: User | None = g.user
     return render_template(
         template,
         user=user,
         csrf=csrf_token() if user is not None else "",
         nonce=_nonce(),
         poll_ms=settings.page_poll_ms,
-        analytics=json.dumps([s.to_dict() for s in snippets]).replace("</", "<\\/"),
+        # JSON inside <script>: no "<" at all, so nothing in it can close or open a tag.
+        analytics=json.dumps([s.to_dict() for s in snippets]).replace("<", "\\u003c"),
         has_analytics=bool(snippets),
         consent=request.cookies.get("faktry_consent"),
         **context,
@@ -99,8 +112,8 @@ def _nonce() -> str:
     return str(g.csp_nonce)
 
 
-@blueprint.after_request
-def _headers(response: Any) -> Any:
+def page_headers(response: Any) -> Any:
+    """Headers for every HTML response of the app (pages and error pages)."""
     if response.mimetype != "text/html":
         return response
     origins = " ".join(sorted({o for s in _analytics() for o in s.script_origins()}))

@@ -163,15 +163,28 @@ const faktry = (() => {
     });
   }
 
+  // Video thumbnails fetch their first frame only when scrolled into view (phones, data).
+  const lazyVideos = "IntersectionObserver" in window
+    ? new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        entry.target.src = entry.target.dataset.src;
+        lazyVideos.unobserve(entry.target);
+      }
+    }, { rootMargin: "200px" })
+    : null;
+
   // The preview of a media file: an image, a video or an audio player.
   function preview(file, { thumb = false } = {}) {
     const url = file.url;
     const label = file.filename || file.name || file.id;
     if (file.kind === "image") return h("img", { src: url, alt: label, loading: "lazy", class: thumb ? "thumb" : "preview" });
     if (file.kind === "video") {
-      return thumb
-        ? h("video", { src: url + "#t=0.1", preload: "metadata", muted: true, class: "thumb", "aria-label": label })
-        : h("video", { src: url, controls: true, preload: "metadata", class: "preview", "aria-label": label });
+      if (!thumb) return h("video", { src: url, controls: true, preload: "metadata", class: "preview", "aria-label": label });
+      const video = h("video", { preload: "metadata", muted: true, class: "thumb", "aria-label": label, "data-src": url + "#t=0.1" });
+      if (lazyVideos) lazyVideos.observe(video);
+      else video.src = video.dataset.src;
+      return video;
     }
     if (file.kind === "audio") return h("audio", { src: url, controls: true, preload: "none", "aria-label": label });
     return h("span", { class: "kind" }, file.kind);
@@ -183,9 +196,14 @@ const faktry = (() => {
     button.addEventListener("click", async () => {
       try {
         await api("DELETE", "/v1/session");
-      } finally {
-        location.assign("/login");
+      } catch (err) {
+        // 401: the session had ended already. Anything else: still logged in, so say so.
+        if (!(err instanceof ApiError && err.status === 401)) {
+          alert("You could not be logged out just now. Reload the page and try again.");
+          return;
+        }
       }
+      location.assign("/login");
     });
   }
 
@@ -256,6 +274,7 @@ const faktry = (() => {
       setConsent("necessary");
       banner.hidden = true;
       unloadAnalytics();
+      $("#consent-open")?.focus();
       // A script that already ran may hold state in the page: start it afresh without it.
       if (had) location.reload();
     });

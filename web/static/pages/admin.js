@@ -11,13 +11,20 @@ document.addEventListener("DOMContentLoaded", () => {
     const body = $(`${table} tbody`);
     const more = $("#more");
     let cursor = null;
+    let generation = 0; // a new search makes answers to the old one stale
     async function load(reset) {
       const params = new URLSearchParams({ limit: "50" });
       for (const [name, value] of new FormData(form)) if (String(value).trim()) params.set(name, String(value).trim());
-      if (reset) cursor = null;
+      if (reset) {
+        cursor = null;
+        generation += 1;
+      }
+      const asked = generation;
       if (cursor) params.set("cursor", cursor);
+      more.disabled = true;
       try {
         const page = await api("GET", `${path}?${params}`);
+        if (asked !== generation) return;
         if (reset) fill(body);
         page.data.forEach((item) => body.append(render(item)));
         cursor = page.next_cursor;
@@ -25,6 +32,8 @@ document.addEventListener("DOMContentLoaded", () => {
         say(status, body.children.length ? "" : empty);
       } catch (err) {
         showError(status, err);
+      } finally {
+        more.disabled = false;
       }
     }
     form.addEventListener("submit", (event) => {

@@ -70,7 +70,10 @@ document.addEventListener("DOMContentLoaded", () => {
   async function transactions() {
     const params = new URLSearchParams({ limit: "50" });
     if (cursor) params.set("cursor", cursor);
-    const page = await api("GET", `/v1/account/transactions?${params}`);
+    more.disabled = true;
+    const page = await api("GET", `/v1/account/transactions?${params}`).finally(() => {
+      more.disabled = false;
+    });
     page.data.forEach((t) => history.append(h("tr", {},
       h("td", {}, when(t.created_at)), h("td", {}, t.kind), h("td", {}, credits(t.available)),
       h("td", {}, credits(t.held)),

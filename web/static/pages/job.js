@@ -19,10 +19,16 @@ document.addEventListener("DOMContentLoaded", () => {
     const bar = $("#job-progress");
     bar.value = job.status === "succeeded" ? 1 : job.progress || 0;
     bar.setAttribute("aria-valuetext", `${Math.round(bar.value * 100)}%`);
-    const position = job.queue_position ?? job.upstream?.queue_position;
-    $("#job-position").textContent = job.status === "queued" && position !== null && position !== undefined
-      ? (position === 0 ? "next" : `${position} ahead`)
-      : "–";
+    // Before the workers: jobs the fair order admits first (0: admitted, waiting for a
+    // worker). At a provider: its own queue position.
+    const upstream = job.upstream?.queue_position;
+    let position = "–";
+    if (job.status === "queued" && job.queue_position !== null && job.queue_position !== undefined) {
+      position = job.queue_position === 0 ? "waiting for a worker" : `${job.queue_position} ahead`;
+    } else if (upstream !== null && upstream !== undefined && !DONE.includes(job.status)) {
+      position = upstream === 0 ? "next at the provider" : `${upstream} ahead at the provider`;
+    }
+    $("#job-position").textContent = position;
     const cost = job.cost;
     $("#job-cost").textContent = cost.charged !== null
       ? `${credits(cost.charged)} credits charged`

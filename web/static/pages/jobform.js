@@ -36,12 +36,13 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (prop["x-faktry-kinds"]) {
       const kinds = prop["x-faktry-kinds"];
       const options = files.filter((f) => kinds.includes(f.kind));
+      // No file is chosen for the person: a wrong one would be paid for.
       el = h("select", common,
-        required ? null : h("option", { value: "" }, "None"),
+        h("option", { value: "" }, required ? "Choose a file…" : "None"),
         options.map((f) => h("option", { value: f.id }, `${f.filename || f.id} (${f.kind}, ${bytes(f.size)})`)));
       if (!options.length) help.push(`Upload a file of kind ${kinds.join(" or ")} in the library first.`);
       const preset = form.dataset.presetFile;
-      if (preset && options.some((f) => f.id === preset)) el.value = preset;
+      if (group === "input" && name === "file_id" && preset && options.some((f) => f.id === preset)) el.value = preset;
     } else if (prop.enum) {
       el = h("select", common,
         required || prop.default !== undefined ? null : h("option", { value: "" }, "Default"),
@@ -159,6 +160,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     const button = form.querySelector("[type=submit]");
     button.disabled = true;
     say(alert, "");
+    form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
     // The same key for retries of this form: a double click or a lost answer submits once.
     idempotencyKey = idempotencyKey || faktry.uid();
     try {
@@ -189,6 +191,15 @@ document.addEventListener("DOMContentLoaded", async () => {
     ]);
     models = modelList.data;
     files = fileList.data;
+    // "Use in a job" on a file older than the newest 100 still preselects it.
+    const wanted = form.dataset.presetFile;
+    if (wanted && !files.some((f) => f.id === wanted)) {
+      try {
+        files.push(await api("GET", `/v1/files/${encodeURIComponent(wanted)}`));
+      } catch (err) {
+        say(alert, `That file is no longer in your library (${err.message}).`, "error");
+      }
+    }
     const submission = resolve(doc, doc.components.schemas.JobSubmission);
     for (const ref of submission.oneOf) {
       const schema = resolve(doc, ref);

@@ -30,17 +30,17 @@ document.addEventListener("DOMContentLoaded", () => {
     if (extended) return false; // older pages are showing: stop replacing the table
     const asked = generation;
     const page = await api("GET", query());
-    if (asked !== generation) return false;
+    if (asked !== generation || extended) return false;
     fill(body, page.data.map(row));
-    if (cursor === null) {
-      cursor = page.next_cursor;
-      more.hidden = !cursor;
-    }
+    // While only the first page shows, "Load more" continues from its current end.
+    cursor = page.next_cursor;
+    more.hidden = !cursor;
     say(status, page.data.length ? "" : ($("#status").value ? "No jobs with this status." : "No jobs yet. Start one with “New job”."));
     return page.data.some((job) => job.status === "queued" || job.status === "running");
   }
 
   more.addEventListener("click", async () => {
+    more.disabled = true;
     try {
       const page = await api("GET", query({ cursor }));
       extended = true;
@@ -49,6 +49,8 @@ document.addEventListener("DOMContentLoaded", () => {
       more.hidden = !cursor;
     } catch (err) {
       showError(status, err);
+    } finally {
+      more.disabled = false;
     }
   });
 

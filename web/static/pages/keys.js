@@ -16,6 +16,7 @@ document.addEventListener("DOMContentLoaded", () => {
         const updated = await api("DELETE", `/v1/keys/${encodeURIComponent(key.id)}`);
         tr.replaceWith(row(updated));
         say(status, `Revoked ${key.name || key.prefix}.`);
+        status.focus(); // the button is gone: keep the keyboard where the news is
       } catch (err) {
         showError(status, err);
         revoke.disabled = false;

@@ -9,7 +9,9 @@ document.addEventListener("DOMContentLoaded", () => {
   let cursor = null;
   let maxUpload = null;
 
-  const SIZES = { small: [0, 10 * 2 ** 20], medium: [10 * 2 ** 20, 100 * 2 ** 20], large: [100 * 2 ** 20, Infinity] };
+  const MB = 2 ** 20;
+  const SIZES = { small: [null, 10 * MB], medium: [10 * MB, 100 * MB], large: [100 * MB, null] };
+  let generation = 0; // a changed filter makes answers to the old one stale
 
   async function refreshStorage() {
     const account = await api("GET", "/v1/account");
@@ -33,18 +35,23 @@ document.addEventListener("DOMContentLoaded", () => {
         await api("DELETE", `/v1/files/${encodeURIComponent(file.id)}`);
         li.remove();
         say(status, `Deleted ${file.filename || file.id}.`);
+        status.focus(); // the button is gone: keep the keyboard where the news is
         refreshStorage();
       } catch (err) {
         showError(status, err);
         remove.disabled = false;
       }
     });
-    const media = file.media || {};
-    const facts = [file.kind, bytes(file.size)];
-    if (media.width && media.height) facts.push(`${media.width}×${media.height}`);
-    if (media.duration) facts.push(`${Number(media.duration).toFixed(1)} s`);
+    const info = file.media || {};
+    const facts = [file.kind, bytes(file.total_size || file.size)];
+    if (info.width && info.height) facts.push(`${info.width}×${info.height}`);
+    if (info.duration) facts.push(`${Number(info.duration).toFixed(1)} s`);
+    // An audio player is interactive itself: it cannot sit inside the "open" link.
+    const media = file.kind === "audio"
+      ? h("div", { class: "tile-media" }, preview(file, { thumb: true }))
+      : h("a", { href: file.url, class: "tile-media", "aria-label": `Open ${file.filename || file.id}` }, preview(file, { thumb: true }));
     const li = h("li", { class: "tile", dataset: { fileId: file.id, kind: file.kind } },
-      h("a", { href: file.url, class: "tile-media", "aria-label": `Open ${file.filename || file.id}` }, preview(file, { thumb: true })),
+      media,
       h("p", { class: "name" }, file.filename || file.name || file.id),
       h("p", { class: "help" }, facts.join(" · "), h("br"), file.origin === "output" ? "output, " : "uploaded ", when(file.created_at)),
       h("div", { class: "actions" },
@@ -54,43 +61,64 @@ document.addEventListener("DOMContentLoaded", () => {
     return li;
   }
 
-  function visible(file) {
-    const origin = $("#origin").value;
+  // The filters, as the API's query: kind, origin and size are filtered by the server.
+  function query() {
+    const params = new URLSearchParams({ limit: "50" });
+    if ($("#kind").value) params.set("kind", $("#kind").value);
+    if ($("#origin").value) params.set("origin", $("#origin").value);
     const size = SIZES[$("#size").value];
-    if (origin && file.origin !== origin) return false;
-    if (size && !(file.size >= size[0] && file.size < size[1])) return false;
-    // Members of a multi-file output (an HLS rendition's segments) show as their root.
-    return !(file.root_id && file.root_id !== file.id);
+    if (size && size[0] !== null) params.set("min_size", String(size[0]));
+    if (size && size[1] !== null) params.set("max_size", String(size[1]));
+    return params;
+  }
+
+  function visible(file) {
+    const params = query();
+    if (params.get("kind") && file.kind !== params.get("kind")) return false;
+    if (params.get("origin") && file.origin !== params.get("origin")) return false;
+    if (params.get("min_size") && file.size < Number(params.get("min_size"))) return false;
+    return !(params.get("max_size") && file.size >= Number(params.get("max_size")));
   }
 
   async function load(reset) {
     if (reset) {
+      generation += 1;
       cursor = null;
       fill(list);
     }
-    const params = new URLSearchParams({ limit: "50" });
-    if ($("#kind").value) params.set("kind", $("#kind").value);
+    const asked = generation;
+    const params = query();
     if (cursor) params.set("cursor", cursor);
+    more.disabled = true;
     try {
       const page = await api("GET", `/v1/files?${params}`);
-      page.data.filter(visible).forEach((file) => list.append(item(file)));
+      if (asked !== generation) return;
+      page.data.forEach((file) => list.append(item(file)));
       cursor = page.next_cursor;
       more.hidden = !cursor;
       say(status, list.children.length ? "" : "No files match.");
     } catch (err) {
       showError(status, err);
+    } finally {
+      more.disabled = false;
     }
   }
+
+  // Screen readers hear each upload's outcome once, not every progress step.
+  const announce = (text) => {
+    $("#upload-status").textContent = text;
+  };
 
   // One upload: XHR rather than fetch, for the progress events. The file streams as it is.
   function upload(file) {
     const bar = h("progress", { max: 1, value: 0, "aria-label": `Uploading ${file.name}` });
-    const note = h("span", { class: "help" }, "starting…");
+    const note = h("span", { class: "help", "aria-hidden": "true" }, "starting…");
     const row = h("li", {}, h("span", { class: "name" }, file.name), bar, note);
     $("#uploads").append(row);
     if (maxUpload !== null && file.size > maxUpload) {
       note.textContent = `too large: files of up to ${bytes(maxUpload)} can be uploaded here`;
       note.dataset.kind = "error";
+      announce(`${file.name}: ${note.textContent}`);
       bar.remove();
       return Promise.resolve();
     }
@@ -118,17 +146,19 @@ document.addEventListener("DOMContentLoaded", () => {
           note.textContent = "uploaded";
           note.dataset.kind = "ok";
           row.dataset.fileId = body.id;
-          if (visible(body) && (!$("#kind").value || $("#kind").value === body.kind)) list.prepend(item(body));
+          if (visible(body)) list.prepend(item(body));
           say(status, "");
         } else {
           note.textContent = body?.error?.message || `failed (${xhr.status})`;
           note.dataset.kind = "error";
         }
+        announce(`${file.name}: ${note.textContent}`);
         resolve();
       });
       xhr.addEventListener("error", () => {
         note.textContent = "the connection broke; nothing was stored";
         note.dataset.kind = "error";
+        announce(`${file.name}: ${note.textContent}`);
         resolve();
       });
       xhr.send(form);
