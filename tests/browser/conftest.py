@@ -128,11 +128,11 @@ def make_person(site: Platform) -> Iterator[Any]:
     engine = make_engine(site.settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
 
-    def make(*, staff: bool = False, credits: int = 50) -> Person:
+    def make(*, staff: bool = False, credits: int = 50, tier: str = "creator") -> Person:
         email = f"{'staff' if staff else 'person'}-{uuid.uuid4().hex[:8]}@example.com"
         with transaction(sessions) as session:
             tenant, _ = create_tenant(
-                session, email=email, tier="creator", password=PASSWORD, is_staff=staff, bcrypt_rounds=4
+                session, email=email, tier=tier, password=PASSWORD, is_staff=staff, bcrypt_rounds=4
             )
             if credits:
                 ledger.add_credits(session, tenant.id, credits * MILLI, source="grant", key=f"t:{tenant.id}")

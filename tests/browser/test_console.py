@@ -148,3 +148,36 @@ def test_the_console_shows_queues_live_replays_dead_letters_and_grants_credits(
     assert history[0]["memo"] == "support: failed render"
     assert_accessible(page)
     shot(page, "console-tenants")
+
+
+def test_a_waiting_job_shows_its_place_and_a_cancel_gives_the_credits_back(
+    page, site: Platform, make_person, png_image
+):
+    import redis
+
+    from quotas.ratelimit import RunningSlots
+
+    # The tenant's one slot (the free tier runs one job at a time) is taken by a job that
+    # runs long: the next job waits for it, queued.
+    person = make_person(credits=10, tier="free")
+    slots = RunningSlots(redis.Redis.from_url(site.settings.redis_url), site.settings.redis_namespace)
+    assert slots.acquire(person.tenant_id, "job_running_elsewhere", limit=1, ttl_seconds=120)
+    http = api_session(site, person)
+    file_id = http.post(f"{site.base}/v1/files", files={"file": ("p.png", png_image.read_bytes())}).json()[
+        "id"
+    ]
+    resize = {"type": "image.resize", "input": {"file_id": file_id}, "params": {"width": 8, "height": 8}}
+    job = http.post(f"{site.base}/v1/jobs", json=resize).json()
+
+    log_in(page, person, next_path=f"/jobs/{job['id']}")
+    expect(page.locator("#job-status")).to_have_text("queued")
+    expect(page.locator("#job-position")).to_have_text(re.compile(r"waiting for a worker|\d+ ahead"))
+    expect(page.locator("#job-cost")).to_contain_text("credits held")
+    shot(page, "job-queued")
+    page.get_by_role("button", name="Cancel job").click()
+    expect(page.locator("#job-status")).to_have_text("canceled")
+    expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
+    expect(page.locator("#outputs-empty")).to_have_text("This job ended without outputs.")
+    credits = http.get(f"{site.base}/v1/account").json()["credits"]
+    assert (credits["available"], credits["held"]) == (10_000, 0)
+    slots.release(person.tenant_id, "job_running_elsewhere")

@@ -150,6 +150,7 @@ def test_bad_input_shows_the_apis_message_and_spends_nothing(
     expect(page.locator("#uploads li").first).to_contain_text(
         "too large: files of up to 8.0 MB can be uploaded here"
     )
+    assert page.locator("#uploads li").first.locator("progress").count() == 0  # nothing was sent
     page.locator("#file-input").set_input_files(str(png_image))
     expect(page.locator("#uploads li").nth(1)).to_contain_text("uploaded")
     expect(page.locator("#files li")).to_have_count(1)

@@ -166,6 +166,7 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   async function uploadAll(files) {
+    await ready; // the upload limit is known before anything is sent
     for (const file of files) await upload(file);
     refreshStorage().catch(() => {});
   }
@@ -189,6 +190,6 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#filters").addEventListener("submit", (event) => event.preventDefault());
   more.addEventListener("click", () => load(false));
 
-  refreshStorage().catch((err) => showError(status, err));
+  const ready = refreshStorage().catch((err) => showError(status, err));
   load(true);
 });
