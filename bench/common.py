@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import redis
 from faktry.redisconn import ensure_embedded
 
 # The process helpers the tests use too: faktry's processes, each in its own process group.
-from tests.platform import Proc
+from tests.platform import Platform, Proc
 
 
 @contextmanager
@@ -151,6 +152,23 @@ def make_tenant(database_url: str, *, tier: str, credits: int) -> tuple[str, str
         tenant_id = tenant.id
     engine.dispose()
     return tenant_id, plain
+
+
+def sqlite_platform(tmp: Path, url: str, namespace: str, *, credits: int) -> tuple[Platform, dict[str, str]]:
+    """faktry on a fresh SQLite file under ``tmp`` (not started yet), and the auth headers
+    of a tenant on the bench tier holding ``credits`` credits."""
+    from faktry import migrate
+
+    database_url = f"sqlite:///{tmp / 'faktry.db'}"
+    migrate.upgrade(database_url)
+    settings = bench_settings(tmp, redis=url, namespace=namespace, database_url=database_url, web_workers=1)
+    _, key = make_tenant(database_url, tier=bench_tier(database_url), credits=credits)
+    return Platform(settings, tmp), {"Authorization": f"Bearer {key}"}
+
+
+def stamp(value: str) -> float:
+    """An API timestamp (ISO 8601) as seconds since the epoch."""
+    return datetime.fromisoformat(value).timestamp()
 
 
 def bare_workers(settings: Any, log_dir: Path, processes: int, threads: int, queues: tuple[str, ...]) -> Proc:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from datetime import datetime
 from pathlib import Path
 
 import redis
@@ -30,33 +29,22 @@ from dramatiq import Message
 from bench.common import (
     bare_workers,
     bench_settings,
-    bench_tier,
     jobs_finished,
-    make_tenant,
     percentile,
     redis_url,
+    sqlite_platform,
+    stamp,
     tiny_png,
     upload,
 )
-from faktry import migrate
-from tests.platform import Platform
 from workers.broker import make_broker
 
 JOB_TYPE = "image.resize"
 QUEUES = ("local.small", "local.large")
 
 
-def _stamp(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
-
-
 def run_faktry(tmp: Path, url: str, namespace: str, samples: int, idle: float) -> dict[str, list[float]]:
-    database_url = f"sqlite:///{tmp / 'faktry.db'}"
-    migrate.upgrade(database_url)
-    settings = bench_settings(tmp, redis=url, namespace=namespace, database_url=database_url, web_workers=1)
-    _, key = make_tenant(database_url, tier=bench_tier(database_url), credits=samples + 100)
-    headers = {"Authorization": f"Bearer {key}"}
-    platform = Platform(settings, tmp)
+    platform, headers = sqlite_platform(tmp, url, namespace, credits=samples + 100)
     client = redis.Redis.from_url(url)
     http = requests.Session()
     out: dict[str, list[float]] = {"post": [], "running": [], "succeeded": [], "created_to_started": []}
@@ -82,7 +70,7 @@ def run_faktry(tmp: Path, url: str, namespace: str, samples: int, idle: float) -
                     raise TimeoutError(f"job {job_id} did not finish:\n{platform.logs()}")
                 time.sleep(0.005)
             events = http.get(f"{platform.base}/v1/jobs/{job_id}/events", headers=headers, timeout=60).json()
-            at = {e["kind"]: _stamp(e["at"]) for e in events["data"]}
+            at = {e["kind"]: stamp(e["at"]) for e in events["data"]}
             if "succeeded" not in at:
                 raise RuntimeError(f"job {job_id} did not succeed: {events}")
             if i < warm:

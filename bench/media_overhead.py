@@ -26,17 +26,14 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 
 import redis
 import requests
 from PIL import Image
 
-from bench.common import bench_settings, bench_tier, jobs_finished, make_tenant, redis_url, upload
-from faktry import migrate
+from bench.common import jobs_finished, redis_url, sqlite_platform, stamp, upload
 from pipelines.media import ffmpeg, images
-from tests.platform import Platform
 
 PRESET = "mp4_480p"
 
@@ -65,17 +62,8 @@ def make_jpeg(path: Path, size: tuple[int, int] = (6000, 4000)) -> Path:
     return path
 
 
-def _stamp(value: str) -> float:
-    return datetime.fromisoformat(value).timestamp()
-
-
 def transcodes(tmp: Path, url: str, namespace: str, clip: Path, runs: int) -> dict[str, list[float]]:
-    database_url = f"sqlite:///{tmp / 'faktry.db'}"
-    migrate.upgrade(database_url)
-    settings = bench_settings(tmp, redis=url, namespace=namespace, database_url=database_url, web_workers=1)
-    _, key = make_tenant(database_url, tier=bench_tier(database_url), credits=1000)
-    headers = {"Authorization": f"Bearer {key}"}
-    platform = Platform(settings, tmp)
+    platform, headers = sqlite_platform(tmp, url, namespace, credits=1000)
     client = redis.Redis.from_url(url)
     http = requests.Session()
     out: dict[str, list[float]] = {"direct": [], "faktry": [], "pickup": [], "in_worker": [], "probe": []}
@@ -110,7 +98,7 @@ def transcodes(tmp: Path, url: str, namespace: str, clip: Path, runs: int) -> di
                     raise TimeoutError(f"job {job_id} did not finish:\n{platform.logs()}")
                 time.sleep(0.01)
             events = http.get(f"{platform.base}/v1/jobs/{job_id}/events", headers=headers, timeout=60).json()
-            at = {e["kind"]: _stamp(e["at"]) for e in events["data"]}
+            at = {e["kind"]: stamp(e["at"]) for e in events["data"]}
             if "succeeded" not in at:
                 raise RuntimeError(f"job {job_id} did not succeed: {events}")
             out["faktry"].append(at["succeeded"] - sent)

@@ -61,6 +61,10 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _family(name: str, help_text: str, kind: str) -> list[str]:
+    return [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+
 def render(
     counters: dict[str, dict[str, float]],
     *,
@@ -70,33 +74,27 @@ def render(
     credits_held: int,
 ) -> str:
     """The Prometheus text exposition of everything faktry counts."""
-    lines = [
-        "# HELP faktry_queue_depth Messages waiting in a queue (delayed ones included).",
-        "# TYPE faktry_queue_depth gauge",
-    ]
+    lines = _family("faktry_queue_depth", "Messages waiting in a queue (delayed ones included).", "gauge")
     queue_rows = list(queues)
     for queue, depth, _, _ in queue_rows:
         lines.append(f"faktry_queue_depth{_labels(queue=queue)} {depth}")
-    lines += [
-        "# HELP faktry_queue_oldest_age_seconds Age of the oldest message waiting in a queue.",
-        "# TYPE faktry_queue_oldest_age_seconds gauge",
-    ]
+    lines += _family(
+        "faktry_queue_oldest_age_seconds", "Age of the oldest message waiting in a queue.", "gauge"
+    )
     for queue, _, age, _ in queue_rows:
         lines.append(f"faktry_queue_oldest_age_seconds{_labels(queue=queue)} {age or 0:.3f}")
-    lines += ["# HELP faktry_jobs_running Jobs running now, by queue.", "# TYPE faktry_jobs_running gauge"]
+    lines += _family("faktry_jobs_running", "Jobs running now, by queue.", "gauge")
     for queue, count in sorted(running.items()):
         lines.append(f"faktry_jobs_running{_labels(queue=queue)} {count}")
-    lines += [
-        "# HELP faktry_jobs_total Jobs by type and the status they reached (created, succeeded, ...).",
-        "# TYPE faktry_jobs_total counter",
-    ]
+    lines += _family(
+        "faktry_jobs_total", "Jobs by type and the status they reached (created, succeeded, ...).", "counter"
+    )
     for key, value in sorted(counters.get("jobs_total", {}).items()):
         job_type, status = key.split("|", 1)
         lines.append(f"faktry_jobs_total{_labels(type=job_type, status=status)} {int(value)}")
-    lines += [
-        "# HELP faktry_job_duration_seconds Time from start to finish of finished jobs.",
-        "# TYPE faktry_job_duration_seconds histogram",
-    ]
+    lines += _family(
+        "faktry_job_duration_seconds", "Time from start to finish of finished jobs.", "histogram"
+    )
     for name, buckets in sorted(counters.items()):
         if not name.startswith("duration:"):
             continue
@@ -110,22 +108,15 @@ def render(
         lines.append(f"faktry_job_duration_seconds_bucket{_labels(type=job_type, le='+Inf')} {total}")
         lines.append(f"faktry_job_duration_seconds_sum{_labels(type=job_type)} {buckets.get('sum', 0.0):.6f}")
         lines.append(f"faktry_job_duration_seconds_count{_labels(type=job_type)} {total}")
-    lines += [
-        "# HELP faktry_provider_errors_total Errors from AI providers, by provider and code.",
-        "# TYPE faktry_provider_errors_total counter",
-    ]
+    lines += _family(
+        "faktry_provider_errors_total", "Errors from AI providers, by provider and code.", "counter"
+    )
     for key, value in sorted(counters.get("provider_errors", {}).items()):
         provider, code = key.split("|", 1)
         lines.append(f"faktry_provider_errors_total{_labels(provider=provider, code=code)} {int(value)}")
-    lines += [
-        "# HELP faktry_breaker_open 1 while a provider's circuit breaker is open.",
-        "# TYPE faktry_breaker_open gauge",
-    ]
+    lines += _family("faktry_breaker_open", "1 while a provider's circuit breaker is open.", "gauge")
     for provider, is_open in sorted(breakers.items()):
         lines.append(f"faktry_breaker_open{_labels(provider=provider)} {1 if is_open else 0}")
-    lines += [
-        "# HELP faktry_credits_held_millicredits Credits held for jobs not yet finished.",
-        "# TYPE faktry_credits_held_millicredits gauge",
-        f"faktry_credits_held_millicredits {credits_held}",
-    ]
+    lines += _family("faktry_credits_held_millicredits", "Credits held for jobs not yet finished.", "gauge")
+    lines.append(f"faktry_credits_held_millicredits {credits_held}")
     return "\n".join(lines) + "\n"

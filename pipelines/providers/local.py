@@ -65,12 +65,7 @@ class LocalProvider:
         width, height = _size(request.params, default=(768, 768))
         fmt = request.params.get("output_format", "png")
         fmt = fmt if fmt in ("png", "jpeg", "webp") else "png"
-        if "file_id" in request.files:
-            with open_image(request.files["file_id"]) as source:
-                canvas = source.convert("RGB").resize((width, height))
-        else:
-            canvas = Image.new("RGB", (width, height), _colour(request.prompt or ""))
-        _caption(canvas, request.prompt or "", "faktry local image (not AI)")
+        canvas = _canvas(request, (width, height), "faktry local image (not AI)")
         path = request.work_dir / f"image.{'jpg' if fmt == 'jpeg' else fmt}"
         canvas.save(path, format=fmt.upper())
         return Finished([Output("image", path)], {"note": "drawn offline by the local provider"})
@@ -80,12 +75,7 @@ class LocalProvider:
         aspect = request.params.get("aspect_ratio", "16:9")
         width, height = {"9:16": (360, 640), "1:1": (480, 480)}.get(aspect, (640, 360))
         frame = request.work_dir / "frame.png"
-        if "file_id" in request.files:
-            with open_image(request.files["file_id"]) as source:
-                canvas = source.convert("RGB").resize((width, height))
-        else:
-            canvas = Image.new("RGB", (width, height), _colour(request.prompt or ""))
-        _caption(canvas, request.prompt or "", "faktry local video (not AI)")
+        canvas = _canvas(request, (width, height), "faktry local video (not AI)")
         canvas.save(frame)
         path = request.work_dir / "video.mp4"
         ffmpeg.run(
@@ -162,6 +152,17 @@ def _seconds(value: Any, *, default: int) -> int:
 def _colour(prompt: str) -> tuple[int, int, int]:
     d = hashlib.sha256(prompt.encode()).digest()
     return (40 + d[0] % 160, 40 + d[1] % 160, 40 + d[2] % 160)
+
+
+def _canvas(request: Request, size: tuple[int, int], label: str) -> Image.Image:
+    """The start image resized to ``size`` (or a colour of the prompt's), captioned."""
+    if "file_id" in request.files:
+        with open_image(request.files["file_id"]) as source:
+            canvas = source.convert("RGB").resize(size)
+    else:
+        canvas = Image.new("RGB", size, _colour(request.prompt or ""))
+    _caption(canvas, request.prompt or "", label)
+    return canvas
 
 
 def _caption(canvas: Image.Image, prompt: str, label: str) -> None:

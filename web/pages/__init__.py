@@ -30,13 +30,30 @@ blueprint = Blueprint("pages", __name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _analytics() -> list[consent.Snippet]:
+@dataclass(frozen=True)
+class _Analytics:
+    """The configured snippets, as each page needs them: parsed and rendered once."""
+
+    settings: object
+    #: The snippets as JSON for the consent script (no "<" at all: nothing in it can close
+    #: or open a tag inside <script>); empty when there are none.
+    json: str
+    #: Their origins, for the Content-Security-Policy.
+    origins: str
+
+
+def _analytics() -> _Analytics:
     settings = current_app.extensions["faktry"].settings
-    cached = current_app.extensions.get("faktry_analytics")
-    if cached is None or cached[0] is not settings:
-        cached = (settings, consent.parse(settings.analytics_snippets))
+    cached: _Analytics | None = current_app.extensions.get("faktry_analytics")
+    if cached is None or cached.settings is not settings:
+        snippets = consent.parse(settings.analytics_snippets)
+        cached = _Analytics(
+            settings=settings,
+            json=json.dumps([s.to_dict() for s in snippets]).replace("<", "\\u003c") if snippets else "",
+            origins=" ".join(sorted({o for s in snippets for o in s.script_origins()})),
+        )
         current_app.extensions["faktry_analytics"] = cached
-    return cast(list[consent.Snippet], cached[1])
+    return cached
 
 
 def _safe_next(target: str | None) -> str:
@@ -83,7 +100,7 @@ def staff(view: F) -> F:
 
 def render(template: str, **context: Any) -> str:
     settings = current_app.extensions["faktry"].settings
-    snippets = _analytics()
+    analytics = _analytics()
     if "user" not in g:
         # Pages without @person (log-in, error pages); an error page renders even when the
         # database is what failed.
@@ -98,9 +115,8 @@ def render(template: str, **context: Any) -> str:
         csrf=csrf_token() if user is not None else "",
         nonce=_nonce(),
         poll_ms=settings.page_poll_ms,
-        # JSON inside <script>: no "<" at all, so nothing in it can close or open a tag.
-        analytics=json.dumps([s.to_dict() for s in snippets]).replace("<", "\\u003c"),
-        has_analytics=bool(snippets),
+        analytics=analytics.json,
+        has_analytics=bool(analytics.json),
         consent=request.cookies.get("faktry_consent"),
         **context,
     )
@@ -116,7 +132,7 @@ def page_headers(response: Any) -> Any:
     """Headers for every HTML response of the app (pages and error pages)."""
     if response.mimetype != "text/html":
         return response
-    origins = " ".join(sorted({o for s in _analytics() for o in s.script_origins()}))
+    origins = _analytics().origins
     response.headers["Content-Security-Policy"] = (
         f"default-src 'self'; script-src 'self' 'nonce-{_nonce()}' {origins}; "
         f"connect-src 'self' {origins}; img-src * data: blob:; media-src * blob:; "
