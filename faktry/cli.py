@@ -9,12 +9,13 @@ faktry web | worker | scheduler
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -27,6 +28,7 @@ from faktry.logs import configure as configure_logging
 from faktry.tenancy import ApiKey, User, create_api_key, create_tenant, normalize_email, revoke_api_key
 
 DEMO_EMAIL = "demo@faktry.local"
+log = logging.getLogger("faktry.scheduler")
 
 
 def _settings() -> Settings:
@@ -257,14 +259,28 @@ def _child_env(settings: Settings, redis_url: str | None) -> dict[str, str]:
 
 
 def worker_command(
-    settings: Settings, queues: tuple[str, ...] = (), processes: int = 0, threads: int = 0
+    settings: Settings,
+    queues: tuple[str, ...] = (),
+    processes: int = 0,
+    threads: int = 0,
+    *,
+    kind: str = "all",
 ) -> list[str]:
+    """``faktry worker`` as a child command, its shape resolved now (what `faktry up` runs)."""
+    _, queues, processes, threads = _worker_shape(settings, kind, queues, processes, threads)
     cmd = [
-        sys.executable, "-m", "dramatiq", "workers.entry",
-        "--processes", str(processes or settings.worker_processes or os.cpu_count() or 1),
-        "--threads", str(threads or settings.worker_threads),
-        "--worker-shutdown-timeout", str(int(settings.worker_shutdown_seconds * 1000)),
+        sys.executable, "-m", "faktry.cli", "worker", "--kind", kind,
+        "--processes", str(processes), "--threads", str(threads),
     ]  # fmt: skip
+    if kind == "all" or queues != KINDS[kind][0]:
+        for queue in queues:
+            cmd += ["--queues", queue]
+    return cmd
+
+
+def worker_process_command(queues: tuple[str, ...], threads: int) -> list[str]:
+    """One worker process (`workers.process`); `faktry worker` keeps N of them running."""
+    cmd = [sys.executable, "-m", "workers.process", "--threads", str(threads)]
     if queues:
         cmd += ["--queues", *queues]
     return cmd
@@ -302,6 +318,37 @@ KINDS = {
 }
 
 
+def _worker_shape(
+    settings: Settings, kind: str, queues: tuple[str, ...], processes: int, threads: int
+) -> tuple[str, tuple[str, ...], int, int]:
+    """A worker's name, queues, processes and threads: what was asked, else its kind's, else
+    the settings' (one process per core by default)."""
+    name = "worker"
+    if kind != "all":
+        kind_queues, kind_processes, kind_threads = KINDS[kind]
+        name = f"worker-{kind}"
+        queues = queues or kind_queues
+        processes = processes or kind_processes
+        threads = threads or kind_threads
+    processes = processes or settings.worker_processes or os.cpu_count() or 1
+    return name, tuple(queues), processes, threads or settings.worker_threads
+
+
+def _restart_counter(settings: Settings, redis_url: str | None = None) -> Callable[[str], None]:
+    """Counts a supervisor's restarts as ``faktry_process_restarts_total``."""
+    return _metrics(settings, redis_url).process_restart
+
+
+def _metrics(settings: Settings, redis_url: str | None = None) -> Any:
+    """Counters in Redis, without starting the embedded Redis: a supervisor or a scheduler
+    must keep going (and keep its counts in-process) while Redis is away."""
+    from faktry.redisconn import client, socket_path
+    from pipelines.metrics import Metrics
+
+    url = redis_url or settings.redis_url or f"unix://{socket_path(settings.var_dir)}"
+    return Metrics(client(url, socket_connect_timeout=2, socket_timeout=5), settings.redis_namespace)
+
+
 @main.command()
 @click.option(
     "--kind",
@@ -314,31 +361,127 @@ KINDS = {
 @click.option("--processes", "-p", type=int, default=0, help="Default: by kind (one per core for media).")
 @click.option("--threads", "-t", type=int, default=0)
 def worker(kind: str, queues: tuple[str, ...], processes: int, threads: int) -> None:
-    """Run Dramatiq worker processes for the job queues."""
+    """Run worker processes for the job queues, each started again when it dies."""
+    from faktry.supervise import Child, Supervisor
+
     settings = _settings()
-    if kind != "all":
-        kind_queues, kind_processes, kind_threads = KINDS[kind]
-        queues = queues or kind_queues
-        processes = processes or kind_processes
-        threads = threads or kind_threads
-    os.execvpe(
-        sys.executable, worker_command(settings, queues, processes, threads), _child_env(settings, None)
-    )
+    name, queues, processes, threads = _worker_shape(settings, kind, queues, processes, threads)
+    env = _child_env(settings, None)
+    command = worker_process_command(queues, threads)
+    Supervisor(
+        [Child(f"{name}.{i}", command, env) for i in range(1, processes + 1)],
+        on_restart=_restart_counter(settings),
+        # A worker process enforces its own shutdown bound; this is the backstop.
+        grace=settings.worker_shutdown_seconds + 10,
+    ).run()
+
+
+def dependency_of(exc: BaseException) -> str:
+    """Which dependency an error came from, as ``faktry_dependency_errors_total`` names it."""
+    import dramatiq.errors
+    import redis
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError):
+        return "database"
+    if isinstance(exc, redis.RedisError):
+        return "redis"
+    if isinstance(exc, dramatiq.errors.BrokerConnectionError):
+        return "broker"
+    return "other"
+
+
+class SchedulerLoop:
+    """The scheduler's passes: the reconciler, then admission's resync.
+
+    `run_once` never raises. A pass that fails (the database, Redis or the broker is away) is
+    logged, counted as ``faktry_dependency_errors_total{process="scheduler"}`` and tried
+    again after `delay`: half a second doubling per failure, capped at the sweep interval or
+    30 s, whichever is shorter. What the passes need (broker, sender, engine, storage) is
+    built on the first pass, so a scheduler started while Redis is down waits for it too.
+    """
+
+    RETRY_FIRST = 0.5
+    RETRY_CAP = 30.0
+
+    def __init__(self, settings: Settings, metrics: Any | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else _metrics(settings)
+        self.failures = 0  # in a row, up to the last pass
+        self.passes = 0  # that went through
+        self._wiring: tuple[Any, Any, Any, str] | None = None
+
+    def run_once(self) -> bool:
+        """One pass; True when it went through."""
+        from pipelines.reconcile import reconcile
+
+        try:
+            sessions, sender, store, redis_url = self._wired()
+            reconcile(sessions, sender, store, self.settings)
+            _resync_admission(self.settings, sender, redis_url)
+        except Exception as exc:
+            self.failures += 1
+            dependency = dependency_of(exc)
+            if dependency == "other":
+                log.exception("scheduler pass failed; next try in %.1f s", self.delay())
+            else:
+                log.warning(
+                    "scheduler pass failed, %s unavailable (%s: %s); next try in %.1f s",
+                    dependency, type(exc).__name__, exc, self.delay(),
+                )  # fmt: skip
+            self.metrics.dependency_error("scheduler", dependency)
+            return False
+        if self.failures:
+            log.info("scheduler pass went through after %d failed", self.failures)
+            self.metrics.flush()  # what was counted while Redis was away
+        self.failures = 0
+        self.passes += 1
+        return True
+
+    def delay(self) -> float:
+        """Seconds until the next pass."""
+        interval = self.settings.sweep_interval_seconds
+        if not self.failures:
+            return interval
+        backoff = self.RETRY_FIRST * 2 ** min(self.failures - 1, 16)
+        return min(backoff, interval, self.RETRY_CAP)
+
+    def close(self) -> None:
+        """Close the database connections the passes opened."""
+        if self._wiring is not None:
+            self._wiring[0].kw["bind"].dispose()
+
+    def _wired(self) -> tuple[Any, Any, Any, str]:
+        if self._wiring is None:
+            from faktry.redisconn import resolve_url
+            from workers.broker import make_broker, make_sender
+
+            redis_url, _ = resolve_url(self.settings)
+            sessions = _sessions(self.settings)
+            sender = make_sender(self.settings, make_broker(self.settings, redis_url), redis_url, sessions)
+            self._wiring = (sessions, sender, _storage(self.settings), redis_url)
+        return self._wiring
+
+
+def run_scheduler(loop: SchedulerLoop, *, once: bool = False, stopped: Callable[[], bool]) -> bool:
+    """Run passes until `stopped()` (after one pass with `once`); returns whether the last
+    pass went through."""
+    while True:
+        ok = loop.run_once()
+        if once or stopped():
+            return ok
+        deadline = time.monotonic() + loop.delay()
+        while not stopped() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if stopped():
+            return ok
 
 
 @main.command()
-@click.option("--once", is_flag=True, help="Run one pass and exit.")
+@click.option("--once", is_flag=True, help="Run one pass and exit (status 1 if it failed).")
 def scheduler(once: bool) -> None:
     """Run the periodic sweeps (the reconciler). Safe to run more than once at a time."""
-    from faktry.redisconn import resolve_url
-    from pipelines.reconcile import reconcile
-    from workers.broker import make_broker, make_sender
-
-    settings = _settings()
-    redis_url, _ = resolve_url(settings)
-    sessions = _sessions(settings)
-    sender = make_sender(settings, make_broker(settings, redis_url), redis_url, sessions)
-    store = _storage(settings)
+    loop = SchedulerLoop(_settings())
     stop = False
 
     def _stop(*_: Any) -> None:
@@ -347,16 +490,8 @@ def scheduler(once: bool) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    while True:
-        reconcile(sessions, sender, store, settings)
-        _resync_admission(settings, sender, redis_url)
-        if once:
-            return
-        deadline = time.monotonic() + settings.sweep_interval_seconds
-        while not stop and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if stop:
-            return
+    if not run_scheduler(loop, once=once, stopped=lambda: stop) and once:
+        raise SystemExit(1)
 
 
 def _resync_admission(settings: Settings, sender: Any, redis_url: str) -> None:
@@ -376,6 +511,7 @@ def _resync_admission(settings: Settings, sender: Any, redis_url: str) -> None:
 def up() -> None:
     """Zero-setup: migrate, start the web server, workers and scheduler, print the URL."""
     from faktry.redisconn import resolve_url
+    from faktry.supervise import Child, Supervisor
 
     settings = _settings()
     _prepare_var(settings)
@@ -384,12 +520,18 @@ def up() -> None:
     redis_url, embedded = resolve_url(settings)
     demo = _demo_account(settings)
     env = _child_env(settings, redis_url)
-    children = [
-        subprocess.Popen(web_command(settings), env=env, start_new_session=True),
-        subprocess.Popen(worker_command(settings, KINDS["media"][0]), env=env, start_new_session=True),
-        subprocess.Popen(worker_command(settings, KINDS["ai"][0], 1, 8), env=env, start_new_session=True),
-        subprocess.Popen(scheduler_command(), env=env, start_new_session=True),
-    ]
+    media = worker_command(settings, kind="media", threads=settings.worker_threads)
+    supervisor = Supervisor(
+        [
+            Child("web", web_command(settings), env),
+            Child("worker-media", media, env),
+            Child("worker-ai", worker_command(settings, kind="ai", processes=1, threads=8), env),
+            Child("scheduler", scheduler_command(), env),
+        ],
+        on_restart=_restart_counter(settings, redis_url),
+        # Longer than a worker's own bound, so `faktry worker` stops its processes itself.
+        grace=max(40.0, settings.worker_shutdown_seconds + 20),
+    )
     click.echo(f"faktry is up at {settings.public_url}  (Ctrl-C stops it)")
     if demo:
         key, password = demo
@@ -399,28 +541,9 @@ def up() -> None:
             fd = os.open(settings.var_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secret + "\n")
-    stopping = False
-
-    def _stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     try:
-        while not stopping and all(c.poll() is None for c in children):
-            time.sleep(0.2)
+        supervisor.run()  # until SIGTERM or Ctrl-C; a process that exits is started again
     finally:
-        for c in children:
-            if c.poll() is None:
-                os.killpg(c.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 40
-        for c in children:
-            try:
-                c.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(c.pid, signal.SIGKILL)
-                c.wait()
         if embedded is not None:
             embedded.stop()
 

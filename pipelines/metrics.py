@@ -7,9 +7,14 @@ HINCRBY calls: cheap enough for every job event.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import Counter
 from collections.abc import Iterable
 
 import redis
+
+log = logging.getLogger("faktry.metrics")
 
 BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
@@ -37,15 +42,66 @@ class Metrics:
     def provider_error(self, provider: str, code: str) -> None:
         self.client.hincrby(f"{self.ns}:provider_errors", f"{provider}|{code}", 1)
 
+    def dependency_error(self, process: str, dependency: str) -> None:
+        """A dependency (``database``, ``redis``, ``broker``) failed a call of ``process``.
+
+        Counted in-process first: the dependency that failed may be Redis itself, so what
+        cannot be written now is kept and written with the next count that gets through."""
+        _PENDING.add("dependency_errors", f"{process}|{dependency}")
+        self.flush()
+
+    def process_restart(self, process: str) -> None:
+        """A supervisor started ``process`` again after it exited."""
+        _PENDING.add("process_restarts", process)
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the in-process counts kept while Redis was away; never raises."""
+        taken = _PENDING.take()
+        if not taken:
+            return
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for (name, field), count in taken.items():
+                pipe.hincrby(f"{self.ns}:{name}", field, count)
+            pipe.execute()
+        except (redis.RedisError, OSError):
+            _PENDING.give_back(taken)
+            log.debug("metrics kept in-process until Redis answers", exc_info=True)
+
     def read(self) -> dict[str, dict[str, float]]:
         out: dict[str, dict[str, float]] = {}
-        for name in ("jobs_total", "provider_errors"):
+        for name in ("jobs_total", "provider_errors", "dependency_errors", "process_restarts"):
             raw = self.client.hgetall(f"{self.ns}:{name}")
             out[name] = {_s(k): float(v) for k, v in raw.items()}
         for key in self.client.scan_iter(match=f"{self.ns}:duration:*", count=100):
             job_type = _s(key).rsplit(":", 1)[1]
             out[f"duration:{job_type}"] = {_s(k): float(v) for k, v in self.client.hgetall(key).items()}
         return out
+
+
+class _Pending:
+    """Counts not yet written to Redis, shared by every `Metrics` of the process."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()
+
+    def add(self, name: str, field: str) -> None:
+        with self._lock:
+            self._counts[(name, field)] += 1
+
+    def take(self) -> Counter[tuple[str, str]]:
+        with self._lock:
+            taken, self._counts = self._counts, Counter()
+        return taken
+
+    def give_back(self, counts: Counter[tuple[str, str]]) -> None:
+        with self._lock:
+            self._counts.update(counts)
+
+
+_PENDING = _Pending()
 
 
 def _s(value: bytes | str) -> str:
@@ -114,6 +170,21 @@ def render(
     for key, value in sorted(counters.get("provider_errors", {}).items()):
         provider, code = key.split("|", 1)
         lines.append(f"faktry_provider_errors_total{_labels(provider=provider, code=code)} {int(value)}")
+    lines += _family(
+        "faktry_dependency_errors_total",
+        "Calls that failed because a dependency (database, redis, broker) was away, by process.",
+        "counter",
+    )
+    for key, value in sorted(counters.get("dependency_errors", {}).items()):
+        process, dependency = key.split("|", 1)
+        lines.append(
+            f"faktry_dependency_errors_total{_labels(process=process, dependency=dependency)} {int(value)}"
+        )
+    lines += _family(
+        "faktry_process_restarts_total", "Processes started again by their supervisor.", "counter"
+    )
+    for process, value in sorted(counters.get("process_restarts", {}).items()):
+        lines.append(f"faktry_process_restarts_total{_labels(process=process)} {int(value)}")
     lines += _family("faktry_breaker_open", "1 while a provider's circuit breaker is open.", "gauge")
     for provider, is_open in sorted(breakers.items()):
         lines.append(f"faktry_breaker_open{_labels(provider=provider)} {1 if is_open else 0}")

@@ -1,4 +1,8 @@
-"""The module ``dramatiq`` loads in each worker process (``faktry worker`` runs it)."""
+"""The broker module for Dramatiq's own command line: ``dramatiq workers.entry``.
+
+``faktry worker`` does not use it: it runs and supervises `workers.process` instead. This
+module stays for those who run Dramatiq's command line directly.
+"""
 
 from faktry import clock
 from faktry.config import Settings
