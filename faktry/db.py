@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, String, TypeDecorator, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -132,3 +133,11 @@ def transaction(factory: sessionmaker[Session], *, tenant_id: str | None = None)
         raise
     finally:
         session.close()
+
+
+def is_unavailable(err: BaseException) -> bool:
+    """Whether ``err`` says the database could not be reached or dropped the connection (or,
+    on SQLite, stayed locked): worth trying again, unlike an error in the statement."""
+    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
+        return True
+    return isinstance(err, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError)

@@ -103,6 +103,11 @@ class RateLimiter:
 
         Raises ValueError when ``cost < 1``, ``burst < 1``, or ``cost > burst`` (such a
         request could never be allowed, and a Retry-After for it would be a lie).
+
+        Raises ``redis.ConnectionError`` or ``redis.TimeoutError`` when Redis cannot be
+        reached, and never guesses: each caller decides whether its limit fails open (a
+        fast path, such as the submit rate, whose records live elsewhere) or closed (log-in
+        throttling, which protects passwords).
         """
         if cost < 1:
             raise ValueError(f"cost must be at least 1, not {cost}")

@@ -35,6 +35,9 @@ from quotas.ratelimit import RateLimiter
 from storage import from_settings as storage_from_settings
 from storage.interface import Storage
 
+#: How long a request waits on Redis before treating it as away.
+REDIS_TIMEOUT_SECONDS = 2.0
+
 
 @dataclass
 class Services:
@@ -127,6 +130,11 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     redis_url, embedded = resolve_url(settings)
     engine = make_engine(settings.resolved_database_url)
     sessions = make_sessionmaker(engine)
+    # The web's own Redis calls take a millisecond: one that hangs becomes a 503 in seconds
+    # (see web/errors.py) instead of holding the request, and its worker thread, for good.
+    web_redis = redis_client(
+        redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
+    )
     if sender is None:
         from workers.broker import make_broker, make_sender
 
@@ -137,9 +145,9 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         storage=storage_from_settings(settings),
         sender=sender,
         key_cache=KeyCache(settings.api_key_cache_seconds),
-        ratelimiter=RateLimiter(redis_client(redis_url), settings.redis_namespace),
-        metrics=Metrics(redis_client(redis_url), settings.redis_namespace),
-        redis=redis_client(redis_url),
+        ratelimiter=RateLimiter(web_redis, settings.redis_namespace),
+        metrics=Metrics(web_redis, settings.redis_namespace),
+        redis=web_redis,
         policy=Policy(
             routing=RoutingLimits(settings.large_input_bytes, settings.large_input_seconds),
             prices=PriceList.from_json(settings.prices),

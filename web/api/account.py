@@ -20,6 +20,7 @@ from quotas.models import Account, CreditLot, LedgerEntry
 from web import services
 from web.api import blueprint, requested_page
 from web.auth import authenticated, db, principal
+from web.errors import best_effort
 
 CSV_FIELDS = ["id", "created_at", "kind", "available", "held", "debt", "lot_id", "job_id", "memo"]
 
@@ -168,7 +169,10 @@ def delete_account() -> Any:
         raise Conflict(
             "jobs are still running; they are being stopped: try again in a minute", code="jobs_running"
         )
+    storage = services().storage
     for prefix in prefixes:
-        services().storage.delete_prefix(prefix)
+        # The account is gone once committed: bytes left behind are logged, not answered.
+        with best_effort("deleted account %s: files under %s not deleted", who.tenant_id, prefix):
+            storage.delete_prefix(prefix)
     session.clear()
     return "", 204

@@ -22,6 +22,7 @@ from quotas.models import Account
 from web import services
 from web.api import blueprint, requested_page
 from web.api.account import lot_to_dict
+from web.api.jobs import announce
 from web.auth import authenticated, db, principal
 from workers.queues import stats
 
@@ -146,9 +147,8 @@ def replay(job_id: str) -> Any:
         raise NotFound("no such job", code="job_not_found")
     job = jobs.replay(sess, original, policy=svc.policy)
     sess.commit()
-    svc.metrics.job_created(job.type)
-    jobs.dispatch(svc.sessions, svc.sender, [job])
-    sess.refresh(job)
+    announce(job)
+    # From memory: once the replay and its hold are committed the answer is a 202.
     return {**jobs.to_dict(job), "tenant_id": job.tenant_id}, 202
 
 
@@ -227,6 +227,7 @@ def grant_credits(tenant_id: str) -> Any:
         body.get("reason"),
         key=request.headers.get("Idempotency-Key"),
     )
+    credits = _credits(ledger.balance(sess, tenant_id))  # read before the commit, not after
     sess.commit()
     if lot is not None:
         # Who granted what stays in the operators' log (the ledger holds no staff identity).
@@ -238,5 +239,5 @@ def grant_credits(tenant_id: str) -> Any:
         "object": "grant",
         "tenant_id": tenant_id,
         "lot": lot_to_dict(lot) if lot is not None else None,
-        "credits": _credits(ledger.balance(sess, tenant_id)),
+        "credits": credits,
     }, (200 if lot is None else 201)

@@ -15,6 +15,7 @@ from storage.local import LocalStorage
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
+from web.errors import best_effort
 
 # Playlists are always served through faktry: their relative links must resolve here.
 _STREAM_THROUGH = {"application/vnd.apple.mpegurl"}
@@ -134,5 +135,7 @@ def delete_file(file_id: str) -> Any:
     sess.commit()
     storage = services().storage
     for key in keys:
-        storage.delete(key)
+        # The file is gone once committed: bytes left behind are logged, not answered.
+        with best_effort("file %s: stored object %s not deleted", file_id, key):
+            storage.delete(key)
     return "", 204

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import request
@@ -12,13 +11,13 @@ from faktry.errors import RateLimited, ValidationError
 from faktry.tenancy import Tenant
 from pipelines import moderation, pagination
 from pipelines import services as jobs
+from pipelines.models import Job
 from quotas.limits import tier_limits
 from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
-
-log = logging.getLogger("faktry.web")
+from web.errors import best_effort, without
 
 
 def _json_body() -> Any:
@@ -43,19 +42,25 @@ def submit_job() -> Any:
         idempotency_key=request.headers.get("Idempotency-Key"),
         policy=svc.policy,
     )
+    job = submitted.job
+    # Everything the answer shows is read before the commit (a new job has no outputs):
+    # once the job and its hold are committed the answer is a 202, whatever fails next.
+    outputs = [] if submitted.created else jobs.outputs_of(sess, job)
     sess.commit()
     if submitted.created:
-        try:
-            svc.metrics.job_created(submitted.job.type)
-            jobs.dispatch(svc.sessions, svc.sender, [submitted.job])
-        except Exception:
-            # The job and its hold are committed: answering 500 would invite a second
-            # submit. The reconciler sends what was not sent.
-            log.exception("job %s: dispatch failed; the reconciler will send it", submitted.job.id)
-        sess.refresh(submitted.job)
-    job = submitted.job
-    body = jobs.to_dict(job, jobs.outputs_of(sess, job))
-    return body, 202, {"Location": f"/v1/jobs/{job.id}"}
+        announce(job)
+    return jobs.to_dict(job, outputs), 202, {"Location": f"/v1/jobs/{job.id}"}
+
+
+def announce(job: Job) -> None:
+    """Count and dispatch a job that was just committed. Never raises: the job and its hold
+    are in the database, so answering an error would invite a second submit. A job that
+    could not be sent is sent by the scheduler's reconciler."""
+    svc = services()
+    with best_effort("job %s: not counted as created", job.id):
+        svc.metrics.job_created(job.type)
+    with best_effort("job %s: not sent; the reconciler will send it", job.id):
+        jobs.dispatch(svc.sessions, svc.sender, [job])
 
 
 def _moderate(sess: Any, body: Any) -> None:
@@ -80,11 +85,16 @@ def _moderate(sess: Any, body: Any) -> None:
 
 
 def _rate_limit(sess: Any) -> None:
-    """The tier's submit rate, shared by every web process through Redis."""
+    """The tier's submit rate, shared by every web process through Redis (unchecked while
+    Redis is away)."""
     who = principal()
     tenant = sess.get(Tenant, who.tenant_id)
     limits = tier_limits(sess, tenant.tier if tenant else "free")
-    wait = services().ratelimiter.hit(f"submit:{who.tenant_id}", per_minute=limits.submits_per_minute)
+    wait = None
+    # Redis is a fast path here: the job and its hold go to the database and the reconciler
+    # sends it once Redis is back, so a limit that cannot be checked lets the submit through.
+    with without("redis", "tenant %s: submit rate not checked", who.tenant_id):
+        wait = services().ratelimiter.hit(f"submit:{who.tenant_id}", per_minute=limits.submits_per_minute)
     if wait is not None:
         raise RateLimited(
             f"the {limits.name} tier submits at most {limits.submits_per_minute} jobs a minute",
@@ -119,8 +129,10 @@ def get_job(job_id: str) -> Any:
     body = jobs.to_dict(job, jobs.outputs_of(sess, job))
     admission = services().admission
     if job.status == "queued" and admission is not None:
-        # Jobs the fair order hands out before this one; 0 once admitted to the workers' queue.
-        body["queue_position"] = admission.position(job.queue, job.tenant_id, job.id) or 0
+        # Jobs the fair order hands out before this one; 0 once admitted to the workers' queue;
+        # unknown (null) while Redis is away.
+        with without("redis", "job %s: queue position unknown", job.id):
+            body["queue_position"] = admission.position(job.queue, job.tenant_id, job.id) or 0
     return body
 
 
@@ -148,18 +160,19 @@ def job_events(job_id: str) -> Any:
 def cancel_job(job_id: str) -> Any:
     sess = db()
     job = jobs.cancel(sess, job_id)
+    body = jobs.to_dict(job, jobs.outputs_of(sess, job))  # read before the commit, like a submit
     sess.commit()
-    if job.status == "canceled" and job.started_at is None:
-        services().metrics.job_finished(job.type, "canceled", None)
     svc = services()
+    if job.status == "canceled" and job.started_at is None:
+        with best_effort("job %s: cancel not counted", job.id):
+            svc.metrics.job_finished(job.type, "canceled", None)
     if job.status == "canceled":
         # Attempts that died may have left files: a canceled job keeps none.
-        svc.storage.delete_prefix(f"t/{job.tenant_id}/jobs/{job.id}/")
+        with best_effort("job %s: files not deleted", job.id):
+            svc.storage.delete_prefix(f"t/{job.tenant_id}/jobs/{job.id}/")
     if job.status in ("running", "queued") and job.provider_request_id:
         # It has a request at a provider and no worker on it: a message now makes a worker
         # cancel it there instead of at its next poll or retry.
-        try:
+        with best_effort("job %s: could not send the cancel; the next poll will see it", job.id):
             svc.sender.send(job.queue, job.id)
-        except Exception:
-            log.exception("job %s: could not send the cancel; the next poll will see it", job.id)
-    return jobs.to_dict(job, jobs.outputs_of(sess, job)), 202
+    return body, 202

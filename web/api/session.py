@@ -35,7 +35,10 @@ def login() -> Any:
 
 
 def throttle_login(email: str) -> None:
-    """At most 10 log-in attempts a minute per account and 30 per address: 429 beyond."""
+    """At most 10 log-in attempts a minute per account and 30 per address: 429 beyond.
+
+    The throttle protects passwords, so it never fails open: while Redis is away the
+    limiter's error propagates and the request answers 503 (see `web.errors`)."""
     limiter = services().ratelimiter
     for key, per_minute in ((f"login:{email.strip().lower()}", 10), (f"login-ip:{request.remote_addr}", 30)):
         wait = limiter.hit(key, per_minute=per_minute)

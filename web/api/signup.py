@@ -39,6 +39,7 @@ def signup() -> Any:
     password = check_password(body.get("password"))
     if not isinstance(body.get("email"), str):
         raise ValidationError("a valid email address is required", field="email")
+    # Never unthrottled: while Redis is away this raises and the sign-up answers 503.
     wait = services().ratelimiter.hit(f"signup-ip:{request.remote_addr}", per_minute=10)
     if wait is not None:
         raise RateLimited("too many sign-ups from this address", retry_after=retry_after_header(wait))
