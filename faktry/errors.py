@@ -96,6 +96,20 @@ class MediaTooLarge(FaktryError):
     status = 422
 
 
+class OutputTooLarge(MediaTooLarge):
+    """The asked-for output is larger than its format or this deployment allows (a sprite
+    sheet beyond JPEG's 65,500 pixels, a resize box beyond the image pixel limit)."""
+
+    code = "output_too_large"
+
+
+class ResourceLimitExceeded(FaktryError):
+    """A media tool ran out of the memory a job may use. Trying again gives the same result."""
+
+    code = "resource_limit_exceeded"
+    status = 422
+
+
 class ProcessingTimeout(FaktryError):
     code = "processing_timeout"
     status = 500

@@ -4,6 +4,10 @@ The schema drives validation of ``POST /v1/jobs``, the OpenAPI document and the 
 forms. A job type also declares its ``input`` (files by kind, prompts), the provider whose
 queues run it and the step that does the work. Generative job types take a ``model`` from
 the catalog, and the model's own parameter schema validates the rest of ``params``.
+
+A job type may add a check of what a schema cannot say: parameters each within range whose
+output together could never be made (a sprite sheet wider than JPEG allows) are refused at
+submit with ``output_too_large``, naming the field.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 from faktry.errors import ValidationError
 from pipelines.catalog import default_catalog
-from pipelines.media.ffmpeg import PRESETS
+from pipelines.media.ffmpeg import JPEG_MAX_DIMENSION, PRESETS, sprite_size
+from pipelines.media.images import MAX_IMAGE_PIXELS
 from pipelines.steps import media
 from pipelines.steps.base import StepContext, StepResult
 
@@ -48,6 +53,8 @@ class JobType:
     file_fields: dict[str, frozenset[str]] | None = None
     #: Generative: ``params.model`` picks a catalog model whose schema validates ``params``.
     generative: bool = False
+    #: Checks the validated params together; raises `ValidationError` naming a field.
+    check: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -67,7 +74,10 @@ class JobType:
 
     def validate(self, params: Any, schema: dict[str, Any] | None = None) -> dict[str, Any]:
         """The params with defaults applied, or a 422 naming the offending field."""
-        return _validated(params, schema or self.params_schema, "params")
+        validated = _validated(params, schema or self.params_schema, "params")
+        if self.check is not None:
+            self.check(validated)
+        return validated
 
     def validate_input(self, value: Any) -> dict[str, Any]:
         return _validated(value, self.inputs, "input")
@@ -121,6 +131,39 @@ def _obj(
 
 _dimension = {"type": "integer", "minimum": 1, "maximum": 8192}
 
+
+def _too_large(message: str, field: str) -> ValidationError:
+    return ValidationError(message, field=field, code="output_too_large")
+
+
+def _sprite_fits(params: dict[str, Any]) -> None:
+    """A sprite sheet is ``columns * width`` pixels wide, and JPEG stops at 65,500. Its height
+    depends on the video's shape and is checked when the job runs."""
+    if not params.get("sprite"):
+        return
+    # The same defaults as the step (pipelines/steps/media.py).
+    columns, width = params.get("columns", 5), params.get("width", 160)
+    sheet_width, _ = sprite_size(frames=params.get("frames", 10), columns=columns, width=width)
+    if sheet_width > JPEG_MAX_DIMENSION:
+        raise _too_large(
+            f"a sprite sheet of {columns} columns of width {width} is {sheet_width} pixels wide; "
+            f"JPEG allows at most {JPEG_MAX_DIMENSION}: lower params.width or params.columns",
+            "params.width",
+        )
+
+
+def _resize_fits(params: dict[str, Any]) -> None:
+    """The box must be within the image pixel limit, whatever the mode. This checks the
+    default limit; a deployment with a lower ``max_image_pixels`` refuses the rest when the
+    job runs, with the same code."""
+    width, height = params["width"], params["height"]
+    if width * height > MAX_IMAGE_PIXELS:
+        raise _too_large(
+            f"a {width}x{height} image is {width * height} pixels; at most {MAX_IMAGE_PIXELS} are allowed",
+            "params.width",
+        )
+
+
 JOB_TYPES: dict[str, JobType] = {
     jt.name: jt
     for jt in [
@@ -165,6 +208,7 @@ JOB_TYPES: dict[str, JobType] = {
             ),
             input_kinds=frozenset({"video"}),
             run=media.thumbnail,
+            check=_sprite_fits,
         ),
         JobType(
             name="image.resize",
@@ -181,6 +225,7 @@ JOB_TYPES: dict[str, JobType] = {
             ),
             input_kinds=frozenset({"image"}),
             run=media.resize,
+            check=_resize_fits,
         ),
     ]
 }

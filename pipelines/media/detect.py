@@ -132,14 +132,20 @@ _AS_VIDEO = {
 
 
 def inspect(
-    path: str | os.PathLike[str], *, timeout: float, max_image_pixels: int = MAX_IMAGE_PIXELS
+    path: str | os.PathLike[str],
+    *,
+    timeout: float,
+    max_image_pixels: int = MAX_IMAGE_PIXELS,
+    memory_limit: int = 0,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> tuple[Sniffed, MediaInfo]:
     """Sniff, then probe (Pillow for images, ffprobe otherwise) and reconcile the two.
 
     The kind follows the streams actually found: an MP4, Matroska or Ogg with a video stream
     is video (``video/mp4``, ``video/webm``, ``video/ogg``...), one with only audio is audio
     (``audio/mp4``, ``audio/webm``...). A probe that disagrees with the magic bytes raises
-    `UnsupportedFormat`; errors of `probe` and `probe_image` pass through.
+    `UnsupportedFormat`; errors of `probe` and `probe_image` pass through. ffprobe runs in
+    `cwd` with at most `memory_limit` bytes of address space, as `probe` says.
     """
     sniffed = sniff(path)
     if sniffed.kind == "image":
@@ -148,7 +154,7 @@ def inspect(
             raise UnsupportedFormat("content does not match its format")
         return sniffed, info
 
-    info = probe(path, timeout=timeout)
+    info = probe(path, timeout=timeout, cwd=cwd, memory_limit=memory_limit)
     demuxer = info.format_name.split(",")[0]
     if demuxer not in _EXPECTED_DEMUXERS[sniffed.ext]:
         raise UnsupportedFormat("content does not match its format")

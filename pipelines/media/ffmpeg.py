@@ -11,6 +11,19 @@ Safe input policy (RECIPES §8), applied to every input of both tools through `i
 - ``-nostdin`` and a timeout on every process; ffmpeg runs in its own process group so the
   whole group is killed on cancel or timeout.
 
+Resource policy, applied to every child by `_spawn`:
+
+- an address-space limit (``RLIMIT_AS``) when the caller gives one, so a crafted input or an
+  oversized output cannot take the worker's memory; running out of it is
+  `ResourceLimitExceeded`, which is never retried (the same input needs the same memory);
+- SIGKILL from the kernel when the worker dies, so no ffmpeg outlives a worker killed with -9;
+- a working directory inside the job's temporary folder (the operations pass their output
+  folder), so anything a tool writes relative to it stays where it is cleaned up.
+
+Outputs are absolute paths, with the ``file:`` prefix except for HLS: the HLS muxer makes the
+variant folders from the output name as a plain path, so ``file:/x/360p`` would become a
+folder named ``file:`` in the working directory.
+
 Errors are faktry errors with short generic messages: ffmpeg's stderr names paths and can quote
 the content of crafted files, so it is logged at DEBUG only and never put in a message.
 """
@@ -19,11 +32,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import logging
 import math
 import os
 import queue
+import re
+import resource
 import signal
 import subprocess
 import threading
@@ -33,7 +49,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from faktry.errors import Canceled, InvalidMedia, ProcessingFailed, ProcessingTimeout, UnsupportedFormat
+from faktry.errors import (
+    Canceled,
+    InvalidMedia,
+    OutputTooLarge,
+    ProcessingFailed,
+    ProcessingTimeout,
+    ResourceLimitExceeded,
+    UnsupportedFormat,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +84,17 @@ PRESETS: dict[str, str] = {
     "hls": "HLS ladder (360p and 720p renditions) with a master playlist",
 }
 
+#: The largest width or height a JPEG can have (ffmpeg's MJPEG encoder refuses more).
+JPEG_MAX_DIMENSION = 65_500
+
+
+def picture_fits(width: int, height: int) -> bool:
+    """Whether ffmpeg accepts a picture of this size at all (libavutil's av_image_check_size:
+    (width + 128) * (height + 128) below INT_MAX / 8, about 268 million pixels) and, as a JPEG,
+    no side above `JPEG_MAX_DIMENSION`."""
+    return max(width, height) <= JPEG_MAX_DIMENSION and (width + 128) * (height + 128) < (2**31 - 1) // 8
+
+
 THUMBNAIL_FORMATS: dict[str, tuple[str, list[str]]] = {
     # format -> (file extension, encoder arguments)
     "jpeg": ("jpg", ["-c:v", "mjpeg", "-q:v", "3", "-pix_fmt", "yuvj420p"]),
@@ -79,6 +114,19 @@ _BAD_INPUT_HINTS = (
     "end of file",
     "could not find codec parameters",
 )
+# Substrings that mean the process ran out of memory: ffmpeg's ENOMEM ("Cannot allocate
+# memory"), encoders' own messages, and the loader failing to map a library under RLIMIT_AS.
+_OUT_OF_MEMORY_HINTS = (
+    "cannot allocate memory",
+    "memory allocation error",
+    "malloc of size",
+    "out of memory",
+    "failed to map segment",
+    "std::bad_alloc",
+)
+# Encoders that refuse the output's size (JPEG above 65500 pixels a side, WebP above 16383).
+_TOO_LARGE_HINTS = ("does not support resolutions above", "picture size is too large")
+_INVALID_PICTURE_SIZE = re.compile(r"picture size \d+x\d+ is invalid")
 _NOT_WHITELISTED = "format not on whitelist"
 _STDERR_KEEP = 64 * 1024
 
@@ -150,23 +198,52 @@ def _prctl() -> Callable[..., int] | None:
 _PRCTL = _prctl()  # resolved in the parent: the child must not load libraries after fork
 
 
-def _die_with_parent() -> None:
-    """Runs in the child before exec: its own process group (so cancel can kill ffmpeg and
-    anything it started), and SIGKILL from the kernel when the thread that started it goes
-    away, so no ffmpeg outlives a worker that was killed with SIGKILL."""
-    os.setsid()
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def _address_space(memory_limit: int) -> tuple[int, int] | None:
+    """The (soft, hard) RLIMIT_AS for a child, never above what this process may grant."""
+    if memory_limit <= 0:
+        return None
+    hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+    if hard != resource.RLIM_INFINITY:
+        memory_limit = min(memory_limit, hard)
+    return (memory_limit, memory_limit)
 
 
-def _spawn(cmd: list[str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        cmd,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        preexec_fn=_die_with_parent,
-    )
+def _child_setup(memory_limit: int) -> Callable[[], None]:
+    """The function that runs in the child before exec. Everything it needs is resolved here,
+    in the parent: between fork and exec it only makes system calls."""
+    limits = _address_space(memory_limit)
+    prctl = _PRCTL
+    setrlimit, rlimit_as = resource.setrlimit, resource.RLIMIT_AS
+
+    def setup() -> None:
+        # Its own process group, so cancel can kill ffmpeg and anything it started; SIGKILL
+        # from the kernel when the thread that started it goes away, so no ffmpeg outlives a
+        # worker killed with SIGKILL; then the memory limit, which exec keeps.
+        os.setsid()
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if limits is not None:
+            setrlimit(rlimit_as, limits)
+
+    return setup
+
+
+def _spawn(
+    cmd: list[str], *, cwd: str | os.PathLike[str] | None, memory_limit: int
+) -> subprocess.Popen[bytes]:
+    try:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            preexec_fn=_child_setup(memory_limit),
+        )
+    except OSError as err:
+        if err.errno == errno.ENOMEM:  # exec could not even map the program under the limit
+            raise ResourceLimitExceeded(f"{cmd[0]} could not start within the memory a job may use") from None
+        raise
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
@@ -187,6 +264,12 @@ def _classify_failure(stderr: str, returncode: int, tool: str) -> Exception:
     """Turn a failed run into a faktry error without quoting stderr (see module docstring)."""
     log.debug("%s exited with %s: %s", tool, returncode, _stderr_tail(stderr))
     lowered = stderr.lower()
+    if returncode == -signal.SIGKILL or any(hint in lowered for hint in _OUT_OF_MEMORY_HINTS):
+        # Our own kills (cancel, timeout) never get here; a SIGKILL from elsewhere is the
+        # kernel's OOM killer.
+        return ResourceLimitExceeded(f"{tool} ran out of the memory a job may use")
+    if any(hint in lowered for hint in _TOO_LARGE_HINTS) or _INVALID_PICTURE_SIZE.search(lowered):
+        return OutputTooLarge("the output would be larger than its format allows")
     if _NOT_WHITELISTED in lowered:
         return UnsupportedFormat("media format is not accepted")
     if returncode > 0 and any(hint in lowered for hint in _BAD_INPUT_HINTS):
@@ -194,16 +277,24 @@ def _classify_failure(stderr: str, returncode: int, tool: str) -> Exception:
     return ProcessingFailed(f"{tool} failed")
 
 
-def probe(path: str | os.PathLike[str], *, timeout: float = 30.0) -> MediaInfo:
-    """Describe a media file with ffprobe under the safe input policy.
+def probe(
+    path: str | os.PathLike[str],
+    *,
+    timeout: float = 30.0,
+    cwd: str | os.PathLike[str] | None = None,
+    memory_limit: int = 0,
+) -> MediaInfo:
+    """Describe a media file with ffprobe under the safe input policy, in the folder `cwd`
+    (default: this process's), with at most `memory_limit` bytes of address space (0: no limit).
 
     Raises `UnsupportedFormat` when no whitelisted demuxer accepts the content (playlists,
     manifests, text, unknown formats), `InvalidMedia` when a demuxer accepts it but it cannot be
-    read (truncated, no audio or video stream), `ProcessingTimeout` after `timeout` seconds.
+    read (truncated, no audio or video stream), `ProcessingTimeout` after `timeout` seconds,
+    `ResourceLimitExceeded` when ffprobe runs out of memory.
     """
     cmd = [FFPROBE, "-hide_banner", "-v", "error", "-show_format", "-show_streams", "-of", "json"]
     cmd += input_args(path)
-    proc = _spawn(cmd)
+    proc = _spawn(cmd, cwd=cwd, memory_limit=memory_limit)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -314,6 +405,8 @@ def run(
     on_progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     check_interval: float = 0.25,
+    cwd: str | os.PathLike[str] | None = None,
+    memory_limit: int = 0,
 ) -> None:
     """Run ``ffmpeg <args>`` to completion, reporting progress and honouring cancellation.
 
@@ -322,16 +415,20 @@ def run(
     `duration` (the expected output duration; None reports only the final 1.0), and is called on
     the caller's thread. `should_cancel` is polled every `check_interval` seconds.
 
+    ffmpeg runs in the folder `cwd` (default: this process's; give the job's output folder) with
+    at most `memory_limit` bytes of address space (0: no limit).
+
     On cancel (`Canceled`) or after `timeout` seconds (`ProcessingTimeout`) the whole process
     group is killed and reaped before the error is raised. A non-zero exit raises
-    `UnsupportedFormat` (input demuxer not whitelisted), `InvalidMedia` (bad input), or
-    `ProcessingFailed` (anything else, retried by workers).
+    `ResourceLimitExceeded` (out of memory, or killed by the kernel), `OutputTooLarge` (the
+    encoder refused the output's size), `UnsupportedFormat` (input demuxer not whitelisted),
+    `InvalidMedia` (bad input), or `ProcessingFailed` (anything else, retried by workers).
     """
     _check_inputs_are_safe(args)
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-xerror"]
     cmd += ["-progress", "pipe:1", "-y", *args]
     deadline = time.monotonic() + timeout
-    proc = _spawn(cmd)
+    proc = _spawn(cmd, cwd=cwd, memory_limit=memory_limit)
     assert proc.stdout is not None and proc.stderr is not None
     stderr_chunks: list[bytes] = []
     progress: queue.Queue[tuple[float | None, bool] | None] = queue.Queue()
@@ -412,6 +509,13 @@ def _output(out_dir: Path, name: str) -> str:
     return "file:" + os.path.abspath(out_dir / name)
 
 
+def _hls_output(out_dir: Path, name: str) -> str:
+    # No file: prefix here: hlsenc creates the folders of %v from the name as a plain path
+    # (so "file:" would be a folder in the working directory). An absolute path starts with
+    # "/", which is never read as a protocol or an option either.
+    return os.path.abspath(out_dir / name)
+
+
 def _produced(out_dir: Path, names: list[str]) -> list[str]:
     """Return `names` if they all exist and are non-empty; ffmpeg can exit 0 having written
     nothing (a seek past the end, an HLS segment it could not open)."""
@@ -434,12 +538,14 @@ def transcode(
     timeout: float,
     on_progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
 ) -> list[str]:
     """Transcode `src` with one of `PRESETS` into `out_dir`; return the written paths relative
     to `out_dir`, the main file first (``master.m3u8`` for HLS).
 
     Video presets need a video stream, audio presets an audio stream (`InvalidMedia` otherwise);
     a video without audio gives a video without audio. Metadata and chapters are not copied.
+    ffmpeg runs in `out_dir` with at most `memory_limit` bytes of address space (see `run`).
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}")
@@ -449,6 +555,8 @@ def transcode(
         "timeout": timeout,
         "on_progress": on_progress,
         "should_cancel": should_cancel,
+        "cwd": out_dir,
+        "memory_limit": memory_limit,
     }
     if preset == "hls":
         return _hls(src, out_dir, info=info, run_kw=run_kw)
@@ -495,7 +603,7 @@ def _hls(src: Path, out_dir: Path, *, info: MediaInfo, run_kw: dict[str, Any]) -
     low = min(360, _even(top / 2)) if top <= 360 else 360
     renditions = [(f"{low}p", low, _HLS_LADDER[0][2]), (f"{top}p", top, _HLS_LADDER[1][2])]
     for name, _, _ in renditions:
-        (out_dir / name).mkdir(parents=True, exist_ok=True)  # hlsenc does not create them
+        (out_dir / name).mkdir(parents=True, exist_ok=True)
 
     count = len(renditions)
     labels = "".join(f"[s{i}]" for i in range(count))
@@ -514,8 +622,8 @@ def _hls(src: Path, out_dir: Path, *, info: MediaInfo, run_kw: dict[str, Any]) -
         args += ["-c:a", "aac", "-b:a", "128k"]
     args += [*_STRIP, "-f", "hls", "-hls_time", "2", "-hls_playlist_type", "vod"]
     args += ["-hls_flags", "independent_segments", "-master_pl_name", "master.m3u8"]
-    args += ["-hls_segment_filename", _output(out_dir, "%v/seg_%05d.ts")]
-    args += ["-var_stream_map", " ".join(stream_map), _output(out_dir, "%v/index.m3u8")]
+    args += ["-hls_segment_filename", _hls_output(out_dir, "%v/seg_%05d.ts")]
+    args += ["-var_stream_map", " ".join(stream_map), _hls_output(out_dir, "%v/index.m3u8")]
     run(args, **run_kw)
 
     outputs = ["master.m3u8"]
@@ -538,11 +646,13 @@ def thumbnail(
     format: str = "jpeg",
     timeout: float,
     should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
 ) -> list[str]:
     """Write one frame as ``thumbnail.<ext>`` and return ``[name]``.
 
     The time is `at_seconds`, else `at_fraction` of the duration, else 10% of the duration;
     it is clamped inside the media. `width` scales keeping the aspect ratio (even height).
+    ffmpeg runs in `out_dir` with at most `memory_limit` bytes of address space (see `run`).
     """
     if format not in THUMBNAIL_FORMATS:
         raise ValueError(f"unknown thumbnail format {format!r}")
@@ -560,7 +670,14 @@ def thumbnail(
     filters = ["-vf", f"scale={width}:-2"] if width else []
     args = ["-ss", f"{at:.3f}", *input_args(src), "-map", "0:V:0", "-frames:v", "1", *filters]
     args += [*codec, *_STRIP, "-f", "image2", "-update", "1", _output(out_dir, name)]
-    run(args, duration=None, timeout=timeout, should_cancel=should_cancel)
+    run(
+        args,
+        duration=None,
+        timeout=timeout,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
     return _produced(out_dir, [name])
 
 
@@ -574,20 +691,30 @@ def sprite(
     width: int,
     timeout: float,
     should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
 ) -> list[str]:
     """Write `frames` frames evenly spaced over the duration as one JPEG grid ``sprite.jpg``
     `columns` wide, each tile `width` pixels wide; return ``["sprite.jpg"]``.
 
     The image is ``columns * width`` wide and ``ceil(frames / columns)`` tiles high; empty
-    cells of the last row are black. Needs a known duration (`InvalidMedia` otherwise).
+    cells of the last row are black. Needs a known duration (`InvalidMedia` otherwise). A
+    sheet that ffmpeg cannot make (see `picture_fits`) is refused before ffmpeg runs
+    (`OutputTooLarge`). ffmpeg runs in `out_dir` with at most `memory_limit` bytes of address
+    space (see `run`).
     """
     if frames < 1 or columns < 1 or width < 1:
         raise ValueError("frames, columns and width must be positive")
     _need_video(info)
     if not info.duration or info.duration <= 0:
         raise InvalidMedia("input duration is unknown")
-    out_dir.mkdir(parents=True, exist_ok=True)
     rows = math.ceil(frames / columns)
+    sheet = sprite_size(frames=frames, columns=columns, width=width, source=(info.width, info.height))
+    if not picture_fits(*sheet):
+        raise OutputTooLarge(
+            f"the sprite sheet would be {sheet[0]}x{sheet[1]} pixels, more than a JPEG can be: "
+            f"at most {JPEG_MAX_DIMENSION} a side and about 268 million pixels"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
     rate = frames / info.duration
     # fps picks one frame every duration/frames seconds starting at 0; trim stops at `frames`
     # in case rounding yields one more; tile flushes a partial grid at the end of the input.
@@ -595,5 +722,25 @@ def sprite(
     args = [*input_args(src), "-map", "0:V:0", "-vf", chain, "-frames:v", "1"]
     args += ["-c:v", "mjpeg", "-q:v", "4", "-pix_fmt", "yuvj420p", *_STRIP]
     args += ["-f", "image2", "-update", "1", _output(out_dir, "sprite.jpg")]
-    run(args, duration=info.duration, timeout=timeout, should_cancel=should_cancel)
+    run(
+        args,
+        duration=info.duration,
+        timeout=timeout,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
     return _produced(out_dir, ["sprite.jpg"])
+
+
+def sprite_size(
+    *, frames: int, columns: int, width: int, source: tuple[int | None, int | None] = (None, None)
+) -> tuple[int, int]:
+    """The (width, height) in pixels of `sprite`'s sheet for a `source` of (width, height);
+    with the source's size unknown the height is unknown too, and given as 0."""
+    rows = math.ceil(frames / columns)
+    source_width, source_height = source
+    tile_height = 0
+    if source_width and source_height:
+        tile_height = _even(width * source_height / source_width)  # what scale=W:-2 gives
+    return columns * width, rows * tile_height

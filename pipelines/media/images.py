@@ -22,7 +22,7 @@ from typing import Literal
 
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-from faktry.errors import FaktryError, InvalidMedia, MediaTooLarge, UnsupportedFormat
+from faktry.errors import FaktryError, InvalidMedia, MediaTooLarge, OutputTooLarge, UnsupportedFormat
 from pipelines.media.ffmpeg import MediaInfo
 
 MAX_IMAGE_PIXELS = 50_000_000
@@ -193,6 +193,9 @@ def resize(
     EXIF orientation is applied, an ICC profile is converted to sRGB, and the output keeps
     nothing but pixels: no EXIF, XMP, ICC or comments. With `draft` (default) a JPEG is decoded
     directly at a reduced DCT scale when the output is small enough (much faster).
+
+    A box of more than `max_pixels` pixels is refused whatever the mode (`OutputTooLarge`), and
+    so is a source of more than `max_pixels` (`MediaTooLarge`).
     """
     if fmt_ext := _EXTENSIONS.get(format):
         name = f"image.{fmt_ext}"
@@ -202,7 +205,8 @@ def resize(
         raise ValueError(f"unknown resize mode {mode!r}")
     if width < 1 or height < 1 or not 1 <= quality <= 100:
         raise ValueError("width and height must be positive and quality within 1..100")
-    _check_pixels((width, height), max_pixels)
+    if width * height > max_pixels:
+        raise OutputTooLarge(f"a {width}x{height} image is more than the {max_pixels} pixels allowed")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     with open_image(src, max_pixels=max_pixels) as im:

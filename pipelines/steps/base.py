@@ -1,7 +1,8 @@
 """What a job step receives and returns.
 
 A step does the media work of one job type: it reads one local input file, writes its
-outputs under ``ctx.out_dir`` and returns them. It knows nothing of queues, databases or
+outputs under ``ctx.out_dir`` and returns them, and writes nothing anywhere else (the tools it
+runs work in ``ctx.out_dir`` too). It knows nothing of queues, databases or
 storage; the runner moves files in and out and records the outcome.
 """
 
@@ -25,6 +26,8 @@ class StepContext:
     should_cancel: Callable[[], bool]
     probe_timeout: float = 30.0
     max_image_pixels: int = 50_000_000
+    #: Address space each ffmpeg and ffprobe process may use, in bytes; 0 means no limit.
+    memory_limit_bytes: int = 0
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,11 @@ from pipelines.steps.base import Output, StepContext, StepResult
 
 
 def _info(ctx: StepContext) -> MediaInfo:
-    return ffmpeg.probe(ctx.input_path, timeout=ctx.probe_timeout)
+    # ffprobe works in the output folder too: nothing a tool does lands outside the job's
+    # temporary folder.
+    return ffmpeg.probe(
+        ctx.input_path, timeout=ctx.probe_timeout, cwd=ctx.out_dir, memory_limit=ctx.memory_limit_bytes
+    )
 
 
 def _folder(ctx: StepContext, name: str) -> Path:
@@ -40,6 +44,7 @@ def transcode(ctx: StepContext) -> StepResult:
         timeout=ctx.timeout,
         on_progress=ctx.on_progress,
         should_cancel=ctx.should_cancel,
+        memory_limit=ctx.memory_limit_bytes,
     )
     return StepResult(outputs=[Output(name=name, root=root, paths=paths)])
 
@@ -58,6 +63,7 @@ def thumbnail(ctx: StepContext) -> StepResult:
             width=p.get("width", 160),
             timeout=ctx.timeout,
             should_cancel=ctx.should_cancel,
+            memory_limit=ctx.memory_limit_bytes,
         )
         name = "sprite"
     else:
@@ -74,6 +80,7 @@ def thumbnail(ctx: StepContext) -> StepResult:
             format=p.get("format", "jpeg"),
             timeout=ctx.timeout,
             should_cancel=ctx.should_cancel,
+            memory_limit=ctx.memory_limit_bytes,
         )
         name = "thumbnail"
     ctx.on_progress(1.0)
