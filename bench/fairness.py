@@ -70,7 +70,7 @@ def _submit(rt: Any, sender: Any, policy: services.Policy, tenant_id: str, file_
         with transaction(rt.context.sessions, tenant_id=tenant_id) as s:
             job = services.submit(s, tenant_id=tenant_id, body=body, idempotency_key=None, policy=policy).job
         made.append(job)
-    services.dispatch(rt.context.sessions, sender, made)
+    services.dispatch(sender, made)
     return [j.id for j in made]
 
 

@@ -272,7 +272,7 @@ class Steps:
                     session, tenant_id=tenant_id, body=body, idempotency_key=f"bench-{uuid.uuid4().hex}",
                     policy=policy,
                 ).job  # fmt: skip
-            services.dispatch(ctx.sessions, sender, [job])
+            services.dispatch(sender, [job])
             submitted.append(job.id)
 
         def run() -> None:

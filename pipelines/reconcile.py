@@ -1,7 +1,8 @@
 """The reconciler: one rule per job state for what a crash or a lost message left behind.
 
-- queued, never sent (the process died between commit and send), or sent so long ago that
-  the message must have been dropped: send it again;
+- queued, and nothing on the queue side holds it any more (never sent because the process
+  died between commit and send, or its message lost with a Redis restart, a dropped or
+  dead-lettered message): send it again (`resend_lost`);
 - running with an expired lease (its worker died): if a cancel was asked for, cancel it,
   remove its partial outputs and release its hold; otherwise send it again, so a new
   attempt takes over (its hold stays: the job is still owed its work);
@@ -24,16 +25,16 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
 from faktry.config import Settings
 from faktry.db import transaction
-from pipelines import moderation
+from pipelines import lifecycle, moderation, tempfiles
 from pipelines.admission import AdmittingSender
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
-from pipelines.services import Sender, record_event
+from pipelines.services import Sender
 from quotas import billing, ledger
 from quotas.limits import sweep_reservations
 from quotas.models import Hold
@@ -56,6 +57,7 @@ class Report:
     billing_events_applied: int = 0
     moderation_entries_deleted: int = 0
     admitted: int = 0
+    temp_removed: int = 0
 
 
 def reconcile(
@@ -63,21 +65,8 @@ def reconcile(
 ) -> Report:
     report = Report()
     now = clock.now()
-    unsent_before = now - timedelta(seconds=settings.requeue_after_seconds)
-    dropped_before = now - timedelta(milliseconds=settings.message_max_age_ms)
+    report.resent.extend(resend_lost(sessions, sender, settings, now))
     with transaction(sessions) as session:
-        queued = session.execute(
-            select(Job.id, Job.queue, Job.enqueued_at)
-            .where(
-                Job.status == QUEUED,
-                or_(
-                    (Job.enqueued_at.is_(None)) & (Job.created_at < unsent_before),
-                    Job.enqueued_at < dropped_before,
-                ),
-            )
-            .order_by(Job.created_at)
-            .limit(BATCH)
-        ).all()
         orphaned = session.execute(
             select(
                 Job.id,
@@ -92,11 +81,6 @@ def reconcile(
             .limit(BATCH)
         ).all()
 
-    for job_id, queue, enqueued_at in queued:
-        if _mark_sent(sessions, job_id, QUEUED, enqueued_at, now):
-            sender.send(queue, job_id)
-            report.resent.append(job_id)
-
     for job_id, tenant_id, queue, cancel_requested, token, upstream in orphaned:
         # A job waiting on a provider is canceled by a worker, which can reach the provider.
         if cancel_requested and not upstream:
@@ -108,6 +92,7 @@ def reconcile(
             report.resent.append(job_id)
     if isinstance(sender, AdmittingSender):
         report.admitted = _admission_sweep(sender)
+    report.temp_removed = tempfiles.sweep(sessions, settings.tmp_dir, idle_seconds=settings.tmp_idle_seconds)
     report.holds_resolved = _resolve_stale_holds(sessions)
     with transaction(sessions) as session:
         report.lots_expired = ledger.expire_lots(session)
@@ -128,6 +113,61 @@ def reconcile(
             len(report.resent), len(report.canceled), len(report.holds_resolved), report.lots_expired,
         )  # fmt: skip
     return report
+
+
+#: At most this many batches of queued jobs are checked in one pass.
+MAX_BATCHES = 40
+
+
+def resend_lost(
+    sessions: sessionmaker[Session], sender: Sender, settings: Settings, now: datetime
+) -> list[str]:
+    """Send again every queued job whose message is lost, and only those.
+
+    A queued job is looked at once its last hand-over (``enqueued_at``) is older than
+    ``requeue_after_seconds``, or when it was never handed over at all. What the queue
+    side still holds (`pipelines.presence`) has its stamp renewed, so a job waiting
+    behind a long fair-share backlog is looked at again a window later, never sent twice;
+    the others are sent again. With passes every ``sweep_interval_seconds``, a lost
+    message is found within ``requeue_after_seconds + sweep_interval_seconds``."""
+    present_of = getattr(sender, "present", None)
+    cutoff = now - timedelta(seconds=settings.requeue_after_seconds)
+    resent: list[str] = []
+    for _ in range(MAX_BATCHES):
+        with transaction(sessions) as session:
+            stale = session.execute(
+                select(Job.id, Job.queue, Job.enqueued_at)
+                .where(
+                    Job.status == QUEUED,
+                    or_(
+                        (Job.enqueued_at.is_(None)) & (Job.created_at < cutoff),
+                        Job.enqueued_at < cutoff,
+                    ),
+                )
+                .order_by(Job.enqueued_at.is_not(None), Job.enqueued_at, Job.created_at)
+                .limit(BATCH)
+            ).all()
+        if not stale:
+            break
+        if present_of is not None:
+            held = present_of([(row.id, row.queue) for row in stale])
+        else:  # a sender that cannot tell: trust what it was handed, send what it never was
+            held = {row.id for row in stale if row.enqueued_at is not None}
+        if held:
+            with transaction(sessions) as session:
+                session.execute(
+                    update(Job)
+                    .where(Job.id.in_(held), Job.status == QUEUED)
+                    .values(enqueued_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+        for job_id, queue, enqueued_at in stale:
+            if job_id not in held and _mark_sent(sessions, job_id, QUEUED, enqueued_at, now):
+                sender.send(queue, job_id)
+                resent.append(job_id)
+        if len(stale) < BATCH:
+            break
+    return resent
 
 
 def _admission_sweep(sender: AdmittingSender) -> int:
@@ -163,47 +203,53 @@ def _resolve_stale_holds(sessions: sessionmaker[Session]) -> list[str]:
 def _mark_sent(sessions: sessionmaker[Session], job_id: str, status: str, seen: object, now: object) -> bool:
     with transaction(sessions) as session:
         cond = Job.enqueued_at.is_(None) if seen is None else Job.enqueued_at == seen
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == status, cond)
-            .values(enqueued_at=now)
-            .execution_options(synchronize_session=False)
+        row = lifecycle.fenced(
+            session,
+            job_id,
+            (Job.status == status) & cond,
+            {"enqueued_at": now},
+            (Job.tenant_id, Job.attempts),
         )
-        won = getattr(result, "rowcount", 0) == 1
-        if won:
-            job = session.scalars(select(Job).where(Job.id == job_id)).one()
-            record_event(session, job, "requeued", reason="message never sent or lost")
-        return won
-
-
-def _same_token(token: str | None) -> ColumnElement[bool]:
-    # A job parked while it waits upstream has no lease token.
-    return Job.lease_token.is_(None) if token is None else Job.lease_token == token
+        if row is not None:
+            lifecycle.event(
+                session,
+                job_id,
+                row.tenant_id,
+                "requeued",
+                status,
+                row.attempts,
+                reason="message never sent or lost",
+            )
+        return row is not None
 
 
 def _take_orphan(
     sessions: sessionmaker[Session], job_id: str, token: str | None, now: datetime, **values: object
-) -> Job | None:
+) -> str | None:
     """Move a running job whose lease expired (its worker died, or its poll got lost while
     it waited upstream) to ``values``; None when another process got to it first."""
     with transaction(sessions) as session:
-        result = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == RUNNING, _same_token(token), Job.lease_expires_at < now)
-            .values(lease_token=None, lease_expires_at=None, updated_at=now, **values)
-            .execution_options(synchronize_session=False)
+        row = lifecycle.fenced(
+            session,
+            job_id,
+            (Job.status == RUNNING) & lifecycle.held_by(token) & (Job.lease_expires_at < now),
+            {"lease_token": None, "lease_expires_at": None, "updated_at": now, **values},
+            (Job.tenant_id, Job.attempts, Job.status),
         )
-        if getattr(result, "rowcount", 0) != 1:
+        if row is None:
             return None
-        job = session.scalars(select(Job).where(Job.id == job_id)).one()
-        if job.status == CANCELED:
-            ledger.release(session, job.tenant_id, job_id)
-            job.cost_charged = 0
-            record_event(session, job, "canceled", reason="worker lost after cancel was requested")
+        if row.status == CANCELED:
+            ledger.release(session, row.tenant_id, job_id)
+            session.execute(update(Job).where(Job.id == job_id).values(cost_charged=0))
+            lifecycle.event(
+                session, job_id, row.tenant_id, "canceled", CANCELED, row.attempts,
+                reason="worker lost after cancel was requested",
+            )  # fmt: skip
         else:
-            record_event(session, job, "requeued", reason="worker lost")
-        session.expunge(job)
-        return job
+            lifecycle.event(
+                session, job_id, row.tenant_id, "requeued", row.status, row.attempts, reason="worker lost"
+            )
+        return str(row.status)
 
 
 def _requeue_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: datetime) -> bool:

@@ -21,24 +21,25 @@ import logging
 import secrets
 import shutil
 import threading
+import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock, logs
 from faktry.config import Settings
-from faktry.db import transaction
+from faktry.db import is_unavailable, transaction
 from faktry.errors import Canceled, FaktryError
-from faktry.tenancy import Tenant
-from pipelines import files, jobtypes
+from pipelines import files, jobtypes, lifecycle, tempfiles
 from pipelines.media import detect
 from pipelines.metrics import Metrics
-from pipelines.models import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobOutput
+from pipelines.models import CANCELED, FAILED, QUEUED, SUCCEEDED, Job, JobOutput
 from pipelines.providers.base import (
     Finished,
     Pending,
@@ -47,10 +48,9 @@ from pipelines.providers.base import (
     Request,
     Submitted,
 )
-from pipelines.services import record_event
 from pipelines.steps.base import Output, StepContext
 from quotas import ledger
-from quotas.limits import cancel_reservation, commit_reservation, reserve_storage, tier_limits
+from quotas.limits import StorageQuotaExceeded, TierCache, use_storage
 from quotas.pricing import PriceList
 from quotas.ratelimit import RunningSlots
 
@@ -60,6 +60,7 @@ from storage.interface import Storage
 from storage.models import File
 
 log = logging.getLogger("faktry.runner")
+T = TypeVar("T")
 
 
 class Later(Exception):
@@ -109,6 +110,8 @@ class Context:
     generation: Generation | None = None
     #: Platform-wide counters (Redis); None counts nothing.
     metrics: Metrics | None = None
+    #: Tenants' tier limits, remembered for a few seconds.
+    tiers: TierCache = field(default_factory=TierCache)
 
 
 @dataclass(frozen=True)
@@ -119,46 +122,27 @@ class Claim:
     attempt: int
     #: A job that was waiting upstream, taken back to poll: the same attempt goes on.
     resumed: bool = False
+    #: What was held for the job: the most it can be charged.
+    held: int = 0
 
 
 def claim(ctx: Context, job_id: str) -> Claim | None:
     """Take the job for this delivery, or None when there is nothing to do: it finished,
     was canceled, or another worker holds a live lease on it."""
+    with transaction(ctx.sessions) as session:
+        taken = _claim_in(session, ctx, job_id)
+        return taken[0] if taken is not None else None
+
+
+def _claim_in(session: Session, ctx: Context, job_id: str) -> tuple[Claim, Row[Any]] | None:
     now = clock.now()
     token = secrets.token_hex(16)
     lease_until = now + timedelta(seconds=ctx.settings.job_lease_seconds)
-    with transaction(ctx.sessions) as session:
-        parked = session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.status == RUNNING, Job.lease_token.is_(None))
-            .values(lease_token=token, lease_expires_at=lease_until, updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(parked, "rowcount", 0) == 1:
-            job = session.scalars(select(Job).where(Job.id == job_id)).one()
-            return Claim(job.id, job.tenant_id, token, job.attempts, resumed=True)
-        result = session.execute(
-            update(Job)
-            .where(
-                Job.id == job_id,
-                (Job.status == QUEUED) | ((Job.status == RUNNING) & (Job.lease_expires_at < now)),
-            )
-            .values(
-                status=RUNNING,
-                attempts=Job.attempts + 1,
-                lease_token=token,
-                lease_expires_at=lease_until,
-                started_at=now,
-                updated_at=now,
-                progress=0.0,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(result, "rowcount", 0) != 1:
-            return None
-        job = session.scalars(select(Job).where(Job.id == job_id)).one()
-        record_event(session, job, "started")
-        return Claim(job_id=job.id, tenant_id=job.tenant_id, token=token, attempt=job.attempts)
+    taken = lifecycle.claim(session, job_id, token, now, lease_until)
+    if taken is None:
+        return None
+    row, resumed = taken
+    return Claim(job_id, row.tenant_id, token, row.attempts, resumed=resumed, held=row.cost_held or 0), row
 
 
 class Heartbeat:
@@ -210,18 +194,19 @@ class Heartbeat:
             values["progress"] = progress
             values["updated_at"] = now
         with transaction(self.ctx.sessions) as session:
-            result = session.execute(
-                update(Job)
-                .where(Job.id == self.claim.job_id, Job.lease_token == self.claim.token)
-                .values(**values)
-                .execution_options(synchronize_session=False)
+            row = lifecycle.fenced(
+                session,
+                self.claim.job_id,
+                lifecycle.held_by(self.claim.token),
+                values,
+                (Job.cancel_requested,),
             )
-            if getattr(result, "rowcount", 0) != 1:
-                self.lost.set()
-                return
-            self.saved_progress = progress
-            if session.scalar(select(Job.cancel_requested).where(Job.id == self.claim.job_id)):
-                self.cancel.set()
+        if row is None:
+            self.lost.set()
+            return
+        self.saved_progress = progress
+        if row.cancel_requested:
+            self.cancel.set()
         if self.ctx.slots is not None:
             self.ctx.slots.refresh(
                 self.claim.tenant_id, self.claim.job_id, self.ctx.settings.job_lease_seconds
@@ -240,21 +225,27 @@ def run(ctx: Context, job_id: str) -> None:
 
 
 def _run(ctx: Context, job_id: str) -> None:
-    admitted = _admit(ctx, job_id)
-    if admitted is None:
-        log.info("job %s: nothing to do for this delivery", job_id)
-        return
-    logs.bind(tenant_id=admitted.tenant_id)
-    taken = claim(ctx, job_id)
-    if taken is None:
-        _release_slots_unless_running(ctx, admitted, job_id)
-        log.info("job %s: nothing to do for this delivery", job_id)
-        return
-    log.info("%s attempt %d", "resumed" if taken.resumed else "started", taken.attempt)
-    workdir = ctx.settings.tmp_dir / f"{taken.job_id}-a{taken.attempt}-{taken.token[:8]}"
+    # Claim, admit and read what the work needs in one short transaction: a job its
+    # tenant's cap or its provider's budget holds back is rolled back untouched.
+    with transaction(ctx.sessions) as session:
+        taken = _claim_in(session, ctx, job_id)
+        if taken is None:
+            log.info("job %s: nothing to do for this delivery", job_id)
+            return
+        c, row = taken
+        logs.bind(tenant_id=c.tenant_id)
+        admitted = _admit(ctx, session, c, row.provider)
+        try:
+            facts = _facts(session, row)
+            session.commit()
+        except BaseException:
+            _release_slots(ctx, admitted, job_id)
+            raise
+    log.info("%s attempt %d", "resumed" if c.resumed else "started", c.attempt)
+    workdir = tempfiles.attempt_dir(ctx.settings.tmp_dir, c.job_id, c.attempt, c.token)
     parked = False
     try:
-        _run_claimed(ctx, taken, workdir)
+        _run_claimed(ctx, c, workdir, facts)
     except PollLater:
         parked = True
         raise
@@ -274,31 +265,28 @@ class _Admitted:
     provider: str | None
 
 
-def _admit(ctx: Context, job_id: str) -> _Admitted | None:
-    """Whether the job may start now: its tenant under the tier's cap of running jobs, its
-    provider under its budget and not paused by the breaker. None if there is nothing to run."""
-    with transaction(ctx.sessions) as session:
-        row = session.execute(select(Job.tenant_id, Job.status, Job.provider).where(Job.id == job_id)).first()
-        if row is None or row.status not in (QUEUED, RUNNING):
-            return None
-        tenant = session.get(Tenant, row.tenant_id)
-        cap = tier_limits(session, tenant.tier if tenant else "free").max_concurrent_jobs
+def _admit(ctx: Context, session: Session, c: Claim, job_provider: str | None) -> _Admitted:
+    """Whether the claimed job may start now: its tenant under the tier's cap of running
+    jobs, its provider under its budget and not paused by the breaker. Raises
+    `WaitForSlot` otherwise (the claim is then rolled back)."""
     gen = ctx.generation
-    provider = row.provider if gen is not None and row.provider not in (None, "local") else None
+    provider = job_provider if gen is not None and job_provider not in (None, "local") else None
     if provider is not None and gen is not None and gen.breaker is not None:
         state = gen.breaker.state(provider)
         if state.open:
             raise WaitForSlot(int(state.retry_in * 1000) + 50, f"{provider} is paused by its circuit breaker")
     ttl = ctx.settings.job_lease_seconds
-    if ctx.slots is not None and not ctx.slots.acquire(row.tenant_id, job_id, limit=cap, ttl_seconds=ttl):
-        raise WaitForSlot(ctx.settings.slot_wait_ms)
+    if ctx.slots is not None:
+        cap = ctx.tiers.limits(session, c.tenant_id).max_concurrent_jobs
+        if not ctx.slots.acquire(c.tenant_id, c.job_id, limit=cap, ttl_seconds=ttl):
+            raise WaitForSlot(ctx.settings.slot_wait_ms)
     if provider is not None and gen is not None and gen.slots is not None:
         budget = gen.budgets.get(provider, 0)
-        if not gen.slots.acquire(gen.budget_key(provider), job_id, limit=budget, ttl_seconds=ttl):
-            if ctx.slots is not None and row.status != RUNNING:
-                ctx.slots.release(row.tenant_id, job_id)
+        if not gen.slots.acquire(gen.budget_key(provider), c.job_id, limit=budget, ttl_seconds=ttl):
+            if ctx.slots is not None and not c.resumed:
+                ctx.slots.release(c.tenant_id, c.job_id)
             raise WaitForSlot(ctx.settings.slot_wait_ms, f"{provider} is at its concurrency budget")
-    return _Admitted(str(row.tenant_id), provider)
+    return _Admitted(c.tenant_id, provider)
 
 
 def _release_slots(ctx: Context, admitted: _Admitted, job_id: str) -> None:
@@ -317,17 +305,9 @@ def _refresh_slots(ctx: Context, admitted: _Admitted, job_id: str, ttl: float) -
         gen.slots.refresh(gen.budget_key(admitted.provider), job_id, ttl)
 
 
-def _release_slots_unless_running(ctx: Context, admitted: _Admitted, job_id: str) -> None:
-    # A duplicate delivery shares the running attempt's slots (slots are per job): leave them.
-    with transaction(ctx.sessions) as session:
-        status = session.scalar(select(Job.status).where(Job.id == job_id))
-    if status != RUNNING:
-        _release_slots(ctx, admitted, job_id)
-
-
 @dataclass(frozen=True)
 class _Facts:
-    """What the slow part of a job needs, read in one short transaction."""
+    """What the slow part of a job needs, read by its claim."""
 
     type: str
     params: dict[str, Any]
@@ -340,37 +320,40 @@ class _Facts:
     files: dict[str, tuple[str, str, dict[str, Any]] | None]
 
 
-def _facts(ctx: Context, c: Claim) -> _Facts:
-    with transaction(ctx.sessions) as session:
-        job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-        job_type = jobtypes.get(job.type)
-        wanted = dict(job.input or {})
-        if job.input_file_id and "file_id" not in wanted:
-            wanted["file_id"] = job.input_file_id
-        found: dict[str, tuple[str, str, dict[str, Any]] | None] = {}
-        for name in job_type.files:
-            if name in wanted:
-                row = session.get(File, wanted[name])
-                found[name] = (row.storage_key, row.kind, dict(row.media or {})) if row else None
-        submitted = (
-            Submitted(job.provider_request_id, dict(job.provider_state or {}))
-            if job.provider_request_id
-            else None
-        )
-        return _Facts(
-            type=job.type,
-            params=dict(job.params),
-            input=wanted,
-            cancel_requested=job.cancel_requested,
-            model=job.model,
-            provider=job.provider,
-            submitted=submitted,
-            files=found,
-        )
+def _facts(session: Session, row: Row[Any]) -> _Facts:
+    job_type = jobtypes.get(row.type)
+    wanted = dict(row.input or {})
+    if row.input_file_id and "file_id" not in wanted:
+        wanted["file_id"] = row.input_file_id
+    names = [name for name in job_type.files if name in wanted]
+    stored = {}
+    if names:
+        stored = {
+            f.id: (f.storage_key, f.kind, dict(f.media or {}))
+            for f in session.execute(
+                select(File.id, File.storage_key, File.kind, File.media).where(
+                    File.id.in_([wanted[n] for n in names])
+                )
+            )
+        }
+    submitted = (
+        Submitted(row.provider_request_id, dict(row.provider_state or {}))
+        if row.provider_request_id
+        else None
+    )
+    return _Facts(
+        type=row.type,
+        params=dict(row.params),
+        input=wanted,
+        cancel_requested=bool(row.cancel_requested),
+        model=row.model,
+        provider=row.provider,
+        submitted=submitted,
+        files={name: stored.get(wanted[name]) for name in names},
+    )
 
 
-def _run_claimed(ctx: Context, c: Claim, workdir: Path) -> None:
-    facts = _facts(ctx, c)
+def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
     if facts.cancel_requested:
         _cancel_upstream(ctx, facts)
         _discard(ctx, c)
@@ -391,9 +374,8 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path) -> None:
     out_dir.mkdir(parents=True)
     duration = float(media.get("duration") or 0.0)
     timeout = max(ctx.settings.ffmpeg_timeout_min, duration * ctx.settings.ffmpeg_timeout_factor)
-    reservation: str | None = None
     try:
-        with Heartbeat(ctx, c) as hb, ctx.storage.local_path(key) as input_path:
+        with Heartbeat(ctx, c) as hb, ctx.storage.local_path(key, into=workdir) as input_path:
             step_ctx = StepContext(
                 input_path=input_path,
                 input_kind=kind,
@@ -405,26 +387,24 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path) -> None:
                 should_cancel=hb.should_cancel,
                 probe_timeout=ctx.settings.probe_timeout,
                 max_image_pixels=ctx.settings.max_image_pixels,
+                memory_limit_bytes=ctx.settings.ffmpeg_memory_limit_bytes,
             )
             result = job_type.run(step_ctx)
             if hb.should_cancel():
                 raise Canceled("canceled")
-            reservation = _reserve(ctx, c, result.outputs)
             stored = _store_outputs(ctx, c, result.outputs)
     except Exception as err:
-        _fail(ctx, c, err, reservation)
+        _fail(ctx, c, err)
         return
     charge = ctx.prices.actual(
         job_type.name, params, media, [row.media for item in stored for row in item.rows[:1]]
     )
-    _succeed(ctx, c, stored, result.result, charge=charge, reservation=reservation)
+    _succeed(ctx, c, stored, result.result, charge=charge)
 
 
-def _fail(
-    ctx: Context, c: Claim, err: Exception, reservation: str | None, *, forget_upstream: bool = False
-) -> None:
+def _fail(ctx: Context, c: Claim, err: Exception, *, forget_upstream: bool = False) -> None:
     """Record a failed attempt: canceled, failed with a stable code, or back to the queue."""
-    _discard(ctx, c, reservation)
+    _discard(ctx, c)
     if isinstance(err, Canceled):
         _finish(ctx, c, CANCELED, code=None, message=None)
     elif isinstance(err, ProviderRateLimited):
@@ -460,11 +440,10 @@ def _run_generation(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> Non
     gen_dir = workdir / "gen"
     gen_dir.mkdir(parents=True)
     submitted = facts.submitted
-    reservation: str | None = None
     try:
         with Heartbeat(ctx, c) as hb, ExitStack() as stack:
             paths = {
-                name: stack.enter_context(ctx.storage.local_path(f[0]))
+                name: stack.enter_context(ctx.storage.local_path(f[0], into=workdir))
                 for name, f in facts.files.items()
                 if f
             }
@@ -496,7 +475,6 @@ def _run_generation(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> Non
             if hb.should_cancel():
                 raise Canceled("canceled")
             outputs = _place(finished, workdir / "out")
-            reservation = _reserve(ctx, c, outputs)
             stored = _store_outputs(ctx, c, outputs)
     except PollLater:
         raise
@@ -507,7 +485,7 @@ def _run_generation(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> Non
             ctx.metrics.provider_error(provider.name, err.code)
         if isinstance(err, Canceled) and submitted is not None:
             _cancel_upstream(ctx, facts, submitted)
-        _fail(ctx, c, err, reservation, forget_upstream=getattr(err, "upstream_done", False))
+        _fail(ctx, c, err, forget_upstream=getattr(err, "upstream_done", False))
         return
     media = (facts.files.get("file_id") or ("", "", {}))[2]
     text = str(facts.input.get("text") or facts.input.get("prompt") or "")
@@ -515,7 +493,7 @@ def _run_generation(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> Non
         facts.type, facts.params, media, [row.media for item in stored for row in item.rows[:1]],
         rule=model.price, text=text,
     )  # fmt: skip
-    _succeed(ctx, c, stored, finished.result, charge=charge, reservation=reservation)
+    _succeed(ctx, c, stored, finished.result, charge=charge)
 
 
 def _place(finished: Finished, out_dir: Path) -> list[Output]:
@@ -534,22 +512,23 @@ def _save_submission(ctx: Context, c: Claim, submitted: Submitted) -> None:
     """Save the provider's request id before waiting on it (fenced), so a redelivered
     message re-attaches to the same request instead of paying for a second one."""
     with transaction(ctx.sessions) as session:
-        result = session.execute(
-            update(Job)
-            .where(Job.id == c.job_id, Job.lease_token == c.token)
-            .values(
-                provider_request_id=submitted.request_id,
-                provider_state={**submitted.state, "status": "SUBMITTED"},
-                updated_at=clock.now(),
-            )
-            .execution_options(synchronize_session=False)
+        row = lifecycle.fenced(
+            session,
+            c.job_id,
+            lifecycle.held_by(c.token),
+            {
+                "provider_request_id": submitted.request_id,
+                "provider_state": {**submitted.state, "status": "SUBMITTED"},
+                "updated_at": clock.now(),
+            },
+            (Job.provider, Job.status),
         )
-        if getattr(result, "rowcount", 0) != 1:
+        if row is None:
             raise Canceled("this attempt lost its lease before it could record the provider's request")
-        job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-        record_event(
-            session, job, "submitted_upstream", provider=job.provider, request_id=submitted.request_id
-        )
+        lifecycle.event(
+            session, c.job_id, c.tenant_id, "submitted_upstream", row.status, c.attempt,
+            provider=row.provider, request_id=submitted.request_id,
+        )  # fmt: skip
 
 
 def _park(ctx: Context, c: Claim, state: Pending) -> None:
@@ -560,8 +539,7 @@ def _park(ctx: Context, c: Claim, state: Pending) -> None:
     now = clock.now()
     until = now + timedelta(seconds=gen.poll_seconds + ctx.settings.job_lease_seconds)
     with transaction(ctx.sessions) as session:
-        job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-        before = dict(job.provider_state or {})
+        before = dict(session.scalar(select(Job.provider_state).where(Job.id == c.job_id)) or {})
         upstream = {
             "status": state.status,
             "queue_position": state.queue_position,
@@ -576,15 +554,12 @@ def _park(ctx: Context, c: Claim, state: Pending) -> None:
         if state.progress is not None:
             values["progress"] = max(0.0, min(0.99, float(state.progress)))
         # Fenced like every outcome: a takeover since the claim keeps its own lease.
-        parked = session.execute(
-            update(Job)
-            .where(Job.id == c.job_id, Job.lease_token == c.token)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(parked, "rowcount", 0) == 1 and before.get("status") != state.status:
-            session.refresh(job)
-            record_event(session, job, "upstream", status=state.status, queue_position=state.queue_position)
+        parked = lifecycle.fenced(session, c.job_id, lifecycle.held_by(c.token), values, (Job.status,))
+        if parked is not None and before.get("status") != state.status:
+            lifecycle.event(
+                session, c.job_id, c.tenant_id, "upstream", parked.status, c.attempt,
+                status=state.status, queue_position=state.queue_position,
+            )  # fmt: skip
 
 
 def _cancel_upstream(ctx: Context, facts: _Facts, submitted: Submitted | None = None) -> None:
@@ -599,18 +574,6 @@ def _cancel_upstream(ctx: Context, facts: _Facts, submitted: Submitted | None = 
         provider.cancel(submitted)
     except FaktryError:
         log.warning("job: the provider did not take the cancel of %s", submitted.request_id, exc_info=True)
-
-
-def _reserve(ctx: Context, c: Claim, outputs: list[Output]) -> str | None:
-    """Reserve the outputs' bytes in the tenant's storage quota before writing them; over
-    quota, the job fails with ``storage_quota_exceeded`` and keeps nothing."""
-    total = sum((output.root / rel).stat().st_size for output in outputs for rel in output.paths)
-    if total == 0:
-        return None
-    with transaction(ctx.sessions) as session:
-        tenant = session.get(Tenant, c.tenant_id)
-        quota = tier_limits(session, tenant.tier if tenant else "free").storage_quota_bytes
-        return reserve_storage(session, c.tenant_id, total, quota).id
 
 
 @dataclass
@@ -665,42 +628,48 @@ def _describe(path: Path, settings: Settings) -> tuple[str, str, dict[str, Any]]
     return sniffed.content_type, sniffed.kind, info.to_dict()
 
 
-def _succeed(
-    ctx: Context,
-    c: Claim,
-    stored: list[_Stored],
-    result: dict[str, Any],
-    *,
-    charge: int,
-    reservation: str | None,
-) -> None:
-    """Record success, charge the job and count its bytes, all in one fenced transaction."""
+def _succeed(ctx: Context, c: Claim, stored: list[_Stored], result: dict[str, Any], *, charge: int) -> None:
+    """Record success in one fenced transaction: the job, its outputs, their bytes in the
+    storage quota, the charge and the event (tried again while the database is unreachable:
+    the work is done and must not be lost). Over the quota, it fails and keeps nothing."""
+    try:
+        finished = _settle(ctx, lambda: _record_success(ctx, c, stored, result, charge))
+    except StorageQuotaExceeded as err:
+        _discard(ctx, c)
+        _finish(ctx, c, FAILED, code=err.code, message=err.message)
+        return
+    if finished is None:
+        return
+    charged, row = finished
+    log.info("succeeded: %d output(s), charged %d millicredits", len(stored), charged)
+    _count(ctx, row.type, SUCCEEDED, row.started_at, row.finished_at)
+    # Attempts that died before recording may have left files; only this attempt's stay.
+    for attempt in range(1, c.attempt):
+        ctx.storage.delete_prefix(attempt_prefix(c, attempt))
+
+
+def _record_success(
+    ctx: Context, c: Claim, stored: list[_Stored], result: dict[str, Any], charge: int
+) -> tuple[int, Row[Any]] | None:
     now = clock.now()
     with transaction(ctx.sessions) as session:
-        fenced = session.execute(
-            update(Job)
-            .where(Job.id == c.job_id, Job.lease_token == c.token, Job.status == RUNNING)
-            .values(
-                status=SUCCEEDED,
-                progress=1.0,
-                finished_at=now,
-                updated_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-                result=result,
-                error_code=None,
-                error_message=None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(fenced, "rowcount", 0) != 1:
+        charged = min(max(0, charge), c.held)
+        row = lifecycle.succeed(session, c.job_id, c.token, now, result, charged)
+        if row is None:
+            done = session.execute(select(Job.status, Job.attempts).where(Job.id == c.job_id)).first()
             session.rollback()
+            if done is not None and done.status == SUCCEEDED and done.attempts == c.attempt:
+                # This attempt's success was committed; only the answer to it was lost.
+                return None
             log.warning("job %s attempt %s lost its lease; discarding its outputs", c.job_id, c.attempt)
-            _discard(ctx, c, reservation)
-            return
-        held = ledger.capture(session, c.tenant_id, c.job_id, charge)
-        if reservation is not None:
-            commit_reservation(session, reservation)
+            _discard(ctx, c)
+            return None
+        nbytes = sum(f.size for item in stored for f in item.rows)
+        if nbytes:
+            use_storage(
+                session, c.tenant_id, nbytes, ctx.tiers.limits(session, c.tenant_id).storage_quota_bytes
+            )
+        ledger.capture(session, c.tenant_id, c.job_id, charged)
         for item in stored:
             root, *members = item.rows
             root.total_size = sum(r.size for r in item.rows)
@@ -715,31 +684,31 @@ def _succeed(
                     job_id=c.job_id, tenant_id=c.tenant_id, name=item.name, file_id=root.id, attempt=c.attempt
                 )
             )
-        job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-        job.cost_charged = held.captured if held is not None else 0
-        record_event(session, job, "succeeded", outputs=len(stored), charged=job.cost_charged)
-    log.info("succeeded: %d output(s), charged %d millicredits", len(stored), job.cost_charged or 0)
-    _count(ctx, job)
-    # Attempts that died before recording may have left files; only this attempt's stay.
-    for attempt in range(1, c.attempt):
-        ctx.storage.delete_prefix(attempt_prefix(c, attempt))
+        lifecycle.event(
+            session,
+            c.job_id,
+            c.tenant_id,
+            "succeeded",
+            SUCCEEDED,
+            c.attempt,
+            outputs=len(stored),
+            charged=charged,
+        )
+    return charged, row
 
 
-def _count(ctx: Context, job: Job) -> None:
+def _count(ctx: Context, job_type: str, status: str, started: Any, finished: Any) -> None:
     if ctx.metrics is None:
         return
-    took = (job.finished_at - job.started_at).total_seconds() if job.finished_at and job.started_at else None
+    took = (finished - started).total_seconds() if finished and started else None
     try:
-        ctx.metrics.job_finished(job.type, job.status, took)
+        ctx.metrics.job_finished(job_type, status, took)
     except Exception:  # metrics must never fail a job
         log.warning("could not count a finished job", exc_info=True)
 
 
-def _discard(ctx: Context, c: Claim, reservation: str | None = None) -> None:
+def _discard(ctx: Context, c: Claim) -> None:
     ctx.storage.delete_prefix(attempt_prefix(c))
-    if reservation is not None:
-        with transaction(ctx.sessions) as session:
-            cancel_reservation(session, reservation)
 
 
 def _retry_or_fail(
@@ -754,50 +723,56 @@ def _retry_or_fail(
     if c.attempt >= ctx.settings.max_retries + 1:
         _finish(ctx, c, FAILED, code=code, message=message)
         return
-    values: dict[str, Any] = {
-        "status": QUEUED, "lease_token": None, "lease_expires_at": None, "updated_at": clock.now(),
-    }  # fmt: skip
+    values: dict[str, Any] = {}
     if forget_upstream:  # the upstream request ended in failure: the next attempt submits anew
         values.update(provider_request_id=None, provider_state={})
-    with transaction(ctx.sessions) as session:
-        result = session.execute(
-            update(Job)
-            .where(Job.id == c.job_id, Job.lease_token == c.token, Job.status == RUNNING)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if getattr(result, "rowcount", 0) == 1:
-            job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-            record_event(session, job, "retrying", code=code, message=message)
+
+    def back_to_queue() -> None:
+        with transaction(ctx.sessions) as session:
+            if lifecycle.back_to_queue(session, c.job_id, c.token, clock.now(), **values) is not None:
+                lifecycle.event(
+                    session, c.job_id, c.tenant_id, "retrying", QUEUED, c.attempt, code=code, message=message
+                )
+
+    _settle(ctx, back_to_queue)
     raise RetryLater(code, message, delay_ms)
 
 
 def _finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: str | None) -> None:
-    now = clock.now()
-    with transaction(ctx.sessions) as session:
-        result = session.execute(
-            update(Job)
-            .where(Job.id == c.job_id, Job.lease_token == c.token, Job.status == RUNNING)
-            .values(
-                status=status,
-                finished_at=now,
-                updated_at=now,
-                lease_token=None,
-                lease_expires_at=None,
-                error_code=code,
-                error_message=(message or "")[:500] or None,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        finished = getattr(result, "rowcount", 0) == 1
-        if finished:
-            # Failures (bad input included), cancels and platform errors charge nothing.
-            ledger.release(session, c.tenant_id, c.job_id)
-            job = session.scalars(select(Job).where(Job.id == c.job_id)).one()
-            job.cost_charged = 0
-            record_event(session, job, status, **({"code": code} if code else {}))
-            log.info("%s%s", status, f" ({code})" if code else "")
-            _count(ctx, job)
-    if finished:
+    if _settle(ctx, lambda: _record_finish(ctx, c, status, code=code, message=message)):
         # No outputs stay: neither this attempt's nor those of attempts that died earlier.
         ctx.storage.delete_prefix(f"t/{c.tenant_id}/jobs/{c.job_id}/")
+
+
+def _record_finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: str | None) -> bool:
+    with transaction(ctx.sessions) as session:
+        row = lifecycle.finish(session, c.job_id, c.token, clock.now(), status, code, message)
+        if row is None:
+            return False
+        # Failures (bad input included), cancels and platform errors charge nothing.
+        ledger.release(session, c.tenant_id, c.job_id)
+        lifecycle.event(
+            session, c.job_id, c.tenant_id, status, status, c.attempt, **({"code": code} if code else {})
+        )
+    log.info("%s%s", status, f" ({code})" if code else "")
+    _count(ctx, row.type, status, row.started_at, row.finished_at)
+    return True
+
+
+def _settle(ctx: Context, record: Callable[[], T]) -> T:
+    """Run one transaction that records an outcome, trying it again after a short pause
+    (doubling) while the database is unreachable; past the last try the error goes up and
+    the message's redelivery, then the lease's expiry, take over."""
+    pause = ctx.settings.db_retry_seconds
+    for left in range(ctx.settings.db_retry_attempts - 1, -1, -1):
+        try:
+            return record()
+        except Exception as err:
+            if not left or not is_unavailable(err):
+                raise
+            log.warning("database unavailable while recording an outcome; again in %.2fs", pause)
+            if ctx.metrics is not None:
+                ctx.metrics.dependency_error("worker", "database")
+            time.sleep(pause)
+            pause *= 2
+    raise AssertionError("unreachable")

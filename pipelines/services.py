@@ -13,20 +13,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from faktry import clock
-from faktry.db import transaction
+from faktry.db import new_id
 from faktry.errors import Conflict, NotFound, ValidationError
-from faktry.tenancy import Tenant
-from pipelines import files, jobtypes, pagination
+from pipelines import files, jobtypes, lifecycle, pagination
 from pipelines.catalog import Catalog, default_catalog
 from pipelines.models import CANCELED, FAILED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
 from pipelines.routing import RoutingLimits, route
 from quotas import ledger
-from quotas.limits import check_duration, tier_limits
+from quotas.limits import TierCache, check_duration
 from quotas.pricing import PriceList
 from storage.models import File
 
@@ -37,19 +36,6 @@ class Sender(Protocol):
     """Hands a job's id to the message broker on the named queue."""
 
     def send(self, queue: str, job_id: str) -> None: ...
-
-
-def record_event(session: Session, job: Job, kind: str, **data: Any) -> None:
-    session.add(
-        JobEvent(
-            job_id=job.id,
-            tenant_id=job.tenant_id,
-            kind=kind,
-            status=job.status,
-            attempt=job.attempts,
-            data=data,
-        )
-    )
 
 
 @dataclass(frozen=True)
@@ -71,6 +57,8 @@ class Policy:
     prices: PriceList
     catalog: Catalog = field(default_factory=default_catalog)
     configured: frozenset[str] = frozenset()
+    #: Tenants' tier limits, remembered for a few seconds (read on every submit).
+    tiers: TierCache = field(default_factory=TierCache, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,8 +109,7 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
             )
     main = given.get("file_id")
     media = (main.media or {}) if main else {}
-    tenant = session.get(Tenant, tenant_id)
-    check_duration(tier_limits(session, tenant.tier if tenant else "free"), media.get("duration"))
+    check_duration(policy.tiers.limits(session, tenant_id), media.get("duration"))
     text = str(inputs.get("text") or inputs.get("prompt") or "")
     if model is not None:
         provider, runs = policy.catalog.runs_on(model, policy.configured, job_type.name)
@@ -161,7 +148,9 @@ def submit(
     idempotency_key: str | None,
     policy: Policy,
 ) -> Submitted:
-    """Create the job and hold its price, in the caller's transaction: both or neither.
+    """Create the job, hold its price and stamp its hand-over, in the caller's transaction:
+    all or nothing. The caller sends it (`dispatch`) once the transaction has committed; if
+    that send is lost, the reconciler sends it again (pipelines/presence.py).
 
     Refused with 402 ``insufficient_credits`` (or ``account_in_debt``) having held nothing."""
     if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
@@ -172,34 +161,57 @@ def submit(
         if existing is not None:
             return _replay(existing, digest)
     p = prepare(session, tenant_id=tenant_id, body=body, policy=policy)
-    job = Job(
+    job = _new_job(tenant_id, p, p.metadata, idempotency_key=idempotency_key, digest=digest)
+    if idempotency_key:
+        try:
+            with session.begin_nested():
+                session.add(job)
+                session.flush()
+        except IntegrityError:
+            # Another request with the same Idempotency-Key committed first.
+            existing = _by_idempotency_key(session, idempotency_key)
+            if existing is None:
+                raise
+            return _replay(existing, digest)
+    else:
+        session.add(job)
+        session.flush()
+    ledger.hold(session, tenant_id, job.id, p.price)
+    lifecycle.event(session, job.id, tenant_id, "created", QUEUED, 0, queue=job.queue, price=p.price)
+    return Submitted(job, True)
+
+
+def _new_job(
+    tenant_id: str, p: Prepared, meta: dict[str, Any], *, idempotency_key: str | None = None, digest: str = ""
+) -> Job:
+    now = clock.now()
+    return Job(
+        id=new_id("job"),
         tenant_id=tenant_id,
         type=p.job_type.name,
+        status=QUEUED,
         input_file_id=p.input_file.id if p.input_file else None,
         input=p.inputs,
         params=p.params,
-        meta=p.metadata,
+        meta=meta,
         queue=p.queue,
         model=p.model,
         provider=p.provider,
         idempotency_key=idempotency_key,
         request_hash=digest,
         cost_estimated=p.price,
+        cost_held=p.price,
+        progress=0.0,
+        attempts=0,
+        cancel_requested=False,
+        result={},
+        provider_state={},
+        created_at=now,
+        updated_at=now,
+        # Stamped as handed over now: if the send after the commit is lost, the reconciler
+        # finds nothing holds it and sends it again.
+        enqueued_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(job)
-            session.flush()
-    except IntegrityError:
-        # Another request with the same Idempotency-Key committed first.
-        existing = _by_idempotency_key(session, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return _replay(existing, digest)
-    ledger.hold(session, tenant_id, job.id, p.price)
-    job.cost_held = p.price
-    record_event(session, job, "created", queue=job.queue, price=p.price)
-    return Submitted(job, True)
 
 
 def _by_idempotency_key(session: Session, key: str) -> Job | None:
@@ -242,40 +254,30 @@ def replay(session: Session, original: Job, *, policy: Policy) -> Job:
     session.info["tenant_id"] = original.tenant_id  # the replay belongs to the job's tenant
     body = {"type": original.type, "input": original.input, "params": original.params}
     p = prepare(session, tenant_id=original.tenant_id, body=body, policy=policy)
-    job = Job(
-        tenant_id=original.tenant_id,
-        type=p.job_type.name,
-        input_file_id=p.input_file.id if p.input_file else None,
-        input=p.inputs,
-        params=p.params,
-        meta={**(original.meta or {}), "replay_of": original.id},
-        queue=p.queue,
-        model=p.model,
-        provider=p.provider,
-        cost_estimated=p.price,
-    )
+    job = _new_job(original.tenant_id, p, {**(original.meta or {}), "replay_of": original.id})
     session.add(job)
     session.flush()
     ledger.hold(session, original.tenant_id, job.id, p.price)
-    job.cost_held = p.price
-    record_event(session, job, "created", queue=job.queue, price=p.price, replay_of=original.id)
+    lifecycle.event(
+        session,
+        job.id,
+        job.tenant_id,
+        "created",
+        QUEUED,
+        0,
+        queue=job.queue,
+        price=p.price,
+        replay_of=original.id,
+    )
     return job
 
 
-def dispatch(factory: sessionmaker[Session], sender: Sender, jobs: Iterable[Job]) -> None:
-    """Send each (committed) job's message, then note when it was sent.
-
-    If the process dies between the two, the reconciler sends the message again; the
-    actor is idempotent, so a second message costs nothing.
-    """
+def dispatch(sender: Sender, jobs: Iterable[Job]) -> None:
+    """Send each committed job's message (its hand-over was stamped with it). A send that
+    is lost, or a process that dies first, is made good by the reconciler; the actor is
+    idempotent, so a second message costs nothing."""
     for job in jobs:
         sender.send(job.queue, job.id)
-        with transaction(factory) as session:
-            # Stamped whatever the status by now (a worker may already have it), so the
-            # reconciler never takes a sent job for one that was never sent.
-            session.execute(
-                update(Job).where(Job.id == job.id, Job.enqueued_at.is_(None)).values(enqueued_at=clock.now())
-            )
 
 
 def get_job(session: Session, job_id: str) -> Job:
@@ -306,30 +308,35 @@ def cancel(session: Session, job_id: str) -> Job:
     if job.status in FINISHED:
         raise Conflict(f"the job has already {job.status}", code="job_finished")
     now = clock.now()
-    if job.status == QUEUED and job.provider_request_id:
-        # It has a request at a provider (it waits to retry): a worker must cancel it there.
-        job.cancel_requested = True
-        job.updated_at = now
-        record_event(session, job, "cancel_requested")
-        session.flush()
-        return job
-    if job.status == QUEUED:
-        done = session.execute(
-            update(Job)
-            .where(Job.id == job.id, Job.status == QUEUED)
-            .values(status=CANCELED, finished_at=now, updated_at=now, cancel_requested=True, cost_charged=0)
-            .execution_options(synchronize_session=False)
-        )
-        session.refresh(job)
-        if getattr(done, "rowcount", 0) == 1:
+    if job.status == QUEUED and not job.provider_request_id:
+        row = lifecycle.cancel_queued(session, job.id, now)
+        if row is not None:
             ledger.release(session, job.tenant_id, job.id)
-            record_event(session, job, "canceled", reason="canceled while queued")
+            lifecycle.event(
+                session,
+                job.id,
+                job.tenant_id,
+                "canceled",
+                CANCELED,
+                row.attempts,
+                reason="canceled while queued",
+            )
+            session.refresh(job)
             return job
-    if job.status == RUNNING and not job.cancel_requested:
-        job.cancel_requested = True
-        job.updated_at = now
-        record_event(session, job, "cancel_requested")
-        session.flush()
+        session.refresh(job)
+    # Running, or waiting to retry with a request at a provider: its worker cancels it
+    # (there, too) at its next heartbeat or poll.
+    if job.status in (QUEUED, RUNNING) and not job.cancel_requested:
+        row = lifecycle.fenced(
+            session,
+            job.id,
+            Job.status == job.status,
+            {"cancel_requested": True, "updated_at": now},
+            (Job.attempts,),
+        )
+        if row is not None:
+            lifecycle.event(session, job.id, job.tenant_id, "cancel_requested", job.status, row.attempts)
+        session.refresh(job)
     return job
 
 

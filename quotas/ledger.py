@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -85,8 +85,9 @@ def _entry(
     job_id: str | None = None,
     memo: str = "",
 ) -> None:
-    session.add(
-        LedgerEntry(
+    # Core, not the ORM: entries are written and never read back in the same transaction.
+    session.execute(
+        insert(LedgerEntry).values(
             tenant_id=tenant_id,
             kind=kind,
             idempotency_key=key,
@@ -116,15 +117,15 @@ def _move(session: Session, lot_id: str, *, remaining: int = 0, held: int = 0) -
         raise RuntimeError(f"credit lot {lot_id} cannot move by remaining={remaining}, held={held}")
 
 
-def _pay_debt(session: Session, account: Account, lot: CreditLot, available: int, key: str) -> int:
-    """Use up to ``available`` of ``lot`` to pay the account's debt; returns what was used."""
+def _pay_debt(session: Session, account: Account, lot_id: str, available: int, key: str) -> int:
+    """Use up to ``available`` of the lot to pay the account's debt; returns what was used."""
     pay = min(account.debt, available)
     if pay <= 0:
         return 0
-    _move(session, lot.id, remaining=-pay)
+    _move(session, lot_id, remaining=-pay)
     account.debt -= pay
     _entry(
-        session, account.tenant_id, "debt", key, available=-pay, debt=-pay, lot_id=lot.id, memo="debt paid"
+        session, account.tenant_id, "debt", key, available=-pay, debt=-pay, lot_id=lot_id, memo="debt paid"
     )
     return pay
 
@@ -163,7 +164,7 @@ def add_credits(
     session.flush()
     _entry(session, tenant_id, source, key, available=amount, lot_id=lot.id, memo=memo)
     session.flush()
-    _pay_debt(session, account, lot, amount, f"{key}:debt")
+    _pay_debt(session, account, lot.id, amount, f"{key}:debt")
     account.updated_at = clock.now()
     session.flush()
     return lot
@@ -314,73 +315,83 @@ def hold(session: Session, tenant_id: str, job_id: str, amount: int) -> Hold:
     return record
 
 
-def capture(session: Session, tenant_id: str, job_id: str, actual: int) -> Hold | None:
+@dataclass(frozen=True)
+class Resolved:
+    """A hold as it was resolved: what was held, what was charged, and how it ended."""
+
+    id: str
+    job_id: str
+    amount: int
+    captured: int
+    status: str
+
+
+def capture(session: Session, tenant_id: str, job_id: str, actual: int) -> Resolved | None:
     """Charge the job ``actual`` (never more than held) and release the rest. Resolves the
     hold exactly once: returns None if it was resolved already (or never existed)."""
     return _resolve(session, tenant_id, job_id, max(0, actual), "captured")
 
 
-def release(session: Session, tenant_id: str, job_id: str) -> Hold | None:
+def release(session: Session, tenant_id: str, job_id: str) -> Resolved | None:
     """Give the whole hold back (failure, cancel, expiry). Exactly once, like `capture`."""
     return _resolve(session, tenant_id, job_id, 0, "released")
 
 
-def _resolve(session: Session, tenant_id: str, job_id: str, charge: int, status: str) -> Hold | None:
-    account = lock_account(session, tenant_id)
-    record = session.scalars(
-        select(Hold).where(Hold.job_id == job_id).execution_options(populate_existing=True)
-    ).first()
-    if record is None or record.status != "held":
-        return None
+def _resolve(session: Session, tenant_id: str, job_id: str, charge: int, status: str) -> Resolved | None:
+    """Resolve the hold with one conditional update (only one caller ever wins it), then
+    move its credits lot by lot. Locks are taken in the order every money operation uses
+    (hold, account, lots by expiry), and the account only when credits come back, where
+    a debt may take them."""
     now = clock.now()
-    charge = min(charge, record.amount)
-    left = charge
+    won = session.execute(
+        update(Hold)
+        .where(Hold.job_id == job_id, Hold.status == "held")
+        .values(
+            status=status, captured=case((Hold.amount < charge, Hold.amount), else_=charge), resolved_at=now
+        )
+        .returning(Hold.id, Hold.amount, Hold.captured)
+        .execution_options(synchronize_session=False)
+    ).first()
+    if won is None:
+        return None
+    account = lock_account(session, tenant_id) if won.captured < won.amount else None
+    left = won.captured
     rows = session.execute(
-        select(HoldAllocation, CreditLot)
+        select(HoldAllocation.amount, CreditLot.id, CreditLot.expires_at)
         .join(CreditLot, CreditLot.id == HoldAllocation.lot_id)
-        .where(HoldAllocation.hold_id == record.id)
+        .where(HoldAllocation.hold_id == won.id)
         .order_by(CreditLot.expires_at, CreditLot.id)
     ).all()
-    for alloc, lot in rows:
-        take = min(alloc.amount, left)
-        rest = alloc.amount - take
+    for allocated, lot_id, expires_at in rows:
+        take = min(allocated, left)
+        rest = allocated - take
         left -= take
         if take:
-            _move(session, lot.id, held=-take)
+            _move(session, lot_id, held=-take)
             _entry(
                 session,
                 tenant_id,
                 "capture",
-                f"capture:{job_id}:{lot.id}",
+                f"capture:{job_id}:{lot_id}",
                 held=-take,
-                lot_id=lot.id,
+                lot_id=lot_id,
                 job_id=job_id,
             )
         if rest:
-            _move(session, lot.id, held=-rest, remaining=rest)
+            _move(session, lot_id, held=-rest, remaining=rest)
             _entry(
-                session, tenant_id, "release", f"release:{job_id}:{lot.id}", available=rest, held=-rest,
-                lot_id=lot.id, job_id=job_id,
+                session, tenant_id, "release", f"release:{job_id}:{lot_id}", available=rest, held=-rest,
+                lot_id=lot_id, job_id=job_id,
             )  # fmt: skip
-            if lot.expires_at <= now:
-                _move(session, lot.id, remaining=-rest)
+            if expires_at <= now:
+                _move(session, lot_id, remaining=-rest)
                 _entry(
-                    session, tenant_id, "expiry", f"release-expiry:{job_id}:{lot.id}", available=-rest,
-                    lot_id=lot.id, job_id=job_id, memo="released after the lot expired",
+                    session, tenant_id, "expiry", f"release-expiry:{job_id}:{lot_id}", available=-rest,
+                    lot_id=lot_id, job_id=job_id, memo="released after the lot expired",
                 )  # fmt: skip
-            else:
-                _pay_debt(session, account, lot, rest, f"release-debt:{job_id}:{lot.id}")
-    result = session.execute(
-        update(Hold)
-        .where(Hold.id == record.id, Hold.status == "held")
-        .values(status=status, captured=charge, resolved_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
-        raise RuntimeError(f"hold {record.id} was resolved concurrently")
-    session.flush()
-    session.refresh(record)
-    return record
+            elif account is not None:
+                _pay_debt(session, account, lot_id, rest, f"release-debt:{job_id}:{lot_id}")
+    return Resolved(won.id, job_id, won.amount, won.captured, status)
 
 
 def expire_lots(session: Session, *, limit: int = 500) -> int:

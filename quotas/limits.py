@@ -9,6 +9,8 @@ swept after a while.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -86,6 +88,68 @@ def tier_limits(session: Session, name: str) -> TierLimits:
         submits_per_minute=row.submits_per_minute,
         scheduling_weight=row.scheduling_weight,
     )
+
+
+class TierCache:
+    """Each tenant's tier limits, remembered for ``ttl`` seconds in this process: the job
+    path reads them on every submit and every claim, and they change rarely (a purchase, an
+    operator). A change made here is seen at once (`forget`); one made by another process
+    within ``ttl``."""
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._tenants: dict[str, tuple[float, TierLimits]] = {}
+
+    def limits(self, session: Session, tenant_id: str) -> TierLimits:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._tenants.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        from faktry.tenancy import Tenant  # the kernel's table; imported here to keep quotas light
+
+        tier = session.scalar(select(Tenant.tier).where(Tenant.id == tenant_id))
+        found = tier_limits(session, tier or "free")
+        with self._lock:
+            if len(self._tenants) > 10_000:
+                self._tenants.clear()
+            self._tenants[tenant_id] = (now + self.ttl, found)
+        return found
+
+    def forget(self, tenant_id: str | None = None) -> None:
+        with self._lock:
+            if tenant_id is None:
+                self._tenants.clear()
+            else:
+                self._tenants.pop(tenant_id, None)
+
+
+def use_storage(session: Session, tenant_id: str, nbytes: int, quota: int) -> None:
+    """Count ``nbytes`` of new files as used, in the caller's transaction, or raise
+    `StorageQuotaExceeded` (the bytes are written already: the caller removes them)."""
+    result = session.execute(
+        update(Account)
+        .where(
+            Account.tenant_id == tenant_id,
+            Account.storage_used_bytes + Account.storage_reserved_bytes + nbytes <= quota,
+        )
+        .values(storage_used_bytes=Account.storage_used_bytes + nbytes)
+        .returning(Account.tenant_id)
+        .execution_options(synchronize_session=False)
+    )
+    if result.first() is None:
+        account = session.execute(
+            select(Account.storage_used_bytes, Account.storage_reserved_bytes).where(
+                Account.tenant_id == tenant_id
+            )
+        ).first()
+        used = account.storage_used_bytes if account else 0
+        free = max(0, quota - used - (account.storage_reserved_bytes if account else 0))
+        raise StorageQuotaExceeded(
+            f"this needs {nbytes} bytes and {free} bytes of the storage quota are free",
+            details={"quota_bytes": quota, "used_bytes": used},
+        )
 
 
 def check_duration(limits: TierLimits, seconds: float | None) -> None:

@@ -179,13 +179,14 @@ class Storage(Protocol):
         """Copy the object to the local file `dest`, replacing it. `dest`'s directory must exist."""
         ...
 
-    def local_path(self, key: str) -> AbstractContextManager[Path]:
+    def local_path(self, key: str, into: Path | None = None) -> AbstractContextManager[Path]:
         """Context manager yielding a local file path holding the object's bytes.
 
         Hand this path, never a URL, to tools such as ffmpeg. Local storage yields the stored
         file itself (no copy): treat it as read-only and do not use it after the block. S3
         downloads to a temporary file (keeping the key's extension, which tools use to guess the
-        format) and removes it when the block exits, whether or not it raised.
+        format) in the folder ``into`` (default: the storage's temp folder) and removes it when
+        the block exits, whether or not it raised.
         """
         ...
 

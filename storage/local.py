@@ -131,7 +131,7 @@ class LocalStorage:
             raise
 
     @contextmanager
-    def local_path(self, key: str) -> Iterator[Path]:
+    def local_path(self, key: str, into: Path | None = None) -> Iterator[Path]:
         yield self._file(key)
 
     # -- metadata ---------------------------------------------------------------------------

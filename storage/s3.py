@@ -188,11 +188,12 @@ class S3Storage:
             self.client.download_file(self.bucket, full, str(dest), Config=self._transfer)
 
     @contextmanager
-    def local_path(self, key: str) -> Iterator[Path]:
+    def local_path(self, key: str, into: Path | None = None) -> Iterator[Path]:
         check_key(key)
-        if self.tmp_dir is not None:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="faktry-", suffix=_suffix(key), dir=self.tmp_dir)
+        folder = into or self.tmp_dir
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="faktry-", suffix=_suffix(key), dir=folder)
         os.close(fd)
         path = Path(name)
         try:

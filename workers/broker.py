@@ -9,6 +9,7 @@ enqueue a job's message.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,13 +25,15 @@ from faktry.redisconn import client as redis_client
 from pipelines import generation
 from pipelines.admission import Admission, AdmittingSender
 from pipelines.metrics import Metrics
+from pipelines.presence import BrokerCheck, Presence
 from pipelines.routing import all_queues
 from pipelines.runner import Context
 from quotas.pricing import PriceList
 from quotas.ratelimit import RunningSlots
 from storage import from_settings as storage_from_settings
 from workers.actors.jobs import ADMITTED
-from workers.middleware import JobLogContext
+from workers.middleware import HandOverKeys, JobLogContext, SweepTempAtBoot
+from workers.wakeup import WakeUps, WakingRedisBroker
 
 log = logging.getLogger("faktry.workers")
 RUN_JOB = "run_job"
@@ -44,24 +47,40 @@ def make_broker(settings: Settings, redis_url: str) -> Broker:
 
         broker = RabbitmqBroker(url=url)
     else:
-        broker = RedisBroker(
+        # Idle consumers wait for a wake-up published on each enqueue (workers/wakeup.py).
+        broker = WakingRedisBroker(
             url=url,
             namespace=settings.redis_namespace,
             heartbeat_timeout=settings.broker_heartbeat_ms,
             maintenance_chance=settings.broker_maintenance_chance,
+            idle_check_ms=settings.worker_idle_check_ms,
         )
+        broker.add_middleware(WakeUps(broker.client, settings.redis_namespace, broker.hub))
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(JobLogContext())
+    broker.add_middleware(HandOverKeys(Presence(short_calls(redis_url), settings.redis_namespace), RUN_JOB))
     for queue in all_queues():
         broker.declare_queue(queue)
     return broker
 
 
-class BrokerSender:
-    """Enqueues ``run_job(job_id)`` on a named queue. Messages carry the id only."""
+def short_calls(redis_url: str) -> Any:
+    """A Redis client for calls that never block: a Redis that stopped answering fails
+    them within seconds (counted and retried) instead of holding a thread forever."""
+    return redis_client(redis_url, socket_timeout=5)
 
-    def __init__(self, broker: Broker) -> None:
+
+class BrokerSender:
+    """Enqueues ``run_job(job_id)`` on a named queue. Messages carry the id only.
+
+    It also tells the reconciler which queued jobs the queue side still holds
+    (`pipelines.presence`), so a lost message can be told from a job that merely waits."""
+
+    def __init__(self, broker: Broker, presence: Presence | None = None) -> None:
         self.broker = broker
+        if presence is None and isinstance(broker, RedisBroker):
+            presence = Presence(broker.client, broker.namespace, redis_broker_check(broker))
+        self.presence = presence
 
     def send(self, queue: str, job_id: str, *, admitted: bool = False) -> None:
         if queue not in self.broker.get_declared_queues():
@@ -71,16 +90,43 @@ class BrokerSender:
         message: Message[Any] = Message(
             queue_name=queue, actor_name=RUN_JOB, args=(job_id,), kwargs={}, options=options
         )
+        # The broker's HandOverKeys middleware notes the message as the job's hand-over.
         self.broker.enqueue(message)
+
+    def present(self, jobs: Sequence[tuple[str, str]]) -> set[str]:
+        """Which of these queued ``(job id, queue)`` pairs something still holds (see
+        `pipelines.presence`); every job counts as held when nothing can tell."""
+        if self.presence is None:
+            return {job_id for job_id, _ in jobs}
+        return self.presence.present(jobs)
+
+
+def redis_broker_check(broker: RedisBroker) -> BrokerCheck:
+    """Whether Dramatiq's Redis broker still holds each message: waiting, delayed, or taken
+    by a worker and not yet acknowledged (its body stays in ``<queue>.msgs`` until then)."""
+
+    def check(messages: Sequence[tuple[str, str, str]]) -> list[bool]:
+        # One MULTI: a message moving from the delay queue to its queue is in one or both.
+        pipe = broker.client.pipeline(transaction=True)
+        for _, queue, message_id in messages:
+            pipe.hexists(f"{broker.namespace}:{queue}.msgs", message_id)
+            pipe.hexists(f"{broker.namespace}:{queue}.DQ.msgs", message_id)
+        found = pipe.execute()
+        return [bool(found[2 * i] or found[2 * i + 1]) for i in range(len(messages))]
+
+    return check
 
 
 def make_sender(settings: Settings, broker: Broker, redis_url: str, sessions: Any) -> Any:
     """What dispatches new jobs: through fair admission unless it is turned off."""
-    sender = BrokerSender(broker)
+    # Hand-over keys live beside fair admission's lists, whichever Redis the broker uses.
+    # RabbitMQ keeps its queues on disk: there the hand-over key alone is the evidence.
+    check = redis_broker_check(broker) if isinstance(broker, RedisBroker) else None
+    sender = BrokerSender(broker, Presence(short_calls(redis_url), settings.redis_namespace, check))
     if not settings.fair_admission:
         return sender
     admission = Admission(
-        redis_client(redis_url), settings.redis_namespace, depth=settings.admission_depth,
+        short_calls(redis_url), settings.redis_namespace, depth=settings.admission_depth,
         running_namespace=settings.redis_namespace,
     )  # fmt: skip
     return AdmittingSender(sender, admission, sessions, all_queues())
@@ -107,10 +153,11 @@ def setup(settings: Settings) -> Runtime:
         sessions=make_sessionmaker(engine),
         storage=storage_from_settings(settings),
         prices=PriceList.from_json(settings.prices),
-        slots=RunningSlots(redis_client(redis_url), settings.redis_namespace),
-        generation=generation.build(settings, redis_client(redis_url)),
-        metrics=Metrics(redis_client(redis_url), settings.redis_namespace),
+        slots=RunningSlots(short_calls(redis_url), settings.redis_namespace),
+        generation=generation.build(settings, short_calls(redis_url)),
+        metrics=Metrics(short_calls(redis_url), settings.redis_namespace),
     )
+    broker.add_middleware(SweepTempAtBoot(context.sessions, settings.tmp_dir, settings.tmp_idle_seconds))
     admitting = make_sender(settings, broker, redis_url, context.sessions)
     jobs.declare(broker, context, admitting if isinstance(admitting, AdmittingSender) else None)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

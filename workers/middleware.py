@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-from dramatiq import Broker
+import redis
+from dramatiq import Broker, Message
 from dramatiq.broker import MessageProxy
 from dramatiq.middleware import Middleware
+from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import logs
+from pipelines import tempfiles
+from pipelines.presence import Presence
+
+log = logging.getLogger("faktry.workers")
 
 
 class JobLogContext(Middleware):
@@ -41,3 +49,40 @@ class JobLogContext(Middleware):
         token = self._tokens.pop(message.message_id, None)
         if token is not None:
             logs.leave(token)
+
+
+class HandOverKeys(Middleware):
+    """Notes which broker message now holds a job, each time one is enqueued: a first send,
+    a retry, a delayed copy, or a delayed message moved to its queue (see
+    `pipelines.presence`). With the Redis broker each enqueue gets a new message id."""
+
+    def __init__(self, presence: Presence, actor_name: str) -> None:
+        self.presence = presence
+        self.actor_name = actor_name
+
+    def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+        if message.actor_name != self.actor_name or not message.args:
+            return
+        message_id = str(message.options.get("redis_message_id") or message.message_id)
+        try:
+            self.presence.handed_to_broker(str(message.args[0]), message_id)
+        except redis.RedisError:
+            # The message is with the broker all the same. Without its key the reconciler
+            # takes the job for lost and sends it once more, which the runner shrugs off.
+            log.warning("could not note the hand-over of %s", message.args[0], exc_info=True)
+
+
+class SweepTempAtBoot(Middleware):
+    """A worker process that starts removes the temp folders of attempts that no longer run
+    (a predecessor killed with SIGKILL leaves its folder behind; see `pipelines.tempfiles`)."""
+
+    def __init__(self, sessions: sessionmaker[Session], tmp_dir: Path, idle_seconds: float) -> None:
+        self.sessions = sessions
+        self.tmp_dir = tmp_dir
+        self.idle_seconds = idle_seconds
+
+    def after_process_boot(self, broker: Broker) -> None:
+        try:
+            tempfiles.sweep(self.sessions, self.tmp_dir, idle_seconds=self.idle_seconds)
+        except Exception:  # the scheduler sweeps too; a worker must start whatever happens here
+            log.warning("could not sweep the temp folder at start", exc_info=True)

@@ -31,6 +31,7 @@ import dramatiq
 from faktry import clock
 from faktry.config import Settings
 from faktry.logs import configure as configure_logging
+from pipelines.metrics import flush_all
 
 log = logging.getLogger("faktry.workers")
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("stopping: running jobs have %.0f s to finish", settings.worker_shutdown_seconds)
     worker.stop(timeout=int(settings.worker_shutdown_seconds * 1000))
     broker.close()
+    # The process ends with os._exit (no atexit hooks): write the last second's counts now.
+    flush_all()
     log.info("worker process stopped")
     return 0
 

@@ -121,7 +121,7 @@ def test_a_worker_killed_mid_transcode_is_replaced_and_the_job_succeeds_once(
     worker.kill(9)
     worker.popen.wait()
     time.sleep(0.5)
-    assert not _ffmpeg_alive(), "ffmpeg outlived its killed worker"
+    assert not _ffmpeg_alive(production), "ffmpeg outlived its killed worker"
     production.start_worker()
     done = poll(production.base, headers, job["id"], ("succeeded", "failed", "canceled"), timeout=120)
     assert done["status"] == "succeeded", done
@@ -153,15 +153,17 @@ def test_sigterm_lets_a_worker_stop_within_its_bound_and_the_job_still_succeeds(
     worker.popen.wait(timeout=production.settings.worker_shutdown_seconds + 15)
     assert time.monotonic() - stopped_at < production.settings.worker_shutdown_seconds + 15
     time.sleep(0.5)
-    assert not _ffmpeg_alive(), "ffmpeg outlived its stopped worker"
+    assert not _ffmpeg_alive(production), "ffmpeg outlived its stopped worker"
     production.start_worker()
     done = poll(production.base, headers, job["id"], ("succeeded", "failed", "canceled"), timeout=120)
     assert done["status"] == "succeeded", done
     assert len(done["outputs"]) == 1
 
 
-def _ffmpeg_alive() -> bool:
-    out = subprocess.run(["pgrep", "-f", "ffmpeg .*-progress pipe:1"], capture_output=True, text=True)
+def _ffmpeg_alive(platform: Platform) -> bool:
+    """An ffmpeg of this platform's (its inputs are under the platform's var folder)."""
+    pattern = f"ffmpeg .*{platform.settings.var_dir}"
+    out = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True)
     return bool(out.stdout.strip())
 
 
@@ -320,15 +322,29 @@ def test_metrics_cover_every_process_with_two_web_and_two_worker_processes(tmp_p
                 poll(platform.base, headers, job_id, ("succeeded", "failed"), timeout=60)["status"]
                 == "succeeded"
             )
-        seen = set()
-        for _ in range(8):  # fresh connections land on either gunicorn worker
-            text = requests.get(f"{platform.base}/metrics", timeout=10, headers={"Connection": "close"}).text
-            line = next(
-                x
-                for x in text.splitlines()
-                if x.startswith('faktry_jobs_total{type="media.probe",status="succeeded"}')
-            )
-            seen.add(line)
+        # Each process writes its counts at most once a second: wait for the last of them.
+        deadline = time.monotonic() + 15
+        while True:
+            seen = set()
+            for _ in range(8):  # fresh connections land on either gunicorn worker
+                text = requests.get(
+                    f"{platform.base}/metrics", timeout=10, headers={"Connection": "close"}
+                ).text
+                line = next(
+                    (
+                        x
+                        for x in text.splitlines()
+                        if x.startswith('faktry_jobs_total{type="media.probe",status="succeeded"}')
+                    ),
+                    None,
+                )
+                seen.add(line)
+            if (
+                seen == {'faktry_jobs_total{type="media.probe",status="succeeded"} 6'}
+                or time.monotonic() > deadline
+            ):
+                break
+            time.sleep(0.2)
         assert seen == {'faktry_jobs_total{type="media.probe",status="succeeded"} 6'}
         pids = {int(x.split()[-1]) for x in platform.logs().splitlines() if "Booting worker with pid" in x}
         assert len(pids) == 2

@@ -89,4 +89,7 @@ def stripe_webhook() -> Any:
     )
     with transaction(services().sessions) as session:
         status = billing.apply_event(session, event, packs=setup.packs, price_tiers=setup.price_tiers)
+    # A subscription may have changed a tier: this process sees it at once, the others
+    # within their tier cache's few seconds.
+    services().policy.tiers.forget()
     return {"status": status}

@@ -8,11 +8,9 @@ from flask import request
 
 from faktry.db import transaction
 from faktry.errors import RateLimited, ValidationError
-from faktry.tenancy import Tenant
 from pipelines import moderation, pagination
 from pipelines import services as jobs
 from pipelines.models import Job
-from quotas.limits import tier_limits
 from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
@@ -60,7 +58,7 @@ def announce(job: Job) -> None:
     with best_effort("job %s: not counted as created", job.id):
         svc.metrics.job_created(job.type)
     with best_effort("job %s: not sent; the reconciler will send it", job.id):
-        jobs.dispatch(svc.sessions, svc.sender, [job])
+        jobs.dispatch(svc.sender, [job])
 
 
 def _moderate(sess: Any, body: Any) -> None:
@@ -88,8 +86,7 @@ def _rate_limit(sess: Any) -> None:
     """The tier's submit rate, shared by every web process through Redis (unchecked while
     Redis is away)."""
     who = principal()
-    tenant = sess.get(Tenant, who.tenant_id)
-    limits = tier_limits(sess, tenant.tier if tenant else "free")
+    limits = services().policy.tiers.limits(sess, who.tenant_id)
     wait = None
     # Redis is a fast path here: the job and its hold go to the database and the reconciler
     # sends it once Redis is back, so a limit that cannot be checked lets the submit through.

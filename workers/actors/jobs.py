@@ -1,14 +1,19 @@
 """The job actor: thin. It hands the job id to the runner and lets Dramatiq retry
-`RetryLater` with backoff; every other outcome is recorded on the job by the runner."""
+`RetryLater` with backoff, and whatever escapes the runner (a database or Redis blink);
+every other outcome is recorded on the job by the runner."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq import Broker
+from dramatiq.common import q_name
 from dramatiq.middleware import CurrentMessage
 
+from faktry.db import is_unavailable
 from pipelines import runner
 from pipelines.routing import all_queues
 
@@ -16,6 +21,15 @@ from pipelines.routing import all_queues
 ADMITTED = "faktry_admitted"
 
 DAY_MS = 24 * 3600 * 1000
+log = logging.getLogger("faktry.workers")
+
+
+def _dependency(exc: BaseException) -> str:
+    if is_unavailable(exc):
+        return "database"
+    if isinstance(exc, redis.RedisError):
+        return "redis"
+    return "other"
 
 
 def declare(broker: Broker, context: runner.Context, admitting: Any = None) -> dramatiq.Actor[[str], None]:
@@ -25,7 +39,12 @@ def declare(broker: Broker, context: runner.Context, admitting: Any = None) -> d
     backstop = settings.max_retries + 2
 
     def retry_when(retries: int, exc: BaseException) -> bool:
-        return isinstance(exc, runner.RetryLater | dramatiq.Retry) and retries < backstop
+        # Besides the runner's own transient errors, anything that escapes it (the database
+        # or Redis away while admitting, claiming or recording) is tried again: the job's
+        # row is the truth, and a later delivery finds it as it is.
+        if not isinstance(exc, runner.RetryLater | dramatiq.Retry) and context.metrics is not None:
+            context.metrics.dependency_error("worker", _dependency(exc))
+        return retries < backstop
 
     def run_job(job_id: str) -> None:
         message = CurrentMessage.get_current_message()
@@ -38,8 +57,19 @@ def declare(broker: Broker, context: runner.Context, admitting: Any = None) -> d
             _run(job_id)
         finally:
             if admitting is not None:
-                # A place on the queue or a tenant's running slot may have freed up.
-                admitting.pump_all()
+                # A place on this queue, and perhaps the tenant's running slot, may have
+                # freed up: pump this queue (and wherever the tenant waited out its cap;
+                # pipelines/admission.py). With Redis away this waits for the next pump (a
+                # later job, or the scheduler).
+                try:
+                    if message is None:
+                        admitting.pump_all()
+                    else:
+                        admitting.finished(q_name(message.queue_name), job_id)
+                except redis.RedisError:
+                    log.warning("could not pump admission; the scheduler will", exc_info=True)
+                    if context.metrics is not None:
+                        context.metrics.dependency_error("worker", "redis")
 
     def _run(job_id: str) -> None:
         try:

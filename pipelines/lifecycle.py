@@ -1,0 +1,244 @@
+"""A job's lifecycle: every change of its status, in one place.
+
+    queued ──claim──▶ running ──succeed──▶ succeeded
+      ▲                │  │ └──finish───▶ failed | canceled
+      └──retry/orphan──┘  └──park (waits upstream, no lease token)──▶ running
+
+Every transition is one `fenced` update: ``UPDATE jobs SET … WHERE id = :job AND <fence>
+RETURNING …``, where the fence is what must still be true for the change to be right (the
+caller's lease token, the status it saw). Exactly one process wins each transition; the
+others see None and leave the job alone. Each transition appends its event in the same
+transaction.
+
+`UnitOfWork` is the transaction a transition runs in, with hooks that run once it has
+committed (send the job's message, count it, remove files): a rolled-back transaction
+sends nothing, and a hook that fails costs nothing the reconciler does not repair.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, insert, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from faktry import clock
+from pipelines.models import CANCELED, QUEUED, RUNNING, SUCCEEDED, Job, JobEvent
+
+log = logging.getLogger("faktry.lifecycle")
+
+Hook = Callable[[], None]
+
+
+class UnitOfWork:
+    """One short transaction, and what to do once it has committed."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._hooks: list[Hook] = []
+
+    def after_commit(self, hook: Hook) -> None:
+        self._hooks.append(hook)
+
+    def run_hooks(self) -> None:
+        hooks, self._hooks = self._hooks, []
+        for hook in hooks:
+            try:
+                hook()
+            except Exception:
+                # The transaction is the truth: what a hook failed to do, the reconciler does.
+                log.warning("an after-commit step failed", exc_info=True)
+
+
+@contextmanager
+def unit_of_work(sessions: sessionmaker[Session], *, tenant_id: str | None = None) -> Iterator[UnitOfWork]:
+    """Commit on success (then run the hooks), roll back on error, always close."""
+    session = sessions()
+    if tenant_id is not None:
+        session.info["tenant_id"] = tenant_id
+    uow = UnitOfWork(session)
+    try:
+        yield uow
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+    uow.run_hooks()
+
+
+def fenced(
+    session: Session,
+    job_id: str,
+    fence: ColumnElement[bool] | None,
+    values: dict[str, Any],
+    returning: Sequence[Any] = (),
+) -> Row[Any] | None:
+    """Change the job if ``fence`` still holds; the returned row (the ``returning`` columns
+    after the change) or None when another process changed it first."""
+    stmt = update(Job).where(Job.id == job_id)
+    if fence is not None:
+        stmt = stmt.where(fence)
+    stmt = stmt.values(**values).returning(Job.id, *returning).execution_options(synchronize_session=False)
+    return session.execute(stmt).first()
+
+
+def event(
+    session: Session, job_id: str, tenant_id: str, kind: str, status: str, attempt: int, /, **data: Any
+) -> None:
+    """Append one job event (Core: no object to track)."""
+    session.execute(
+        insert(JobEvent).values(
+            job_id=job_id,
+            tenant_id=tenant_id,
+            at=clock.now(),
+            kind=kind,
+            status=status,
+            attempt=attempt,
+            data=data,
+        )
+    )
+
+
+def held_by(token: str | None) -> ColumnElement[bool]:
+    """The fence of an attempt: its lease token is still the job's (a parked job has none)."""
+    return Job.lease_token.is_(None) if token is None else Job.lease_token == token
+
+
+#: What a worker needs of a job to run it, read by the claim itself.
+CLAIMED = (
+    Job.tenant_id,
+    Job.type,
+    Job.params,
+    Job.input,
+    Job.input_file_id,
+    Job.attempts,
+    Job.model,
+    Job.provider,
+    Job.queue,
+    Job.cancel_requested,
+    Job.provider_request_id,
+    Job.provider_state,
+    Job.started_at,
+    Job.cost_held,
+)
+
+
+def claim(
+    session: Session, job_id: str, token: str, now: datetime, lease_until: datetime
+) -> tuple[Row[Any], bool] | None:
+    """Take the job for one delivery: start a new attempt if it is queued or its worker's
+    lease expired, else resume it if it waits upstream (parked, no lease token: the same
+    attempt goes on). Returns the job's row and whether it resumed, or None."""
+    started = fenced(
+        session,
+        job_id,
+        (Job.status == QUEUED)
+        | ((Job.status == RUNNING) & Job.lease_token.is_not(None) & (Job.lease_expires_at < now)),
+        {
+            "status": RUNNING,
+            "attempts": Job.attempts + 1,
+            "lease_token": token,
+            "lease_expires_at": lease_until,
+            "started_at": now,
+            "updated_at": now,
+            "progress": 0.0,
+        },
+        CLAIMED,
+    )
+    if started is not None:
+        event(session, job_id, started.tenant_id, "started", RUNNING, started.attempts)
+        return started, False
+    parked = fenced(
+        session,
+        job_id,
+        (Job.status == RUNNING) & Job.lease_token.is_(None),
+        {"lease_token": token, "lease_expires_at": lease_until, "updated_at": now},
+        CLAIMED,
+    )
+    return (parked, True) if parked is not None else None
+
+
+def succeed(
+    session: Session, job_id: str, token: str, now: datetime, result: dict[str, Any], charged: int
+) -> Row[Any] | None:
+    return fenced(
+        session,
+        job_id,
+        held_by(token) & (Job.status == RUNNING),
+        {
+            "status": SUCCEEDED,
+            "progress": 1.0,
+            "finished_at": now,
+            "updated_at": now,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "result": result,
+            "error_code": None,
+            "error_message": None,
+            "cost_charged": charged,
+        },
+        (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at),
+    )
+
+
+def finish(
+    session: Session,
+    job_id: str,
+    token: str | None,
+    now: datetime,
+    status: str,
+    code: str | None,
+    message: str | None,
+) -> Row[Any] | None:
+    """Failed or canceled: nothing charged (the caller releases the hold)."""
+    return fenced(
+        session,
+        job_id,
+        held_by(token) & (Job.status == RUNNING),
+        {
+            "status": status,
+            "finished_at": now,
+            "updated_at": now,
+            "lease_token": None,
+            "lease_expires_at": None,
+            "error_code": code,
+            "error_message": (message or "")[:500] or None,
+            "cost_charged": 0,
+        },
+        (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at),
+    )
+
+
+def back_to_queue(
+    session: Session, job_id: str, token: str | None, now: datetime, **values: Any
+) -> Row[Any] | None:
+    """A transient failure, or a lost worker: the next delivery starts a new attempt."""
+    return fenced(
+        session,
+        job_id,
+        held_by(token) & (Job.status == RUNNING),
+        {"status": QUEUED, "lease_token": None, "lease_expires_at": None, "updated_at": now, **values},
+        (Job.tenant_id, Job.attempts),
+    )
+
+
+def cancel_queued(session: Session, job_id: str, now: datetime) -> Row[Any] | None:
+    return fenced(
+        session,
+        job_id,
+        Job.status == QUEUED,
+        {
+            "status": CANCELED,
+            "finished_at": now,
+            "updated_at": now,
+            "cancel_requested": True,
+            "cost_charged": 0,
+        },
+        (Job.tenant_id, Job.attempts),
+    )
