@@ -5,16 +5,16 @@ A tenant is an account: it owns files, jobs, credits and keys. People are `User`
 and ledger rows carry pseudonymous ids. Operators are users with ``is_staff``.
 
 API keys look like ``fk_live_<8 visible chars><32 secret chars>``. Only the visible prefix
-and a bcrypt hash are stored; the key is shown once. Checking a key costs one bcrypt the
-first time a process sees it; after that a `KeyCache` trusts the (sha256 of the) key for
-a few seconds, while every request still reads the key row, so a revoked key stops
-working at once.
+and a bcrypt hash are stored; the key is shown once. Checking a key is `authenticate_key`:
+one bcrypt per key per ``api_key_verified_seconds`` across all processes (see `KeyChecker`),
+and one small read of the key row on every request, so a revoked key stops working at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import string
 import threading
@@ -24,10 +24,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import bcrypt
-from sqlalchemy import Boolean, ForeignKey, String, select
+from redis import exceptions as redis_errors
+from sqlalchemy import Boolean, ForeignKey, String, bindparam, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from faktry import clock
+from faktry.config import Settings
 from faktry.db import Base, TenantOwned, new_id
 from faktry.errors import NotFound, Unauthorized, ValidationError
 
@@ -36,6 +38,8 @@ _ALPHABET = string.ascii_lowercase + string.digits
 VISIBLE_CHARS = 8
 SECRET_CHARS = 32
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+log = logging.getLogger("faktry.tenancy")
 
 
 class Tenant(Base):
@@ -167,11 +171,9 @@ def revoke_api_key(session: Session, key_id: str) -> ApiKey:
 
 
 class KeyCache:
-    """Remembers, per process and for a few seconds, which presented key maps to which row.
+    """Remembers, in this process and for ``ttl_seconds``, which key a presented key is.
 
-    Holds sha256 digests of keys, never keys. Revocation is not cached: callers still read
-    the row on every request.
-    """
+    Maps HMAC digests of keys (`KeyChecker.digest`) to key ids, never keys."""
 
     def __init__(self, ttl_seconds: float, max_entries: int = 10_000) -> None:
         self.ttl = ttl_seconds
@@ -191,16 +193,154 @@ class KeyCache:
             return key_id
 
     def put(self, digest: bytes, key_id: str) -> None:
+        if self.ttl <= 0:
+            return
         with self._lock:
             if len(self._entries) >= self.max_entries:
                 self._entries.clear()
             self._entries[digest] = (key_id, clock.monotonic() + self.ttl)
 
+    def drop(self, digest: bytes) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)
+
+
+class VerifiedKeys:
+    """Remembers for every process, in Redis and for ``ttl_seconds``, which key a presented
+    key is: ``<namespace>:apikeys:verified:<digest>`` holds the key id, and the set
+    ``<namespace>:apikeys:digests:<key id>`` its digests (one per secret key in use), so a
+    key's entries can be removed.
+
+    Never raises: while Redis is away every lookup answers "not known" (the caller falls back
+    to bcrypt) and Redis is left alone for `AWAY_SECONDS`, so a dead or hanging server costs
+    one timeout per process every few seconds, not one per request."""
+
+    AWAY_SECONDS = 5.0
+
+    def __init__(self, redis: Any, namespace: str, ttl_seconds: float) -> None:
+        self.redis = redis
+        self.namespace = namespace
+        self.ttl_ms = max(1, int(ttl_seconds * 1000))
+        self._away_until = 0.0
+
+    def _by_digest(self, digest_hex: str) -> str:
+        return f"{self.namespace}:apikeys:verified:{digest_hex}"
+
+    def _by_key(self, key_id: str) -> str:
+        return f"{self.namespace}:apikeys:digests:{key_id}"
+
+    def get(self, digest: bytes) -> str | None:
+        if clock.monotonic() < self._away_until:
+            return None
+        try:
+            value = self.redis.get(self._by_digest(digest.hex()))
+        except (redis_errors.RedisError, OSError):
+            self._away()
+            return None
+        if value is None:
+            return None
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    def put(self, digest: bytes, key_id: str) -> None:
+        if clock.monotonic() < self._away_until:
+            return
+        try:
+            with self.redis.pipeline(transaction=False) as pipe:
+                pipe.set(self._by_digest(digest.hex()), key_id, px=self.ttl_ms)
+                pipe.sadd(self._by_key(key_id), digest.hex())
+                pipe.pexpire(self._by_key(key_id), self.ttl_ms)
+                pipe.execute()
+        except (redis_errors.RedisError, OSError):
+            self._away()
+
+    def forget(self, key_id: str) -> None:
+        """Remove what Redis holds for ``key_id`` (the key row decides; this is tidiness)."""
+        if clock.monotonic() < self._away_until:
+            return
+        try:
+            digests = self.redis.smembers(self._by_key(key_id))
+            names = [self._by_digest(d.decode() if isinstance(d, bytes) else d) for d in digests]
+            self.redis.delete(self._by_key(key_id), *names)
+        except (redis_errors.RedisError, OSError):
+            self._away()
+
+    def _away(self) -> None:
+        if clock.monotonic() >= self._away_until:
+            log.warning("Redis is away: API keys are checked with bcrypt for %.0f s", self.AWAY_SECONDS)
+        self._away_until = clock.monotonic() + self.AWAY_SECONDS
+
+
+#: The label under which the digest key is derived from the secret key: digests of API keys
+#: cannot be made, or matched, by any other use of the secret key.
+_DIGEST_LABEL = b"faktry:api-key-digest:v1"
+
+
+class KeyChecker:
+    """What a process needs to check API keys cheaply: a keyed HMAC of presented keys, an
+    in-process `KeyCache` in front of the shared `VerifiedKeys` (None when
+    ``api_key_verified_seconds`` is 0), and bcrypt behind both.
+
+    Both memories hold one fact only: "the key whose HMAC is D is key K". That fact never
+    changes (a key's hash is never replaced), so neither memory is ever invalidated for
+    correctness. Whether key K may still be used is not remembered anywhere: every request
+    reads it from the key row (`authenticate_key`), one indexed read on the connection the
+    request uses anyway. That is why a revoked key, or a key of a deleted account, or one
+    revoked by hand in SQL, is refused on the very next request in every process, with no
+    message that could be lost or arrive late, and why losing Redis (flushed, away, restored
+    from an old snapshot) can cost bcrypt checks but never accept a key the database refuses.
+    A hot key costs no Redis call for ``api_key_cache_seconds`` and no bcrypt for
+    ``api_key_verified_seconds``. Revoking removes the key's Redis entries (`forget`) and a
+    refused key's entries are dropped where they are noticed, so they do not outlive the key.
+
+    The digest is an HMAC-SHA256 under a key derived from the server's secret key, never a
+    plain hash: Redis holds nothing that could be checked against a guessed key without the
+    secret key.
+    """
+
+    def __init__(self, secret_key: str, local: KeyCache, shared: VerifiedKeys | None = None) -> None:
+        if not secret_key:
+            raise ValueError("API key digests need a secret key")
+        self._hmac_key = hmac.new(secret_key.encode(), _DIGEST_LABEL, hashlib.sha256).digest()
+        self.local = local
+        self.shared = shared
+
+    @classmethod
+    def from_settings(cls, settings: Settings, local: KeyCache, redis: Any) -> KeyChecker:
+        shared = None
+        if settings.api_key_verified_seconds > 0:
+            shared = VerifiedKeys(redis, settings.redis_namespace, settings.api_key_verified_seconds)
+        return cls(settings.secret_key, local, shared)
+
+    def digest(self, presented: str) -> bytes:
+        return hmac.new(self._hmac_key, presented.encode(), hashlib.sha256).digest()
+
+    def forget(self, key_id: str) -> None:
+        """Drop what Redis remembers of a key (after its revocation has committed)."""
+        if self.shared is not None:
+            self.shared.forget(key_id)
+
+
+_KEY_STATE = (
+    select(ApiKey.tenant_id, ApiKey.user_id, ApiKey.revoked_at, ApiKey.last_used_at, User.is_staff)
+    .outerjoin(User, User.id == ApiKey.user_id)
+    .where(ApiKey.id == bindparam("key_id"))
+)
+
 
 def authenticate_key(
-    session: Session, presented: str, cache: KeyCache, *, before_hashing: Callable[[], None] | None = None
-) -> tuple[ApiKey, User | None]:
-    """The active key matching ``presented``, or `Unauthorized` (one message for every cause).
+    session: Session,
+    presented: str,
+    keys: KeyChecker,
+    *,
+    before_hashing: Callable[[], None] | None = None,
+) -> Principal:
+    """Who the active key ``presented`` acts for, or `Unauthorized` (one message for every cause).
+
+    Which key it is comes from this process's memory, else from Redis, else from bcrypt
+    against the active keys with the same visible prefix (a revoked or deleted key never
+    costs a bcrypt). Whether that key is active always comes from its row, read here on
+    every request (see `KeyChecker`). ``last_used_at`` is written at most once a minute per
+    key, in the request's transaction.
 
     ``before_hashing`` ends the caller's transaction before bcrypt runs: on SQLite an open
     transaction holds the database's write lock, and bcrypt takes a quarter of a second."""
@@ -210,30 +350,57 @@ def authenticate_key(
         or len(presented) != len(KEY_PREFIX) + VISIBLE_CHARS + SECRET_CHARS
     ):
         raise denied
-    digest = hashlib.sha256(presented.encode()).digest()
-    key: ApiKey | None = None
-    cached_id = cache.get(digest)
-    if cached_id is not None:
-        key = session.get(ApiKey, cached_id)
-    else:
-        prefix = presented[: len(KEY_PREFIX) + VISIBLE_CHARS]
-        candidates = [
-            (k.id, k.key_hash) for k in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix))
-        ]
-        if before_hashing is not None:
-            before_hashing()
-        for key_id, key_hash in candidates:
-            if check_secret(presented, key_hash):
-                key = session.get(ApiKey, key_id)  # read again: it may have been revoked meanwhile
-                cache.put(digest, key_id)
-                break
-    if key is None or key.revoked_at is not None:
+    digest = keys.digest(presented)
+    key_id = keys.local.get(digest)
+    remembered = key_id is not None
+    if key_id is None and keys.shared is not None:
+        key_id = keys.shared.get(digest)
+    from_redis = not remembered and key_id is not None
+    if key_id is None:
+        key_id = _match_with_bcrypt(session, presented, before_hashing)
+        if key_id is None:
+            raise denied
+    state = session.connection().execute(_KEY_STATE, {"key_id": key_id}).first()
+    if state is None or state.revoked_at is not None:
+        if remembered or from_redis:
+            keys.local.drop(digest)
+            keys.forget(key_id)
         raise denied
+    if not remembered:
+        keys.local.put(digest, key_id)
+        if not from_redis and keys.shared is not None:
+            keys.shared.put(digest, key_id)
     now = clock.now()
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
-        key.last_used_at = now
-    user = session.get(User, key.user_id) if key.user_id else None
-    return key, user
+    if state.last_used_at is None or now - state.last_used_at > LAST_USED_RESOLUTION:
+        key = session.get(ApiKey, key_id)
+        if key is not None:
+            key.last_used_at = now
+            session.flush()  # written now, committed with the request
+    return Principal(
+        tenant_id=state.tenant_id,
+        user_id=state.user_id,
+        is_staff=bool(state.is_staff),
+        via="api_key",
+        api_key_id=key_id,
+    )
+
+
+def _match_with_bcrypt(
+    session: Session, presented: str, before_hashing: Callable[[], None] | None
+) -> str | None:
+    """The id of the active key whose bcrypt hash matches ``presented``, or None."""
+    prefix = presented[: len(KEY_PREFIX) + VISIBLE_CHARS]
+    candidates = session.execute(
+        select(ApiKey.id, ApiKey.key_hash).where(ApiKey.prefix == prefix, ApiKey.revoked_at.is_(None))
+    ).all()
+    if not candidates:
+        return None
+    if before_hashing is not None:
+        before_hashing()
+    for key_id, key_hash in candidates:
+        if check_secret(presented, key_hash):
+            return str(key_id)
+    return None
 
 
 def authenticate_password(

@@ -13,7 +13,7 @@ from typing import Any, TypeVar, cast
 from flask import current_app, g, request, session
 
 from faktry.errors import Forbidden, Unauthorized
-from faktry.tenancy import KeyCache, Principal, User, authenticate_key, constant_time_equal
+from faktry.tenancy import KeyChecker, Principal, User, authenticate_key, constant_time_equal
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -24,6 +24,18 @@ def db() -> Any:
     if "db" not in g:
         g.db = current_app.extensions["faktry"].sessions()
     return g.db
+
+
+def key_checker() -> KeyChecker:
+    """This app's API key checker: its in-process key cache, its Redis, its secret key.
+    Made on first use from what `create_app` built, then kept with the app."""
+    extensions = current_app.extensions
+    checker = extensions.get("faktry.key_checker")
+    if checker is None:
+        services = extensions["faktry"]
+        made = KeyChecker.from_settings(services.settings, services.key_cache, services.redis)
+        checker = extensions.setdefault("faktry.key_checker", made)
+    return cast(KeyChecker, checker)
 
 
 def csrf_token() -> str:
@@ -53,15 +65,7 @@ def _resolve() -> Principal:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthorized("use 'Authorization: Bearer <API key>'", code="invalid_api_key")
-        cache: KeyCache = current_app.extensions["faktry"].key_cache
-        key, user = authenticate_key(sess, presented.strip(), cache, before_hashing=sess.commit)
-        return Principal(
-            tenant_id=key.tenant_id,
-            user_id=key.user_id,
-            is_staff=bool(user and user.is_staff),
-            via="api_key",
-            api_key_id=key.id,
-        )
+        return authenticate_key(sess, presented.strip(), key_checker(), before_hashing=sess.commit)
     if session.get("user_id"):
         user = session_user(sess)
         if user is None:

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.slow
         ("bench.submit_load", "ratio healthz/submit"),
         ("bench.fairness", "ratio FIFO / fair"),
         ("bench.admission_scale", "ratio 10,000/10"),
+        ("bench.key_checks", "ratio off/on"),
     ],
 )
 def test_a_benchmark_quick_mode_runs_and_prints_its_ratio(module, expect):

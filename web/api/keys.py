@@ -11,7 +11,7 @@ from faktry.errors import ValidationError
 from faktry.tenancy import ApiKey, create_api_key, revoke_api_key
 from web import services
 from web.api import blueprint
-from web.auth import authenticated, db, principal
+from web.auth import authenticated, db, key_checker, principal
 
 
 def key_to_dict(key: ApiKey) -> dict[str, Any]:
@@ -67,4 +67,7 @@ def revoke_key(key_id: str) -> Any:
     sess = db()
     key = revoke_api_key(sess, key_id)
     sess.commit()
+    # The row refuses the key from now on, in every process; this removes what Redis
+    # remembers of it (and never fails: Redis may be away).
+    key_checker().forget(key.id)
     return key_to_dict(key)
