@@ -13,6 +13,7 @@ tenant's rows are invisible, exactly like rows that do not exist.
 from __future__ import annotations
 
 import secrets
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -100,9 +101,33 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        # Every transaction takes the write lock up front: SQLite has no row locks, and a
-        # deferred transaction that later writes fails with SQLITE_BUSY instead of waiting.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # A transaction that may write takes the write lock up front: SQLite has no row
+        # locks, and a deferred transaction that later writes fails with SQLITE_BUSY instead
+        # of waiting. One that only reads (see `read_only`) takes no lock at all: in WAL
+        # mode it reads a snapshot beside the writer.
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+#: The execution option (and session info key) of a transaction that only reads.
+READ_ONLY = "faktry_read_only"
+
+
+def read_only(factory: sessionmaker[Session]) -> Session:
+    """A session that only reads: on SQLite its transactions take no write lock. A write it
+    makes anyway still works, at the risk of a busy error under load."""
+    engine = factory.kw["bind"]
+    reading = _reading.get(engine)
+    if reading is None:
+        reading = _reading[engine] = engine.execution_options(**{READ_ONLY: True})
+    session = factory(bind=reading)
+    session.info[READ_ONLY] = True
+    return session
+
+
+_reading: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

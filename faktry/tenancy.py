@@ -25,12 +25,12 @@ from typing import Any
 
 import bcrypt
 from redis import exceptions as redis_errors
-from sqlalchemy import Boolean, ForeignKey, String, bindparam, select
+from sqlalchemy import Boolean, Engine, ForeignKey, String, bindparam, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from faktry import clock
 from faktry.config import Settings
-from faktry.db import Base, TenantOwned, new_id
+from faktry.db import READ_ONLY, Base, TenantOwned, new_id
 from faktry.errors import NotFound, Unauthorized, ValidationError
 
 KEY_PREFIX = "fk_live_"
@@ -372,10 +372,18 @@ def authenticate_key(
             keys.shared.put(digest, key_id)
     now = clock.now()
     if state.last_used_at is None or now - state.last_used_at > LAST_USED_RESOLUTION:
-        key = session.get(ApiKey, key_id)
-        if key is not None:
-            key.last_used_at = now
-            session.flush()  # written now, committed with the request
+        if session.info.get(READ_ONLY):
+            # A read-only request writes its stamp in a short transaction of its own.
+            bind = session.get_bind()
+            engine = bind if isinstance(bind, Engine) else bind.engine
+            with engine.connect().execution_options(**{READ_ONLY: False}) as own:
+                own.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+                own.commit()
+        else:
+            key = session.get(ApiKey, key_id)
+            if key is not None:
+                key.last_used_at = now
+                session.flush()  # written now, committed with the request
     return Principal(
         tenant_id=state.tenant_id,
         user_id=state.user_id,

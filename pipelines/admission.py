@@ -45,8 +45,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from sqlalchemy import select
 
 from pipelines import presence
+from quotas.limits import TierCache, TierLimits
 from quotas.ratelimit import now_us
 
 #: How many capped tenants an ordinary pump looks at again, those looked at longest ago
@@ -225,8 +227,22 @@ class Admission:
         }
 
     def offer(self, queue: str, tenant_id: str, job_id: str, *, weight: int, cap: int) -> None:
+        self.offer_many([(queue, tenant_id, job_id, weight, cap)])
+
+    def offer_many(self, offers: Sequence[tuple[str, str, str, int, int]]) -> None:
+        """Offer ``(queue, tenant, job, weight, cap)`` items in one round trip."""
+        if len(offers) == 1:  # one round trip; a pipeline would first ask whether the script is loaded
+            self._offer_one(self.client, *offers[0])
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for queue, tenant_id, job_id, weight, cap in offers:
+            self._offer_one(pipe, queue, tenant_id, job_id, weight, cap)
+        pipe.execute()
+
+    def _offer_one(self, client: Any, queue: str, tenant_id: str, job_id: str, weight: int, cap: int) -> None:
         k = self._keys(queue)
         self._offer(
+            client=client,
             keys=[
                 k["tenants"],
                 k["weights"],
@@ -372,29 +388,52 @@ class AdmittingSender:
     what fits. Everything that dispatches a new job goes through here: submits, replays
     and the reconciler."""
 
-    def __init__(self, broker_sender: Any, admission: Admission, sessions: Any, queues: list[str]) -> None:
+    def __init__(
+        self, broker_sender: Any, admission: Admission, sessions: Any, queues: list[str], tiers: Any = None
+    ) -> None:
         self.broker_sender = broker_sender
         self.admission = admission
         self.sessions = sessions
         self.queues = queues
+        self.tiers = tiers if tiers is not None else TierCache()
 
     def send(self, queue: str, job_id: str) -> None:
+        """Offer a job known by its id alone (the reconciler's resends)."""
         from faktry.db import transaction
-        from faktry.tenancy import Tenant
         from pipelines.models import Job
-        from quotas.limits import tier_limits
 
         with transaction(self.sessions) as session:
-            job = session.get(Job, job_id)
-            if job is None:
-                return
-            tenant_id = job.tenant_id
-            tenant = session.get(Tenant, tenant_id)
-            limits = tier_limits(session, tenant.tier if tenant else "free")
-        self.admission.offer(
-            queue, tenant_id, job_id, weight=limits.scheduling_weight, cap=limits.max_concurrent_jobs
+            tenant_id = session.scalar(select(Job.tenant_id).where(Job.id == job_id))
+        if tenant_id is not None:
+            self.send_jobs([(queue, job_id, tenant_id)])
+
+    def send_jobs(self, jobs: Sequence[tuple[str, str, str]]) -> None:
+        """Offer committed ``(queue, job id, tenant id)`` jobs in one round trip, then admit
+        what fits on each queue they went to. Tier limits come from the tier cache."""
+        limits = {tenant_id: self._limits(tenant_id) for _, _, tenant_id in jobs}
+        self.admission.offer_many(
+            [
+                (
+                    queue,
+                    tenant_id,
+                    job_id,
+                    limits[tenant_id].scheduling_weight,
+                    limits[tenant_id].max_concurrent_jobs,
+                )
+                for queue, job_id, tenant_id in jobs
+            ]
         )
-        self.pump(queue)
+        for queue in dict.fromkeys(queue for queue, _, _ in jobs):
+            self.pump(queue)
+
+    def _limits(self, tenant_id: str) -> TierLimits:
+        from faktry.db import transaction
+
+        cached = self.tiers.cached(tenant_id)
+        if cached is not None:
+            return cached
+        with transaction(self.sessions) as session:
+            return self.tiers.limits(session, tenant_id)
 
     def pump(self, queue: str) -> int:
         return self._send(queue, self.admission.admit(queue))

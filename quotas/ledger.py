@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from faktry import clock
+from faktry.db import new_id
 from faktry.errors import FaktryError, NotFound, ValidationError
 from faktry.tenancy import Tenant
 from quotas.models import MILLI, Account, CreditLot, Hold, HoldAllocation, LedgerEntry
@@ -269,6 +270,14 @@ def balances(session: Session, tenant_ids: Sequence[str]) -> dict[str, Balance]:
 def hold(session: Session, tenant_id: str, job_id: str, amount: int) -> Hold:
     """Reserve ``amount`` for a job from the lots that expire first, or raise
     `InsufficientCredits` / `AccountInDebt` having changed nothing."""
+    [record] = hold_many(session, tenant_id, [(job_id, amount)])
+    return record
+
+
+def hold_many(session: Session, tenant_id: str, wanted: Sequence[tuple[str, int]]) -> list[Hold]:
+    """Reserve each ``(job id, amount)`` from the lots that expire first, every job with a
+    hold of its own, in a fixed number of statements however many jobs: all of them, or
+    (`InsufficientCredits` for the total, `AccountInDebt`) none."""
     account = lock_account(session, tenant_id)
     if account.debt > 0:
         raise AccountInDebt(
@@ -276,43 +285,54 @@ def hold(session: Session, tenant_id: str, job_id: str, amount: int) -> Hold:
             details={"debt": account.debt},
         )
     now = clock.now()
-    lots = list(
-        session.scalars(
-            select(CreditLot)
-            .where(CreditLot.tenant_id == tenant_id, CreditLot.remaining > 0, CreditLot.expires_at > now)
-            .order_by(CreditLot.expires_at, CreditLot.id)
-            .execution_options(populate_existing=True)
-        )
-    )
+    lots = session.execute(
+        select(CreditLot.id, CreditLot.remaining)
+        .where(CreditLot.tenant_id == tenant_id, CreditLot.remaining > 0, CreditLot.expires_at > now)
+        .order_by(CreditLot.expires_at, CreditLot.id)
+    ).all()
     available = sum(lot.remaining for lot in lots)
-    if available < amount:
+    total = sum(amount for _, amount in wanted)
+    if available < total:
         raise InsufficientCredits(
-            f"this job costs {amount} millicredits and {available} are available",
-            details={"price": amount, "available": available},
+            f"this costs {total} millicredits and {available} are available",
+            details={"price": total, "available": available},
         )
-    record = Hold(tenant_id=tenant_id, job_id=job_id, amount=amount)
-    session.add(record)
+    records = [
+        Hold(id=new_id("hld"), tenant_id=tenant_id, job_id=job_id, amount=amount) for job_id, amount in wanted
+    ]
+    session.add_all(records)
     session.flush()
-    left = amount
-    for lot in lots:
-        if left == 0:
-            break
-        take = min(lot.remaining, left)
-        _move(session, lot.id, remaining=-take, held=take)
-        session.add(HoldAllocation(hold_id=record.id, lot_id=lot.id, amount=take))
-        _entry(
-            session,
-            tenant_id,
-            "hold",
-            f"hold:{job_id}:{lot.id}",
-            available=-take,
-            held=take,
-            lot_id=lot.id,
-            job_id=job_id,
-        )
-        left -= take
-    session.flush()
-    return record
+    left = {lot.id: lot.remaining for lot in lots}
+    taken: dict[str, int] = {}
+    allocations: list[dict[str, object]] = []
+    entries: list[dict[str, object]] = []
+    order = [lot.id for lot in lots]
+    cursor = 0
+    for record in records:
+        need = record.amount
+        while need > 0:
+            lot_id = order[cursor]
+            take = min(left[lot_id], need)
+            if take == 0:
+                cursor += 1
+                continue
+            left[lot_id] -= take
+            taken[lot_id] = taken.get(lot_id, 0) + take
+            need -= take
+            allocations.append({"hold_id": record.id, "lot_id": lot_id, "amount": take})
+            entries.append(
+                {
+                    "id": new_id("txn"), "tenant_id": tenant_id, "kind": "hold",
+                    "idempotency_key": f"hold:{record.job_id}:{lot_id}", "available": -take, "held": take,
+                    "debt": 0, "lot_id": lot_id, "job_id": record.job_id, "memo": "", "created_at": now,
+                }
+            )  # fmt: skip
+    for lot_id, take in taken.items():
+        _move(session, lot_id, remaining=-take, held=take)
+    if allocations:
+        session.execute(insert(HoldAllocation), allocations)
+        session.execute(insert(LedgerEntry), entries)
+    return records
 
 
 @dataclass(frozen=True)

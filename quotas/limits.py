@@ -101,12 +101,17 @@ class TierCache:
         self._lock = threading.Lock()
         self._tenants: dict[str, tuple[float, TierLimits]] = {}
 
-    def limits(self, session: Session, tenant_id: str) -> TierLimits:
-        now = time.monotonic()
+    def cached(self, tenant_id: str) -> TierLimits | None:
+        """The tenant's limits if this process knows them still, without a query."""
         with self._lock:
             cached = self._tenants.get(tenant_id)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        return cached[1] if cached is not None and cached[0] > time.monotonic() else None
+
+    def limits(self, session: Session, tenant_id: str) -> TierLimits:
+        found = self.cached(tenant_id)
+        if found is not None:
+            return found
+        now = time.monotonic()
         from faktry.tenancy import Tenant  # the kernel's table; imported here to keep quotas light
 
         tier = session.scalar(select(Tenant.tier).where(Tenant.id == tenant_id))

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request, session
 
+from faktry.db import read_only
 from faktry.errors import Forbidden, Unauthorized
 from faktry.tenancy import KeyChecker, Principal, User, authenticate_key, constant_time_equal
 
@@ -22,7 +23,9 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def db() -> Any:
     """The request's session (scoped to the caller's tenant once authenticated)."""
     if "db" not in g:
-        g.db = current_app.extensions["faktry"].sessions()
+        sessions = current_app.extensions["faktry"].sessions
+        # A request that only reads takes no write lock on SQLite.
+        g.db = read_only(sessions) if request.method in SAFE_METHODS else sessions()
     return g.db
 
 

@@ -863,6 +863,66 @@ def _jobs_paths() -> Schema:
                 operation_id="listJobs",
             ),
         },
+        "/v1/jobs/batch": {
+            "post": _op(
+                "Submit up to 1,000 jobs at once: all of them, or none",
+                {
+                    "202": _json(
+                        {
+                            "type": "object",
+                            "required": ["object", "data"],
+                            "properties": {
+                                "object": {"const": "list"},
+                                "data": {"type": "array", "items": _ref("Job")},
+                            },
+                        },
+                        "Every job accepted and queued, in the order sent, each with its own hold (or, "
+                        "for a repeated `Idempotency-Key`, the jobs it made).",
+                    ),
+                    "402": _error_response(
+                        "Not enough credits for the batch's total, or an account in debt; nothing was "
+                        "held (`insufficient_credits`, `account_in_debt`)."
+                    ),
+                    "422": _error_response(
+                        "A malformed batch, or one or more refused jobs (`batch_refused`, with `items`: "
+                        "each refused job's `index`, `field`, `code` and `message`); nothing was "
+                        "submitted."
+                    ),
+                    "429": {
+                        **_error_response("Over the tier's submit rate; a batch spends one per job."),
+                        "headers": {
+                            "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}
+                        },
+                    },
+                },
+                tag="jobs",
+                write=True,
+                params=[
+                    _param(
+                        "Idempotency-Key",
+                        "header",
+                        {"type": "string", "minLength": 1, "maxLength": 180},
+                        "Repeat a batch safely: the same key and body return the same jobs.",
+                    )
+                ],
+                body=_json_body(
+                    {
+                        "type": "object",
+                        "required": ["jobs"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "jobs": {
+                                "type": "array",
+                                "minItems": 1,
+                                "maxItems": 1000,
+                                "items": _ref("JobSubmission"),
+                            }
+                        },
+                    }
+                ),
+                operation_id="submitJobBatch",
+            ),
+        },
         "/v1/jobs/quote": {
             "post": _op(
                 "Price a job without submitting it",

@@ -104,6 +104,9 @@ class WakeUpHub:
             queues = sorted(q for q, events in self._events.items() if events)
         for queue in queues:
             self.beat(queue)
+            # Maintenance may have put a dead worker's messages back on the queue, and
+            # nothing publishes that: let its consumers look once.
+            self.wake(queue)
 
     def _run(self) -> None:
         failures = 0

@@ -54,11 +54,43 @@ def announce(job: Job) -> None:
     """Count and dispatch a job that was just committed. Never raises: the job and its hold
     are in the database, so answering an error would invite a second submit. A job that
     could not be sent is sent by the scheduler's reconciler."""
+    announce_all([job])
+
+
+def announce_all(made: list[Job]) -> None:
     svc = services()
-    with best_effort("job %s: not counted as created", job.id):
-        svc.metrics.job_created(job.type)
-    with best_effort("job %s: not sent; the reconciler will send it", job.id):
-        jobs.dispatch(svc.sender, [job])
+    with best_effort("%d job(s): not counted as created", len(made)):
+        for job in made:
+            svc.metrics.job_created(job.type)
+    with best_effort("%d job(s): not sent; the reconciler will send them", len(made)):
+        jobs.dispatch(svc.sender, made)
+
+
+@blueprint.post("/jobs/batch")
+@authenticated
+def submit_batch() -> Any:
+    """Up to 1,000 jobs in one request and one transaction: all of them, or none."""
+    sess = db()
+    body = _json_body()
+    items = jobs.batch_items(body)  # the shape first: a malformed batch spends no rate
+    _rate_limit(sess, cost=len(items))
+    for item in items:
+        if isinstance(item, dict):
+            _moderate(sess, item)
+    batch = jobs.submit_batch(
+        sess,
+        tenant_id=principal().tenant_id,
+        body=body,
+        idempotency_key=request.headers.get("Idempotency-Key"),
+        policy=services().policy,
+    )
+    answer = {"object": "list", "data": [jobs.to_dict(job, []) for job in batch.jobs]}
+    if not batch.created:  # a replay: the jobs as they stand now
+        answer["data"] = [jobs.to_dict(job, jobs.outputs_of(sess, job)) for job in batch.jobs]
+    sess.commit()
+    if batch.created:
+        announce_all(batch.jobs)
+    return answer, 202
 
 
 def _moderate(sess: Any, body: Any) -> None:
@@ -82,16 +114,20 @@ def _moderate(sess: Any, body: Any) -> None:
     moderation.screen(svc.moderator, texts, record=record)
 
 
-def _rate_limit(sess: Any) -> None:
+def _rate_limit(sess: Any, cost: int = 1) -> None:
     """The tier's submit rate, shared by every web process through Redis (unchecked while
-    Redis is away)."""
+    Redis is away). A batch spends a token per job, at most a full bucket (a minute's
+    worth), so a batch larger than the tier's rate waits for a full bucket, not forever."""
     who = principal()
     limits = services().policy.tiers.limits(sess, who.tenant_id)
     wait = None
+    cost = max(1, min(cost, limits.submits_per_minute))
     # Redis is a fast path here: the job and its hold go to the database and the reconciler
     # sends it once Redis is back, so a limit that cannot be checked lets the submit through.
     with without("redis", "tenant %s: submit rate not checked", who.tenant_id):
-        wait = services().ratelimiter.hit(f"submit:{who.tenant_id}", per_minute=limits.submits_per_minute)
+        wait = services().ratelimiter.hit(
+            f"submit:{who.tenant_id}", per_minute=limits.submits_per_minute, cost=cost
+        )
     if wait is not None:
         raise RateLimited(
             f"the {limits.name} tier submits at most {limits.submits_per_minute} jobs a minute",
