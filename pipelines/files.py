@@ -7,7 +7,6 @@ does it go to storage under a key the server chose.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,16 +30,6 @@ from quotas.limits import (
 )
 from storage.interface import Storage
 from storage.models import File
-
-
-def sha256_of(path: Path) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
 
 
 def upload_key(tenant_id: str, file_id: str, ext: str) -> str:
@@ -68,13 +57,17 @@ def ingest_upload(
     that concurrent uploads see it."""
     sniffed, info = detect.inspect(staged, timeout=probe_timeout, max_image_pixels=max_image_pixels)
     check_duration(limits, info.duration)
-    sha, size = sha256_of(staged)
+    size = staged.stat().st_size
     with transaction(sessions) as reserving:
         reservation = reserve_storage(reserving, tenant_id, size, limits.storage_quota_bytes).id
     file_id = new_id("fil")
     key = upload_key(tenant_id, file_id, sniffed.ext)
     try:
-        storage.put_file(key, staged, content_type=sniffed.content_type)
+        # Hashed while it is copied into storage: the upload is read once.
+        kept = storage.store_file(key, staged, content_type=sniffed.content_type)
+        if kept.size != size:  # the staged file is ours alone; this is a bug, not bad input
+            storage.delete(key)
+            raise RuntimeError("the staged upload changed while it was stored")
     except BaseException:
         with transaction(sessions) as undo:
             cancel_reservation(undo, reservation)
@@ -89,7 +82,7 @@ def ingest_upload(
             total_size=size,
             content_type=sniffed.content_type,
             kind=sniffed.kind,
-            sha256=sha,
+            sha256=kept.sha256,
             media=info.to_dict(),
             filename=_display_name(filename),
         )

@@ -36,7 +36,7 @@ from faktry import clock, logs
 from faktry.config import Settings
 from faktry.db import is_unavailable, transaction
 from faktry.errors import Canceled, FaktryError
-from pipelines import files, jobtypes, lifecycle, tempfiles
+from pipelines import jobtypes, lifecycle, tempfiles
 from pipelines.media import detect
 from pipelines.metrics import Metrics
 from pipelines.models import CANCELED, FAILED, QUEUED, SUCCEEDED, Job, JobOutput
@@ -583,25 +583,26 @@ class _Stored:
 
 
 def _store_outputs(ctx: Context, c: Claim, outputs: list[Output]) -> list[_Stored]:
+    """Describe each output file, then move it into storage, which hashes it on the way: the
+    file is read once for its bytes (ffprobe reads only what it needs to describe it)."""
     stored: list[_Stored] = []
     for output in outputs:
         rows: list[File] = []
         for rel in output.paths:
             path = output.root / rel
-            content_type, kind, media = _describe(path, ctx.settings)
-            sha, size = files.sha256_of(path)
+            content_type, kind, media = _describe(output, rel, ctx.settings)
             key = attempt_prefix(c) + f"{output.name}/{rel}"
-            ctx.storage.put_file(key, path, content_type=content_type)
+            kept = ctx.storage.store_file(key, path, content_type=content_type, move=True)
             rows.append(
                 File(
                     tenant_id=c.tenant_id,
                     origin="output",
                     storage_key=key,
-                    size=size,
-                    total_size=size,
+                    size=kept.size,
+                    total_size=kept.size,
                     content_type=content_type,
                     kind=kind,
-                    sha256=sha,
+                    sha256=kept.sha256,
                     media=media,
                     filename=Path(rel).name,
                     job_id=c.job_id,
@@ -618,10 +619,16 @@ _BY_SUFFIX = {
 }
 
 
-def _describe(path: Path, settings: Settings) -> tuple[str, str, dict[str, Any]]:
-    known = _BY_SUFFIX.get(path.suffix)
-    if known is not None:  # members of an output the server wrote itself
-        return known[0], known[1], {}
+def _describe(output: Output, rel: str, settings: Settings) -> tuple[str, str, dict[str, Any]]:
+    """The content type, kind and media facts of an output's file: what the step that wrote
+    it knows (`Output.known`), else found by sniffing and probing it."""
+    known = output.known.get(rel)
+    if known is not None:
+        return known.content_type, known.kind, known.media
+    path = output.root / rel
+    by_suffix = _BY_SUFFIX.get(path.suffix)
+    if by_suffix is not None:  # members of an output the server wrote itself
+        return by_suffix[0], by_suffix[1], {}
     sniffed, info = detect.inspect(
         path, timeout=settings.probe_timeout, max_image_pixels=settings.max_image_pixels
     )

@@ -14,9 +14,11 @@ Errors callers must handle:
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO, Protocol
@@ -86,6 +88,35 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+@dataclass(frozen=True)
+class Stored:
+    """What `Storage.store_file` stored: the object's size in bytes and its SHA-256 (hex)."""
+
+    size: int
+    sha256: str
+
+
+class HashingReader:
+    """A read-only view of a stream that hashes (SHA-256) and counts the bytes read through it.
+
+    It has no `seek`, so a reader such as s3transfer reads each byte exactly once and in order.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+        self._digest = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self._stream.read(size)
+        self._digest.update(data)
+        self.size += len(data)
+        return data
+
+    def stored(self) -> Stored:
+        return Stored(self.size, self._digest.hexdigest())
+
+
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
@@ -151,6 +182,22 @@ class Storage(Protocol):
         Atomic from a reader's view: a concurrent reader sees the old object, or none, or the
         whole new one, never a partial write. `content_type` is recorded where the backend can
         (S3); local storage ignores it. A missing `path` raises `FileNotFoundError`.
+        """
+        ...
+
+    def store_file(
+        self, key: str, path: Path, *, content_type: str | None = None, move: bool = False
+    ) -> Stored:
+        """Store the local file at `path` under `key` as `put_file` does, and return its size
+        and SHA-256. The file is read once: the hash comes from the read that copies or uploads
+        it, or, where local storage renames the file instead, from one read just before the
+        rename (a freshly written file is still in the page cache then).
+
+        With `move`, the caller gives the file away: on success `path` no longer exists. Local
+        storage renames the file into place when `path` is a plain file on the storage's
+        filesystem (no copy), else copies it and removes `path`; S3 uploads it and removes
+        `path`. On failure, and without `move`, `path` is left as it was.
+        Same atomicity as `put_file`; a missing `path` raises `FileNotFoundError`.
         """
         ...
 

@@ -12,11 +12,17 @@ must fit the filesystem's name limit (usually 255 bytes).
 
 `delete_prefix` also removes in-flight temporary files under the prefix (and those left by a
 crashed writer); a write racing it then fails with `FileNotFoundError`.
+
+`store_file(..., move=True)` renames a plain file into place when it is on the root's
+filesystem: it reads the file once for its SHA-256 (just written, it is still in the page
+cache), flushes it to disk and renames it, so its bytes are never copied. Elsewhere it copies
+the file, hashing while copying, and removes it.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import secrets
 import shutil
@@ -27,7 +33,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 from faktry.errors import TransientError
-from storage.interface import CHUNK_SIZE, Chunks, ObjectNotFound, check_key, check_prefix
+from storage.interface import (
+    CHUNK_SIZE,
+    Chunks,
+    HashingReader,
+    ObjectNotFound,
+    Stored,
+    check_key,
+    check_prefix,
+)
 
 _TEMP_MARK = "\\"
 _COPY_CHUNK = 1 << 20
@@ -92,11 +106,68 @@ class LocalStorage:
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> None:
         check_key(key)
         with open(path, "rb") as src:
-            self._write_atomically(key, lambda out: _copy(src, out))
+            self._write_atomically(key, lambda out: _copy(src.read, out))
+
+    def store_file(
+        self, key: str, path: Path, *, content_type: str | None = None, move: bool = False
+    ) -> Stored:
+        check_key(key)
+        if move:
+            renamed = self._rename_into(key, Path(path))
+            if renamed is not None:
+                return renamed
+        with open(path, "rb") as src:
+            hashing = HashingReader(src)
+            self._write_atomically(key, lambda out: _copy(hashing.read, out))
+        if move:
+            os.unlink(path)
+        return hashing.stored()
+
+    def _rename_into(self, key: str, src: Path) -> Stored | None:
+        """Hash `src`, flush it to disk and rename it to `key`'s path; None when it is not a
+        plain file of its own on the root's filesystem (the caller copies it instead)."""
+        dest = self._path(key)
+        if not stat.S_ISREG(os.lstat(src).st_mode):
+            return None  # a symlink's target is copied, never moved into the store
+        with open(src, "rb") as f:
+            info = os.fstat(f.fileno())
+            if info.st_nlink != 1:
+                return None  # another name shares these bytes and could change them later
+            self._make_parent(key, dest)
+            if os.stat(dest.parent).st_dev != info.st_dev:
+                return None
+            digest = hashlib.file_digest(f, "sha256")
+            size = f.tell()
+            # As for copies: without it a crash soon after the rename can leave an empty file.
+            os.fsync(f.fileno())
+        for attempt in range(_MKDIR_ATTEMPTS):
+            try:
+                os.replace(src, dest)
+                return Stored(size, digest.hexdigest())
+            except FileNotFoundError:
+                # A concurrent delete pruned the directory; `src` itself missing is the caller's.
+                if attempt == _MKDIR_ATTEMPTS - 1 or not os.path.lexists(src):
+                    raise
+                self._make_parent(key, dest)
+            except IsADirectoryError as e:
+                raise ValueError(f"storage key {key!r} is a directory of other objects") from e
+            except NotADirectoryError as e:
+                raise ValueError(f"storage key {key!r} clashes with an existing object's path") from e
+            except OSError as e:
+                if e.errno == errno.EXDEV:  # one device number, two mounts (a bind mount)
+                    return None
+                raise
+        raise AssertionError("unreachable")
+
+    def _make_parent(self, key: str, dest: Path) -> None:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise ValueError(f"storage key {key!r} clashes with an existing object's path") from e
 
     def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> int:
         check_key(key)
-        return self._write_atomically(key, lambda out: _copy(stream, out))
+        return self._write_atomically(key, lambda out: _copy(stream.read, out))
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -223,9 +294,9 @@ class LocalStorage:
             raise TransientError("local storage root is not writable")
 
 
-def _copy(src: BinaryIO, out: BinaryIO) -> int:
+def _copy(read: Callable[[int], bytes], out: BinaryIO) -> int:
     written = 0
-    while chunk := src.read(_COPY_CHUNK):
+    while chunk := read(_COPY_CHUNK):
         out.write(chunk)
         written += len(chunk)
     return written

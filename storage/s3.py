@@ -29,7 +29,15 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 from botocore.exceptions import ValidationError as BotoValidationError
 
 from faktry.errors import TransientError
-from storage.interface import CHUNK_SIZE, Chunks, ObjectNotFound, check_key, check_prefix
+from storage.interface import (
+    CHUNK_SIZE,
+    Chunks,
+    HashingReader,
+    ObjectNotFound,
+    Stored,
+    check_key,
+    check_prefix,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -153,6 +161,26 @@ class S3Storage:
             self.client.upload_file(
                 str(path), self.bucket, full, ExtraArgs=_extra(content_type), Config=self._transfer
             )
+
+    def store_file(
+        self, key: str, path: Path, *, content_type: str | None = None, move: bool = False
+    ) -> Stored:
+        full = self._full(key)
+        with open(path, "rb") as f:
+            # Not seekable, so s3transfer reads the file once, in order, and the hash follows
+            # it (a seekable file would be read in parts by several threads).
+            hashing = HashingReader(f)
+            with _translated(key):
+                self.client.upload_fileobj(
+                    cast(IO[Any], hashing),
+                    self.bucket,
+                    full,
+                    ExtraArgs=_extra(content_type),
+                    Config=self._transfer,
+                )
+        if move:
+            os.unlink(path)
+        return hashing.stored()
 
     def put_stream(self, key: str, stream: BinaryIO, *, content_type: str | None = None) -> int:
         full = self._full(key)

@@ -44,8 +44,8 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
@@ -155,6 +155,19 @@ class MediaInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> MediaInfo | None:
+        """The facts `to_dict` gave (a file's stored ``media``), or None when `data` does not
+        hold them: empty (never probed, such as an HLS segment) or of another shape."""
+        if not data or not isinstance(data.get("format_name"), str):
+            return None
+        if not _FIELDS.issuperset(data) or not isinstance(data.get("streams", []), list):
+            return None
+        return cls(**data)
+
+
+_FIELDS = frozenset(f.name for f in fields(MediaInfo))
 
 
 def input_args(path: str | os.PathLike[str]) -> list[str]:

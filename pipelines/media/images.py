@@ -197,6 +197,35 @@ def resize(
     A box of more than `max_pixels` pixels is refused whatever the mode (`OutputTooLarge`), and
     so is a source of more than `max_pixels` (`MediaTooLarge`).
     """
+    name, _ = resize_described(
+        src,
+        out_dir,
+        width=width,
+        height=height,
+        mode=mode,
+        format=format,
+        quality=quality,
+        max_pixels=max_pixels,
+        draft=draft,
+    )
+    return [name]
+
+
+def resize_described(
+    src: Path,
+    out_dir: Path,
+    *,
+    width: int,
+    height: int,
+    mode: ResizeMode,
+    format: OutputFormat,
+    quality: int = 85,
+    max_pixels: int = MAX_IMAGE_PIXELS,
+    draft: bool = True,
+) -> tuple[str, MediaInfo]:
+    """`resize`, returning the written file's name and the facts `probe_image` would report of
+    it (format, width and height), taken from the image as it was encoded instead of by
+    reading the file back."""
     if fmt_ext := _EXTENSIONS.get(format):
         name = f"image.{fmt_ext}"
     else:
@@ -221,7 +250,7 @@ def resize(
             raise
         except _DECODE_ERRORS:
             raise InvalidMedia("image could not be decoded") from None
-    return [name]
+    return name, MediaInfo(format_name=format, width=out.width, height=out.height, streams=[])
 
 
 def _resized(im: Image.Image, box: tuple[int, int], mode: ResizeMode, *, draft: bool) -> Image.Image:

@@ -18,6 +18,8 @@ from typing import Any
 class StepContext:
     input_path: Path
     input_kind: str
+    #: The input's facts as probed at upload (`MediaInfo.to_dict`); empty when never probed.
+    #: Steps use them instead of probing the input again.
     input_media: dict[str, Any]
     out_dir: Path
     params: dict[str, Any]
@@ -31,12 +33,25 @@ class StepContext:
 
 
 @dataclass(frozen=True)
+class Described:
+    """What a file is, as the runner would find by sniffing and probing it: its content type,
+    its kind and its media facts (`MediaInfo.to_dict`)."""
+
+    content_type: str
+    kind: str
+    media: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Output:
     """One named output: a folder under ``out_dir`` and its files, the root file first."""
 
     name: str
     root: Path
     paths: list[str]
+    #: Files of ``paths`` the step wrote itself and can describe exactly, without a probe
+    #: (an image it encoded knows its format and size); the runner probes the others.
+    known: dict[str, Described] = field(default_factory=dict)
 
 
 @dataclass

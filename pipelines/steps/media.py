@@ -6,10 +6,19 @@ from pathlib import Path
 
 from pipelines.media import ffmpeg, images
 from pipelines.media.ffmpeg import MediaInfo
-from pipelines.steps.base import Output, StepContext, StepResult
+from pipelines.steps.base import Described, Output, StepContext, StepResult
+
+#: Content types of the formats `image.resize` writes.
+_IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 
 def _info(ctx: StepContext) -> MediaInfo:
+    """The input's facts: those probed at upload, else a probe now (files never probed)."""
+    stored = MediaInfo.from_dict(ctx.input_media)
+    if stored is not None:
+        return stored
+    if ctx.input_kind == "image":
+        return images.probe_image(ctx.input_path, max_pixels=ctx.max_image_pixels)
     # ffprobe works in the output folder too: nothing a tool does lands outside the job's
     # temporary folder.
     return ffmpeg.probe(
@@ -24,10 +33,8 @@ def _folder(ctx: StepContext, name: str) -> Path:
 
 
 def probe(ctx: StepContext) -> StepResult:
-    if ctx.input_kind == "image":
-        info = images.probe_image(ctx.input_path, max_pixels=ctx.max_image_pixels)
-    else:
-        info = _info(ctx)
+    # The file's bytes never change once stored, so the facts probed at upload are the answer.
+    info = _info(ctx)
     ctx.on_progress(1.0)
     return StepResult(result={"media": info.to_dict()})
 
@@ -90,15 +97,17 @@ def thumbnail(ctx: StepContext) -> StepResult:
 def resize(ctx: StepContext) -> StepResult:
     p = ctx.params
     root = _folder(ctx, "image")
-    paths = images.resize(
+    fmt = p.get("format", "jpeg")
+    name, info = images.resize_described(
         ctx.input_path,
         root,
         width=p["width"],
         height=p["height"],
         mode=p.get("mode", "fit"),
-        format=p.get("format", "jpeg"),
+        format=fmt,
         quality=p.get("quality", 85),
         max_pixels=ctx.max_image_pixels,
     )
     ctx.on_progress(1.0)
-    return StepResult(outputs=[Output(name="image", root=root, paths=paths)])
+    known = {name: Described(_IMAGE_TYPES[fmt], "image", info.to_dict())}
+    return StepResult(outputs=[Output(name="image", root=root, paths=[name], known=known)])
