@@ -10,8 +10,9 @@ last job finished; the submits come from a pool of client threads in this proces
 workers run. CPU per job is the user + system time of the web's and the workers' process
 groups over the timed run, divided by the jobs.
 
-    python -m bench.throughput            # 600 faktry jobs (SQLite, and PostgreSQL if it answers), 6,000 bare
-    python -m bench.throughput --quick    # 60 faktry jobs on SQLite, 600 bare (smoke)
+    python -m bench.throughput            # 600 faktry jobs (SQLite, and PostgreSQL if it answers),
+                                          # one by one and 100 a request, beside 6,000 bare
+    python -m bench.throughput --quick    # 60 faktry jobs on SQLite both ways, 600 bare (smoke)
 """
 
 from __future__ import annotations
@@ -47,20 +48,29 @@ QUEUES = ("local.small", "local.large")
 JOB_TYPE = "image.resize"
 
 
-def _submit_all(base: str, headers: dict[str, str], body: dict[str, Any], n: int, clients: int) -> float:
-    """POST n jobs from `clients` threads, each with its own keep-alive session; returns seconds."""
+def _submit_all(
+    base: str, headers: dict[str, str], body: dict[str, Any], n: int, clients: int, batch: int = 0
+) -> float:
+    """POST n jobs from `clients` threads, each with its own keep-alive session, one by one
+    or ``batch`` at a time through ``/v1/jobs/batch``; returns seconds."""
     local = threading.local()
+    sizes = [1] * n if not batch else [min(batch, n - i) for i in range(0, n, batch)]
 
-    def one(_: int) -> None:
+    def one(size: int) -> None:
         if not hasattr(local, "session"):
             local.session = requests.Session()
-        r = local.session.post(f"{base}/v1/jobs", headers=headers, json=body, timeout=120)
+        if batch:
+            r = local.session.post(
+                f"{base}/v1/jobs/batch", headers=headers, json={"jobs": [body] * size}, timeout=120
+            )
+        else:
+            r = local.session.post(f"{base}/v1/jobs", headers=headers, json=body, timeout=120)
         if r.status_code != 202:
             raise RuntimeError(f"submit answered {r.status_code}: {r.text[:500]}")
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        list(pool.map(one, range(n)))
+        list(pool.map(one, sizes))
     return time.perf_counter() - start
 
 
@@ -84,6 +94,7 @@ def run_faktry(
     processes: int,
     threads: int,
     clients: int,
+    batch: int = 0,
 ) -> dict[str, float]:
     migrate.upgrade(database_url)
     settings = bench_settings(
@@ -109,7 +120,7 @@ def run_faktry(
         _wait_counter(finished, warm, platform.procs, timeout=120)
         web0, work0, me0 = web.cpu_seconds(), worker.cpu_seconds(), time.process_time()
         start = time.perf_counter()
-        submitting = _submit_all(platform.base, headers, body, jobs, clients)
+        submitting = _submit_all(platform.base, headers, body, jobs, clients, batch)
         _wait_counter(finished, warm + jobs, platform.procs, timeout=60 + jobs)
         elapsed = time.perf_counter() - start
         web1, work1, me1 = web.cpu_seconds(), worker.cpu_seconds(), time.process_time()
@@ -176,6 +187,9 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2, help="worker processes (both sides)")
     parser.add_argument("--threads", type=int, default=2, help="threads per worker process (both sides)")
     parser.add_argument("--clients", type=int, default=4, help="submitting threads (both sides)")
+    parser.add_argument(
+        "--batch", type=int, default=100, help="jobs per POST /v1/jobs/batch in the batch runs"
+    )
     args = parser.parse_args()
     jobs, messages = (60, 600) if args.quick else (600, 6000)
     p, t, c = args.processes, args.threads, args.clients
@@ -183,28 +197,34 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name, redis_url(Path(tmp_name)) as (url, namespace):
         tmp = Path(tmp_name)
         (tmp / "sqlite").mkdir()
-        results["SQLite"] = run_faktry(
-            tmp / "sqlite",
-            url,
-            f"{namespace}-sqlite",
-            f"sqlite:///{tmp / 'sqlite' / 'faktry.db'}",
-            jobs,
-            p,
-            t,
-            c,
-        )
+        for label, batch in (("", 0), (" batch", args.batch)):
+            folder = tmp / f"sqlite{batch}"
+            folder.mkdir()
+            results["SQLite" + label] = run_faktry(
+                folder,
+                url,
+                f"{namespace}-sqlite{batch}",
+                f"sqlite:///{folder / 'faktry.db'}",
+                jobs,
+                p,
+                t,
+                c,
+                batch,
+            )
         if not args.quick:
-            with postgres_database() as pg_url:
-                if pg_url is not None:
-                    (tmp / "pg").mkdir()
-                    results["PostgreSQL"] = run_faktry(
-                        tmp / "pg", url, f"{namespace}-pg", pg_url, jobs, p, t, c
-                    )
+            for label, batch in (("", 0), (" batch", args.batch)):
+                with postgres_database() as pg_url:
+                    if pg_url is not None:
+                        folder = tmp / f"pg{batch}"
+                        folder.mkdir()
+                        results["PostgreSQL" + label] = run_faktry(
+                            folder, url, f"{namespace}-pg{batch}", pg_url, jobs, p, t, c, batch
+                        )
         bare = run_bare(tmp, url, f"{namespace}-bare", messages, p, t, c)
     print(f"small jobs through the whole platform: {p} worker processes x {t} threads, {c} client threads")
     for db, r in results.items():
         print(
-            f"  faktry {db:10} {JOB_TYPE} of a 64x48 PNG via HTTP: {jobs} jobs in {r['elapsed']:6.2f} s = "
+            f"  faktry {db:16} {JOB_TYPE} of a 64x48 PNG via HTTP: {jobs} jobs in {r['elapsed']:6.2f} s = "
             f"{r['rate']:7.1f} jobs/s  (the submits alone took {r['submitting']:.2f} s)"
         )
     print(
@@ -212,12 +232,15 @@ def main() -> None:
         f"{bare['rate']:7.1f} msgs/s"
     )
     for db, r in results.items():
-        print(f"  ratio bare/faktry ({db}): {bare['rate'] / r['rate']:.0f}x the jobs per second")
+        print(
+            f"  ratio bare/faktry ({db}): {bare['rate'] / r['rate']:.1f}x the jobs per second "
+            f"(faktry/bare {r['rate'] / bare['rate']:.2f}; target 0.25 single, 0.5 batch)"
+        )
     print("CPU per job (user + system, ms)")
     for db, r in results.items():
         total = r["web_cpu"] + r["worker_cpu"]
         print(
-            f"  faktry {db:10} web {r['web_cpu'] * 1000:6.1f} + workers {r['worker_cpu'] * 1000:6.1f} = "
+            f"  faktry {db:16} web {r['web_cpu'] * 1000:6.1f} + workers {r['worker_cpu'] * 1000:6.1f} = "
             f"{total * 1000:6.1f} ms  (client threads here: {r['client_cpu'] * 1000:.1f} ms)"
         )
     print(

@@ -176,6 +176,33 @@ class FaktryUser(HttpUser):
             time.sleep(min(backoff, 5.0))  # gevent-patched: only this user waits
         return None
 
+    def submit_batch(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Submit many jobs in one request (``POST /v1/jobs/batch``, all or nothing): the
+        jobs on 202; [] on an expected refusal (counted as handled) or failure."""
+        backoff = 0.0
+        with self.client.post(
+            "/v1/jobs/batch", json={"jobs": bodies}, name="/v1/jobs/batch", catch_response=True
+        ) as r:
+            answer = _json(r)
+            if r.status_code == 202 and answer and isinstance(answer.get("data"), list):
+                jobs: list[dict[str, Any]] = answer["data"]
+                for job, body in zip(jobs, bodies, strict=True):
+                    RUN.log_job(job["id"], self.tenant.name, body["type"])
+                    self.recent.append(job["id"])
+                    job["_submitted"] = time.monotonic()
+                return jobs
+            code = _error_code(r)
+            if code and common.EXPECTED_SUBMIT_REFUSALS.get(r.status_code) == code:
+                r.success()
+                self.handled(r, code)
+                if r.status_code == 429 and self.honours_retry_after:
+                    backoff = _retry_after(r)
+            else:
+                r.failure(_describe(r))
+        if backoff:
+            time.sleep(min(backoff, 5.0))
+        return []
+
     def handled(self, response: ResponseContextManager, code: str) -> None:
         self.environment.events.request.fire(
             request_type="HANDLED",
