@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -33,9 +32,10 @@ import redis
 from dramatiq import Broker, Worker
 from dramatiq.brokers.redis import RedisBroker
 
-from bench.common import free_port, redis_url, summary
+from bench.common import redis_url, summary
 from faktry.config import Settings
 from pipelines.routing import all_queues
+from tests.platform import PrivateRedis
 from workers.broker import make_broker
 
 
@@ -54,25 +54,8 @@ def private_redis(tmp: Path) -> Iterator[tuple[str, str]]:
         with redis_url(tmp) as shared:
             yield shared
         return
-    port = free_port()
-    args = [executable, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(tmp)]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url, socket_connect_timeout=0.2).ping()
-                break
-            except redis.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        yield url, f"faktry-bench-{uuid.uuid4().hex[:8]}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with PrivateRedis(tmp, executable) as server:
+        yield server.url, f"faktry-bench-{uuid.uuid4().hex[:8]}"
 
 
 def build(mode: str, settings: Settings, url: str) -> Broker:

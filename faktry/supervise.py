@@ -27,28 +27,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from faktry.procs import die_with_parent
+
 log = logging.getLogger("faktry.supervise")
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _prctl() -> Callable[..., int] | None:
-    try:
-        import ctypes
-
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: stopping through process groups still works
-        return None
-
-
-_PRCTL = _prctl()  # resolved in the parent: a child must not load libraries after fork
-
-
-def _die_with_parent() -> None:
-    """Runs in the child before exec (it is already in its own session): SIGKILL from the
-    kernel when the thread that started it goes away."""
-    if _PRCTL is not None:
-        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 @dataclass(frozen=True)
@@ -186,7 +167,7 @@ class Supervisor:
                 env=dict(slot.child.env) if slot.child.env is not None else None,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
         except OSError:
             log.exception("%s could not be started", slot.child.name)

@@ -580,6 +580,12 @@ def _error_response(description: str) -> Schema:
     return _json(_ref("Error"), description)
 
 
+def _rate_limited(description: str) -> Schema:
+    """A 429: the error, and how many seconds to wait in ``Retry-After``."""
+    retry_after = {"required": True, "schema": {"type": "integer", "minimum": 0}}
+    return _json(_ref("Error"), description, **{"Retry-After": retry_after})
+
+
 _RESPONSES = {
     "Unauthorized": _error_response(
         "No credentials, or a malformed, unknown or revoked API key, or an ended session "
@@ -605,6 +611,12 @@ def _param(name: str, where: str, schema: Schema, description: str, *, required:
         "schema": schema,
         "description": description,
     }
+
+
+def _idempotency_key(max_length: int, description: str) -> Schema:
+    return _param(
+        "Idempotency-Key", "header", {"type": "string", "minLength": 1, "maxLength": max_length}, description
+    )
 
 
 def _page_params() -> list[Schema]:
@@ -828,12 +840,7 @@ def _jobs_paths() -> Schema:
                         "(`insufficient_credits`, `account_in_debt`)."
                     ),
                     "422": _invalid_job(moderated=True),
-                    "429": {
-                        **_error_response("Over the tier's submit rate (`rate_limited`)."),
-                        "headers": {
-                            "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}
-                        },
-                    },
+                    "429": _rate_limited("Over the tier's submit rate (`rate_limited`)."),
                     "503": _error_response(
                         "A borderline prompt while the moderation service cannot be reached; nothing "
                         "was held (`moderation_unavailable`)."
@@ -842,11 +849,8 @@ def _jobs_paths() -> Schema:
                 tag="jobs",
                 write=True,
                 params=[
-                    _param(
-                        "Idempotency-Key",
-                        "header",
-                        {"type": "string", "minLength": 1, "maxLength": 200},
-                        "Repeat a submission safely: the same key and body return the same job.",
+                    _idempotency_key(
+                        200, "Repeat a submission safely: the same key and body return the same job."
                     )
                 ],
                 body=_json_body(_ref("JobSubmission")),
@@ -888,21 +892,13 @@ def _jobs_paths() -> Schema:
                         "each refused job's `index`, `field`, `code` and `message`); nothing was "
                         "submitted."
                     ),
-                    "429": {
-                        **_error_response("Over the tier's submit rate; a batch spends one per job."),
-                        "headers": {
-                            "Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}
-                        },
-                    },
+                    "429": _rate_limited("Over the tier's submit rate; a batch spends one per job."),
                 },
                 tag="jobs",
                 write=True,
                 params=[
-                    _param(
-                        "Idempotency-Key",
-                        "header",
-                        {"type": "string", "minLength": 1, "maxLength": 180},
-                        "Repeat a batch safely: the same key and body return the same jobs.",
+                    _idempotency_key(
+                        180, "Repeat a batch safely: the same key and body return the same jobs."
                     )
                 ],
                 body=_json_body(
@@ -1093,10 +1089,7 @@ def _billing_paths() -> Schema:
 def _auth_paths() -> Schema:
     key_id = _param("key_id", "path", {**_SEGMENT, "examples": ["key_0123456789abcdef01234567"]}, "The key.")
     session = _json(_ref("Session"), "The session.")
-    throttled = {
-        **_error_response("Too many attempts (`rate_limited`)."),
-        "headers": {"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}},
-    }
+    throttled = _rate_limited("Too many attempts (`rate_limited`).")
     cookie = {
         "description": "The `faktry_session` cookie (HttpOnly, SameSite=Lax).",
         "schema": {"type": "string"},
@@ -1328,12 +1321,7 @@ def _tenants_paths() -> Schema:
                 write=True,
                 params=[
                     tenant_id,
-                    _param(
-                        "Idempotency-Key",
-                        "header",
-                        {"type": "string", "minLength": 1, "maxLength": MAX_GRANT_KEY},
-                        "Repeat a grant safely: the same key grants once.",
-                    ),
+                    _idempotency_key(MAX_GRANT_KEY, "Repeat a grant safely: the same key grants once."),
                 ],
                 body=_json_body(_ref("GrantRequest")),
                 operation_id="grantCredits",

@@ -154,32 +154,20 @@ class FaktryUser(HttpUser):
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """Submit a job: the job on 202; None on an expected refusal (counted as handled) or failure."""
-        backoff = 0.0
         with self.client.post(
             "/v1/jobs", json=body, name=f"/v1/jobs [{body['type']}]", catch_response=True
         ) as r:
             job = _json(r)
             if r.status_code == 202 and job and "id" in job:
-                RUN.log_job(job["id"], self.tenant.name, body["type"])
-                self.recent.append(job["id"])
-                job["_submitted"] = time.monotonic()
+                self._accepted(job, body)
                 return job
-            code = _error_code(r)
-            if code and common.EXPECTED_SUBMIT_REFUSALS.get(r.status_code) == code:
-                r.success()
-                self.handled(r, code)
-                if r.status_code == 429 and self.honours_retry_after:
-                    backoff = _retry_after(r)
-            else:
-                r.failure(_describe(r))
-        if backoff:
-            time.sleep(min(backoff, 5.0))  # gevent-patched: only this user waits
+            backoff = self._refused(r)
+        _back_off(backoff)
         return None
 
     def submit_batch(self, bodies: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Submit many jobs in one request (``POST /v1/jobs/batch``, all or nothing): the
         jobs on 202; [] on an expected refusal (counted as handled) or failure."""
-        backoff = 0.0
         with self.client.post(
             "/v1/jobs/batch", json={"jobs": bodies}, name="/v1/jobs/batch", catch_response=True
         ) as r:
@@ -187,21 +175,31 @@ class FaktryUser(HttpUser):
             if r.status_code == 202 and answer and isinstance(answer.get("data"), list):
                 jobs: list[dict[str, Any]] = answer["data"]
                 for job, body in zip(jobs, bodies, strict=True):
-                    RUN.log_job(job["id"], self.tenant.name, body["type"])
-                    self.recent.append(job["id"])
-                    job["_submitted"] = time.monotonic()
+                    self._accepted(job, body)
                 return jobs
-            code = _error_code(r)
-            if code and common.EXPECTED_SUBMIT_REFUSALS.get(r.status_code) == code:
-                r.success()
-                self.handled(r, code)
-                if r.status_code == 429 and self.honours_retry_after:
-                    backoff = _retry_after(r)
-            else:
-                r.failure(_describe(r))
-        if backoff:
-            time.sleep(min(backoff, 5.0))
+            backoff = self._refused(r)
+        _back_off(backoff)
         return []
+
+    def _accepted(self, job: dict[str, Any], body: dict[str, Any]) -> None:
+        """Log a job the platform accepted, keep it to poll, and stamp when it was submitted."""
+        RUN.log_job(job["id"], self.tenant.name, body["type"])
+        self.recent.append(job["id"])
+        job["_submitted"] = time.monotonic()
+
+    def _refused(self, response: ResponseContextManager) -> float:
+        """Count a submit that was not accepted: an expected refusal as handled, anything else
+        as a failure. The seconds to back off: a 429's ``Retry-After`` when this client
+        honours it, else 0."""
+        code = _error_code(response)
+        if code and common.EXPECTED_SUBMIT_REFUSALS.get(response.status_code) == code:
+            response.success()
+            self.handled(response, code)
+            if response.status_code == 429 and self.honours_retry_after:
+                return _retry_after(response)
+        else:
+            response.failure(_describe(response))
+        return 0.0
 
     def handled(self, response: ResponseContextManager, code: str) -> None:
         self.environment.events.request.fire(
@@ -290,6 +288,13 @@ class FaktryUser(HttpUser):
         """The media mix: resize 4, generate 2, probe 2, transcode 1 (skipped without an MP4)."""
         kinds = ["resize"] * 4 + ["generate"] * 2 + ["probe"] * 2 + (["transcode"] if self.mp4_id else [])
         return self.body(random.choice(kinds))
+
+
+def _back_off(seconds: float) -> None:
+    """Wait (up to 5 s) after a refusal, once the response is recorded; gevent-patched, so
+    only this user waits."""
+    if seconds:
+        time.sleep(min(seconds, 5.0))
 
 
 def _retry_after(response: Any) -> float:

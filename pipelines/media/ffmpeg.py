@@ -31,7 +31,6 @@ the content of crafted files, so it is logged at DEBUG only and never put in a m
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import logging
@@ -49,6 +48,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import IO, Any
 
+from faktry import procs
 from faktry.errors import (
     Canceled,
     InvalidMedia,
@@ -198,19 +198,6 @@ def _check_inputs_are_safe(args: list[str]) -> None:
 # -- processes ---------------------------------------------------------------------------------
 
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _prctl() -> Callable[..., int] | None:
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):  # not Linux: the process group still allows cleanup
-        return None
-
-
-_PRCTL = _prctl()  # resolved in the parent: the child must not load libraries after fork
-
-
 def _address_space(memory_limit: int) -> tuple[int, int] | None:
     """The (soft, hard) RLIMIT_AS for a child, never above what this process may grant."""
     if memory_limit <= 0:
@@ -225,7 +212,7 @@ def _child_setup(memory_limit: int) -> Callable[[], None]:
     """The function that runs in the child before exec. Everything it needs is resolved here,
     in the parent: between fork and exec it only makes system calls."""
     limits = _address_space(memory_limit)
-    prctl = _PRCTL
+    die_with_parent = procs.die_with_parent
     setrlimit, rlimit_as = resource.setrlimit, resource.RLIMIT_AS
 
     def setup() -> None:
@@ -233,8 +220,7 @@ def _child_setup(memory_limit: int) -> Callable[[], None]:
         # from the kernel when the thread that started it goes away, so no ffmpeg outlives a
         # worker killed with SIGKILL; then the memory limit, which exec keeps.
         os.setsid()
-        if prctl is not None:
-            prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        die_with_parent()
         if limits is not None:
             setrlimit(rlimit_as, limits)
 

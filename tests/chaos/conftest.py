@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -33,7 +31,7 @@ from faktry.config import Settings
 from pipelines.models import FINISHED, Job, JobOutput
 from quotas.models import Hold
 from tests import services as svc
-from tests.platform import ROOT, Platform, Proc, e2e_settings
+from tests.platform import ROOT, Platform, PrivateRedis, Proc, processes_mentioning, production_platform
 
 #: Every accepted job must be final this long after the fault (the platform's own bound,
 #: with the chaos settings below, is a few seconds; the rest is the work itself).
@@ -123,92 +121,6 @@ class Burst:
 
 
 # -- the processes ---------------------------------------------------------------------------
-
-
-class PrivateRedis:
-    """A redis-server of the test's own on a free port, so it can be killed and restarted
-    empty without touching anything else on the machine."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.port = svc.free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.log_dir = log_dir
-        self.proc: Proc | None = None
-
-    def start(self) -> None:
-        cmd = [
-            "redis-server",
-            "--port",
-            str(self.port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        self.proc = Proc("redis", cmd, dict(os.environ), self.log_dir)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            with contextlib.suppress(Exception):
-                import redis
-
-                if redis.Redis.from_url(self.url, socket_timeout=0.5).ping():
-                    return
-            time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.kill(signal.SIGKILL)
-        self.proc.popen.wait()
-        self.proc.fh.close()
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.stop()
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` (Linux /proc)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
-            out.append(int(entry.name))
-    return out
-
-
-def descendants_of(pid: int) -> list[int]:
-    found, todo = [], [pid]
-    while todo:
-        for child in children_of(todo.pop()):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-def processes_mentioning(text: str, name: str) -> list[int]:
-    """Pids of live processes called ``name`` whose command line mentions ``text``."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if " Z " in stat[stat.rindex(")") :][:4]:
-            continue  # a zombie waits for its parent, it runs nothing
-        if name in cmdline.split(" ", 1)[0] and text in cmdline:
-            out.append(int(entry.name))
-    return out
 
 
 def cli(settings: Settings, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -343,40 +255,13 @@ def upload(base: str, headers: dict[str, str], path: Path) -> str:
 @contextlib.contextmanager
 def production(tmp: Path, s3_server: str) -> Iterator[tuple[Platform, PrivateRedis]]:
     """PostgreSQL, a private Redis, S3 (moto); web, scheduler and a worker of two processes."""
-    import boto3
-
-    from faktry import migrate
-
-    bucket = f"faktry-chaos-{uuid.uuid4().hex[:8]}"
-    boto3.client(
-        "s3", endpoint_url=s3_server, region_name="us-east-1", aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    ).create_bucket(Bucket=bucket)  # fmt: skip
-    redis_server = PrivateRedis(tmp)
-    redis_server.start()
-    with svc.postgres_database() as pg_url:
-        migrate.upgrade(pg_url)
-        settings = e2e_settings(
-            tmp,
-            database_url=pg_url,
-            redis_url=redis_server.url,
-            redis_namespace="faktry",
-            storage_url=f"s3://{bucket}/media",
-            s3_endpoint_url=s3_server,
-            s3_access_key_id="testing",
-            s3_secret_access_key="testing",
-            **CHAOS_SETTINGS,
-        )
-        platform = Platform(settings, tmp)
-        try:
-            platform.start_web()
-            platform.start("scheduler", "scheduler")
-            platform.start_worker(processes=2, threads=2)
-            platform.wait_healthy()
-            yield platform, redis_server
-        finally:
-            platform.stop()
-            redis_server.stop()
+    with (
+        PrivateRedis(tmp) as redis_server,
+        production_platform(
+            tmp, s3_server, redis_url=redis_server.url, worker_processes=2, **CHAOS_SETTINGS
+        ) as platform,
+    ):
+        yield platform, redis_server
 
 
 Fault = Callable[[Platform, PrivateRedis], None]

@@ -29,14 +29,12 @@ from tests.chaos.conftest import (
     bodies,
     check_jobs,
     check_platform,
-    children_of,
-    descendants_of,
     production,
     record,
     upload,
     wait_final,
 )
-from tests.platform import Platform, Proc, e2e_settings, tenant_key
+from tests.platform import Platform, Proc, children_of, descendants_of, e2e_settings, tenant_key
 
 
 def _inputs(platform: Platform, headers: dict[str, str], png: Path, clip: Path) -> dict[str, str]:

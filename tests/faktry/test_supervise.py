@@ -14,11 +14,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from faktry.supervise import Child, Supervisor, describe_exit
+from tests.platform import alive, children_of, processes
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
@@ -33,43 +33,8 @@ def wait_for(what: Callable[[], object], timeout: float = 10.0, interval: float 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting to be reaped."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-def children_of(ppid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == ppid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def in_group(pgid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return [p.pid for p in processes() if p.pgid == pgid and p.alive]
 
 
 @contextmanager

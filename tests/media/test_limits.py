@@ -26,28 +26,12 @@ from pipelines.models import Job
 from pipelines.steps import media as media_steps
 from quotas import ledger
 from tests.mediafixtures import H264, MakeMedia, lavfi_video
+from tests.platform import children_of
 from tests.web.helpers import upload
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = 16 * 1024**2  # too little even to load ffmpeg's libraries
 GIB = 1024**3
-
-
-def _children(name: str, parent: int) -> list[int]:
-    """Pids of live `name` processes whose parent is `parent`."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        state, ppid = stat[stat.rindex(")") + 2 :].split()[:2]
-        if comm == name and int(ppid) == parent and state != "Z":
-            pids.append(int(entry.name))
-    return pids
 
 
 def _endless(clip: Path) -> list[str]:
@@ -69,7 +53,7 @@ def test_ffmpeg_runs_in_the_given_folder_under_the_given_address_space_limit(
     seen: dict[str, str] = {}
 
     def look() -> bool:
-        for pid in _children("ffmpeg", os.getpid()):
+        for pid in children_of(os.getpid(), name="ffmpeg"):
             limits = Path(f"/proc/{pid}/limits").read_text()
             seen["limits"] = next(
                 line for line in limits.splitlines() if line.startswith("Max address space")
@@ -94,7 +78,7 @@ def test_ffmpeg_dies_with_a_worker_killed_with_sigkill(clip_small: Path) -> None
     worker = subprocess.Popen([sys.executable, "-c", script, str(clip_small)], cwd=ROOT)
     try:
         deadline = time.monotonic() + 20
-        while not (started := _children("ffmpeg", worker.pid)):
+        while not (started := children_of(worker.pid, name="ffmpeg")):
             assert time.monotonic() < deadline, "ffmpeg never started"
             time.sleep(0.05)
         worker.send_signal(signal.SIGKILL)
@@ -150,7 +134,7 @@ def test_ffmpeg_killed_from_outside_is_resource_limit_exceeded(clip_small: Path)
     killed: list[int] = []
 
     def oom_kill() -> bool:
-        for pid in _children("ffmpeg", os.getpid()):
+        for pid in children_of(os.getpid(), name="ffmpeg"):
             if pid not in killed:
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)

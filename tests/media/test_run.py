@@ -10,24 +10,12 @@ import pytest
 
 from faktry.errors import Canceled, ProcessingFailed, ProcessingTimeout
 from pipelines.media.ffmpeg import input_args, probe, run, transcode
+from tests.platform import children_of
 
 
 def _ffmpeg_children() -> list[int]:
     """Pids of ffmpeg processes whose parent is this test process (alive or zombie)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # "pid (comm) state ppid ..."; comm may contain spaces, so split after the last ")".
-        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
-        if comm == "ffmpeg" and ppid == os.getpid():
-            pids.append(int(entry.name))
-    return pids
+    return children_of(os.getpid(), name="ffmpeg", zombies=True)
 
 
 def _group_exists(pgid: int) -> bool:

@@ -5,8 +5,6 @@ at most once per interval per process, and none is lost while Redis is away."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,33 +17,15 @@ from pipelines.admission import Admission, AdmittingSender
 from pipelines.metrics import Metrics
 from quotas.ratelimit import RunningSlots
 from tests import services as svc
+from tests.platform import PrivateRedis
 
 Q, OTHER = "local.small", "local.large"
 
 
 @pytest.fixture
 def private_redis_url(tmp_path: Path) -> Iterator[str]:
-    executable = shutil.which("redis-server")
-    if executable is None:
-        svc.missing("redis-server")
-    port = svc.free_port()
-    args = [str(executable), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--dir", str(tmp_path)]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url, socket_connect_timeout=0.2).ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+    with PrivateRedis(tmp_path) as server:
+        yield server.url
 
 
 def commands_per_admit(url: str, tenants: int, admits: int = 50) -> float:
