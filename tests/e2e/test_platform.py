@@ -346,7 +346,8 @@ def test_metrics_cover_every_process_with_two_web_and_two_worker_processes(tmp_p
                 break
             time.sleep(0.2)
         assert seen == {'faktry_jobs_total{type="media.probe",status="succeeded"} 6'}
-        pids = {int(x.split()[-1]) for x in platform.logs().splitlines() if "Booting worker with pid" in x}
+        web_log = next(p for p in platform.procs if p.name == "web").log.read_text(errors="replace")
+        pids = {int(x.split()[-1]) for x in web_log.splitlines() if "Booting worker with pid" in x}
         assert len(pids) == 2
     finally:
         platform.stop()
