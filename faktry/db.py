@@ -13,7 +13,6 @@ tenant's rows are invisible, exactly like rows that do not exist.
 from __future__ import annotations
 
 import secrets
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -118,16 +117,15 @@ READ_ONLY = "faktry_read_only"
 def read_only(factory: sessionmaker[Session]) -> Session:
     """A session that only reads: on SQLite its transactions take no write lock. A write it
     makes anyway still works, at the risk of a busy error under load."""
-    engine = factory.kw["bind"]
-    reading = _reading.get(engine)
+    # The reading engine shares the factory's engine and pool; it is kept on the factory,
+    # so it lives exactly as long as the factory does.
+    reading = getattr(factory, "_faktry_reading", None)
     if reading is None:
-        reading = _reading[engine] = engine.execution_options(**{READ_ONLY: True})
+        reading = factory.kw["bind"].execution_options(**{READ_ONLY: True})
+        factory._faktry_reading = reading  # type: ignore[attr-defined]
     session = factory(bind=reading)
     session.info[READ_ONLY] = True
     return session
-
-
-_reading: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
