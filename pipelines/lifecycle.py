@@ -31,7 +31,7 @@ from pipelines.models import CANCELED, QUEUED, RUNNING, SUCCEEDED, Job, JobEvent
 
 log = logging.getLogger("faktry.lifecycle")
 
-Hook = Callable[[], None]
+Hook = Callable[[], object]
 
 
 class UnitOfWork:
@@ -43,6 +43,11 @@ class UnitOfWork:
 
     def after_commit(self, hook: Hook) -> None:
         self._hooks.append(hook)
+
+    def commit(self) -> None:
+        """Commit the session, then run the hooks (the edge that owns the session calls it)."""
+        self.session.commit()
+        self.run_hooks()
 
     def run_hooks(self) -> None:
         hooks, self._hooks = self._hooks, []

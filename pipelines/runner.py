@@ -645,21 +645,19 @@ def _succeed(ctx: Context, c: Claim, stored: list[_Stored], result: dict[str, An
         _discard(ctx, c)
         _finish(ctx, c, FAILED, code=err.code, message=err.message)
         return
-    if finished is None:
-        return
-    charged, row = finished
-    log.info("succeeded: %d output(s), charged %d millicredits", len(stored), charged)
-    _count(ctx, row.type, SUCCEEDED, row.started_at, row.finished_at)
-    # Attempts that died before recording may have left files; only this attempt's stay.
-    for attempt in range(1, c.attempt):
-        ctx.storage.delete_prefix(attempt_prefix(c, attempt))
+    if finished is not None:
+        log.info("succeeded: %d output(s), charged %d millicredits", len(stored), finished)
 
 
 def _record_success(
     ctx: Context, c: Claim, stored: list[_Stored], result: dict[str, Any], charge: int
-) -> tuple[int, Row[Any]] | None:
+) -> int | None:
+    """The success transaction; what it charged, or None if it recorded nothing. Counting
+    the job and removing the files of attempts that died before it happen once it has
+    committed."""
     now = clock.now()
-    with transaction(ctx.sessions) as session:
+    with lifecycle.unit_of_work(ctx.sessions) as uow:
+        session = uow.session
         charged = min(max(0, charge), c.held)
         row = lifecycle.succeed(session, c.job_id, c.token, now, result, charged)
         if row is None:
@@ -701,7 +699,16 @@ def _record_success(
             outputs=len(stored),
             charged=charged,
         )
-    return charged, row
+        uow.after_commit(lambda: _count(ctx, row.type, SUCCEEDED, row.started_at, row.finished_at))
+        # Attempts that died before recording may have left files; only this attempt's stay.
+        if c.attempt > 1:
+            uow.after_commit(lambda: _remove_earlier_attempts(ctx, c))
+    return charged
+
+
+def _remove_earlier_attempts(ctx: Context, c: Claim) -> None:
+    for attempt in range(1, c.attempt):
+        ctx.storage.delete_prefix(attempt_prefix(c, attempt))
 
 
 def _count(ctx: Context, job_type: str, status: str, started: Any, finished: Any) -> None:
@@ -747,12 +754,12 @@ def _retry_or_fail(
 
 def _finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: str | None) -> None:
     if _settle(ctx, lambda: _record_finish(ctx, c, status, code=code, message=message)):
-        # No outputs stay: neither this attempt's nor those of attempts that died earlier.
-        ctx.storage.delete_prefix(f"t/{c.tenant_id}/jobs/{c.job_id}/")
+        log.info("%s%s", status, f" ({code})" if code else "")
 
 
 def _record_finish(ctx: Context, c: Claim, status: str, *, code: str | None, message: str | None) -> bool:
-    with transaction(ctx.sessions) as session:
+    with lifecycle.unit_of_work(ctx.sessions) as uow:
+        session = uow.session
         row = lifecycle.finish(session, c.job_id, c.token, clock.now(), status, code, message)
         if row is None:
             return False
@@ -761,8 +768,9 @@ def _record_finish(ctx: Context, c: Claim, status: str, *, code: str | None, mes
         lifecycle.event(
             session, c.job_id, c.tenant_id, status, status, c.attempt, **({"code": code} if code else {})
         )
-    log.info("%s%s", status, f" ({code})" if code else "")
-    _count(ctx, row.type, status, row.started_at, row.finished_at)
+        uow.after_commit(lambda: _count(ctx, row.type, status, row.started_at, row.finished_at))
+        # No outputs stay: neither this attempt's nor those of attempts that died earlier.
+        uow.after_commit(lambda: ctx.storage.delete_prefix(f"t/{c.tenant_id}/jobs/{c.job_id}/"))
     return True
 
 

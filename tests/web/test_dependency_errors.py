@@ -219,13 +219,14 @@ def test_a_database_that_goes_down_answers_503_on_the_api_and_on_pages_then_reco
 def test_a_write_that_fails_as_the_request_ends_is_a_503_not_a_werkzeug_500(
     tmp_path, redis_namespace, database
 ):
-    """The key's last-used stamp commits after the view, as the response goes out; the
-    database dying right then is still a 503 in the one shape."""
+    """A write the request commits (here a new key, with the key's last-used stamp) as the
+    response is made; the database dying right then is still a 503 in the one shape. (A
+    request that only reads writes its stamp in a transaction of its own.)"""
     app = build_app(tmp_path, database.url, namespace=redis_namespace)
     tenant = make_tenant(database.url)
 
     def note_stamp(session: Session, *_: Any) -> None:
-        if any(isinstance(row, ApiKey) for row in session.dirty):
+        if any(isinstance(row, ApiKey) for row in (*session.dirty, *session.new)):
             session.info["stamped"] = True
 
     def die_before_the_stamp_commits(session: Session) -> None:
@@ -235,8 +236,7 @@ def test_a_write_that_fails_as_the_request_ends_is_a_503_not_a_werkzeug_500(
     sessions = app.extensions["faktry"].sessions
     event.listen(sessions, "after_flush", note_stamp)
     event.listen(sessions, "before_commit", die_before_the_stamp_commits)
-    # GET /v1/session reads nothing itself: the stamp is the request's only write.
-    assert_unavailable(app.test_client().get("/v1/session", headers=tenant.headers))
+    assert_unavailable(app.test_client().post("/v1/keys", json={"name": "ci"}, headers=tenant.headers))
 
 
 # -- work after a commit ----------------------------------------------------------------

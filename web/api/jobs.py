@@ -10,6 +10,7 @@ from faktry.db import transaction
 from faktry.errors import RateLimited, ValidationError
 from pipelines import moderation, pagination
 from pipelines import services as jobs
+from pipelines.lifecycle import UnitOfWork
 from pipelines.models import Job
 from quotas.ratelimit import retry_after_header
 from web import services
@@ -44,9 +45,10 @@ def submit_job() -> Any:
     # Everything the answer shows is read before the commit (a new job has no outputs):
     # once the job and its hold are committed the answer is a 202, whatever fails next.
     outputs = [] if submitted.created else jobs.outputs_of(sess, job)
-    sess.commit()
+    uow = UnitOfWork(sess)
     if submitted.created:
-        announce(job)
+        uow.after_commit(lambda: announce(job))
+    uow.commit()
     return jobs.to_dict(job, outputs), 202, {"Location": f"/v1/jobs/{job.id}"}
 
 
@@ -87,9 +89,10 @@ def submit_batch() -> Any:
     answer = {"object": "list", "data": [jobs.to_dict(job, []) for job in batch.jobs]}
     if not batch.created:  # a replay: the jobs as they stand now
         answer["data"] = [jobs.to_dict(job, jobs.outputs_of(sess, job)) for job in batch.jobs]
-    sess.commit()
+    uow = UnitOfWork(sess)
     if batch.created:
-        announce_all(batch.jobs)
+        uow.after_commit(lambda: announce_all(batch.jobs))
+    uow.commit()
     return answer, 202
 
 
@@ -194,18 +197,16 @@ def cancel_job(job_id: str) -> Any:
     sess = db()
     job = jobs.cancel(sess, job_id)
     body = jobs.to_dict(job, jobs.outputs_of(sess, job))  # read before the commit, like a submit
-    sess.commit()
     svc = services()
+    uow = UnitOfWork(sess)
     if job.status == "canceled" and job.started_at is None:
-        with best_effort("job %s: cancel not counted", job.id):
-            svc.metrics.job_finished(job.type, "canceled", None)
+        uow.after_commit(lambda: svc.metrics.job_finished(job.type, "canceled", None))
     if job.status == "canceled":
         # Attempts that died may have left files: a canceled job keeps none.
-        with best_effort("job %s: files not deleted", job.id):
-            svc.storage.delete_prefix(f"t/{job.tenant_id}/jobs/{job.id}/")
+        uow.after_commit(lambda: svc.storage.delete_prefix(f"t/{job.tenant_id}/jobs/{job.id}/"))
     if job.status in ("running", "queued") and job.provider_request_id:
         # It has a request at a provider and no worker on it: a message now makes a worker
         # cancel it there instead of at its next poll or retry.
-        with best_effort("job %s: could not send the cancel; the next poll will see it", job.id):
-            svc.sender.send(job.queue, job.id)
+        uow.after_commit(lambda: svc.sender.send(job.queue, job.id))
+    uow.commit()  # each hook is best effort: the cancel is committed, the answer is a 202
     return body, 202
