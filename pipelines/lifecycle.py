@@ -89,25 +89,29 @@ def fenced(
     stmt = update(Job).where(Job.id == job_id)
     if fence is not None:
         stmt = stmt.where(fence)
-    stmt = stmt.values(**values).returning(Job.id, *returning).execution_options(synchronize_session=False)
-    return session.execute(stmt).first()
+    # Core on the session's connection: no ORM bookkeeping for a row nobody holds in memory.
+    return session.connection().execute(stmt.values(**values).returning(Job.id, *returning)).first()
 
 
 def event(
     session: Session, job_id: str, tenant_id: str, kind: str, status: str, attempt: int, /, **data: Any
 ) -> None:
-    """Append one job event (Core: no object to track)."""
-    session.execute(
-        insert(JobEvent).values(
-            job_id=job_id,
-            tenant_id=tenant_id,
-            at=clock.now(),
-            kind=kind,
-            status=status,
-            attempt=attempt,
-            data=data,
-        )
+    """Append one job event (Core, one statement built once: no object to track)."""
+    session.connection().execute(
+        _EVENT,
+        {
+            "job_id": job_id,
+            "tenant_id": tenant_id,
+            "at": clock.now(),
+            "kind": kind,
+            "status": status,
+            "attempt": attempt,
+            "data": data,
+        },
     )
+
+
+_EVENT = insert(JobEvent)
 
 
 def held_by(token: str | None) -> ColumnElement[bool]:

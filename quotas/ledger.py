@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -86,35 +86,41 @@ def _entry(
     job_id: str | None = None,
     memo: str = "",
 ) -> None:
-    # Core, not the ORM: entries are written and never read back in the same transaction.
-    session.execute(
-        insert(LedgerEntry).values(
-            tenant_id=tenant_id,
-            kind=kind,
-            idempotency_key=key,
-            available=available,
-            held=held,
-            debt=debt,
-            lot_id=lot_id,
-            job_id=job_id,
-            memo=memo[:300],
-        )
+    # Core, one statement built once: entries are written and never read back here.
+    session.connection().execute(
+        _ENTRY,
+        {
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "idempotency_key": key,
+            "available": available,
+            "held": held,
+            "debt": debt,
+            "lot_id": lot_id,
+            "job_id": job_id,
+            "memo": memo[:300],
+        },
     )
+
+
+_ENTRY = insert(LedgerEntry)
+_MOVE = (
+    update(CreditLot)
+    .where(
+        CreditLot.id == bindparam("lot"),
+        CreditLot.remaining + bindparam("d_remaining") >= 0,
+        CreditLot.held + bindparam("d_held") >= 0,
+    )
+    .values(
+        remaining=CreditLot.remaining + bindparam("d_remaining"), held=CreditLot.held + bindparam("d_held")
+    )
+)
 
 
 def _move(session: Session, lot_id: str, *, remaining: int = 0, held: int = 0) -> None:
     """Change a lot's numbers; the guard makes a wrong delta fail loudly, never go negative."""
-    result = session.execute(
-        update(CreditLot)
-        .where(
-            CreditLot.id == lot_id,
-            CreditLot.remaining + remaining >= 0,
-            CreditLot.held + held >= 0,
-        )
-        .values(remaining=CreditLot.remaining + remaining, held=CreditLot.held + held)
-        .execution_options(synchronize_session=False)
-    )
-    if getattr(result, "rowcount", 0) != 1:
+    result = session.connection().execute(_MOVE, {"lot": lot_id, "d_remaining": remaining, "d_held": held})
+    if result.rowcount != 1:
         raise RuntimeError(f"credit lot {lot_id} cannot move by remaining={remaining}, held={held}")
 
 
