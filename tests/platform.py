@@ -141,6 +141,15 @@ def group_cpu_seconds(pgid: int) -> float:
     return sum(p.cpu_ticks for p in processes() if p.pgid == pgid) / _CLOCK_TICKS
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process group and of every live descendant in a group of its
+    own (a supervisor starts each worker process in its own session)."""
+    every = {p.pid: p for p in processes()}
+    group = {q for q, p in every.items() if p.pgid == pid}
+    tree = group | {d for d in descendants_of(pid) if d in every}
+    return sum(every[q].cpu_ticks for q in tree) / _CLOCK_TICKS
+
+
 class Proc:
     """A child in its own process group, logging to a file; `stop` ends the whole group."""
 
@@ -156,7 +165,7 @@ class Proc:
         )  # fmt: skip
 
     def cpu_seconds(self) -> float:
-        return group_cpu_seconds(self.popen.pid)
+        return tree_cpu_seconds(self.popen.pid)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         with contextlib.suppress(ProcessLookupError):
