@@ -352,3 +352,32 @@ def test_metrics_cover_every_process_with_two_web_and_two_worker_processes(tmp_p
     finally:
         platform.stop()
         svc.clear_namespace(namespace)
+
+
+def test_faktry_up_starts_again_any_of_its_processes_that_dies(zero_setup):
+    """kill -9 of the scheduler and of the web server under `faktry up`: each is started
+    again (with its backoff), the web answers again, and `faktry up` itself stays up."""
+    from tests.platform import children_of
+
+    platform, headers, _, proc = zero_setup
+
+    def child(marker: str) -> int | None:
+        for pid in children_of(proc.popen.pid):
+            info = process(pid)
+            if info is not None and marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
+                errors="replace"
+            ):
+                return pid
+        return None
+
+    for marker in ("scheduler", "gunicorn"):
+        victim = child(marker)
+        assert victim is not None, f"no {marker} under faktry up"
+        os.kill(victim, 9)
+        deadline = time.monotonic() + 30
+        while child(marker) in (None, victim):
+            assert time.monotonic() < deadline, f"{marker} was not started again:\n{proc.output()}"
+            time.sleep(0.1)
+    platform.wait_healthy(timeout=60)
+    assert requests.get(f"{platform.base}/v1/jobs", headers=headers, timeout=10).status_code == 200
+    assert proc.popen.poll() is None, proc.output()
