@@ -363,10 +363,11 @@ def test_faktry_up_starts_again_any_of_its_processes_that_dies(zero_setup):
 
     def child(marker: str) -> int | None:
         for pid in children_of(proc.popen.pid):
-            info = process(pid)
-            if info is not None and marker in Path(f"/proc/{pid}/cmdline").read_bytes().decode(
-                errors="replace"
-            ):
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue  # gone meanwhile
+            if marker in cmdline:
                 return pid
         return None
 
