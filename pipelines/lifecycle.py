@@ -27,6 +27,7 @@ from sqlalchemy import ColumnElement, Row, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
+from faktry.db import transaction
 from pipelines.models import CANCELED, QUEUED, RUNNING, SUCCEEDED, Job, JobEvent
 
 log = logging.getLogger("faktry.lifecycle")
@@ -61,19 +62,11 @@ class UnitOfWork:
 
 @contextmanager
 def unit_of_work(sessions: sessionmaker[Session], *, tenant_id: str | None = None) -> Iterator[UnitOfWork]:
-    """Commit on success (then run the hooks), roll back on error, always close."""
-    session = sessions()
-    if tenant_id is not None:
-        session.info["tenant_id"] = tenant_id
-    uow = UnitOfWork(session)
-    try:
+    """A `faktry.db.transaction` whose hooks run once it has committed (never after a
+    rollback)."""
+    with transaction(sessions, tenant_id=tenant_id) as session:
+        uow = UnitOfWork(session)
         yield uow
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
     uow.run_hooks()
 
 
