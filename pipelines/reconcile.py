@@ -240,7 +240,6 @@ def _take_orphan(
             return None
         if row.status == CANCELED:
             ledger.release(session, row.tenant_id, job_id)
-            session.execute(update(Job).where(Job.id == job_id).values(cost_charged=0))
             lifecycle.event(
                 session, job_id, row.tenant_id, "canceled", CANCELED, row.attempts,
                 reason="worker lost after cancel was requested",
@@ -258,4 +257,7 @@ def _requeue_orphan(sessions: sessionmaker[Session], job_id: str, token: str | N
 
 
 def _cancel_orphan(sessions: sessionmaker[Session], job_id: str, token: str | None, now: datetime) -> bool:
-    return _take_orphan(sessions, job_id, token, now, status=CANCELED, finished_at=now) is not None
+    return (
+        _take_orphan(sessions, job_id, token, now, status=CANCELED, finished_at=now, cost_charged=0)
+        is not None
+    )

@@ -13,6 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -133,28 +134,36 @@ class TierCache:
 def use_storage(session: Session, tenant_id: str, nbytes: int, quota: int) -> None:
     """Count ``nbytes`` of new files as used, in the caller's transaction, or raise
     `StorageQuotaExceeded` (the bytes are written already: the caller removes them)."""
-    result = session.execute(
+    _within_quota(session, tenant_id, nbytes, quota, storage_used_bytes=Account.storage_used_bytes + nbytes)
+
+
+def _within_quota(session: Session, tenant_id: str, nbytes: int, quota: int, **values: Any) -> None:
+    """Apply ``values`` to the tenant's account if used + reserved + ``nbytes`` stays within
+    ``quota`` (one conditional update: concurrent writers can never end above it), or raise
+    `StorageQuotaExceeded` saying how much is free."""
+    done = session.execute(
         update(Account)
         .where(
             Account.tenant_id == tenant_id,
             Account.storage_used_bytes + Account.storage_reserved_bytes + nbytes <= quota,
         )
-        .values(storage_used_bytes=Account.storage_used_bytes + nbytes)
+        .values(**values)
         .returning(Account.tenant_id)
         .execution_options(synchronize_session=False)
-    )
-    if result.first() is None:
-        account = session.execute(
-            select(Account.storage_used_bytes, Account.storage_reserved_bytes).where(
-                Account.tenant_id == tenant_id
-            )
-        ).first()
-        used = account.storage_used_bytes if account else 0
-        free = max(0, quota - used - (account.storage_reserved_bytes if account else 0))
-        raise StorageQuotaExceeded(
-            f"this needs {nbytes} bytes and {free} bytes of the storage quota are free",
-            details={"quota_bytes": quota, "used_bytes": used},
+    ).first()
+    if done is not None:
+        return
+    account = session.execute(
+        select(Account.storage_used_bytes, Account.storage_reserved_bytes).where(
+            Account.tenant_id == tenant_id
         )
+    ).first()
+    used = account.storage_used_bytes if account else 0
+    free = max(0, quota - used - (account.storage_reserved_bytes if account else 0))
+    raise StorageQuotaExceeded(
+        f"this needs {nbytes} bytes and {free} bytes of the storage quota are free",
+        details={"quota_bytes": quota, "used_bytes": used},
+    )
 
 
 def check_duration(limits: TierLimits, seconds: float | None) -> None:
@@ -169,24 +178,9 @@ def reserve_storage(session: Session, tenant_id: str, nbytes: int, quota: int) -
     """Promise ``nbytes`` to a write, or raise `StorageQuotaExceeded`. Commit it before
     writing the bytes, so other writers see it."""
     lock_account(session, tenant_id)
-    result = session.execute(
-        update(Account)
-        .where(
-            Account.tenant_id == tenant_id,
-            Account.storage_used_bytes + Account.storage_reserved_bytes + nbytes <= quota,
-        )
-        .values(storage_reserved_bytes=Account.storage_reserved_bytes + nbytes)
-        .execution_options(synchronize_session=False)
+    _within_quota(
+        session, tenant_id, nbytes, quota, storage_reserved_bytes=Account.storage_reserved_bytes + nbytes
     )
-    if getattr(result, "rowcount", 0) != 1:
-        account = session.scalars(
-            select(Account).where(Account.tenant_id == tenant_id).execution_options(populate_existing=True)
-        ).one()
-        free = max(0, quota - account.storage_used_bytes - account.storage_reserved_bytes)
-        raise StorageQuotaExceeded(
-            f"this needs {nbytes} bytes and {free} bytes of the storage quota are free",
-            details={"quota_bytes": quota, "used_bytes": account.storage_used_bytes},
-        )
     reservation = StorageReservation(tenant_id=tenant_id, bytes=nbytes)
     session.add(reservation)
     session.flush()

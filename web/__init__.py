@@ -30,6 +30,7 @@ from pipelines.moderation import Moderator
 from pipelines.routing import RoutingLimits
 from pipelines.services import Policy, Sender
 from quotas.billing import packs_from_json, price_tiers_from_json
+from quotas.limits import TierCache
 from quotas.pricing import PriceList
 from quotas.ratelimit import RateLimiter
 from storage import from_settings as storage_from_settings
@@ -135,10 +136,13 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     web_redis = redis_client(
         redis_url, socket_timeout=REDIS_TIMEOUT_SECONDS, socket_connect_timeout=REDIS_TIMEOUT_SECONDS
     )
+    tiers = TierCache()  # one per process: submits and admission see a tier change together
     if sender is None:
         from workers.broker import make_broker, make_sender
 
-        sender = make_sender(settings, make_broker(settings, redis_url), redis_url, sessions)
+        sender = make_sender(settings, make_broker(settings, redis_url), redis_url, sessions, tiers)
+    elif isinstance(sender, AdmittingSender):
+        sender.tiers = tiers
     app.extensions["faktry"] = Services(
         settings=settings,
         sessions=sessions,
@@ -153,6 +157,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
             prices=PriceList.from_json(settings.prices),
             catalog=default_catalog(),
             configured=configured_providers(settings),
+            tiers=tiers,
         ),
         moderator=_moderator(settings),
         embedded_redis=embedded,

@@ -28,6 +28,7 @@ from pipelines.metrics import Metrics
 from pipelines.presence import BrokerCheck, Presence
 from pipelines.routing import all_queues
 from pipelines.runner import Context
+from quotas.limits import TierCache
 from quotas.pricing import PriceList
 from quotas.ratelimit import RunningSlots
 from storage import from_settings as storage_from_settings
@@ -117,8 +118,11 @@ def redis_broker_check(broker: RedisBroker) -> BrokerCheck:
     return check
 
 
-def make_sender(settings: Settings, broker: Broker, redis_url: str, sessions: Any) -> Any:
-    """What dispatches new jobs: through fair admission unless it is turned off."""
+def make_sender(
+    settings: Settings, broker: Broker, redis_url: str, sessions: Any, tiers: TierCache | None = None
+) -> Any:
+    """What dispatches new jobs: through fair admission unless it is turned off. ``tiers`` is
+    the process's tier cache, so that forgetting a tenant's tier there reaches admission too."""
     # Hand-over keys live beside fair admission's lists, whichever Redis the broker uses.
     # RabbitMQ keeps its queues on disk: there the hand-over key alone is the evidence.
     check = redis_broker_check(broker) if isinstance(broker, RedisBroker) else None
@@ -129,7 +133,7 @@ def make_sender(settings: Settings, broker: Broker, redis_url: str, sessions: An
         short_calls(redis_url), settings.redis_namespace, depth=settings.admission_depth,
         running_namespace=settings.redis_namespace,
     )  # fmt: skip
-    return AdmittingSender(sender, admission, sessions, all_queues())
+    return AdmittingSender(sender, admission, sessions, all_queues(), tiers)
 
 
 @dataclass
@@ -158,6 +162,6 @@ def setup(settings: Settings) -> Runtime:
         metrics=Metrics(short_calls(redis_url), settings.redis_namespace),
     )
     broker.add_middleware(SweepTempAtBoot(context.sessions, settings.tmp_dir, settings.tmp_idle_seconds))
-    admitting = make_sender(settings, broker, redis_url, context.sessions)
+    admitting = make_sender(settings, broker, redis_url, context.sessions, context.tiers)
     jobs.declare(broker, context, admitting if isinstance(admitting, AdmittingSender) else None)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)
