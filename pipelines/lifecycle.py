@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, insert, update
+from sqlalchemy import ColumnElement, Row, Update, bindparam, insert, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
@@ -70,20 +70,34 @@ def unit_of_work(sessions: sessionmaker[Session], *, tenant_id: str | None = Non
     uow.run_hooks()
 
 
+def transition(
+    fence: ColumnElement[bool] | None, values: dict[str, Any], returning: Sequence[Any] = ()
+) -> Update:
+    """The fenced update of one transition: ``UPDATE jobs SET <values> WHERE id = :job AND
+    <fence> RETURNING id, <returning>``. The transitions of every job's path are built once,
+    at import, with `bindparam` for what changes per call: SQLAlchemy then reuses their
+    compiled SQL without building and hashing a new statement each time."""
+    stmt = update(Job).where(Job.id == bindparam("job"))
+    if fence is not None:
+        stmt = stmt.where(fence)
+    return stmt.values(**values).returning(Job.id, *returning)
+
+
 def fenced(
     session: Session,
     job_id: str,
-    fence: ColumnElement[bool] | None,
-    values: dict[str, Any],
+    fence: ColumnElement[bool] | Update | None,
+    values: dict[str, Any] | None = None,
     returning: Sequence[Any] = (),
+    /,
+    **params: Any,
 ) -> Row[Any] | None:
-    """Change the job if ``fence`` still holds; the returned row (the ``returning`` columns
-    after the change) or None when another process changed it first."""
-    stmt = update(Job).where(Job.id == job_id)
-    if fence is not None:
-        stmt = stmt.where(fence)
+    """Change the job if the fence still holds; the returned row (the ``returning`` columns
+    after the change) or None when another process changed it first. ``fence`` is either a
+    `transition` built beforehand (with its ``params``) or the fence of a one-off change."""
+    stmt = fence if isinstance(fence, Update) else transition(fence, values or {}, returning)
     # Core on the session's connection: no ORM bookkeeping for a row nobody holds in memory.
-    return session.connection().execute(stmt.values(**values).returning(Job.id, *returning)).first()
+    return session.connection().execute(stmt, {"job": job_id, **params}).first()
 
 
 def event(
@@ -131,62 +145,89 @@ CLAIMED = (
 )
 
 
+_NOW = bindparam("now", type_=Job.updated_at.type)
+_TOKEN = bindparam("token", type_=Job.lease_token.type)
+_FINISHED = (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at)
+
+_START = transition(
+    (Job.status == QUEUED)
+    | ((Job.status == RUNNING) & Job.lease_token.is_not(None) & (Job.lease_expires_at < _NOW)),
+    {
+        "status": RUNNING,
+        "attempts": Job.attempts + 1,
+        "lease_token": _TOKEN,
+        "lease_expires_at": bindparam("until"),
+        "started_at": _NOW,
+        "updated_at": _NOW,
+        "progress": 0.0,
+    },
+    CLAIMED,
+)
+_RESUME = transition(
+    (Job.status == RUNNING) & Job.lease_token.is_(None),
+    {"lease_token": _TOKEN, "lease_expires_at": bindparam("until"), "updated_at": _NOW},
+    CLAIMED,
+)
+
+
 def claim(
     session: Session, job_id: str, token: str, now: datetime, lease_until: datetime
 ) -> tuple[Row[Any], bool] | None:
     """Take the job for one delivery: start a new attempt if it is queued or its worker's
     lease expired, else resume it if it waits upstream (parked, no lease token: the same
     attempt goes on). Returns the job's row and whether it resumed, or None."""
-    started = fenced(
-        session,
-        job_id,
-        (Job.status == QUEUED)
-        | ((Job.status == RUNNING) & Job.lease_token.is_not(None) & (Job.lease_expires_at < now)),
-        {
-            "status": RUNNING,
-            "attempts": Job.attempts + 1,
-            "lease_token": token,
-            "lease_expires_at": lease_until,
-            "started_at": now,
-            "updated_at": now,
-            "progress": 0.0,
-        },
-        CLAIMED,
-    )
+    started = fenced(session, job_id, _START, now=now, token=token, until=lease_until)
     if started is not None:
         event(session, job_id, started.tenant_id, "started", RUNNING, started.attempts)
         return started, False
-    parked = fenced(
-        session,
-        job_id,
-        (Job.status == RUNNING) & Job.lease_token.is_(None),
-        {"lease_token": token, "lease_expires_at": lease_until, "updated_at": now},
-        CLAIMED,
-    )
+    parked = fenced(session, job_id, _RESUME, now=now, token=token, until=lease_until)
     return (parked, True) if parked is not None else None
+
+
+_SUCCEED = transition(
+    (Job.lease_token == _TOKEN) & (Job.status == RUNNING),
+    {
+        "status": SUCCEEDED,
+        "progress": 1.0,
+        "finished_at": _NOW,
+        "updated_at": _NOW,
+        "lease_token": None,
+        "lease_expires_at": None,
+        "result": bindparam("outcome"),
+        "error_code": None,
+        "error_message": None,
+        "cost_charged": bindparam("charged"),
+    },
+    _FINISHED,
+)
 
 
 def succeed(
     session: Session, job_id: str, token: str, now: datetime, result: dict[str, Any], charged: int
 ) -> Row[Any] | None:
-    return fenced(
-        session,
-        job_id,
-        held_by(token) & (Job.status == RUNNING),
+    return fenced(session, job_id, _SUCCEED, token=token, now=now, outcome=result, charged=charged)
+
+
+def _finish_by(fence: ColumnElement[bool]) -> Update:
+    return transition(
+        fence & (Job.status == RUNNING),
         {
-            "status": SUCCEEDED,
-            "progress": 1.0,
-            "finished_at": now,
-            "updated_at": now,
+            "status": bindparam("to"),
+            "finished_at": _NOW,
+            "updated_at": _NOW,
             "lease_token": None,
             "lease_expires_at": None,
-            "result": result,
-            "error_code": None,
-            "error_message": None,
-            "cost_charged": charged,
+            "error_code": bindparam("code"),
+            "error_message": bindparam("message"),
+            "cost_charged": 0,
         },
-        (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at),
+        _FINISHED,
     )
+
+
+#: Finishing an attempt that holds its lease, and a parked job (no lease token).
+_FINISH = _finish_by(Job.lease_token == _TOKEN)
+_FINISH_PARKED = _finish_by(Job.lease_token.is_(None))
 
 
 def finish(
@@ -202,18 +243,12 @@ def finish(
     return fenced(
         session,
         job_id,
-        held_by(token) & (Job.status == RUNNING),
-        {
-            "status": status,
-            "finished_at": now,
-            "updated_at": now,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "error_code": code,
-            "error_message": (message or "")[:500] or None,
-            "cost_charged": 0,
-        },
-        (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at),
+        _FINISH_PARKED if token is None else _FINISH,
+        token=token,
+        now=now,
+        to=status,
+        code=code,
+        message=(message or "")[:500] or None,
     )
 
 
@@ -230,17 +265,18 @@ def back_to_queue(
     )
 
 
+_CANCEL_QUEUED = transition(
+    Job.status == QUEUED,
+    {
+        "status": CANCELED,
+        "finished_at": _NOW,
+        "updated_at": _NOW,
+        "cancel_requested": True,
+        "cost_charged": 0,
+    },
+    (Job.tenant_id, Job.attempts),
+)
+
+
 def cancel_queued(session: Session, job_id: str, now: datetime) -> Row[Any] | None:
-    return fenced(
-        session,
-        job_id,
-        Job.status == QUEUED,
-        {
-            "status": CANCELED,
-            "finished_at": now,
-            "updated_at": now,
-            "cancel_requested": True,
-            "cost_charged": 0,
-        },
-        (Job.tenant_id, Job.attempts),
-    )
+    return fenced(session, job_id, _CANCEL_QUEUED, now=now)

@@ -363,31 +363,43 @@ def release(session: Session, tenant_id: str, job_id: str) -> Resolved | None:
     return _resolve(session, tenant_id, job_id, 0, "released")
 
 
+#: Resolving a hold, built once (see `pipelines.lifecycle.transition`): only the caller that
+#: finds it still held wins; it captures at most what was held.
+_CHARGE = bindparam("charge", type_=Hold.amount.type)
+_RESOLVE_HOLD = (
+    update(Hold)
+    .where(Hold.job_id == bindparam("job"), Hold.status == "held")
+    .values(
+        status=bindparam("to"),
+        captured=case((Hold.amount < _CHARGE, Hold.amount), else_=_CHARGE),
+        resolved_at=bindparam("at"),
+    )
+    .returning(Hold.id, Hold.amount, Hold.captured)
+)
+_ALLOCATIONS = (
+    select(HoldAllocation.amount, CreditLot.id, CreditLot.expires_at)
+    .join(CreditLot, CreditLot.id == HoldAllocation.lot_id)
+    .where(HoldAllocation.hold_id == bindparam("hold"))
+    .order_by(CreditLot.expires_at, CreditLot.id)
+)
+
+
 def _resolve(session: Session, tenant_id: str, job_id: str, charge: int, status: str) -> Resolved | None:
     """Resolve the hold with one conditional update (only one caller ever wins it), then
     move its credits lot by lot. Locks are taken in the order every money operation uses
     (hold, account, lots by expiry), and the account only when credits come back, where
     a debt may take them."""
     now = clock.now()
-    won = session.execute(
-        update(Hold)
-        .where(Hold.job_id == job_id, Hold.status == "held")
-        .values(
-            status=status, captured=case((Hold.amount < charge, Hold.amount), else_=charge), resolved_at=now
-        )
-        .returning(Hold.id, Hold.amount, Hold.captured)
-        .execution_options(synchronize_session=False)
-    ).first()
+    won = (
+        session.connection()
+        .execute(_RESOLVE_HOLD, {"job": job_id, "to": status, "charge": charge, "at": now})
+        .first()
+    )
     if won is None:
         return None
     account = lock_account(session, tenant_id) if won.captured < won.amount else None
     left = won.captured
-    rows = session.execute(
-        select(HoldAllocation.amount, CreditLot.id, CreditLot.expires_at)
-        .join(CreditLot, CreditLot.id == HoldAllocation.lot_id)
-        .where(HoldAllocation.hold_id == won.id)
-        .order_by(CreditLot.expires_at, CreditLot.id)
-    ).all()
+    rows = session.connection().execute(_ALLOCATIONS, {"hold": won.id}).all()
     for allocated, lot_id, expires_at in rows:
         take = min(allocated, left)
         rest = allocated - take

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Update, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from faktry import clock
@@ -134,23 +134,33 @@ class TierCache:
 def use_storage(session: Session, tenant_id: str, nbytes: int, quota: int) -> None:
     """Count ``nbytes`` of new files as used, in the caller's transaction, or raise
     `StorageQuotaExceeded` (the bytes are written already: the caller removes them)."""
-    _within_quota(session, tenant_id, nbytes, quota, storage_used_bytes=Account.storage_used_bytes + nbytes)
+    _within_quota(session, _USE, tenant_id, nbytes, quota)
 
 
-def _within_quota(session: Session, tenant_id: str, nbytes: int, quota: int, **values: Any) -> None:
-    """Apply ``values`` to the tenant's account if used + reserved + ``nbytes`` stays within
-    ``quota`` (one conditional update: concurrent writers can never end above it), or raise
-    `StorageQuotaExceeded` saying how much is free."""
-    done = session.execute(
+def _quota_update(**values: Any) -> Update:
+    """Apply ``values`` to the tenant's account if used + reserved + ``:n`` stays within
+    ``:quota``: one conditional update, so concurrent writers can never end above it. Built
+    once, at import (the statement's SQL is then compiled once per database)."""
+    return (
         update(Account)
         .where(
-            Account.tenant_id == tenant_id,
-            Account.storage_used_bytes + Account.storage_reserved_bytes + nbytes <= quota,
+            Account.tenant_id == bindparam("tenant"),
+            Account.storage_used_bytes + Account.storage_reserved_bytes + _N <= bindparam("quota"),
         )
         .values(**values)
         .returning(Account.tenant_id)
-        .execution_options(synchronize_session=False)
-    ).first()
+    )
+
+
+_N = bindparam("n", type_=Account.storage_used_bytes.type)
+_USE = _quota_update(storage_used_bytes=Account.storage_used_bytes + _N)
+_RESERVE = _quota_update(storage_reserved_bytes=Account.storage_reserved_bytes + _N)
+
+
+def _within_quota(session: Session, stmt: Update, tenant_id: str, nbytes: int, quota: int) -> None:
+    """Run one of the quota updates above, or raise `StorageQuotaExceeded` saying how much
+    is free."""
+    done = session.connection().execute(stmt, {"tenant": tenant_id, "n": nbytes, "quota": quota}).first()
     if done is not None:
         return
     account = session.execute(
@@ -178,9 +188,7 @@ def reserve_storage(session: Session, tenant_id: str, nbytes: int, quota: int) -
     """Promise ``nbytes`` to a write, or raise `StorageQuotaExceeded`. Commit it before
     writing the bytes, so other writers see it."""
     lock_account(session, tenant_id)
-    _within_quota(
-        session, tenant_id, nbytes, quota, storage_reserved_bytes=Account.storage_reserved_bytes + nbytes
-    )
+    _within_quota(session, _RESERVE, tenant_id, nbytes, quota)
     reservation = StorageReservation(tenant_id=tenant_id, bytes=nbytes)
     session.add(reservation)
     session.flush()
