@@ -39,7 +39,8 @@ def _settings() -> Settings:
 
 
 def _sessions(settings: Settings) -> Any:
-    return make_sessionmaker(make_engine(settings.resolved_database_url))
+    engine = make_engine(settings.resolved_database_url, app_role=settings.database_app_role)
+    return make_sessionmaker(engine)
 
 
 def _prepare_var(settings: Settings) -> None:
@@ -66,7 +67,7 @@ def db_upgrade(revision: str) -> None:
     """Apply migrations up to REVISION."""
     settings = _settings()
     _prepare_var(settings)
-    migrate.upgrade(settings.resolved_database_url, revision)
+    migrate.upgrade(settings.resolved_database_url, revision, app_role=settings.database_app_role)
     click.echo(f"database at {revision}")
 
 
@@ -287,12 +288,16 @@ def worker_process_command(queues: tuple[str, ...], threads: int) -> list[str]:
 
 
 def web_command(settings: Settings) -> list[str]:
+    """gunicorn's threaded workers, safe to face clients with no proxy in front: request
+    bodies are read against the clock and uploads take at most half a process's threads
+    (web/guard.py), so there are at least two; kept-alive connections wait in gunicorn's
+    poller, not in a thread. docs/operations.md shows the proxy to put in front anyway."""
     return [
         sys.executable, "-m", "gunicorn", "web.wsgi:app",
         "--bind", f"{settings.host}:{settings.port}",
         "--workers", str(settings.web_workers),
         "--worker-class", "gthread",
-        "--threads", str(settings.web_threads),
+        "--threads", str(max(2, settings.web_threads)),
         "--timeout", "120",
         "--graceful-timeout", "30",
         "--access-logfile", "-",
@@ -515,7 +520,7 @@ def up() -> None:
 
     settings = _settings()
     _prepare_var(settings)
-    migrate.upgrade(settings.resolved_database_url)
+    migrate.upgrade(settings.resolved_database_url, app_role=settings.database_app_role)
     settings = settings.ensure_secret_key()
     redis_url, embedded = resolve_url(settings)
     demo = _demo_account(settings)

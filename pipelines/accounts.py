@@ -1,35 +1,100 @@
 """Deleting an account and exporting its data, as the privacy policy promises.
 
-Deletion removes the person and the content: the users (their personal data), API keys,
-files (and their bytes in storage) and jobs (their prompts and parameters). Jobs still
-running are canceled first, so their holds are released. Credits left in lots are forfeited
-with ledger entries. What stays is pseudonymous: the tenant id on the ledger (kept seven years
-for legal and tax reasons), and moderation log entries (kept at most twelve months for safety
-audits, then swept).
+The export (`export`) is everything faktry keeps about the account, whoever's eyes it was kept
+for: the tenant and its status, its people and their web sessions (never a password hash or a
+session token), API keys (never a key hash), the money side (the Stripe customer id, credit
+lots with what bought them, holds, every ledger entry, the Stripe events about its purchases),
+storage usage and reservations, files, jobs with their outputs and events, and the moderation
+log entries about its prompts.
+
+Deletion (`delete_account`) removes the person and the content: the users (their personal
+data) and their sessions, API keys, files (and their bytes in storage) and jobs (their prompts
+and parameters, events and outputs). Jobs still running are canceled first, so their holds are
+released. Credits left in lots are forfeited with ledger entries. What stays is pseudonymous:
+the tenant id on the ledger, its lots and holds (kept seven years for legal and tax reasons),
+and moderation log entries (kept at most twelve months for safety audits, then swept).
+
+Redis holds traces of the account too: log-in throttles named by email, the submit rate and
+running slots named by tenant, API key digests, fair admission's lists, weights and caps,
+hand-over keys named by job. `forget` removes them; the caller runs it before its commit (a
+Redis that is away fails the deletion, which can be asked for again) and once more after it
+(what a request made in between). The only buckets left are those named by a client address
+(log-in and sign-up throttles): an address is not the person's, and those buckets expire
+within a minute.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from faktry import clock
-from faktry.tenancy import ApiKey, Tenant, User
+from faktry.tenancy import ApiKey, Tenant, User, UserSession, VerifiedKeys
 from pipelines import files
-from pipelines.models import FINISHED, Job
+from pipelines.admission import Admission
+from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.services import cancel, to_dict
 from quotas import ledger
-from quotas.models import CreditLot, LedgerEntry
+from quotas.models import Account, CreditLot, Hold, LedgerEntry, StorageReservation, StripeEvent
 from storage.models import File
 
 
+def _stamp(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def lot_to_dict(lot: CreditLot) -> dict[str, Any]:
+    return {
+        "id": lot.id,
+        "source": lot.source,
+        "amount": lot.amount,
+        "remaining": lot.remaining,
+        "held": lot.held,
+        "created_at": lot.created_at.isoformat(),
+        "expires_at": lot.expires_at.isoformat(),
+    }
+
+
+def entry_to_dict(entry: LedgerEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "object": "transaction",
+        "created_at": entry.created_at.isoformat(),
+        "kind": entry.kind,
+        "available": entry.available,
+        "held": entry.held,
+        "debt": entry.debt,
+        "lot_id": entry.lot_id,
+        "job_id": entry.job_id,
+        "memo": entry.memo,
+    }
+
+
 def export(session: Session, tenant_id: str) -> dict[str, Any]:
-    """Everything faktry keeps about an account, as one JSON document."""
+    """Everything faktry keeps about an account, as one JSON document (see the module's
+    docstring for what that is, and `tests/web/test_account_privacy.py` for the proof that
+    each table holding the tenant's rows is in it)."""
     tenant = session.get(Tenant, tenant_id)
     assert tenant is not None
-    users = session.scalars(select(User).where(User.tenant_id == tenant_id)).all()
+    account = session.get(Account, tenant_id)
+    funds = ledger.balance(session, tenant_id)
+    lots = session.scalars(
+        select(CreditLot).where(CreditLot.tenant_id == tenant_id).order_by(CreditLot.created_at, CreditLot.id)
+    ).all()
+    outputs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for out, file in session.execute(
+        select(JobOutput, File)
+        .join(File, File.id == JobOutput.file_id)
+        .where(JobOutput.tenant_id == tenant_id)
+    ):
+        outputs[out.job_id].append({"name": out.name, **files.to_dict(file)})
     return {
         "object": "export",
         "exported_at": clock.now().isoformat(),
@@ -37,6 +102,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             "id": tenant.id,
             "name": tenant.name,
             "tier": tenant.tier,
+            "status": tenant.status,
             "created_at": tenant.created_at.isoformat(),
         },
         "users": [
@@ -44,49 +110,183 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
                 "id": u.id,
                 "email": u.email,
                 "role": u.role,
+                "is_staff": u.is_staff,
+                "has_password": bool(u.password_hash),
                 "first_name": u.first_name,
                 "last_name": u.last_name,
                 "company": u.company,
                 "industry": u.industry,
                 "website": u.website,
                 "created_at": u.created_at.isoformat(),
-                "last_login_at": u.last_login_at.isoformat() if u.last_login_at else None,
+                "last_login_at": _stamp(u.last_login_at),
             }
-            for u in users
+            for u in session.scalars(select(User).where(User.tenant_id == tenant_id))
+        ],
+        "sessions": [
+            {
+                "id": s.id,
+                "user_id": s.user_id,
+                "created_at": s.created_at.isoformat(),
+                "last_seen_at": _stamp(s.last_seen_at),
+                "user_agent": s.user_agent,
+                "address": s.address,
+            }
+            for s in session.scalars(select(UserSession).where(UserSession.tenant_id == tenant_id))
         ],
         "api_keys": [
             {
                 "id": k.id,
+                "user_id": k.user_id,
                 "name": k.name,
                 "prefix": k.prefix,
+                "active": k.active,
                 "created_at": k.created_at.isoformat(),
-                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
-                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+                "last_used_at": _stamp(k.last_used_at),
+                "revoked_at": _stamp(k.revoked_at),
             }
             for k in session.scalars(select(ApiKey).where(ApiKey.tenant_id == tenant_id))
         ],
-        "files": [files.to_dict(f) for f in session.scalars(select(File).where(File.tenant_id == tenant_id))],
-        "jobs": [to_dict(j) for j in session.scalars(select(Job).where(Job.tenant_id == tenant_id))],
+        "billing": {
+            "stripe_customer_id": account.stripe_customer_id if account else None,
+            "credits": {"unit": "millicredits", "available": funds.available, "held": funds.held},
+            "debt": funds.debt,
+        },
+        "credit_lots": [{**lot_to_dict(lot), "reference": lot.reference} for lot in lots],
+        "holds": [
+            {
+                "id": h.id,
+                "job_id": h.job_id,
+                "amount": h.amount,
+                "captured": h.captured,
+                "status": h.status,
+                "created_at": h.created_at.isoformat(),
+                "resolved_at": _stamp(h.resolved_at),
+            }
+            for h in session.scalars(select(Hold).where(Hold.tenant_id == tenant_id))
+        ],
         "transactions": [
+            entry_to_dict(e)
+            for e in session.scalars(
+                select(LedgerEntry)
+                .where(LedgerEntry.tenant_id == tenant_id)
+                .order_by(LedgerEntry.created_at, LedgerEntry.id)
+            )
+        ],
+        "payments": _payments(session, account, lots),
+        "storage": {
+            "used_bytes": account.storage_used_bytes if account else 0,
+            "reserved_bytes": account.storage_reserved_bytes if account else 0,
+            "reservations": [
+                {"id": r.id, "bytes": r.bytes, "created_at": r.created_at.isoformat()}
+                for r in session.scalars(
+                    select(StorageReservation).where(StorageReservation.tenant_id == tenant_id)
+                )
+            ],
+        },
+        "files": [files.to_dict(f) for f in session.scalars(select(File).where(File.tenant_id == tenant_id))],
+        "jobs": [
+            {**to_dict(j), "outputs": outputs.get(j.id, [])}
+            for j in session.scalars(select(Job).where(Job.tenant_id == tenant_id))
+        ],
+        "job_events": [
             {
                 "id": e.id,
-                "created_at": e.created_at.isoformat(),
-                "kind": e.kind,
-                "available": e.available,
-                "held": e.held,
-                "debt": e.debt,
                 "job_id": e.job_id,
-                "memo": e.memo,
+                "at": e.at.isoformat(),
+                "kind": e.kind,
+                "status": e.status,
+                "attempt": e.attempt,
+                "data": e.data,
             }
-            for e in session.scalars(select(LedgerEntry).where(LedgerEntry.tenant_id == tenant_id))
+            for e in session.scalars(
+                select(JobEvent).where(JobEvent.tenant_id == tenant_id).order_by(JobEvent.id)
+            )
+        ],
+        "moderation_log": [
+            {
+                "id": m.id,
+                "at": m.at.isoformat(),
+                "action": m.action,
+                "category": m.category,
+                "score": m.score,
+                "source": m.source,
+                "endpoint": m.endpoint,
+                "model": m.model,
+                "prompt": m.prompt,
+            }
+            for m in session.scalars(
+                select(ModerationEntry)
+                .where(ModerationEntry.tenant_id == tenant_id)
+                .order_by(ModerationEntry.at)
+            )
         ],
     }
 
 
-def delete_account(session: Session, tenant_id: str) -> list[str] | None:
-    """Delete the account's people and content; returns the storage prefix to remove once
-    the transaction has committed. While a job still runs it only asks it to stop and returns
-    None: the caller commits that and asks again shortly."""
+def _payments(session: Session, account: Account | None, lots: Sequence[CreditLot]) -> list[dict[str, Any]]:
+    """The Stripe events faktry applied or keeps about this account's purchases: those about its
+    Stripe customer, and those about a payment that bought one of its lots."""
+    references = {lot.reference for lot in lots if lot.source == "purchase" and lot.reference}
+    if account is not None and account.stripe_customer_id:
+        references.add(account.stripe_customer_id)
+    if not references:
+        return []
+    # Stripe's events are no tenant's rows (on PostgreSQL the tenant's role cannot read the
+    # table): read as the privileged role, only those the account's own rows point at.
+    tenant_id = session.info.pop("tenant_id", None)
+    try:
+        rows = session.scalars(
+            select(StripeEvent).where(StripeEvent.reference.in_(references)).order_by(StripeEvent.received_at)
+        ).all()
+    finally:
+        if tenant_id is not None:
+            session.info["tenant_id"] = tenant_id
+    return [
+        {
+            "id": e.id,
+            "type": e.type,
+            "status": e.status,
+            "received_at": e.received_at.isoformat(),
+            "event": json.loads(e.payload) if e.payload else None,
+        }
+        for e in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Traces:
+    """What names a deleted account in Redis: its tenant id, its people's ids and emails, its
+    API keys' ids and visible prefixes, its jobs' ids."""
+
+    tenant_id: str
+    emails: frozenset[str]
+    ids: frozenset[str]
+    key_ids: frozenset[str]
+
+    def name(self, key: str) -> bool:
+        """Whether the Redis key ``key`` is named by one of these traces: one of its
+        ``:``- or ``|``-separated parts is an id, or it ends with ``:<email>`` (an email may
+        hold a colon, and is never matched as a part of a longer one)."""
+        if any(part in self.ids for part in _PARTS.split(key)):
+            return True
+        return any(key.endswith(":" + email) for email in self.emails)
+
+
+_PARTS = re.compile(r"[:|]")
+
+
+@dataclass(frozen=True)
+class Deleted:
+    """A deleted account: the storage prefixes to remove once the deletion has committed,
+    and the traces `forget` removes from Redis."""
+
+    prefixes: list[str]
+    traces: Traces
+
+
+def delete_account(session: Session, tenant_id: str) -> Deleted | None:
+    """Delete the account's people and content. While a job still runs it only asks it to
+    stop and returns None: the caller commits that and asks again shortly."""
     running = False
     unfinished = select(Job).where(Job.tenant_id == tenant_id, Job.status.not_in(FINISHED))
     for job in session.scalars(unfinished).all():
@@ -94,6 +294,7 @@ def delete_account(session: Session, tenant_id: str) -> list[str] | None:
         running = running or job.status not in FINISHED
     if running:
         return None
+    traces = _traces(session, tenant_id)
     account = ledger.lock_account(session, tenant_id)
     for lot in session.scalars(
         select(CreditLot).where(CreditLot.tenant_id == tenant_id, CreditLot.remaining > 0)
@@ -107,11 +308,57 @@ def delete_account(session: Session, tenant_id: str) -> list[str] | None:
         lot.remaining = 0
     session.execute(delete(File).where(File.tenant_id == tenant_id, File.root_id.is_not(None)))
     session.execute(delete(File).where(File.tenant_id == tenant_id))
+    session.execute(delete(JobEvent).where(JobEvent.tenant_id == tenant_id))
+    session.execute(delete(JobOutput).where(JobOutput.tenant_id == tenant_id))
     session.execute(delete(Job).where(Job.tenant_id == tenant_id))
+    session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
+    session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))
     session.execute(delete(User).where(User.tenant_id == tenant_id))
     account.storage_used_bytes = 0
     account.storage_reserved_bytes = 0
     session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="deleted", name=""))
     session.flush()
-    return [f"t/{tenant_id}/"]
+    return Deleted(prefixes=[f"t/{tenant_id}/"], traces=traces)
+
+
+def _traces(session: Session, tenant_id: str) -> Traces:
+    users = session.execute(select(User.id, User.email).where(User.tenant_id == tenant_id)).all()
+    keys = session.execute(select(ApiKey.id, ApiKey.prefix).where(ApiKey.tenant_id == tenant_id)).all()
+    job_ids = session.scalars(select(Job.id).where(Job.tenant_id == tenant_id)).all()
+    return Traces(
+        tenant_id=tenant_id,
+        emails=frozenset(email for _, email in users),
+        ids=frozenset(
+            [tenant_id, *(u for u, _ in users), *(k for k, _ in keys), *(p for _, p in keys), *job_ids]
+        ),
+        key_ids=frozenset(k for k, _ in keys),
+    )
+
+
+def forget(client: Any, namespace: str, traces: Traces, *, queues: Iterable[str]) -> int:
+    """Remove the account's traces from Redis (see the module's docstring); returns how many
+    keys were deleted. Raises the client's error when Redis cannot be reached.
+
+    Keys named by a trace are found by one scan of the namespace, so a key a new feature names
+    by tenant, person, key or job is removed without changing this. Traces kept inside shared
+    keys are removed by their owners: API key digests (`VerifiedKeys.forget`, whose entries are
+    named by a digest) and fair admission's per-queue order, weights and caps
+    (`Admission.forget_tenant`)."""
+    verified = VerifiedKeys(client, namespace, ttl_seconds=1.0)
+    for key_id in sorted(traces.key_ids):
+        verified.forget(key_id)
+    Admission(client, namespace, depth=0, running_namespace=namespace).forget_tenant(
+        traces.tenant_id, list(queues)
+    )
+    names: list[Any] = []
+    for raw in client.scan_iter(match=_glob_escape(namespace) + ":*", count=1000):
+        if traces.name(raw.decode() if isinstance(raw, bytes) else str(raw)):
+            names.append(raw)
+    for start in range(0, len(names), 500):
+        client.delete(*names[start : start + 500])
+    return len(names)
+
+
+def _glob_escape(text: str) -> str:
+    return re.sub(r"([*?\[\]\\])", r"\\\1", text)

@@ -327,6 +327,28 @@ class Admission:
         """Set the admitted-and-waiting count from what the broker really holds."""
         self.client.set(self._keys(queue)["inflight"], max(0, inflight))
 
+    def forget_tenant(self, tenant_id: str, queues: Sequence[str]) -> None:
+        """Remove what admission keeps about a tenant whose account was deleted: its waiting
+        lists, its place in each queue's fair order, its weight, cap and capped state, and its
+        admitted entries not yet sent. One MULTI, so no pump sees half of it; the jobs it
+        drops were canceled and deleted with the account."""
+        pipe = self.client.pipeline(transaction=True)
+        for queue in queues:
+            k = self._keys(queue)
+            pipe.delete(k["list"] + tenant_id)
+            pipe.zrem(k["tenants"], tenant_id)
+            pipe.hdel(k["weights"], tenant_id, f"{tenant_id}:last")
+            pipe.hdel(k["caps"], tenant_id)
+            pipe.hdel(k["capped"], tenant_id)
+            pipe.zrem(k["recheck"], tenant_id)
+        pipe.delete(f"{self.ns}:capped-in:{tenant_id}")
+        pipe.execute()
+        for queue in queues:
+            sending = self._keys(queue)["sending"]
+            unsent = [member for member, _ in self.client.zscan_iter(sending, match=f"{tenant_id}|*")]
+            if unsent:
+                self.client.zrem(sending, *unsent)
+
     def capped(self, queue: str) -> set[str]:
         """The tenants with jobs waiting here that wait out their running-job cap."""
         return {_s(t) for t in self.client.hkeys(self._keys(queue)["capped"])}

@@ -199,3 +199,26 @@ def to_dict(row: File) -> dict[str, Any]:
         data["file_count"] = row.file_count
         data["total_size"] = row.total_size
     return data
+
+
+#: Media types a browser shows or plays without running anything in them: served inline, so
+#: the library and the job pages can preview them. Every other type (HTML, SVG, XML, XHTML,
+#: JavaScript, PDF, anything unknown) is served as an attachment: a stored file never becomes
+#: a page of faktry's origin.
+INLINE_TYPES = frozenset(
+    {
+        "image/png", "image/jpeg", "image/gif", "image/webp", "image/avif",
+        "video/mp4", "video/webm", "video/quicktime", "video/x-matroska", "video/x-msvideo",
+        "video/mp2t", "video/ogg",
+        "audio/mpeg", "audio/mp4", "audio/aac", "audio/wav", "audio/ogg", "audio/flac",
+        "audio/webm", "audio/x-matroska",
+        "application/vnd.apple.mpegurl",
+    }
+)  # fmt: skip
+
+
+def served_inline(content_type: str | None) -> bool:
+    """Whether a download of this type may be shown in the browser; otherwise it is sent with
+    ``Content-Disposition: attachment`` (see `INLINE_TYPES`). Parameters are ignored, case too."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type in INLINE_TYPES

@@ -107,9 +107,11 @@ def _field_error(err: SchemaError, where: str = "params") -> ValidationError:
         allowed = set(err.schema.get("properties", {}))
         extra = sorted(set(err.instance) - allowed)
         name = ".".join(filter(None, [path, extra[0] if extra else ""]))
+        # The same code as an unknown top-level field (web/bodies.py), with the field's path.
         return ValidationError(
             f"unknown {where} field {name!r}; allowed: {', '.join(sorted(allowed)) or 'none'}",
             field=f"{where}.{name}",
+            code="unknown_field",
         )
     if err.validator == "required" and isinstance(err.instance, dict):
         missing = [r for r in err.validator_value if r not in err.instance]

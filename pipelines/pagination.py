@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -36,16 +37,22 @@ def decode(cursor: str) -> tuple[datetime, str]:
         raise ValidationError("malformed cursor", field="cursor") from None
 
 
+_WHOLE = re.compile(r"-?[0-9]+")
+
+
 def parse_limit(raw: str | None, default: int = 20) -> int:
+    """The ``limit`` query parameter: ``default`` when absent, else a whole number written in
+    ASCII digits between 1 and `MAX_LIMIT`; anything else is a 422 naming the field. (Python's
+    ``int`` would also take ``" 5"``, ``"1_0"`` or other scripts' digits: not a limit the API
+    documents.)"""
     if raw is None:
         return default
-    try:
-        limit = int(raw)
-    except ValueError:
-        raise ValidationError("limit must be an integer", field="limit") from None
-    if not 1 <= limit <= MAX_LIMIT:
+    if not _WHOLE.fullmatch(raw):
+        raise ValidationError("limit must be a whole number", field="limit")
+    digits = raw.lstrip("-").lstrip("0")  # never int() of a thousand digits
+    if len(digits) > len(str(MAX_LIMIT)) or not 1 <= int(raw) <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
-    return limit
+    return int(raw)
 
 
 def page(

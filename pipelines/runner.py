@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock, logs
 from faktry.config import Settings
-from faktry.db import is_unavailable, transaction
+from faktry.db import for_tenant, is_unavailable, transaction
 from faktry.errors import Canceled, FaktryError
 from pipelines import jobtypes, lifecycle, tempfiles
 from pipelines.media import detect
@@ -234,6 +234,10 @@ def _run(ctx: Context, job_id: str) -> None:
             return
         c, row = taken
         logs.bind(tenant_id=c.tenant_id)
+        # The claim knew only the job's id (a privileged step); from here on, every statement
+        # of this delivery acts for the job's tenant (on PostgreSQL, as the application role).
+        session.info["tenant_id"] = c.tenant_id
+        ctx = replace(ctx, sessions=for_tenant(ctx.sessions, c.tenant_id))
         admitted = _admit(ctx, session, c, row.provider)
         try:
             facts = _facts(session, row)

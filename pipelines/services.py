@@ -81,7 +81,7 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
         raise ValidationError("the body must be a JSON object", field="body")
     unknown = sorted(set(body) - {"type", "input", "params", "metadata"})
     if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0])
+        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
     job_type = jobtypes.get(body.get("type"))
     params_in = body.get("params", {})
     model = None
@@ -269,7 +269,7 @@ def batch_items(body: Any) -> list[Any]:
         raise ValidationError("the body must be a JSON object", field="body")
     unknown = sorted(set(body) - {"jobs"})
     if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0])
+        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
     items = body.get("jobs")
     if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
         raise ValidationError(f"jobs must be a list of 1 to {MAX_BATCH} job requests", field="jobs")

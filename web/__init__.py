@@ -7,6 +7,7 @@ service, translate errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import tempfile
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from quotas.pricing import PriceList
 from quotas.ratelimit import RateLimiter
 from storage import from_settings as storage_from_settings
 from storage.interface import Storage
+from web.guard import UploadSlots
 
 #: How long a request waits on Redis before treating it as away.
 REDIS_TIMEOUT_SECONDS = 2.0
@@ -53,6 +55,8 @@ class Services:
     metrics: Metrics
     #: Redis, for what the web reads of the platform's shared state (queues, breakers).
     redis: Any
+    #: Uploads under way in this process (web/guard.py).
+    uploads: UploadSlots
 
     @property
     def admission(self) -> Admission | None:
@@ -94,7 +98,11 @@ def _refuse_nul(value: Any) -> None:
 
 
 class UploadRequest(Request):
-    """Multipart file parts go straight to a temp file on disk under var/tmp, never to memory."""
+    """Multipart file parts go straight to a temp file on disk under var/tmp, never to memory.
+    Each is removed when the request ends, whether the upload was stored, refused, or cut
+    off halfway (`staged`, closed by `create_app`'s teardown)."""
+
+    staged: list[IO[bytes]] | None = None
 
     def _get_file_stream(
         self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
@@ -103,11 +111,13 @@ class UploadRequest(Request):
         from flask import current_app
 
         tmp_dir = current_app.extensions["faktry"].settings.tmp_dir
-        return tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-")
+        staged = tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-")  # noqa: SIM115
+        self.staged = [*(self.staged or []), staged]
+        return staged
 
 
 def create_app(settings: Settings | None = None, *, sender: Sender | None = None) -> Flask:
-    from web import errors
+    from web import errors, guard
     from web.api import blueprint as api
 
     settings = (settings or Settings.from_env()).ensure_secret_key()
@@ -122,14 +132,14 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         SECRET_KEY=settings.secret_key,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        # Behind TLS (an https base URL) the cookie is Secure whatever the setting says.
-        SESSION_COOKIE_SECURE=settings.secure_cookies or settings.public_url.startswith("https://"),
+        # Secure everywhere but plain http on loopback (see Settings.cookies_secure).
+        SESSION_COOKIE_SECURE=settings.cookies_secure,
         SESSION_COOKIE_NAME="faktry_session",
         MAX_CONTENT_LENGTH=settings.max_upload_bytes + 1024 * 1024,
         JSON_SORT_KEYS=False,
     )
     redis_url, embedded = resolve_url(settings)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, app_role=settings.database_app_role)
     sessions = make_sessionmaker(engine)
     # The web's own Redis calls take a millisecond: one that hangs becomes a 503 in seconds
     # (see web/errors.py) instead of holding the request, and its worker thread, for good.
@@ -161,8 +171,11 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         ),
         moderator=_moderator(settings),
         embedded_redis=embedded,
+        uploads=UploadSlots.from_settings(settings),
     )
     errors.register(app)
+    # First of all: a body's size, and its pace, are checked before any other work.
+    guard.install(app, settings)
     app.register_blueprint(api)
     from web import pages
 
@@ -193,6 +206,12 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         if sess is not None and response.status_code < 400:
             sess.commit()
         return response
+
+    @app.teardown_request
+    def _remove_staged_uploads(exc: BaseException | None) -> None:
+        for staged in getattr(request, "staged", None) or []:
+            with contextlib.suppress(OSError):
+                staged.close()  # a NamedTemporaryFile: closing removes it
 
     @app.teardown_appcontext
     def _close(exc: BaseException | None) -> None:

@@ -1,7 +1,13 @@
 """Who is calling. A request authenticates with an API key (``Authorization: Bearer``)
 or with the web session cookie; cookie-authenticated writes must carry the session's
 CSRF token in ``X-CSRF-Token``. The request's database session is scoped to the
-caller's tenant here, in one place, so views cannot forget to."""
+caller's tenant here, in one place, so views cannot forget to.
+
+The session cookie (signed by Flask) carries two things only: the token of a server-side
+session (``sid``, see `faktry.tenancy.UserSession`) and the CSRF token. Every cookie
+request reads the session row, so a session that ended (log-out, log-out everywhere, a
+password change, account deletion) or outlived its lifetime is refused at once, whichever
+copy of the cookie is sent."""
 
 from __future__ import annotations
 
@@ -14,7 +20,17 @@ from flask import current_app, g, request, session
 
 from faktry.db import read_only
 from faktry.errors import Forbidden, Unauthorized
-from faktry.tenancy import KeyChecker, Principal, User, authenticate_key, constant_time_equal
+from faktry.tenancy import (
+    KeyChecker,
+    Principal,
+    SessionLifetime,
+    User,
+    authenticate_key,
+    constant_time_equal,
+    end_user_session,
+    find_user_session,
+    start_user_session,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -41,6 +57,10 @@ def key_checker() -> KeyChecker:
     return cast(KeyChecker, checker)
 
 
+def session_lifetime() -> SessionLifetime:
+    return SessionLifetime.from_settings(current_app.extensions["faktry"].settings)
+
+
 def csrf_token() -> str:
     token = session.get("csrf")
     if not token:
@@ -49,16 +69,44 @@ def csrf_token() -> str:
     return str(token)
 
 
+def begin_session(sess: Any, user: User) -> dict[str, Any]:
+    """Log ``user`` in on this browser: a new session row (flushed; the caller commits) and a
+    new cookie with its token and a new CSRF token. Whatever the cookie named before is
+    forgotten, so a session id planted before log-in is never the one logged in."""
+    _, token = start_user_session(
+        sess,
+        user,
+        session_lifetime(),
+        user_agent=request.headers.get("User-Agent", ""),
+        address=request.remote_addr or "",
+    )
+    session.clear()
+    session["sid"] = token
+    g.pop("faktry_session", None)
+    return {"object": "session", "user_id": user.id, "tenant_id": user.tenant_id, "csrf_token": csrf_token()}
+
+
+def end_session(sess: Any) -> None:
+    """Log out this browser: its session row goes (so every copy of the cookie stops
+    working; the caller commits) and the cookie is cleared."""
+    token = session.get("sid")
+    if token:
+        end_user_session(sess, str(token))
+    session.clear()
+    g.pop("faktry_session", None)
+
+
 def session_user(sess: Any) -> User | None:
-    """The person the session cookie names, or None (a stale session is cleared)."""
-    user_id = session.get("user_id")
-    if not user_id:
-        return None
-    user = sess.get(User, user_id)
-    if user is None or user.tenant_id != session.get("tenant_id"):
-        session.clear()
-        return None
-    return cast(User, user)
+    """The person whose live session the cookie names, or None (a dead cookie is cleared).
+    Looked up once per request."""
+    if "faktry_session" in g:
+        return cast(User | None, g.faktry_session)
+    token = session.get("sid")
+    found = find_user_session(sess, str(token), session_lifetime()) if token else None
+    if found is None and session:
+        session.clear()  # ended, expired, or a cookie from before sessions were kept
+    g.faktry_session = found[0] if found else None
+    return cast(User | None, g.faktry_session)
 
 
 def _resolve() -> Principal:
@@ -68,8 +116,10 @@ def _resolve() -> Principal:
         scheme, _, presented = header.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             raise Unauthorized("use 'Authorization: Bearer <API key>'", code="invalid_api_key")
-        return authenticate_key(sess, presented.strip(), key_checker(), before_hashing=sess.commit)
-    if session.get("user_id"):
+        return authenticate_key(
+            sess, presented.strip(), key_checker(), address=request.remote_addr, before_hashing=sess.commit
+        )
+    if session.get("sid") or session.get("user_id"):
         user = session_user(sess)
         if user is None:
             raise Unauthorized("your session has ended; log in again", code="session_expired")

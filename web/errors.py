@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException, ServiceUnavailable
 
 from faktry import db
 from faktry.errors import FaktryError
-from web import services
+from web import headers, services
 
 log = logging.getLogger("faktry.web")
 
@@ -157,6 +157,8 @@ def _server_error(err: BaseException) -> Any:
 
 
 def register(app: Flask) -> None:
+    headers.register(app)  # errors are answers too: they carry the same headers
+
     @app.errorhandler(FaktryError)
     def _faktry(err: FaktryError) -> Any:
         response = error_response(err.status, **err.to_dict())

@@ -516,10 +516,18 @@ def _schemas() -> dict[str, Schema]:
                 "exported_at": {"type": "string"},
                 "tenant": {"type": "object"},
                 "users": {"type": "array", "items": {"type": "object"}},
+                "sessions": {"type": "array", "items": {"type": "object"}},
                 "api_keys": {"type": "array", "items": {"type": "object"}},
+                "billing": {"type": "object"},
+                "credit_lots": {"type": "array", "items": {"type": "object"}},
+                "holds": {"type": "array", "items": {"type": "object"}},
+                "transactions": {"type": "array", "items": {"type": "object"}},
+                "payments": {"type": "array", "items": {"type": "object"}},
+                "storage": {"type": "object"},
                 "files": {"type": "array", "items": _ref("File")},
                 "jobs": {"type": "array", "items": _ref("Job")},
-                "transactions": {"type": "array", "items": {"type": "object"}},
+                "job_events": {"type": "array", "items": {"type": "object"}},
+                "moderation_log": {"type": "array", "items": {"type": "object"}},
             }
         ),
         "Signup": _obj(
@@ -527,6 +535,19 @@ def _schemas() -> dict[str, Schema]:
                 "email": {"type": "string", "format": "email"},
                 "password": {"type": "string", "minLength": 10},
                 "confirm_age_16": {"const": True, "description": "faktry accepts people aged 16 or older."},
+            }
+        ),
+        "SignupAccepted": _obj(
+            {
+                "object": {"const": "signup"},
+                "email": {"type": "string", "description": "The email as faktry keeps it (lower case)."},
+            },
+            description="The same whether or not the email had an account already: log in next.",
+        ),
+        "PasswordChange": _obj(
+            {
+                "current_password": {"type": "string", "minLength": 1},
+                "new_password": {"type": "string", "minLength": 10},
             }
         ),
         "Profile": _obj(
@@ -591,11 +612,21 @@ _RESPONSES = {
         "No credentials, or a malformed, unknown or revoked API key, or an ended session "
         "(`unauthenticated`, `invalid_api_key`, `session_expired`)."
     ),
+    "KeyThrottled": _rate_limited(
+        "Too many failed API-key checks for this key's prefix or from this address (`rate_limited`)."
+    ),
     "CsrfFailed": _error_response(
         "A cookie-authenticated write without the right `X-CSRF-Token` (`csrf_failed`)."
     ),
     "NotFound": _error_response("No such resource for this tenant; another tenant's looks exactly the same."),
     "Invalid": _error_response("The request is invalid; `field` names the culprit."),
+    "BodyTooLarge": _error_response(
+        "The body is over this endpoint's limit (`body_too_large`, with `limit`); refused before it is read."
+    ),
+    "BodyTimeout": _error_response(
+        "The body stalled, or arrived slower than the server's minimum rate (`body_timeout`); "
+        "the connection is closed."
+    ),
 }
 
 
@@ -663,11 +694,14 @@ def _op(
         op["parameters"] = params
     if body is not None:
         op["requestBody"] = body
+        # Every body is read against the clock and sized by its route (web/guard.py).
+        responses = {"408": _use("BodyTimeout"), "413": _use("BodyTooLarge"), **responses}
     if public:
         op["security"] = []
     else:
         op["security"] = _WRITE if write else _READ
         responses = {**responses, "401": _use("Unauthorized")}
+        responses.setdefault("429", _use("KeyThrottled"))
         if write:
             # An operation that refuses for its own reasons too says so, CSRF included.
             responses.setdefault("403", _use("CsrfFailed"))
@@ -727,6 +761,11 @@ def _files_paths() -> Schema:
                     "413": _error_response(
                         "Over the upload size limit (`payload_too_large`, with `limit`) or the tier's "
                         "storage quota (`storage_quota_exceeded`)."
+                    ),
+                    "429": _rate_limited(
+                        "Too many uploads under way at once for this account, this address or this "
+                        "server (`too_many_uploads`), refused before the body is read; or too many "
+                        "failed API-key checks (`rate_limited`)."
                     ),
                     "415": _error_response(
                         "The bytes are not a supported media format (`unsupported_format`)."
@@ -989,6 +1028,7 @@ def _account_paths() -> Schema:
                         "(`session_required`, `password_required`)."
                     ),
                     "409": _error_response("Jobs are still running and are being stopped (`jobs_running`)."),
+                    "422": _use("Invalid"),
                 },
                 tag="account",
                 write=True,
@@ -1126,16 +1166,18 @@ def _auth_paths() -> Schema:
         },
         "/v1/signup": {
             "post": _op(
-                "Sign up: a free account and its owner (16 or older); starts a session",
+                "Sign up: a free account and its owner (16 or older); log in next",
                 {
-                    "201": {
-                        **session,
-                        "description": "Signed up and logged in.",
-                        "headers": {"Set-Cookie": cookie},
-                    },
+                    "202": _json(
+                        _ref("SignupAccepted"),
+                        "Accepted. If the email had no account, it has one now; if it had one, nothing "
+                        "was created or changed. The answer is the same either way and starts no "
+                        "session: log in with `POST /v1/session`. (Once faktry sends mail, the owner "
+                        "of a taken address will be told by email.)",
+                    ),
                     "422": _error_response(
-                        "Missing age confirmation, a weak password, a bad or taken email "
-                        "(`age_confirmation_required`, `email_taken`, `invalid_request`)."
+                        "Missing age confirmation, a weak password, a bad email, an unknown field "
+                        "(`age_confirmation_required`, `invalid_request`, `unknown_field`)."
                     ),
                     "429": throttled,
                 },
@@ -1161,6 +1203,29 @@ def _auth_paths() -> Schema:
                 operation_id="updateProfile",
             ),
         },
+        "/v1/profile/password": {
+            "post": _op(
+                "Change the password (web session only); every other session ends",
+                {
+                    "200": {
+                        **session,
+                        "description": "Changed. Every session of the person ended; this browser has a "
+                        "new one (a new cookie and CSRF token).",
+                        "headers": {"Set-Cookie": cookie},
+                    },
+                    "403": _error_response(
+                        "Not from a web session, the current password is wrong, or no CSRF token "
+                        "(`session_required`, `password_required`, `csrf_failed`)."
+                    ),
+                    "422": _use("Invalid"),
+                    "429": throttled,
+                },
+                tag="session",
+                write=True,
+                body=_json_body(_ref("PasswordChange")),
+                operation_id="changePassword",
+            ),
+        },
         "/v1/session": {
             "post": _op(
                 "Log in with email and password",
@@ -1183,10 +1248,29 @@ def _auth_paths() -> Schema:
             ),
             "delete": _op(
                 "Log out",
-                {"204": {"description": "Logged out; the cookie is cleared."}},
+                {
+                    "204": {
+                        "description": "Logged out: the session ended, in every copy of its cookie, "
+                        "and the cookie is cleared."
+                    }
+                },
                 tag="session",
                 write=True,
                 operation_id="logOut",
+            ),
+        },
+        "/v1/sessions": {
+            "delete": _op(
+                "Log out everywhere: end every session of the person, this one included",
+                {
+                    "204": {
+                        "description": "Every web session of the person ended (with an API key: of the "
+                        "key's person; the key keeps working)."
+                    }
+                },
+                tag="session",
+                write=True,
+                operation_id="logOutEverywhere",
             ),
         },
     }

@@ -150,7 +150,7 @@ def setup(settings: Settings) -> Runtime:
     redis_url, embedded = resolve_url(settings)
     broker = make_broker(settings, redis_url)
     dramatiq.set_broker(broker)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, app_role=settings.database_app_role)
     settings.tmp_dir.mkdir(parents=True, exist_ok=True)
     context = Context(
         settings=settings,

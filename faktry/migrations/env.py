@@ -27,12 +27,14 @@ def _run(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
+    # The role migration 0006 creates: given by faktry.migrate, else from the environment.
+    context.config.attributes.setdefault("faktry_app_role", Settings.from_env().database_app_role)
     connection = context.config.attributes.get("connection")
     if connection is not None:
         _run(connection)
         return
     url = context.config.get_main_option("sqlalchemy.url") or Settings.from_env().resolved_database_url
-    engine = make_engine(url)
+    engine = make_engine(url, app_role=context.config.attributes["faktry_app_role"])
     with engine.connect() as conn:
         _run(conn)
     engine.dispose()

@@ -396,3 +396,61 @@ def test_hostile_inputs_are_answered_as_documented(
     case = schema[path][method].Case(path_parameters=dict.fromkeys(re.findall(r"\{(\w+)\}", path), "x"))
     case.validate_response(response, checks=[c for c in CHECKS if c is not ignored_auth])
     _strict_json(response.get_data(as_text=True))
+
+
+# -- numbers outside their documented range ------------------------------------------------------
+
+
+def _integer_query_parameters() -> list[Any]:
+    """Every integer query parameter of the document, with the operation's other enum-valued
+    query parameters (each value of those is tried too: ``format=csv`` must not skip a check)."""
+    found = []
+    for path, item in build()["paths"].items():
+        for method, operation in item.items():
+            if method not in HTTP_METHODS:
+                continue
+            query = [p for p in operation.get("parameters", []) if p["in"] == "query"]
+            variants: list[dict[str, str]] = [{}]
+            for p in query:
+                variants += [{p["name"]: str(v)} for v in p["schema"].get("enum", [])]
+            for p in query:
+                schema = p["schema"]
+                kinds = schema.get("type")
+                if "integer" in (kinds if isinstance(kinds, list) else [kinds]):
+                    found.append(
+                        pytest.param(
+                            method.upper(),
+                            path,
+                            p["name"],
+                            schema,
+                            variants,
+                            id=f"{method} {path} {p['name']}",
+                        )
+                    )
+    return found
+
+
+def _out_of_range(schema: dict[str, Any]) -> list[str]:
+    values = ["1.5", "abc", "", " 5", "1_0", "٣", "9" * 5000]
+    if "minimum" in schema:
+        values += [str(schema["minimum"] - 1), "-206409129"]
+    if "maximum" in schema:
+        values += [str(schema["maximum"] + 1), str(10**30)]
+    return values
+
+
+@pytest.mark.parametrize(("method", "path", "name", "schema", "variants"), _integer_query_parameters())
+def test_an_integer_query_parameter_outside_its_documented_range_is_refused(
+    client, make_tenant, method, path, name, schema, variants
+):
+    assert "{" not in path, "give this operation's path parameters real values here"
+    staff = make_tenant(admin=True)  # staff may call every operation
+    for extra in variants:
+        for accept in ("application/json", "text/csv"):
+            for value in _out_of_range(schema):
+                r = client.open(
+                    path, method=method, query_string={**extra, name: value},
+                    headers={**staff.headers, "Accept": accept},
+                )  # fmt: skip
+                assert r.status_code == 422, (extra, accept, value[:20], r.status_code)
+                assert r.json["error"]["field"] == name

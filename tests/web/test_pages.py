@@ -203,7 +203,9 @@ def test_sign_up_grants_the_configured_starter_credits_once(settings, runtime):
     r = client.post(
         "/v1/signup", json={"email": "new@example.com", "password": PASSWORD, "confirm_age_16": True}
     )
-    assert r.status_code == 201
+    assert r.status_code == 202
+    login = client.post("/v1/session", json={"email": "new@example.com", "password": PASSWORD})
+    assert login.status_code == 201
     credits = client.get("/v1/account").json["credits"]
     assert credits["available"] == 7000 and [lot["source"] for lot in credits["lots"]] == ["starter"]
 
@@ -215,7 +217,10 @@ def test_session_cookies_are_http_only_same_site_and_secure_behind_https(setting
     body = {"email": "c@example.com", "password": PASSWORD, "confirm_age_16": True}
     for base_url, secure in (("", False), ("https://faktry.example", True)):
         app = create_app(settings.replace(base_url=base_url), sender=BrokerSender(runtime.broker))
-        cookie = app.test_client().post("/v1/signup", json={**body, "email": f"{secure}{body['email']}"})
+        login = {**body, "email": f"{secure}{body['email']}"}
+        assert app.test_client().post("/v1/signup", json=login).status_code == 202
+        del login["confirm_age_16"]
+        cookie = app.test_client().post("/v1/session", json=login)
         header = cookie.headers["Set-Cookie"]
         assert "HttpOnly" in header and "SameSite=Lax" in header
         assert ("Secure" in header) is secure

@@ -11,45 +11,21 @@ from flask import Response, request, session
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faktry.errors import Conflict, Forbidden
+from faktry.errors import Conflict, Forbidden, ValidationError
 from faktry.tenancy import Tenant, User, check_secret
 from pipelines import accounts, pagination
+from pipelines.accounts import entry_to_dict, lot_to_dict
+from pipelines.routing import all_queues
 from quotas import ledger
 from quotas.limits import tier_limits
-from quotas.models import Account, CreditLot, LedgerEntry
+from quotas.models import Account, LedgerEntry
 from web import services
 from web.api import blueprint, requested_page
 from web.auth import authenticated, db, principal
+from web.bodies import json_object
 from web.errors import best_effort
 
 CSV_FIELDS = ["id", "created_at", "kind", "available", "held", "debt", "lot_id", "job_id", "memo"]
-
-
-def lot_to_dict(lot: CreditLot) -> dict[str, Any]:
-    return {
-        "id": lot.id,
-        "source": lot.source,
-        "amount": lot.amount,
-        "remaining": lot.remaining,
-        "held": lot.held,
-        "created_at": lot.created_at.isoformat(),
-        "expires_at": lot.expires_at.isoformat(),
-    }
-
-
-def entry_to_dict(entry: LedgerEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "object": "transaction",
-        "created_at": entry.created_at.isoformat(),
-        "kind": entry.kind,
-        "available": entry.available,
-        "held": entry.held,
-        "debt": entry.debt,
-        "lot_id": entry.lot_id,
-        "job_id": entry.job_id,
-        "memo": entry.memo,
-    }
 
 
 @blueprint.get("/account")
@@ -99,9 +75,16 @@ def account() -> Any:
 @blueprint.get("/account/transactions")
 @authenticated
 def transactions() -> Any:
-    """The ledger, newest first, with cursor pagination; ``?format=csv`` exports all of it."""
+    """The ledger, newest first, with cursor pagination; ``?format=csv`` exports all of it.
+    Both forms check the query the same way: a bad ``limit`` or ``format`` is a 422 in both."""
     sess = db()
-    if request.args.get("format") == "csv" or request.accept_mimetypes.best == "text/csv":
+    pagination.parse_limit(request.args.get("limit"))
+    wanted = request.args.get("format")
+    if wanted is not None and wanted != "csv":
+        raise ValidationError("format must be csv (or left out for JSON)", field="format")
+    if request.args.get("cursor"):
+        pagination.decode(request.args["cursor"])
+    if wanted == "csv" or request.accept_mimetypes.best == "text/csv":
         return _csv(sess)
     rows, next_cursor = requested_page(
         sess, select(LedgerEntry), created=LedgerEntry.created_at, ident=LedgerEntry.id
@@ -152,27 +135,34 @@ def export_account() -> Any:
 @blueprint.delete("/account")
 @authenticated
 def delete_account() -> Any:
-    """Delete the account: its people, keys, files and jobs. Only from a web session, with the
-    password typed again; the pseudonymous ledger stays (seven years, for tax law)."""
+    """Delete the account: its people, sessions, keys, files and jobs, and its traces in Redis.
+    Only from a web session, with the password typed again; the pseudonymous ledger stays
+    (seven years, for tax law)."""
     who = principal()
     if who.via != "session":
         raise Forbidden("deleting an account needs a web session, not an API key", code="session_required")
-    body = request.get_json(silent=True)
-    password = body.get("password") if isinstance(body, dict) else None
+    password = json_object(allowed={"password"}).get("password")
     sess = db()
     user = sess.get(User, who.user_id)
     if user is None or not isinstance(password, str) or not check_secret(password, user.password_hash or ""):
         raise Forbidden("type your password again to delete the account", code="password_required")
-    prefixes = accounts.delete_account(sess, who.tenant_id)
-    sess.commit()
-    if prefixes is None:
+    deleted = accounts.delete_account(sess, who.tenant_id)
+    if deleted is None:
+        sess.commit()
         raise Conflict(
             "jobs are still running; they are being stopped: try again in a minute", code="jobs_running"
         )
-    storage = services().storage
-    for prefix in prefixes:
+    svc = services()
+    namespace, queues = svc.settings.redis_namespace, all_queues()
+    # Before the commit: while Redis is away the deletion answers 503 and nothing is deleted.
+    accounts.forget(svc.redis, namespace, deleted.traces, queues=queues)
+    sess.commit()
+    # Once more after it: a request in between (a log-in attempt) may have made a key again.
+    with best_effort("deleted account %s: Redis keys not removed", who.tenant_id):
+        accounts.forget(svc.redis, namespace, deleted.traces, queues=queues)
+    for prefix in deleted.prefixes:
         # The account is gone once committed: bytes left behind are logged, not answered.
         with best_effort("deleted account %s: files under %s not deleted", who.tenant_id, prefix):
-            storage.delete_prefix(prefix)
+            svc.storage.delete_prefix(prefix)
     session.clear()
     return "", 204

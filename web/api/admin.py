@@ -24,6 +24,7 @@ from web.api import blueprint, requested_page
 from web.api.account import lot_to_dict
 from web.api.jobs import announce
 from web.auth import authenticated, db, principal
+from web.bodies import json_object
 from workers.queues import stats
 
 log = logging.getLogger("faktry.admin")
@@ -212,12 +213,7 @@ def grant_credits(tenant_id: str) -> Any:
     """Grant credits to a tenant as a new lot, like ``faktry credits grant``; the same
     ``Idempotency-Key`` grants once (a repeat answers 200 with ``lot: null``)."""
     _staff_only()
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationError("send a JSON object with Content-Type: application/json", field="body")
-    unknown = sorted(set(body) - {"credits", "reason"})
-    if unknown:
-        raise ValidationError(f"unknown field {unknown[0]}", field=unknown[0])
+    body = json_object(allowed={"credits", "reason"})
     sess = db()
     sess.info.pop("tenant_id", None)  # the tenant granted to is not the operator's
     lot = ledger.grant(

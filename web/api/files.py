@@ -16,12 +16,14 @@ from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
 from web.errors import best_effort
+from web.guard import large_body
 
 # Playlists are always served through faktry: their relative links must resolve here.
 _STREAM_THROUGH = {"application/vnd.apple.mpegurl"}
 
 
 @blueprint.post("/files")
+@large_body
 @authenticated
 def upload_file() -> Any:
     svc = services()
@@ -37,6 +39,13 @@ def upload_file() -> Any:
     # End the authentication's transaction now: probing and storing take a while, and on
     # SQLite an open transaction holds the database's write lock.
     sess.commit()
+    # A slot before a byte of the body is read: over a cap, a 429 and the connection closed.
+    with svc.uploads.slot(principal().tenant_id, request.remote_addr):
+        return _receive_upload(sess, limits, limit)
+
+
+def _receive_upload(sess: Any, limits: Any, limit: int) -> Any:
+    svc = services()
     part = request.files.get("file")
     if part is None:
         raise ValidationError("send the file as the multipart field 'file'", field="file")
@@ -119,11 +128,17 @@ def file_content(file_id: str, relpath: str = "") -> Any:
         )
         if url is not None:
             return redirect(url, code=302)
+    inline = files.served_inline(content_type)  # a type a browser would run is an attachment
     if isinstance(storage, LocalStorage):
         with storage.local_path(key) as path:
-            return send_file(path, mimetype=content_type, download_name=name or None, conditional=True)
+            return send_file(
+                path, mimetype=content_type, download_name=name or None, as_attachment=not inline,
+                conditional=True,
+            )  # fmt: skip
     response = Response(stream_with_context(storage.iter_chunks(key)), mimetype=content_type)
     response.headers["Content-Length"] = str(size)
+    if not inline:
+        response.headers["Content-Disposition"] = "attachment"
     return response
 
 

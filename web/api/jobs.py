@@ -7,7 +7,7 @@ from typing import Any
 from flask import request
 
 from faktry.db import transaction
-from faktry.errors import RateLimited, ValidationError
+from faktry.errors import RateLimited
 from pipelines import moderation, pagination
 from pipelines import services as jobs
 from pipelines.lifecycle import UnitOfWork
@@ -16,14 +16,11 @@ from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
+from web.bodies import json_object
 from web.errors import best_effort, without
 
-
-def _json_body() -> Any:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ValidationError("send a JSON object with Content-Type: application/json", field="body")
-    return body
+#: What a job request may hold (``params`` and ``input`` are checked against the job type).
+JOB_FIELDS = ("type", "input", "params", "metadata")
 
 
 @blueprint.post("/jobs")
@@ -32,7 +29,7 @@ def submit_job() -> Any:
     svc = services()
     sess = db()
     _rate_limit(sess)
-    body = _json_body()
+    body = json_object(allowed=JOB_FIELDS)
     _moderate(sess, body)
     submitted = jobs.submit(
         sess,
@@ -73,7 +70,7 @@ def announce_all(made: list[Job]) -> None:
 def submit_batch() -> Any:
     """Up to 1,000 jobs in one request and one transaction: all of them, or none."""
     sess = db()
-    body = _json_body()
+    body = json_object(allowed=("jobs",))
     items = jobs.batch_items(body)  # the shape first: a malformed batch spends no rate
     _rate_limit(sess, cost=len(items))
     for item in items:
@@ -142,7 +139,8 @@ def _rate_limit(sess: Any, cost: int = 1) -> None:
 @authenticated
 def quote_job() -> Any:
     """The price of a job, without submitting it (same body as ``POST /v1/jobs``)."""
-    return jobs.quote(db(), tenant_id=principal().tenant_id, body=_json_body(), policy=services().policy)
+    body = json_object(allowed=JOB_FIELDS)
+    return jobs.quote(db(), tenant_id=principal().tenant_id, body=body, policy=services().policy)
 
 
 @blueprint.get("/jobs")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import request
 from sqlalchemy import select
 
 from faktry.errors import ValidationError
@@ -12,6 +11,7 @@ from faktry.tenancy import ApiKey, create_api_key, revoke_api_key
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, key_checker, principal
+from web.bodies import json_object
 
 
 def key_to_dict(key: ApiKey) -> dict[str, Any]:
@@ -33,12 +33,7 @@ def key_to_dict(key: ApiKey) -> dict[str, Any]:
 @blueprint.post("/keys")
 @authenticated
 def create_key() -> Any:
-    body = request.get_json(silent=True)
-    if body is None and not request.get_data():
-        body = {}
-    if not isinstance(body, dict):
-        raise ValidationError("the body must be a JSON object", field="body")
-    name = body.get("name", "")
+    name = json_object(allowed={"name"}, optional=True).get("name", "")
     if not isinstance(name, str) or len(name) > 100:
         raise ValidationError("name must be a string of at most 100 characters", field="name")
     sess = db()

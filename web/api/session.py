@@ -1,41 +1,55 @@
-"""``/v1/session``: log in with email and password for a session cookie, log out.
+"""``/v1/session`` and ``/v1/sessions``: log in with email and password for a session
+cookie; log out this browser, or every browser the person is logged in on.
 
 The login answer carries the CSRF token that cookie-authenticated writes must send back
-in ``X-CSRF-Token``. The web pages use this same API.
+in ``X-CSRF-Token``. The web pages use this same API. Sessions are kept in the database
+(see `web.auth`): logging out ends a session in every copy of its cookie.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import request, session
+from flask import request
 
 from faktry.errors import RateLimited, ValidationError
-from faktry.tenancy import User, authenticate_password
+from faktry.tenancy import authenticate_password, dummy_hash, end_user_sessions
 from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
-from web.auth import authenticated, csrf_token, db, principal
+from web.auth import authenticated, begin_session, csrf_token, db, end_session, principal
+from web.bodies import json_object
+
+
+@blueprint.record_once
+def _make_the_dummy_hash(state: Any) -> None:
+    # Made at start, so that not even the first log-in of a process with an unknown email
+    # takes longer than one with a known one (see `faktry.tenancy.authenticate_password`).
+    dummy_hash(state.app.extensions["faktry"].settings.bcrypt_rounds)
 
 
 @blueprint.post("/session")
 def login() -> Any:
-    body = request.get_json(silent=True)
-    if (
-        not isinstance(body, dict)
-        or not isinstance(body.get("email"), str)
-        or not isinstance(body.get("password"), str)
-    ):
+    body = json_object(allowed=("email", "password"))
+    if not isinstance(body.get("email"), str) or not isinstance(body.get("password"), str):
         raise ValidationError("send email and password", field="email")
     throttle_login(body["email"])
     sess = db()
-    user = authenticate_password(sess, body["email"], body["password"], before_hashing=sess.commit)
+    user = authenticate_password(
+        sess,
+        body["email"],
+        body["password"],
+        bcrypt_rounds=services().settings.bcrypt_rounds,
+        before_hashing=sess.commit,
+    )
+    answer = begin_session(sess, user)
     sess.commit()
-    return start_session(user), 201
+    return answer, 201
 
 
 def throttle_login(email: str) -> None:
-    """At most 10 log-in attempts a minute per account and 30 per address: 429 beyond.
+    """At most 10 password attempts a minute per account and 30 per address: 429 beyond.
+    Log-ins and password changes count alike.
 
     The throttle protects passwords, so it never fails open: while Redis is away the
     limiter's error propagates and the request answers 503 (see `web.errors`)."""
@@ -44,13 +58,6 @@ def throttle_login(email: str) -> None:
         wait = limiter.hit(key, per_minute=per_minute)
         if wait is not None:
             raise RateLimited("too many log-in attempts; wait a moment", retry_after=retry_after_header(wait))
-
-
-def start_session(user: User) -> dict[str, Any]:
-    session.clear()
-    session["user_id"] = user.id
-    session["tenant_id"] = user.tenant_id
-    return {"object": "session", "user_id": user.id, "tenant_id": user.tenant_id, "csrf_token": csrf_token()}
 
 
 @blueprint.get("/session")
@@ -69,5 +76,23 @@ def current_session() -> Any:
 @blueprint.delete("/session")
 @authenticated
 def logout() -> Any:
-    session.clear()
+    """End this session: the cookie stops working, in this browser and wherever it was copied."""
+    sess = db()
+    end_session(sess)
+    sess.commit()
+    return "", 204
+
+
+@blueprint.delete("/sessions")
+@authenticated
+def logout_everywhere() -> Any:
+    """End every session of the person, this one included (with an API key: every session of
+    the key's person; the key itself keeps working)."""
+    who = principal()
+    sess = db()
+    if who.user_id is not None:
+        end_user_sessions(sess, who.user_id)
+    if who.via == "session":
+        end_session(sess)
+    sess.commit()
     return "", 204

@@ -1,8 +1,16 @@
 """``/v1/signup`` and ``/v1/profile``: accounts for people.
 
 Signing up creates a tenant on the free tier with its owner, who must confirm being 16 or
-older, and starts a web session. The profile holds the person's own details (first and last
-name, company, industry, website): personal data lives only on the user.
+older. It answers ``202`` with the same body whether or not the email had an account
+already (nothing is created or changed then), and starts no session: the person logs in
+next, as the sign-up page does at once. So a sign-up never tells whether an address is
+registered, not even through a cookie; it also spends the same bcrypt either way.
+faktry sends no mail yet: once it does, the existing owner is to be told by email that
+someone tried to sign up with their address (see `faktry.tenancy.sign_up`).
+
+The profile holds the person's own details (first and last name, company, industry,
+website): personal data lives only on the user. ``POST /v1/profile/password`` changes the
+password and ends every other session of the person.
 """
 
 from __future__ import annotations
@@ -12,24 +20,23 @@ from typing import Any
 
 from flask import request
 
-from faktry.errors import RateLimited, ValidationError
-from faktry.tenancy import User, check_password, create_tenant
+from faktry.errors import Forbidden, RateLimited, ValidationError
+from faktry.tenancy import User, change_password, check_password, hash_secret, normalize_email, sign_up
 from quotas import ledger
 from quotas.models import MILLI
 from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
-from web.api.session import start_session
-from web.auth import authenticated, db, principal
+from web.api.session import throttle_login
+from web.auth import authenticated, begin_session, db, principal
+from web.bodies import json_object
 
 PROFILE_FIELDS = {"first_name": 100, "last_name": 100, "company": 200, "industry": 100, "website": 300}
 
 
 @blueprint.post("/signup")
 def signup() -> Any:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationError("send email, password and confirm_age_16", field="body")
+    body = json_object(allowed=("email", "password", "confirm_age_16"))
     if body.get("confirm_age_16") is not True:
         raise ValidationError(
             "faktry accepts people aged 16 or older: confirm it with confirm_age_16",
@@ -39,26 +46,24 @@ def signup() -> Any:
     password = check_password(body.get("password"))
     if not isinstance(body.get("email"), str):
         raise ValidationError("a valid email address is required", field="email")
+    email = normalize_email(body["email"])
     # Never unthrottled: while Redis is away this raises and the sign-up answers 503.
     wait = services().ratelimiter.hit(f"signup-ip:{request.remote_addr}", per_minute=10)
     if wait is not None:
         raise RateLimited("too many sign-ups from this address", retry_after=retry_after_header(wait))
+    settings = services().settings
+    # Hashed first, whether or not the email is taken (the same bcrypt either way), and
+    # before the transaction, which on SQLite holds the write lock.
+    password_hash = hash_secret(password, rounds=settings.bcrypt_rounds)
     sess = db()
-    _, user = create_tenant(
-        sess,
-        email=body["email"],
-        tier="free",
-        password=password,
-        bcrypt_rounds=services().settings.bcrypt_rounds,
-    )
-    starter = services().settings.signup_credits
-    if starter > 0:
+    user = sign_up(sess, email=email, password_hash=password_hash, tier="free")
+    if user is not None and settings.signup_credits > 0:
         ledger.add_credits(
-            sess, user.tenant_id, starter * MILLI, source="starter", key=f"starter:{user.tenant_id}",
-            memo="starter credits for a new account",
+            sess, user.tenant_id, settings.signup_credits * MILLI, source="starter",
+            key=f"starter:{user.tenant_id}", memo="starter credits for a new account",
         )  # fmt: skip
     sess.commit()
-    return start_session(user), 201
+    return {"object": "signup", "email": email}, 202
 
 
 def profile_to_dict(user: User) -> dict[str, Any]:
@@ -86,12 +91,7 @@ def get_profile() -> Any:
 @blueprint.patch("/profile")
 @authenticated
 def update_profile() -> Any:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise ValidationError("send the fields to change as a JSON object", field="body")
-    unknown = sorted(set(body) - set(PROFILE_FIELDS))
-    if unknown:
-        raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0])
+    body = json_object(allowed=PROFILE_FIELDS)
     user = _user()
     for name, value in body.items():
         if not isinstance(value, str) or len(value) > PROFILE_FIELDS[name] or not value.isprintable():
@@ -103,3 +103,29 @@ def update_profile() -> Any:
         setattr(user, name, value.strip())
     db().commit()
     return profile_to_dict(user)
+
+
+@blueprint.post("/profile/password")
+@authenticated
+def update_password() -> Any:
+    """A new password, with the current one typed again; only from a web session. Every
+    session of the person ends and this browser gets a new one (new cookie, new CSRF token),
+    so a copy of any earlier cookie no longer works."""
+    who = principal()
+    if who.via != "session" or who.user_id is None:
+        raise Forbidden("changing the password needs a web session, not an API key", code="session_required")
+    body = json_object(allowed=("current_password", "new_password"))
+    current = body.get("current_password")
+    if not isinstance(current, str) or not current:
+        raise ValidationError("type your current password", field="current_password")
+    new = check_password(body.get("new_password"), field="new_password")
+    user = _user()
+    throttle_login(user.email)  # a guess at the current password is a guess at a password
+    sess = db()
+    user = change_password(
+        sess, who.user_id, current, new, bcrypt_rounds=services().settings.bcrypt_rounds,
+        before_hashing=sess.commit,
+    )  # fmt: skip
+    answer = begin_session(sess, user)
+    sess.commit()
+    return answer

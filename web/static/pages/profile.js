@@ -1,4 +1,5 @@
-// Profile: the person's own details; export of everything kept; account deletion.
+// Profile: the person's own details; password and sessions; export of everything kept;
+// account deletion.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", async () => {
@@ -11,6 +12,26 @@ document.addEventListener("DOMContentLoaded", async () => {
     path: "/v1/profile",
     collect: (f) => Object.fromEntries(FIELDS.map((name) => [name, f[name].value.trim()])),
     done: () => say(form.querySelector("[role=status]"), "Saved.", "ok"),
+  });
+
+  // A password change ends every session and starts a new one here, with a new CSRF token.
+  const passwordForm = $("#password-form");
+  faktry.jsonForm(passwordForm, {
+    path: "/v1/profile/password",
+    collect: (f) => ({ current_password: f.current_password.value, new_password: f.new_password.value }),
+    done: (session, f) => {
+      document.querySelector('meta[name="csrf-token"]').content = session.csrf_token;
+      f.reset();
+      say(passwordForm.querySelector("[role=status]"), "Password changed. Every other session has ended.", "ok");
+    },
+  });
+
+  faktry.jsonForm($("#sessions-form"), {
+    method: "DELETE",
+    path: "/v1/sessions",
+    collect: () => undefined,
+    done: () => location.assign("/login"),
+    confirmText: "Log out everywhere, this browser included?",
   });
 
   faktry.jsonForm($("#delete-form"), {

@@ -1,0 +1,257 @@
+"""Tenants never see each other. Two tenants each hold a file, a multi-file output (an HLS
+ladder), a queued job and a spare API key; every route of the app's URL map that takes an id
+is called by one tenant with the other's ids. Each must answer 404, exactly as it answers an
+id that does not exist, must not leak a byte of the other tenant's data, and must change
+nothing of theirs. The routes come from the Flask URL map, so a new route is covered without
+changing this file (a new kind of id fails `_ids` until it is given values here).
+
+Staff routes (``/v1/admin/...``) act on every tenant by design: a tenant that is not staff
+gets ``403 staff_only`` there, the same for an existing id as for an unknown one.
+
+This suite and the schemathesis suite (``test_openapi.py``) run in every ``scripts/test``
+run: `test_the_cross_tenant_and_schemathesis_suites_run_in_ci` keeps it so.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from faktry.db import transaction
+from pipelines import runner
+from storage.models import File
+from tests.web.helpers import upload
+
+PASSWORD = "correct horse battery staple"
+ROOT = Path(__file__).resolve().parents[2]
+UNKNOWN = {
+    "file_id": "fil_" + "0" * 24,
+    "job_id": "job_" + "0" * 24,
+    "key_id": "key_" + "0" * 24,
+    "tenant_id": "ten_" + "0" * 24,
+    "relpath": "360p/index.m3u8",
+}
+#: Rules that take no tenant's id (a static file's name).
+NOT_TENANT_DATA = {"static"}
+#: Request bodies for the writes that need one to get past their shape checks.
+BODIES = {"api.grant_credits": {"credits": 1, "reason": "cross-tenant test"}}
+
+
+@dataclass
+class Holdings:
+    """One tenant and what it owns."""
+
+    handle: Any
+    upload_id: str = ""
+    root_id: str = ""
+    relpath: str = ""
+    job_id: str = ""
+    key_id: str = ""
+    key_prefix: str = ""
+    marks: set[str] = field(default_factory=set)
+
+    def ids(self, rule: Any) -> dict[str, str]:
+        """Values for ``rule``'s variables: this tenant's ids."""
+        values = {
+            "file_id": self.root_id if "relpath" in rule.arguments else self.upload_id,
+            "relpath": self.relpath,
+            "job_id": self.job_id,
+            "key_id": self.key_id,
+            "tenant_id": self.handle.id,
+        }
+        missing = set(rule.arguments) - set(values)
+        assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
+        return {name: values[name] for name in rule.arguments}
+
+
+def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path) -> Holdings:
+    handle = make_tenant(credits=100, password=PASSWORD)
+    held = Holdings(handle)
+    held.upload_id = upload(client, handle, png).json["id"]
+    video = upload(client, handle, clip).json["id"]
+    hls = {"type": "video.transcode", "input": {"file_id": video}, "params": {"preset": "hls"}}
+    job = client.post("/v1/jobs", json=hls, headers=handle.headers).json["id"]
+    runner.run(runtime.context, job)
+    done = client.get(f"/v1/jobs/{job}", headers=handle.headers).json
+    assert done["status"] == "succeeded", done
+    held.root_id = done["outputs"][0]["id"]
+    with transaction(client.application.extensions["faktry"].sessions) as session:
+        held.relpath = session.scalars(select(File.relpath).where(File.root_id == held.root_id)).first()
+    assert held.relpath
+    probe = {"type": "media.probe", "input": {"file_id": held.upload_id}}
+    held.job_id = client.post("/v1/jobs", json=probe, headers=handle.headers).json["id"]  # stays queued
+    key = client.post("/v1/keys", json={"name": "spare"}, headers=handle.headers).json
+    held.key_id, held.key_prefix = key["id"], key["prefix"]
+    files = client.get("/v1/files?limit=100", headers=handle.headers).json["data"]
+    jobs = client.get("/v1/jobs?limit=100", headers=handle.headers).json["data"]
+    held.marks = {
+        handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix,
+        *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
+    }  # fmt: skip
+    return held
+
+
+@pytest.fixture
+def tenants(app, client, runtime, make_tenant, png_image, clip_small) -> tuple[Holdings, Holdings]:
+    return (
+        _seed(client, runtime, make_tenant, png_image, clip_small),
+        _seed(client, runtime, make_tenant, png_image, clip_small),
+    )
+
+
+def _url(rule: Any, values: dict[str, str]) -> str:
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", lambda m: values[m.group(1)], rule.rule)
+
+
+def _routes(app: Any) -> list[tuple[Any, str]]:
+    """Every (rule, method) of the URL map that takes a tenant's id, reads before writes."""
+    order = {"GET": 0, "PATCH": 1, "PUT": 2, "POST": 3, "DELETE": 4}
+    found = [
+        (rule, method)
+        for rule in app.url_map.iter_rules()
+        if rule.arguments and rule.endpoint not in NOT_TENANT_DATA
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+    ]
+    return sorted(found, key=lambda item: (order.get(item[1], 5), item[0].rule))
+
+
+class Caller:
+    """Calls as one tenant: the API with its key, the pages with its web session."""
+
+    def __init__(self, app: Any, held: Holdings) -> None:
+        self.api = app.test_client()
+        self.browser = app.test_client()
+        self.headers = held.handle.headers
+        r = self.browser.post("/v1/session", json={"email": held.handle.email, "password": PASSWORD})
+        assert r.status_code == 201, r.json
+
+    def call(self, rule: Any, method: str, url: str) -> Any:
+        if rule.endpoint.startswith("pages."):
+            return self.browser.open(url, method=method, headers={"Accept": "text/html"})
+        return self.api.open(url, method=method, headers=self.headers, json=BODIES.get(rule.endpoint, {}))
+
+
+def _leaks(response: Any, marks: set[str], sent: set[str]) -> list[str]:
+    """The other tenant's marks found in the answer (body or headers), except those sent.
+    Callers pass the marks the two tenants do not share: both upload the same bytes, so the
+    files' SHA-256s are the same."""
+    text = response.get_data(as_text=True) + "\n".join(f"{k}: {v}" for k, v in response.headers.items())
+    return sorted(m for m in marks - sent if m and m in text)
+
+
+def _same(a: Any, b: Any, theirs: dict[str, str], unknown: dict[str, str]) -> bool:
+    """Whether two answers say the same, once the ids each was asked about are blanked (and a
+    page's per-answer script nonce)."""
+
+    def text(response: Any, ids: dict[str, str]) -> str:
+        body = response.get_data(as_text=True)
+        for value in sorted(ids.values(), key=len, reverse=True):
+            body = body.replace(value, "<id>")
+        return re.sub(r'nonce="[^"]*"', 'nonce=""', body)
+
+    return a.status_code == b.status_code and text(a, theirs) == text(b, unknown)
+
+
+def test_every_route_with_an_id_answers_another_tenants_id_like_an_unknown_one(app, tenants):
+    mine, theirs = tenants
+    caller = Caller(app, mine)
+    assert _routes(app), "the URL map has routes with ids"
+    failures = []
+    for rule, method in _routes(app):
+        their_ids = theirs.ids(rule)
+        unknown_ids = {name: UNKNOWN[name] for name in their_ids}
+        answer = caller.call(rule, method, _url(rule, their_ids))
+        stranger = caller.call(rule, method, _url(rule, unknown_ids))
+        expected = 403 if rule.rule.startswith("/v1/admin/") else 404
+        label = f"{method} {rule.rule}"
+        if answer.status_code != expected:
+            failures.append(f"{label}: {answer.status_code}, not {expected}")
+        if (
+            expected == 403
+            and (answer.get_json(silent=True) or {}).get("error", {}).get("code") != "staff_only"
+        ):
+            failures.append(f"{label}: not refused as staff_only")
+        if not _same(answer, stranger, their_ids, unknown_ids):
+            failures.append(f"{label}: answers differently than for an unknown id")
+        leaked = _leaks(answer, theirs.marks - mine.marks, set(their_ids.values()))
+        if leaked:
+            failures.append(f"{label}: leaks {leaked}")
+    assert failures == []
+
+    # Nothing of theirs changed: the queued job, the files and the spare key are as they were.
+    owner = theirs.handle.headers
+    job = caller.api.get(f"/v1/jobs/{theirs.job_id}", headers=owner).json
+    assert job["status"] == "queued" and not job["cancel_requested"]
+    for file_id in (theirs.upload_id, theirs.root_id):
+        assert caller.api.get(f"/v1/files/{file_id}", headers=owner).status_code == 200
+    keys = caller.api.get("/v1/keys", headers=owner).json["data"]
+    assert [k["active"] for k in keys if k["id"] == theirs.key_id] == [True]
+
+    # And each route does find the caller's own ids (so the 404s above are the tenancy's).
+    for rule, method in _routes(app):
+        if rule.rule.startswith("/v1/admin/"):
+            continue
+        r = caller.call(rule, method, _url(rule, mine.ids(rule)))
+        assert r.status_code < 400 or r.status_code == 409, (method, rule.rule, r.status_code)
+
+
+def test_lists_and_pages_without_ids_never_show_another_tenants_data(app, tenants):
+    mine, theirs = tenants
+    caller = Caller(app, mine)
+    leaks = {}
+    for rule in app.url_map.iter_rules():
+        if rule.arguments or "GET" not in (rule.methods or set()):
+            continue
+        for accept in ("application/json", "text/csv"):
+            if rule.endpoint.startswith("pages."):
+                r = caller.browser.get(rule.rule, headers={"Accept": "text/html"})
+            else:
+                r = caller.api.get(rule.rule, headers={**caller.headers, "Accept": accept})
+            found = _leaks(r, theirs.marks - mine.marks, set())
+            if found:
+                leaks[f"GET {rule.rule} ({accept})"] = found
+    assert leaks == {}
+    # The caller's own data is there, so the lists were really read.
+    export = caller.api.get("/v1/account/export", headers=caller.headers).json
+    assert {f["id"] for f in export["files"]} >= {mine.upload_id, mine.root_id}
+
+
+def test_another_tenants_file_in_a_job_body_answers_like_an_unknown_file(app, tenants):
+    mine, theirs = tenants
+    caller = Caller(app, mine)
+
+    def bodies(file_id: str) -> dict[str, Any]:
+        job = {"type": "media.probe", "input": {"file_id": file_id}}
+        return {"/v1/jobs": job, "/v1/jobs/quote": job, "/v1/jobs/batch": {"jobs": [job]}}
+
+    for path, body in bodies(theirs.upload_id).items():
+        answer = caller.api.post(path, json=body, headers=caller.headers)
+        stranger = caller.api.post(path, json=bodies(UNKNOWN["file_id"])[path], headers=caller.headers)
+        assert answer.status_code == stranger.status_code == 422, (path, answer.status_code)
+        ids = {"file_id": theirs.upload_id}
+        assert _same(answer, stranger, ids, {"file_id": UNKNOWN["file_id"]}), path
+        assert _leaks(answer, theirs.marks - mine.marks, set(ids.values())) == [], path
+
+
+def test_the_cross_tenant_and_schemathesis_suites_run_in_ci():
+    """``.ci/run`` runs ``scripts/test`` with CI=true; nothing there, in pytest's options or in
+    these files deselects or skips the two suites (a missing service fails them under CI)."""
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "export CI=true" in ci and "scripts/test" in ci
+    command = next(line for line in (ROOT / "scripts" / "test").read_text().splitlines() if "pytest" in line)
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    addopts = re.search(r"^addopts\s*=\s*(.*)$", pyproject, re.MULTILINE)
+    options = shlex.split(command) + (shlex.split(addopts.group(1).strip("\"'")) if addopts else [])
+    assert not {"-m", "-k", "--deselect", "--ignore", "--ignore-glob"} & set(options), options
+    testpaths = re.search(r"^testpaths\s*=\s*\[(.*)\]$", pyproject, re.MULTILINE)
+    assert testpaths and '"tests"' in testpaths.group(1)
+    for suite in ("test_cross_tenant.py", "test_openapi.py"):
+        source = (ROOT / "tests" / "web" / suite).read_text()
+        assert not re.search(r"pytest\.(skip|importorskip)\(|mark\.skip(if)?\b", source), suite
+        assert not re.search(r"^pytestmark\b", source, re.MULTILINE), suite
