@@ -29,12 +29,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import Row, select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock, logs
 from faktry.config import Settings
-from faktry.db import for_tenant, is_unavailable, transaction
+from faktry.db import for_tenant, is_unavailable, new_id, transaction
 from faktry.errors import Canceled, FaktryError
 from pipelines import jobtypes, lifecycle, tempfiles
 from pipelines.media import detect
@@ -324,6 +324,12 @@ class _Facts:
     files: dict[str, tuple[str, str, dict[str, Any]] | None]
 
 
+#: A job's input files: the tenant's own only (the id came from the job's input).
+_INPUT_FILES = select(File.id, File.storage_key, File.kind, File.media).where(
+    File.tenant_id == bindparam("tenant"), File.id.in_(bindparam("ids", expanding=True))
+)
+
+
 def _facts(session: Session, row: Row[Any]) -> _Facts:
     job_type = jobtypes.get(row.type)
     wanted = dict(row.input or {})
@@ -332,14 +338,10 @@ def _facts(session: Session, row: Row[Any]) -> _Facts:
     names = [name for name in job_type.files if name in wanted]
     stored = {}
     if names:
-        stored = {
-            f.id: (f.storage_key, f.kind, dict(f.media or {}))
-            for f in session.execute(
-                select(File.id, File.storage_key, File.kind, File.media).where(
-                    File.id.in_([wanted[n] for n in names])
-                )
-            )
-        }
+        found = session.connection().execute(
+            _INPUT_FILES, {"tenant": row.tenant_id, "ids": [wanted[n] for n in names]}
+        )
+        stored = {f.id: (f.storage_key, f.kind, dict(f.media or {})) for f in found}
     submitted = (
         Submitted(row.provider_request_id, dict(row.provider_state or {}))
         if row.provider_request_id
@@ -400,9 +402,7 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
     except Exception as err:
         _fail(ctx, c, err)
         return
-    charge = ctx.prices.actual(
-        job_type.name, params, media, [row.media for item in stored for row in item.rows[:1]]
-    )
+    charge = ctx.prices.actual(job_type.name, params, media, [item.rows[0]["media"] for item in stored])
     _succeed(ctx, c, stored, result.result, charge=charge)
 
 
@@ -494,7 +494,7 @@ def _run_generation(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> Non
     media = (facts.files.get("file_id") or ("", "", {}))[2]
     text = str(facts.input.get("text") or facts.input.get("prompt") or "")
     charge = ctx.prices.actual(
-        facts.type, facts.params, media, [row.media for item in stored for row in item.rows[:1]],
+        facts.type, facts.params, media, [item.rows[0]["media"] for item in stored],
         rule=model.price, text=text,
     )  # fmt: skip
     _succeed(ctx, c, stored, finished.result, charge=charge)
@@ -582,8 +582,11 @@ def _cancel_upstream(ctx: Context, facts: _Facts, submitted: Submitted | None = 
 
 @dataclass
 class _Stored:
+    """An output kept in storage: its name and its files' rows (the root's first), as the
+    success transaction inserts them."""
+
     name: str
-    rows: list[File]
+    rows: list[dict[str, Any]]
 
 
 def _store_outputs(ctx: Context, c: Claim, outputs: list[Output]) -> list[_Stored]:
@@ -591,27 +594,31 @@ def _store_outputs(ctx: Context, c: Claim, outputs: list[Output]) -> list[_Store
     file is read once for its bytes (ffprobe reads only what it needs to describe it)."""
     stored: list[_Stored] = []
     for output in outputs:
-        rows: list[File] = []
+        rows: list[dict[str, Any]] = []
         for rel in output.paths:
             path = output.root / rel
             content_type, kind, media = _describe(output, rel, ctx.settings)
             key = attempt_prefix(c) + f"{output.name}/{rel}"
             kept = ctx.storage.store_file(key, path, content_type=content_type, move=True)
             rows.append(
-                File(
-                    tenant_id=c.tenant_id,
-                    origin="output",
-                    storage_key=key,
-                    size=kept.size,
-                    total_size=kept.size,
-                    content_type=content_type,
-                    kind=kind,
-                    sha256=kept.sha256,
-                    media=media,
-                    filename=Path(rel).name,
-                    job_id=c.job_id,
-                    relpath=rel if len(output.paths) > 1 else None,
-                )
+                {
+                    "id": new_id("fil"),
+                    "tenant_id": c.tenant_id,
+                    "origin": "output",
+                    "storage_key": key,
+                    "size": kept.size,
+                    "total_size": kept.size,
+                    "file_count": 1,
+                    "content_type": content_type,
+                    "kind": kind,
+                    "sha256": kept.sha256,
+                    "media": media,
+                    "filename": Path(rel).name,
+                    "job_id": c.job_id,
+                    "root_id": None,
+                    "relpath": rel if len(output.paths) > 1 else None,
+                    "created_at": clock.now(),
+                }
             )
         stored.append(_Stored(output.name, rows))
     return stored
@@ -673,26 +680,14 @@ def _record_success(
             log.warning("job %s attempt %s lost its lease; discarding its outputs", c.job_id, c.attempt)
             _discard(ctx, c)
             return None
-        nbytes = sum(f.size for item in stored for f in item.rows)
+        nbytes = sum(f["size"] for item in stored for f in item.rows)
         if nbytes:
             use_storage(
                 session, c.tenant_id, nbytes, ctx.tiers.limits(session, c.tenant_id).storage_quota_bytes
             )
         ledger.capture(session, c.tenant_id, c.job_id, charged)
-        for item in stored:
-            root, *members = item.rows
-            root.total_size = sum(r.size for r in item.rows)
-            root.file_count = len(item.rows)
-            session.add(root)
-            session.flush()
-            for m in members:
-                m.root_id = root.id
-                session.add(m)
-            session.add(
-                JobOutput(
-                    job_id=c.job_id, tenant_id=c.tenant_id, name=item.name, file_id=root.id, attempt=c.attempt
-                )
-            )
+        if stored:
+            _insert_outputs(session, c, stored)
         lifecycle.event(
             session,
             c.job_id,
@@ -708,6 +703,37 @@ def _record_success(
         if c.attempt > 1:
             uow.after_commit(lambda: _remove_earlier_attempts(ctx, c))
     return charged
+
+
+def _insert_outputs(session: Session, c: Claim, stored: list[_Stored]) -> None:
+    """The outputs' file rows (each root before its members) and the job's outputs: two
+    statements, whatever the number of files."""
+    files: list[dict[str, Any]] = []
+    outputs: list[dict[str, Any]] = []
+    for item in stored:
+        root, *members = item.rows
+        root["total_size"] = sum(r["size"] for r in item.rows)
+        root["file_count"] = len(item.rows)
+        for m in members:
+            m["root_id"] = root["id"]
+        files.extend(item.rows)
+        outputs.append(
+            {
+                "id": new_id("out"),
+                "job_id": c.job_id,
+                "tenant_id": c.tenant_id,
+                "name": item.name,
+                "file_id": root["id"],
+                "attempt": c.attempt,
+            }
+        )
+    conn = session.connection()
+    conn.execute(_INSERT_FILES, files)
+    conn.execute(_INSERT_OUTPUTS, outputs)
+
+
+_INSERT_FILES = insert(File)
+_INSERT_OUTPUTS = insert(JobOutput)
 
 
 def _remove_earlier_attempts(ctx: Context, c: Claim) -> None:

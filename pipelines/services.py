@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,7 +67,7 @@ class Prepared:
     params: dict[str, Any]
     inputs: dict[str, Any]
     metadata: dict[str, Any]
-    input_file: File | None
+    input_file: Row[Any] | None  # its id, kind, size and media (`_INPUT_FILE`)
     price: int
     queue: str
     model: str | None = None
@@ -95,7 +95,9 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
     inputs = job_type.validate_input(body.get("input"))
     metadata = _metadata(body.get("metadata", {}))
     given = {
-        name: _input_file(session, inputs[name], f"input.{name}") for name in job_type.files if name in inputs
+        name: _input_file(session, tenant_id, inputs[name], f"input.{name}")
+        for name in job_type.files
+        if name in inputs
     }
     for name, row in given.items():
         if not (
@@ -347,11 +349,16 @@ def _metadata(value: Any) -> dict[str, Any]:
     return value
 
 
-def _input_file(session: Session, file_id: Any, field: str) -> File:
-    try:
-        row = files.get_file(session, str(file_id))
-    except NotFound:
-        raise ValidationError("no such file", field=field, code="file_not_found") from None
+#: What a submit needs of an input file: the tenant's own only (the id came from the client).
+_INPUT_FILE = select(File.id, File.kind, File.size, File.media, File.root_id).where(
+    File.id == bindparam("file"), File.tenant_id == bindparam("tenant")
+)
+
+
+def _input_file(session: Session, tenant_id: str, file_id: Any, field: str) -> Row[Any]:
+    row = session.connection().execute(_INPUT_FILE, {"file": str(file_id), "tenant": tenant_id}).first()
+    if row is None:
+        raise ValidationError("no such file", field=field, code="file_not_found")
     if row.root_id is not None or row.kind == "playlist":
         raise ValidationError("this file cannot be a job input", field=field, code="unsupported_input")
     return row

@@ -273,29 +273,28 @@ def balances(session: Session, tenant_ids: Sequence[str]) -> dict[str, Balance]:
     }
 
 
-def hold(session: Session, tenant_id: str, job_id: str, amount: int) -> Hold:
+def hold(session: Session, tenant_id: str, job_id: str, amount: int) -> str:
     """Reserve ``amount`` for a job from the lots that expire first, or raise
-    `InsufficientCredits` / `AccountInDebt` having changed nothing."""
-    [record] = hold_many(session, tenant_id, [(job_id, amount)])
-    return record
+    `InsufficientCredits` / `AccountInDebt` having changed nothing. Returns the hold's id."""
+    [hold_id] = hold_many(session, tenant_id, [(job_id, amount)])
+    return hold_id
 
 
-def hold_many(session: Session, tenant_id: str, wanted: Sequence[tuple[str, int]]) -> list[Hold]:
+def hold_many(session: Session, tenant_id: str, wanted: Sequence[tuple[str, int]]) -> list[str]:
     """Reserve each ``(job id, amount)`` from the lots that expire first, every job with a
     hold of its own, in a fixed number of statements however many jobs: all of them, or
-    (`InsufficientCredits` for the total, `AccountInDebt`) none."""
-    account = lock_account(session, tenant_id)
-    if account.debt > 0:
+    (`InsufficientCredits` for the total, `AccountInDebt`) none. Returns the holds' ids."""
+    conn = session.connection()
+    debt = conn.execute(_LOCK_DEBT, {"tenant": tenant_id}).scalar()
+    if debt is None:  # the account's first use: create it
+        debt = lock_account(session, tenant_id).debt
+    if debt > 0:
         raise AccountInDebt(
             "refunded credits were already spent; buy credits to settle the balance first",
-            details={"debt": account.debt},
+            details={"debt": debt},
         )
     now = clock.now()
-    lots = session.execute(
-        select(CreditLot.id, CreditLot.remaining)
-        .where(CreditLot.tenant_id == tenant_id, CreditLot.remaining > 0, CreditLot.expires_at > now)
-        .order_by(CreditLot.expires_at, CreditLot.id)
-    ).all()
+    lots = conn.execute(_SPENDABLE_LOTS, {"tenant": tenant_id, "now": now}).all()
     available = sum(lot.remaining for lot in lots)
     total = sum(amount for _, amount in wanted)
     if available < total:
@@ -304,18 +303,20 @@ def hold_many(session: Session, tenant_id: str, wanted: Sequence[tuple[str, int]
             details={"price": total, "available": available},
         )
     records = [
-        Hold(id=new_id("hld"), tenant_id=tenant_id, job_id=job_id, amount=amount) for job_id, amount in wanted
-    ]
-    session.add_all(records)
-    session.flush()
+        {
+            "id": new_id("hld"), "tenant_id": tenant_id, "job_id": job_id, "amount": amount,
+            "captured": 0, "status": "held", "created_at": now, "resolved_at": None,
+        }
+        for job_id, amount in wanted
+    ]  # fmt: skip
+    conn.execute(_INSERT_HOLD, records)
     left = {lot.id: lot.remaining for lot in lots}
     taken: dict[str, int] = {}
     allocations: list[dict[str, object]] = []
     entries: list[dict[str, object]] = []
     order = [lot.id for lot in lots]
     cursor = 0
-    for record in records:
-        need = record.amount
+    for record, (_, need) in zip(records, wanted, strict=True):
         while need > 0:
             lot_id = order[cursor]
             take = min(left[lot_id], need)
@@ -325,20 +326,35 @@ def hold_many(session: Session, tenant_id: str, wanted: Sequence[tuple[str, int]
             left[lot_id] -= take
             taken[lot_id] = taken.get(lot_id, 0) + take
             need -= take
-            allocations.append({"hold_id": record.id, "lot_id": lot_id, "amount": take})
+            allocations.append({"hold_id": record["id"], "lot_id": lot_id, "amount": take})
             entries.append(
                 {
                     "id": new_id("txn"), "tenant_id": tenant_id, "kind": "hold",
-                    "idempotency_key": f"hold:{record.job_id}:{lot_id}", "available": -take, "held": take,
-                    "debt": 0, "lot_id": lot_id, "job_id": record.job_id, "memo": "", "created_at": now,
+                    "idempotency_key": f"hold:{record['job_id']}:{lot_id}", "available": -take, "held": take,
+                    "debt": 0, "lot_id": lot_id, "job_id": record["job_id"], "memo": "", "created_at": now,
                 }
             )  # fmt: skip
     for lot_id, take in taken.items():
         _move(session, lot_id, remaining=-take, held=take)
     if allocations:
-        session.execute(insert(HoldAllocation), allocations)
-        session.execute(insert(LedgerEntry), entries)
-    return records
+        conn.execute(_INSERT_ALLOCATION, allocations)
+        conn.execute(_ENTRY, entries)
+    return [str(record["id"]) for record in records]
+
+
+#: The statements of a hold, built once (see `pipelines.lifecycle.transition`).
+_LOCK_DEBT = select(Account.debt).where(Account.tenant_id == bindparam("tenant")).with_for_update()
+_SPENDABLE_LOTS = (
+    select(CreditLot.id, CreditLot.remaining)
+    .where(
+        CreditLot.tenant_id == bindparam("tenant"),
+        CreditLot.remaining > 0,
+        CreditLot.expires_at > bindparam("now"),
+    )
+    .order_by(CreditLot.expires_at, CreditLot.id)
+)
+_INSERT_HOLD = insert(Hold)
+_INSERT_ALLOCATION = insert(HoldAllocation)
 
 
 @dataclass(frozen=True)
