@@ -139,17 +139,27 @@ class FaktryUser(HttpUser):
 
     # -- requests ----------------------------------------------------------------------------
 
-    def upload(self, filename: str, data: bytes, mime: str) -> str | None:
-        with self.client.post(
-            "/v1/files",
-            files={"file": (filename, data, mime)},
-            name="/v1/files [upload]",
-            catch_response=True,
-        ) as r:
-            body = _json(r)
-            if r.status_code == 201 and body and "id" in body:
-                return str(body["id"])
-            r.failure(_describe(r))
+    def upload(self, filename: str, data: bytes, mime: str, attempts: int = 5) -> str | None:
+        """Upload a file: its id, or None. A server at its cap of uploads under way answers
+        429 ``too_many_uploads``: counted as handled, and tried again after ``Retry-After``."""
+        for _ in range(attempts):
+            with self.client.post(
+                "/v1/files",
+                files={"file": (filename, data, mime)},
+                name="/v1/files [upload]",
+                catch_response=True,
+            ) as r:
+                body = _json(r)
+                if r.status_code == 201 and body and "id" in body:
+                    return str(body["id"])
+                if r.status_code == 429 and _error_code(r) == "too_many_uploads":
+                    r.success()
+                    self.handled(r, "too_many_uploads")
+                    backoff = _retry_after(r)
+                else:
+                    r.failure(_describe(r))
+                    return None
+            _back_off(backoff)
         return None
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any] | None:

@@ -59,7 +59,7 @@ def list_packs() -> Any:
 @authenticated
 def create_checkout() -> Any:
     setup = _setup()
-    pack_id = json_object(allowed={"pack"}).get("pack")
+    pack_id = json_object(allowed={"pack"}, optional=True).get("pack")
     pack = setup.packs.get(pack_id) if isinstance(pack_id, str) else None
     if pack is None:
         raise ValidationError(f"pack must be one of: {', '.join(setup.packs)}", field="pack")
