@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import re
 import secrets
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -114,6 +115,8 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
+    writers = _WriterQueue()
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A transaction that may write takes the write lock up front: SQLite has no row
@@ -122,8 +125,65 @@ def _configure_sqlite(engine: Engine) -> None:
         # mode it reads a snapshot beside the writer.
         if conn.get_execution_options().get(READ_ONLY):
             conn.exec_driver_sql("BEGIN")
-        else:
+            return
+        dbapi_conn = conn.connection.dbapi_connection
+        writers.enter(dbapi_conn)
+        try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            writers.leave(dbapi_conn)
+            raise
+
+    # The queue is left once SQLite's lock is given up: after the COMMIT or ROLLBACK itself
+    # (the pool's rollback of a connection given back mid-transaction included).
+    dialect = engine.dialect
+    commit, rollback = dialect.do_commit, dialect.do_rollback
+
+    def do_commit(proxied: Any) -> None:
+        try:
+            commit(proxied)
+        finally:
+            writers.leave(getattr(proxied, "dbapi_connection", proxied))
+
+    def do_rollback(proxied: Any) -> None:
+        try:
+            rollback(proxied)
+        finally:
+            writers.leave(getattr(proxied, "dbapi_connection", proxied))
+
+    dialect.do_commit = do_commit  # type: ignore[method-assign,assignment]
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign,assignment]
+
+
+class _WriterQueue:
+    """The writers of one process take SQLite's write lock one after another, handed over
+    the moment the last one has committed. Without it, threads that find the lock taken
+    wait in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and wakes in
+    no order: under load most writers wait a few milliseconds and some wait seconds.
+    Writers in other processes still meet the busy handler, and a thread that already
+    writes on another connection goes past the queue (SQLite's own lock decides, as
+    before)."""
+
+    #: How long a writer waits here before trying SQLite's lock anyway (its busy timeout).
+    TIMEOUT = 30.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: tuple[int, int] | None = None  # (thread, DB-API connection)
+
+    def enter(self, dbapi_conn: Any) -> None:
+        me = threading.get_ident()
+        owner = self._owner
+        if owner is not None and owner[0] == me:
+            return  # this thread writes already, on another connection
+        if self._lock.acquire(timeout=self.TIMEOUT):
+            self._owner = (me, id(dbapi_conn))
+
+    def leave(self, dbapi_conn: Any) -> None:
+        owner = self._owner
+        if owner is not None and owner[1] == id(dbapi_conn):
+            self._owner = None
+            self._lock.release()
 
 
 #: The execution option (and session info key) of a transaction that only reads.
