@@ -4,12 +4,14 @@ The export (`export`) is everything faktry keeps about the account, whoever's ey
 for: the tenant and its status, its people and their web sessions (never a password hash or a
 session token), API keys (never a key hash), the money side (the Stripe customer id, credit
 lots with what bought them, holds, every ledger entry, the Stripe events about its purchases),
-storage usage and reservations, files, jobs with their outputs and events, and the moderation
-log entries about its prompts.
+storage usage and reservations, files, jobs with their outputs and events, workflows with
+their versions (node configurations), their runs with each step's result and the runs'
+events (execution history), and the moderation log entries about its prompts.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
-data) and their sessions, API keys, files (and their bytes in storage) and jobs (their prompts
-and parameters, events and outputs). Jobs still running are canceled first, so their holds are
+data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
+and parameters, events and outputs), workflows, their versions, runs, steps and events.
+Running workflow runs and jobs still running are canceled first, so their holds are
 released. Credits left in lots are forfeited with ledger entries. What stays is pseudonymous:
 the tenant id on the ledger, its lots and holds (kept seven years for legal and tax reasons),
 and moderation log entries (kept at most twelve months for safety audits, then swept).
@@ -41,6 +43,9 @@ from pipelines import files
 from pipelines.admission import Admission
 from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.services import cancel, to_dict
+from pipelines.workflows import runs
+from pipelines.workflows.models import RUNNING as RUN_RUNNING
+from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas import ledger
 from quotas.models import Account, CreditLot, Hold, LedgerEntry, StorageReservation, StripeEvent
 from storage.models import File
@@ -202,6 +207,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
                 select(JobEvent).where(JobEvent.tenant_id == tenant_id).order_by(JobEvent.id)
             )
         ],
+        **_workflows(session, tenant_id),
         "moderation_log": [
             {
                 "id": m.id,
@@ -221,6 +227,50 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             )
         ],
     }
+
+
+def _workflows(session: Session, tenant_id: str) -> dict[str, Any]:
+    """Saved workflows and their versions, and every run with its steps and events."""
+
+    def rows(model: Any, *order: Any) -> Any:
+        return session.scalars(select(model).where(model.tenant_id == tenant_id).order_by(*order))
+
+    return {
+        "workflows": [
+            {
+                "id": w.id, "name": w.name, "description": w.description, "version": w.version,
+                "created_at": w.created_at.isoformat(), "updated_at": w.updated_at.isoformat(),
+            }
+            for w in rows(Workflow, Workflow.created_at, Workflow.id)
+        ],
+        "workflow_versions": [
+            {
+                "id": v.id, "workflow_id": v.workflow_id, "version": v.version, "graph": v.graph,
+                "created_at": v.created_at.isoformat(),
+            }
+            for v in rows(WorkflowVersion, WorkflowVersion.workflow_id, WorkflowVersion.version)
+        ],
+        "workflow_runs": [
+            {**runs.to_dict(session, r, steps=False), "graph": r.graph}
+            for r in rows(WorkflowRun, WorkflowRun.created_at, WorkflowRun.id)
+        ],
+        "workflow_steps": [
+            {
+                "id": st.id, "run_id": st.run_id, "node": st.node, "item": st.item, "status": st.status,
+                "attempt": st.attempt, "job_id": st.job_id, "outputs": st.outputs, "cost": st.cost,
+                "error_code": st.error_code, "error_message": st.error_message, "reused_from": st.reused_from,
+                "started_at": _stamp(st.started_at), "finished_at": _stamp(st.finished_at),
+            }
+            for st in rows(WorkflowStep, WorkflowStep.run_id, WorkflowStep.node, WorkflowStep.item)
+        ],
+        "workflow_events": [
+            {
+                "id": e.id, "run_id": e.run_id, "at": e.at.isoformat(), "kind": e.kind, "node": e.node,
+                "item": e.item, "data": e.data,
+            }
+            for e in rows(WorkflowEvent, WorkflowEvent.id)
+        ],
+    }  # fmt: skip
 
 
 def _payments(session: Session, account: Account | None, lots: Sequence[CreditLot]) -> list[dict[str, Any]]:
@@ -288,6 +338,10 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
     """Delete the account's people and content. While a job still runs it only asks it to
     stop and returns None: the caller commits that and asks again shortly."""
     running = False
+    # Runs first: their waiting steps never start, their own holds are released.
+    live = select(WorkflowRun.id).where(WorkflowRun.tenant_id == tenant_id, WorkflowRun.status == RUN_RUNNING)
+    for run_id in session.scalars(live).all():
+        runs.cancel(session, run_id)
     unfinished = select(Job).where(Job.tenant_id == tenant_id, Job.status.not_in(FINISHED))
     for job in session.scalars(unfinished).all():
         cancel(session, job.id)  # queued jobs end here, their holds released
@@ -311,6 +365,8 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
     session.execute(delete(JobEvent).where(JobEvent.tenant_id == tenant_id))
     session.execute(delete(JobOutput).where(JobOutput.tenant_id == tenant_id))
     session.execute(delete(Job).where(Job.tenant_id == tenant_id))
+    for model in (WorkflowEvent, WorkflowStep, WorkflowRun, WorkflowVersion, Workflow):
+        session.execute(delete(model).where(model.tenant_id == tenant_id))
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))

@@ -5,6 +5,10 @@ forms. A job type also declares its ``input`` (files by kind, prompts), the prov
 queues run it and the step that does the work. Generative job types take a ``model`` from
 the catalog, and the model's own parameter schema validates the rest of ``params``.
 
+Each job type also says what kinds of file its outputs are, given its params
+(`JobType.output_kinds`): a workflow graph checks with them that every edge carries a kind
+the next node takes, before anything runs (pipelines/workflows/graph.py).
+
 A job type may add a check of what a schema cannot say: parameters each within range whose
 output together could never be made (a sprite sheet wider than JPEG allows) are refused at
 submit with ``output_too_large``, naming the field.
@@ -28,6 +32,24 @@ from pipelines.steps import media
 from pipelines.steps.base import StepContext, StepResult
 
 AUDIO_PRESETS = tuple(name for name in PRESETS if name.startswith("audio_"))
+#: Heights of `video.captions`' 9:16 outputs.
+CAPTION_HEIGHTS = (640, 1280, 1920)
+
+
+def _no_outputs(params: dict[str, Any]) -> tuple[str, ...]:
+    return ()
+
+
+def _writes(*kinds: str) -> Callable[[dict[str, Any]], tuple[str, ...]]:
+    """Outputs of fixed kinds, whatever the params."""
+    return lambda params: kinds
+
+
+def _transcode_writes(params: dict[str, Any]) -> tuple[str, ...]:
+    preset = str(params.get("preset", ""))
+    if preset in AUDIO_PRESETS:
+        return ("audio",)
+    return ("playlist",) if preset == "hls" else ("video",)
 
 
 def _file_input(kinds: frozenset[str]) -> dict[str, Any]:
@@ -55,6 +77,14 @@ class JobType:
     generative: bool = False
     #: Checks the validated params together; raises `ValidationError` naming a field.
     check: Callable[[dict[str, Any]], None] | None = None
+    #: The kinds of the job's outputs, in order, given its validated params.
+    produces: Callable[[dict[str, Any]], tuple[str, ...]] = _no_outputs
+
+    def output_kinds(self, params: dict[str, Any]) -> tuple[str, ...]:
+        """What the job's outputs are (``image``, ``video``, ``audio``, ``playlist``,
+        ``subtitles``), one per output in the order the job lists them; empty for a job that
+        writes no file (a probe)."""
+        return self.produces(params)
 
     @property
     def inputs(self) -> dict[str, Any]:
@@ -88,10 +118,22 @@ class JobType:
         return kind in self.input_kinds
 
 
+def input_problems(job_type: JobType, value: Any) -> list[ValidationError]:
+    """Every way ``value`` breaks the job type's input schema, each naming its field (a
+    workflow graph reports them all at once; a submit, the first)."""
+    if not isinstance(value, dict):
+        return [ValidationError("input must be an object", field="input")]
+    return [_field_error(err, "input") for err in _schema_errors(value, job_type.inputs)]
+
+
+def _schema_errors(value: dict[str, Any], schema: dict[str, Any]) -> list[SchemaError]:
+    return sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+
+
 def _validated(value: Any, schema: dict[str, Any], where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationError(f"{where} must be an object", field=where)
-    errors = sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    errors = _schema_errors(value, schema)
     if errors:
         raise _field_error(errors[0], where)
     out = dict(value)
@@ -132,6 +174,11 @@ def _obj(
 
 
 _dimension = {"type": "integer", "minimum": 1, "maximum": 8192}
+_FILE = {"type": "string", "minLength": 1, "maxLength": 40}
+
+
+def _input_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
 
 
 def _too_large(message: str, field: str) -> ValidationError:
@@ -175,6 +222,7 @@ JOB_TYPES: dict[str, JobType] = {
             params_schema=_obj({}),
             input_kinds=frozenset({"video", "audio", "image"}),
             run=media.probe,
+            produces=_no_outputs,
         ),
         JobType(
             name="video.transcode",
@@ -191,6 +239,7 @@ JOB_TYPES: dict[str, JobType] = {
             ),
             input_kinds=frozenset({"video"}),
             run=media.transcode,
+            produces=_transcode_writes,
         ),
         JobType(
             name="video.thumbnail",
@@ -211,6 +260,7 @@ JOB_TYPES: dict[str, JobType] = {
             input_kinds=frozenset({"video"}),
             run=media.thumbnail,
             check=_sprite_fits,
+            produces=_writes("image"),
         ),
         JobType(
             name="image.resize",
@@ -228,6 +278,46 @@ JOB_TYPES: dict[str, JobType] = {
             input_kinds=frozenset({"image"}),
             run=media.resize,
             check=_resize_fits,
+            produces=_writes("image"),
+        ),
+        JobType(
+            name="video.captions",
+            description="Burn a transcript's subtitles (the WebVTT output of speech.transcribe) into "
+            "a 9:16 video of a video or audio file: cropped or padded to portrait, captions at the bottom.",
+            params_schema=_obj(
+                {
+                    "height": {
+                        "type": "integer",
+                        "enum": list(CAPTION_HEIGHTS),
+                        "default": 1280,
+                        "description": "Lines of the 9:16 output; the width is 9/16 of it.",
+                    },
+                    "fit": {
+                        "type": "string",
+                        "enum": ["crop", "pad"],
+                        "default": "crop",
+                        "description": "crop: fill the frame, cutting the sides; pad: all of the "
+                        "picture, with bars above and below.",
+                    },
+                    "font_size": {
+                        "type": "integer",
+                        "minimum": 12,
+                        "maximum": 200,
+                        "description": "Caption size in pixels; by default 1/20 of the height.",
+                    },
+                    "position": {"type": "string", "enum": ["bottom", "middle", "top"], "default": "bottom"},
+                }
+            ),
+            input_kinds=frozenset({"video", "audio"}),
+            run=media.captions,
+            input_schema=_input_schema(
+                {"file_id": _FILE, "subtitles_file_id": _FILE}, ["file_id", "subtitles_file_id"]
+            ),
+            file_fields={
+                "file_id": frozenset({"video", "audio"}),
+                "subtitles_file_id": frozenset({"subtitles"}),
+            },
+            produces=_writes("video"),
         ),
     ]
 }
@@ -238,15 +328,16 @@ def _not_a_step(ctx: StepContext) -> StepResult:
 
 
 _PROMPT = {"type": "string", "minLength": 1, "maxLength": 32000}
-_FILE = {"type": "string", "minLength": 1, "maxLength": 40}
-
-
-def _input(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": required, "additionalProperties": False}
+_input = _input_schema
 
 
 def _generative(
-    name: str, description: str, inputs: dict[str, Any], files: dict[str, frozenset[str]] | None = None
+    name: str,
+    description: str,
+    inputs: dict[str, Any],
+    files: dict[str, frozenset[str]] | None = None,
+    *,
+    produces: tuple[str, ...],
 ) -> JobType:
     models = sorted(m.id for m in default_catalog().for_type(name))
     return JobType(
@@ -263,36 +354,44 @@ def _generative(
         input_schema=inputs,
         file_fields=files or {},
         generative=True,
+        produces=_writes(*produces),
     )
 
 
 _IMAGE = frozenset({"image"})
 for _jt in [
     _generative(
-        "image.generate", "Generate an image from a prompt.", _input({"prompt": _PROMPT}, ["prompt"])
+        "image.generate",
+        "Generate an image from a prompt.",
+        _input({"prompt": _PROMPT}, ["prompt"]),
+        produces=("image",),
     ),
     _generative(
         "image.edit",
         "Edit an image as the prompt says (an optional PNG mask marks where).",
         _input({"prompt": _PROMPT, "file_id": _FILE, "mask_file_id": _FILE}, ["prompt", "file_id"]),
         {"file_id": _IMAGE, "mask_file_id": _IMAGE},
+        produces=("image",),
     ),
     _generative(
         "video.generate",
         "Generate a video from a prompt, or from a prompt and a start image.",
         _input({"prompt": _PROMPT, "file_id": _FILE}, ["prompt"]),
         {"file_id": _IMAGE},
+        produces=("video",),
     ),
     _generative(
         "speech.synthesize",
         "Speak a text.",
         _input({"text": {"type": "string", "minLength": 1, "maxLength": 5000}}, ["text"]),
+        produces=("audio",),
     ),
     _generative(
         "speech.transcribe",
-        "Transcribe the speech in an audio or video file.",
+        "Transcribe the speech in an audio or video file: the text, and its subtitles as WebVTT.",
         _input({"file_id": _FILE}, ["file_id"]),
         {"file_id": frozenset({"audio", "video"})},
+        produces=("subtitles",),
     ),
     _generative(
         "music.generate",
@@ -304,6 +403,7 @@ for _jt in [
             },
             ["prompt"],
         ),
+        produces=("audio",),
     ),
 ]:
     JOB_TYPES[_jt.name] = _jt

@@ -147,7 +147,7 @@ CLAIMED = (
 
 _NOW = bindparam("now", type_=Job.updated_at.type)
 _TOKEN = bindparam("token", type_=Job.lease_token.type)
-_FINISHED = (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at)
+_FINISHED = (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at, Job.run_id)
 
 _START = transition(
     (Job.status == QUEUED)

@@ -81,6 +81,8 @@ class Job(Base, TenantOwned):
     cost_held: Mapped[int] = mapped_column(BigInteger, default=0)
     cost_charged: Mapped[int | None] = mapped_column(BigInteger, default=None)
     lease_token: Mapped[str | None] = mapped_column(String(40), default=None)
+    #: The workflow run this job is a step of (its step is the run's step with this job_id).
+    run_id: Mapped[str | None] = mapped_column(String(40), default=None, index=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
@@ -147,3 +149,8 @@ class ModerationEntry(Base):
     endpoint: Mapped[str] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(100), default=None)
     prompt: Mapped[str] = mapped_column(Text)
+
+
+# The workflow tables live beside the jobs they run; importing them here registers them
+# wherever the job tables are (migrations, tests, the account export).
+from pipelines.workflows import models as _workflow_models  # noqa: E402, F401

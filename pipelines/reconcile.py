@@ -9,6 +9,8 @@
 - finished (or vanished) with a hold still open: a failed, canceled or vanished job's hold
   is released, a succeeded job's is captured. Queued and running jobs keep their holds, so
   a job is never both re-enqueued and refunded.
+- a running workflow run whose advance was lost (its job ended, the process died before
+  the after-commit call): advanced, from the database (`pipelines.workflows.runs.sweep`).
 
 Each pass also expires credit lots past their expiry, cancels storage reservations left by
 processes that died mid-write, and applies Stripe events that were parked waiting for an
@@ -35,6 +37,7 @@ from pipelines import lifecycle, moderation, tempfiles
 from pipelines.admission import AdmittingSender
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from pipelines.services import Sender
+from pipelines.workflows import runs
 from quotas import billing, ledger
 from quotas.limits import sweep_reservations
 from quotas.models import Hold
@@ -58,6 +61,7 @@ class Report:
     moderation_entries_deleted: int = 0
     admitted: int = 0
     temp_removed: int = 0
+    runs_advanced: list[str] = field(default_factory=list)
 
 
 def reconcile(
@@ -94,6 +98,13 @@ def reconcile(
         report.admitted = _admission_sweep(sender)
     report.temp_removed = tempfiles.sweep(sessions, settings.tmp_dir, idle_seconds=settings.tmp_idle_seconds)
     report.holds_resolved = _resolve_stale_holds(sessions)
+    # Workflow runs whose advance was lost with its process (pipelines/workflows/runs.py).
+    # Left alone as long as a lost message is: the after-commit call comes in milliseconds.
+    report.runs_advanced = runs.sweep(
+        runs.Engine(sessions, runs.policy_from(settings), sender),
+        now,
+        grace=timedelta(seconds=settings.requeue_after_seconds),
+    )
     with transaction(sessions) as session:
         report.lots_expired = ledger.expire_lots(session)
     with transaction(sessions) as session:
@@ -183,7 +194,12 @@ def _resolve_stale_holds(sessions: sessionmaker[Session]) -> list[str]:
         stale = session.execute(
             select(Hold.job_id, Hold.tenant_id, Job.status, Job.cost_charged, Job.cost_estimated)
             .outerjoin(Job, Job.id == Hold.job_id)
-            .where(Hold.status == "held", or_(Job.id.is_(None), Job.status.in_(FINISHED)))
+            .where(
+                Hold.status == "held",
+                or_(Job.id.is_(None), Job.status.in_(FINISHED)),
+                # A workflow run's own hold is keyed by the run: `runs.sweep` looks after it.
+                ~Hold.job_id.like("run\\_%", escape="\\"),
+            )
             .limit(BATCH)
         ).all()
     resolved = []
@@ -234,12 +250,14 @@ def _take_orphan(
             job_id,
             (Job.status == RUNNING) & lifecycle.held_by(token) & (Job.lease_expires_at < now),
             {"lease_token": None, "lease_expires_at": None, "updated_at": now, **values},
-            (Job.tenant_id, Job.attempts, Job.status),
+            (Job.tenant_id, Job.attempts, Job.status, Job.run_id),
         )
         if row is None:
             return None
         if row.status == CANCELED:
             ledger.release(session, row.tenant_id, job_id)
+            if row.run_id is not None:  # a workflow step ends with its job
+                runs.job_ended(session, row.run_id, job_id, CANCELED, code="canceled")
             lifecycle.event(
                 session, job_id, row.tenant_id, "canceled", CANCELED, row.attempts,
                 reason="worker lost after cancel was requested",

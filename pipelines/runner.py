@@ -48,7 +48,9 @@ from pipelines.providers.base import (
     Request,
     Submitted,
 )
+from pipelines.steps import media as media_steps
 from pipelines.steps.base import Output, StepContext
+from pipelines.workflows import runs
 from quotas import ledger
 from quotas.limits import StorageQuotaExceeded, TierCache, use_storage
 from quotas.pricing import PriceList
@@ -112,6 +114,9 @@ class Context:
     metrics: Metrics | None = None
     #: Tenants' tier limits, remembered for a few seconds.
     tiers: TierCache = field(default_factory=TierCache)
+    #: Advances a job's workflow run once its end is committed (`runs.Engine`); None leaves
+    #: it to the reconciler.
+    workflows: runs.Engine | None = None
 
 
 @dataclass(frozen=True)
@@ -381,7 +386,13 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
     duration = float(media.get("duration") or 0.0)
     timeout = max(ctx.settings.ffmpeg_timeout_min, duration * ctx.settings.ffmpeg_timeout_factor)
     try:
-        with Heartbeat(ctx, c) as hb, ctx.storage.local_path(key, into=workdir) as input_path:
+        with Heartbeat(ctx, c) as hb, ExitStack() as stack:
+            input_path = stack.enter_context(ctx.storage.local_path(key, into=workdir))
+            others = {
+                name: stack.enter_context(ctx.storage.local_path(f[0], into=workdir))
+                for name, f in facts.files.items()
+                if name != "file_id" and f is not None
+            }
             step_ctx = StepContext(
                 input_path=input_path,
                 input_kind=kind,
@@ -394,6 +405,7 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
                 probe_timeout=ctx.settings.probe_timeout,
                 max_image_pixels=ctx.settings.max_image_pixels,
                 memory_limit_bytes=ctx.settings.ffmpeg_memory_limit_bytes,
+                inputs=others,
             )
             result = job_type.run(step_ctx)
             if hb.should_cancel():
@@ -479,6 +491,9 @@ def _run_generation(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> Non
             if hb.should_cancel():
                 raise Canceled("canceled")
             outputs = _place(finished, workdir / "out")
+            if facts.type == "speech.transcribe":  # its subtitles, from the text (or segments)
+                heard = (facts.files.get("file_id") or ("", "", {}))[2].get("duration")
+                outputs.append(media_steps.transcript_output(finished.result, heard, workdir / "out"))
             stored = _store_outputs(ctx, c, outputs)
     except PollLater:
         raise
@@ -680,6 +695,10 @@ def _record_success(
             log.warning("job %s attempt %s lost its lease; discarding its outputs", c.job_id, c.attempt)
             _discard(ctx, c)
             return None
+        if row.run_id is not None:  # a workflow step: it ends with its job, in this transaction
+            outputs = [item.rows[0]["id"] for item in stored if item.rows]
+            node = runs.job_ended(session, row.run_id, c.job_id, SUCCEEDED, outputs=outputs, cost=charged)
+            _advance_after(ctx, uow, row.run_id, node)
         nbytes = sum(f["size"] for item in stored for f in item.rows)
         if nbytes:
             use_storage(
@@ -793,6 +812,9 @@ def _record_finish(ctx: Context, c: Claim, status: str, *, code: str | None, mes
         row = lifecycle.finish(session, c.job_id, c.token, clock.now(), status, code, message)
         if row is None:
             return False
+        if row.run_id is not None:  # a workflow step: it ends with its job, in this transaction
+            node = runs.job_ended(session, row.run_id, c.job_id, status, code=code, message=message)
+            _advance_after(ctx, uow, row.run_id, node)
         # Failures (bad input included), cancels and platform errors charge nothing.
         ledger.release(session, c.tenant_id, c.job_id)
         lifecycle.event(
@@ -802,6 +824,13 @@ def _record_finish(ctx: Context, c: Claim, status: str, *, code: str | None, mes
         # No outputs stay: neither this attempt's nor those of attempts that died earlier.
         uow.after_commit(lambda: ctx.storage.delete_prefix(f"t/{c.tenant_id}/jobs/{c.job_id}/"))
     return True
+
+
+def _advance_after(ctx: Context, uow: lifecycle.UnitOfWork, run_id: str, node: str | None) -> None:
+    """Once the job's end is committed, advance its run (a lost call is the reconciler's)."""
+    engine = ctx.workflows
+    if engine is not None:
+        uow.after_commit(lambda: engine.advance(run_id, after=node))
 
 
 def _settle(ctx: Context, record: Callable[[], T]) -> T:

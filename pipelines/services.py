@@ -21,7 +21,7 @@ from faktry import clock
 from faktry.db import new_id
 from faktry.errors import Conflict, FaktryError, NotFound, ValidationError
 from pipelines import files, jobtypes, lifecycle, pagination
-from pipelines.catalog import Catalog, default_catalog
+from pipelines.catalog import Catalog, Model, default_catalog
 from pipelines.models import CANCELED, FAILED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
 from pipelines.routing import RoutingLimits, route
 from quotas import ledger
@@ -83,15 +83,7 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
     if unknown:
         raise ValidationError(f"unknown field {unknown[0]!r}", field=unknown[0], code="unknown_field")
     job_type = jobtypes.get(body.get("type"))
-    params_in = body.get("params", {})
-    model = None
-    if job_type.generative:
-        model = policy.catalog.get(
-            params_in.get("model") if isinstance(params_in, dict) else None, job_type.name
-        )
-        params = job_type.validate(params_in, model.params_schema)
-    else:
-        params = job_type.validate(params_in)
+    params, model = checked_params(job_type, body.get("params", {}), policy.catalog)
     inputs = job_type.validate_input(body.get("input"))
     metadata = _metadata(body.get("metadata", {}))
     given = {
@@ -126,6 +118,18 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
         limits=policy.routing,
     )
     return Prepared(job_type, params, inputs, metadata, main, price, queue)
+
+
+def checked_params(
+    job_type: jobtypes.JobType, params_in: Any, catalog: Catalog
+) -> tuple[dict[str, Any], Model | None]:
+    """A job's params with their defaults applied, and for a generative type the catalog
+    model ``params.model`` names, whose own schema validates the rest; or a 422 naming the
+    field. Submits and workflow graphs (pipelines/workflows/graph.py) check params here."""
+    if not job_type.generative:
+        return job_type.validate(params_in), None
+    model = catalog.get(params_in.get("model") if isinstance(params_in, dict) else None, job_type.name)
+    return job_type.validate(params_in, model.params_schema), model
 
 
 def quote(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> dict[str, Any]:
@@ -163,24 +167,52 @@ def submit(
         if existing is not None:
             return _replay(existing, digest)
     p = prepare(session, tenant_id=tenant_id, body=body, policy=policy)
-    job = _new_job(tenant_id, p, p.metadata, idempotency_key=idempotency_key, digest=digest)
+    try:
+        job = create_job(session, tenant_id, p, p.metadata, idempotency_key=idempotency_key, digest=digest)
+    except IntegrityError:
+        # Another request with the same Idempotency-Key committed first.
+        existing = _by_idempotency_key(session, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return _replay(existing, digest)
+    return Submitted(job, True)
+
+
+def create_job(
+    session: Session,
+    tenant_id: str,
+    p: Prepared,
+    meta: dict[str, Any],
+    *,
+    idempotency_key: str | None = None,
+    digest: str = "",
+    run_id: str | None = None,
+    hold_from: str | None = None,
+    job_id: str | None = None,
+) -> Job:
+    """The one way a prepared job comes to exist: its row (stamped as handed over), its
+    hold and its ``created`` event, in the caller's transaction. A single submit holds its
+    price from the account; a workflow run's step (``run_id``) moves it out of the run's own
+    hold (``hold_from``, `quotas.ledger.split_hold`). With an Idempotency-Key the row is
+    added in a savepoint, so a key another request took first raises `IntegrityError` with
+    nothing else changed."""
+    job = _new_job(tenant_id, p, meta, idempotency_key=idempotency_key, digest=digest)
+    job.run_id = run_id
+    if job_id is not None:  # chosen by the caller, to fence its own row with it first
+        job.id = job_id
     if idempotency_key:
-        try:
-            with session.begin_nested():
-                session.add(job)
-                session.flush()
-        except IntegrityError:
-            # Another request with the same Idempotency-Key committed first.
-            existing = _by_idempotency_key(session, idempotency_key)
-            if existing is None:
-                raise
-            return _replay(existing, digest)
+        with session.begin_nested():
+            session.add(job)
+            session.flush()
     else:
         session.add(job)
         session.flush()
-    ledger.hold(session, tenant_id, job.id, p.price)
+    if hold_from is None:
+        ledger.hold(session, tenant_id, job.id, p.price)
+    else:
+        ledger.split_hold(session, tenant_id, hold_from, job.id, p.price)
     lifecycle.event(session, job.id, tenant_id, "created", QUEUED, 0, queue=job.queue, price=p.price)
-    return Submitted(job, True)
+    return job
 
 
 #: The most jobs one batch submit may carry.
@@ -434,6 +466,10 @@ def cancel(session: Session, job_id: str) -> Job:
         row = lifecycle.cancel_queued(session, job.id, now)
         if row is not None:
             ledger.release(session, job.tenant_id, job.id)
+            if job.run_id is not None:  # a workflow step: it ends with its job
+                from pipelines.workflows import runs
+
+                runs.job_ended(session, job.run_id, job.id, CANCELED, code="canceled")
             lifecycle.event(
                 session,
                 job.id,

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -355,6 +355,99 @@ _SPENDABLE_LOTS = (
 )
 _INSERT_HOLD = insert(Hold)
 _INSERT_ALLOCATION = insert(HoldAllocation)
+
+
+def split_hold(session: Session, tenant_id: str, from_key: str, to_key: str, amount: int) -> str:
+    """Move ``amount`` of the open hold keyed ``from_key`` (a workflow run's) into a new hold
+    keyed ``to_key`` (one of its jobs), lot by lot, earliest expiry first. Returns the new
+    hold's id.
+
+    The credits stay held throughout, so no lot's numbers change: each lot moved writes a
+    pair of ``split`` entries (held out of one key, into the other) whose idempotency keys
+    name the new hold, and the check stays exact. When the old hold has less left than
+    ``amount`` (a fan-out wider than quoted), the difference is held fresh from the account
+    first, raising `InsufficientCredits` / `AccountInDebt` having changed nothing. A second
+    call for the same ``to_key`` changes nothing and returns the hold it made.
+
+    Locks in the order every money operation takes them: the old hold's row, then the
+    account (only for a fresh part), then lots."""
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        raise ValueError(f"split_hold: {amount!r} is not a whole number of millicredits")
+    conn = session.connection()
+    source = conn.execute(_LOCK_OPEN_HOLD, {"job": from_key}).first()
+    made = conn.execute(_HOLD_OF, {"job": to_key}).scalar()
+    if made is not None:
+        return str(made)
+    left = source.amount if source is not None and source.tenant_id == tenant_id else 0
+    moved = min(left, amount)
+    fresh = amount - moved
+    if fresh or not moved:
+        # Held first: if the account is short, nothing has moved yet.
+        [hold_id] = hold_many(session, tenant_id, [(to_key, fresh)])
+        taken = {
+            lot_id: allocated for lot_id, allocated in conn.execute(_ALLOCATIONS_OF, {"hold": hold_id}).all()
+        }
+    else:
+        hold_id = new_id("hld")
+        conn.execute(
+            _INSERT_HOLD,
+            {
+                "id": hold_id, "tenant_id": tenant_id, "job_id": to_key, "amount": 0, "captured": 0,
+                "status": "held", "created_at": clock.now(), "resolved_at": None,
+            },
+        )  # fmt: skip
+        taken = {}
+    if not moved:
+        return hold_id
+    assert source is not None
+    need = moved
+    for allocated, lot_id, _ in conn.execute(_ALLOCATIONS, {"hold": source.id}).all():
+        if need == 0:
+            break
+        take = min(allocated, need)
+        need -= take
+        if take == allocated:
+            conn.execute(_DROP_ALLOCATION, {"hold": source.id, "lot": lot_id})
+        else:
+            conn.execute(_SHRINK_ALLOCATION, {"hold": source.id, "lot": lot_id, "by": take})
+        if lot_id in taken:
+            conn.execute(_SHRINK_ALLOCATION, {"hold": hold_id, "lot": lot_id, "by": -take})
+        else:
+            conn.execute(_INSERT_ALLOCATION, {"hold_id": hold_id, "lot_id": lot_id, "amount": take})
+        _entry(
+            session, tenant_id, "split", f"split-out:{to_key}:{lot_id}", held=-take, lot_id=lot_id,
+            job_id=from_key, memo=f"held for {to_key}",
+        )  # fmt: skip
+        _entry(
+            session, tenant_id, "split", f"split-in:{to_key}:{lot_id}", held=take, lot_id=lot_id,
+            job_id=to_key, memo=f"from the hold of {from_key}",
+        )  # fmt: skip
+    if need:
+        raise RuntimeError(f"hold {source.id}: its allocations do not back its amount")
+    conn.execute(_GROW_HOLD, {"hold": source.id, "by": -moved})
+    conn.execute(_GROW_HOLD, {"hold": hold_id, "by": moved})
+    return hold_id
+
+
+#: The statements of a split, built once.
+_LOCK_OPEN_HOLD = (
+    select(Hold.id, Hold.tenant_id, Hold.amount)
+    .where(Hold.job_id == bindparam("job"), Hold.status == "held")
+    .with_for_update()
+)
+_HOLD_OF = select(Hold.id).where(Hold.job_id == bindparam("job"))
+_ALLOCATIONS_OF = select(HoldAllocation.lot_id, HoldAllocation.amount).where(
+    HoldAllocation.hold_id == bindparam("hold")
+)
+_DROP_ALLOCATION = delete(HoldAllocation).where(
+    HoldAllocation.hold_id == bindparam("hold"), HoldAllocation.lot_id == bindparam("lot")
+)
+_SHRINK_ALLOCATION = (
+    update(HoldAllocation)
+    .where(HoldAllocation.hold_id == bindparam("hold"), HoldAllocation.lot_id == bindparam("lot"))
+    .values(amount=HoldAllocation.amount - bindparam("by"))
+)
+_GROW_HOLD = update(Hold).where(Hold.id == bindparam("hold")).values(amount=Hold.amount + bindparam("by"))
 
 
 @dataclass(frozen=True)

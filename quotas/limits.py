@@ -55,6 +55,15 @@ DEFAULT_TIERS: dict[str, dict[str, int]] = {
 }
 
 
+#: Workflow limits of the shipped tiers (columns added by migration 0007; kept apart from
+#: DEFAULT_TIERS, which migration 0002 seeds column for column).
+WORKFLOW_TIER_LIMITS: dict[str, dict[str, int]] = {
+    "free": {"workflow_max_nodes": 20, "workflow_max_items": 100},
+    "creator": {"workflow_max_nodes": 50, "workflow_max_items": 1000},
+    "studio": {"workflow_max_nodes": 200, "workflow_max_items": 1000},
+}
+
+
 class StorageQuotaExceeded(FaktryError):
     code = "storage_quota_exceeded"
     status = 413
@@ -74,6 +83,8 @@ class TierLimits:
     max_concurrent_jobs: int
     submits_per_minute: int
     scheduling_weight: int
+    workflow_max_nodes: int = WORKFLOW_TIER_LIMITS["free"]["workflow_max_nodes"]
+    workflow_max_items: int = WORKFLOW_TIER_LIMITS["free"]["workflow_max_items"]
 
 
 def tier_limits(session: Session, name: str) -> TierLimits:
@@ -88,6 +99,8 @@ def tier_limits(session: Session, name: str) -> TierLimits:
         max_concurrent_jobs=row.max_concurrent_jobs,
         submits_per_minute=row.submits_per_minute,
         scheduling_weight=row.scheduling_weight,
+        workflow_max_nodes=row.workflow_max_nodes,
+        workflow_max_items=row.workflow_max_items,
     )
 
 

@@ -34,6 +34,9 @@ class Tier(Base):
     max_concurrent_jobs: Mapped[int] = mapped_column(Integer)
     submits_per_minute: Mapped[int] = mapped_column(Integer)
     scheduling_weight: Mapped[int] = mapped_column(Integer)
+    #: Workflows: nodes per graph, and items per mapped list (a fan-out's width).
+    workflow_max_nodes: Mapped[int] = mapped_column(Integer, default=20)
+    workflow_max_items: Mapped[int] = mapped_column(Integer, default=100)
 
 
 class Account(Base):
@@ -123,7 +126,7 @@ class LedgerEntry(Base, TenantOwned):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("txn"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
-    #: grant, purchase, starter, hold, capture, release, expiry, refund, adjustment, debt
+    #: grant, purchase, starter, hold, capture, release, expiry, refund, adjustment, debt, split
     kind: Mapped[str] = mapped_column(String(20))
     available: Mapped[int] = mapped_column(BigInteger, default=0)
     held: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -30,6 +30,8 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     },
     "video.thumbnail": {"flat": 200, "sprite": 500},
     "image.resize": {"flat": 100},
+    # Minutes of the 9:16 video made (its input's, when quoted).
+    "video.captions": {"per_minute": 1000, "minimum": 200},
 }
 
 

@@ -22,6 +22,8 @@ from pipelines.catalog import PROVIDERS, default_catalog
 from pipelines.media import detect
 from pipelines.models import STATUSES
 from pipelines.services import MAX_METADATA_BYTES
+from pipelines.workflows import graph as workflow_graph
+from pipelines.workflows import store as workflow_store
 from quotas.ledger import MAX_GRANT_CREDITS, MAX_GRANT_KEY, MAX_GRANT_REASON
 
 JSON = "application/json"
@@ -32,8 +34,8 @@ _SEGMENT = {"type": "string", "pattern": "^[^/]+$"}
 _STAMP = {"type": "string", "format": "date-time"}
 _NULLABLE_STAMP = {"type": ["string", "null"], "format": "date-time"}
 _UPLOAD_KINDS = list(get_args(detect.Kind))
-# Job outputs add HLS playlists (their segments count as video).
-_FILE_KINDS = [*_UPLOAD_KINDS, "playlist"]
+# Job outputs add HLS playlists (their segments count as video) and WebVTT subtitles.
+_FILE_KINDS = [*_UPLOAD_KINDS, "playlist", "subtitles"]
 
 
 def _ref(name: str) -> Schema:
@@ -79,6 +81,24 @@ def _error() -> Schema:
         "limit_seconds": {"type": "integer", "description": "The tier's longest media (422)."},
         "retry_after": {"type": "integer", "description": "Seconds to wait (429); also `Retry-After`."},
         "category": {"type": ["string", "null"], "description": "The moderation category (422, 503)."},
+        "problems": {
+            "type": "array",
+            "description": "Each problem of a refused workflow graph or its inputs (422 `invalid_workflow`).",
+            "items": _obj(
+                {
+                    "node": {
+                        "type": ["string", "null"],
+                        "description": "The node at fault; null for run inputs.",
+                    },
+                    "field": {
+                        "type": ["string", "null"],
+                        "description": "Its field (`params.width`, `map`...).",
+                    },
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                }
+            ),
+        },
     }
     return _obj(
         {"error": {"type": "object", "properties": detail, "required": ["code", "message"]}},
@@ -418,6 +438,8 @@ def _schemas() -> dict[str, Schema]:
         "JobList": _list_of(_ref("Job"), paged=True),
         "JobEvent": _job_event(),
         "JobEventList": _list_of(_ref("JobEvent"), paged=False),
+        **_workflow_schemas(),
+        **_workflow_run_schemas(),
         "Account": _account(),
         "CreditLot": _credit_lot(),
         "Transaction": _transaction(),
@@ -528,6 +550,11 @@ def _schemas() -> dict[str, Schema]:
                 "jobs": {"type": "array", "items": _ref("Job")},
                 "job_events": {"type": "array", "items": {"type": "object"}},
                 "moderation_log": {"type": "array", "items": {"type": "object"}},
+                "workflows": {"type": "array", "items": {"type": "object"}},
+                "workflow_versions": {"type": "array", "items": {"type": "object"}},
+                "workflow_runs": {"type": "array", "items": {"type": "object"}},
+                "workflow_steps": {"type": "array", "items": {"type": "object"}},
+                "workflow_events": {"type": "array", "items": {"type": "object"}},
             }
         ),
         "Signup": _obj(
@@ -1010,6 +1037,522 @@ def _jobs_paths() -> Schema:
     }
 
 
+def _workflow_graph() -> Schema:
+    """A workflow graph (docs/workflows.md). The schema gives its shape; `graph.parse` checks
+    the rest (types, params, references, kinds, cycles) and answers every problem at once."""
+    name = {"type": "string", "pattern": workflow_graph.NAME.pattern}
+    reference = {
+        "oneOf": [
+            _obj({"input": {"type": "string", "description": "A run input's name."}}),
+            _obj(
+                {
+                    "node": {"type": "string", "description": "A node's name."},
+                    "output": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "Which of its outputs (of all its items', for a mapped node); "
+                        "without it, all of them (a list: map over the field).",
+                    },
+                },
+                ["node"],
+            ),
+        ]
+    }
+    node = _obj(
+        {
+            "type": {"enum": list(jobtypes.JOB_TYPES)},
+            "params": {"type": "object", "description": "The job type's params, as for `POST /v1/jobs`."},
+            "input": {
+                "type": "object",
+                "description": "The job type's input fields: a value (a prompt, one of your file ids) or "
+                "a reference to a run input or another node's outputs.",
+                "additionalProperties": {"anyOf": [reference, {"not": {"type": "object"}}]},
+            },
+            "map": {"type": "string", "description": "An input field bound to a list: one job per item."},
+        },
+        ["type"],
+    )
+    run_input = _obj(
+        {
+            "kind": {"enum": list(workflow_graph.INPUT_KINDS), "default": "any"},
+            "list": {"type": "boolean", "default": False, "description": "Many files (map over it)."},
+        },
+        [],
+    )
+    return _obj(
+        {
+            "inputs": {"type": "object", "propertyNames": name, "additionalProperties": run_input},
+            "nodes": {
+                "type": "object",
+                "propertyNames": name,
+                "minProperties": 1,
+                "maxProperties": workflow_graph.MAX_NODES,
+                "additionalProperties": node,
+                "description": "At most the tier's `workflow_max_nodes`.",
+            },
+        },
+        ["nodes"],
+    )
+
+
+def _workflow_schemas() -> dict[str, Schema]:
+    version = _obj({"version": {"type": "integer", "minimum": 1}, "created_at": _STAMP})
+    workflow = _obj(
+        {
+            "id": {"type": "string", "pattern": "^wfl_"},
+            "object": {"const": "workflow"},
+            "name": {"type": "string", "maxLength": workflow_store.MAX_NAME},
+            "description": {"type": "string", "maxLength": workflow_store.MAX_DESCRIPTION},
+            "version": {"type": "integer", "minimum": 1, "description": "The current version."},
+            "created_at": _STAMP,
+            "updated_at": _STAMP,
+            "graph": {**_ref("WorkflowGraph"), "description": "The version's graph (single reads)."},
+            "versions": {"type": "array", "items": version, "description": "Newest first (single reads)."},
+        },
+        ["id", "object", "name", "description", "version", "created_at", "updated_at"],
+    )
+    node_quote = _obj(
+        {
+            "items": {"type": "integer", "minimum": 0, "description": "Jobs the node runs (its fan-out)."},
+            "unit_price": {"type": "integer", "minimum": 0, "description": "One item (the dearest)."},
+            "price": {"type": "integer", "minimum": 0},
+        }
+    )
+    template = _obj(
+        {
+            "object": {"const": "workflow_template"},
+            "id": {"type": "string"},
+            "name": {"type": "string"},
+            "description": {"type": "string"},
+            "graph": _ref("WorkflowGraph"),
+        }
+    )
+    return {
+        "WorkflowGraph": _workflow_graph(),
+        "Workflow": workflow,
+        "WorkflowList": _list_of(_ref("Workflow"), paged=True),
+        "WorkflowQuote": _obj(
+            {
+                "object": {"const": "workflow_quote"},
+                "price": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "The run's hold: every node's price.",
+                },
+                "currency": {"const": "millicredits"},
+                "nodes": {"type": "object", "additionalProperties": node_quote},
+                "available": {"type": "integer", "minimum": 0},
+                "sufficient": {
+                    "type": "boolean",
+                    "description": "Whether starting the run now would be accepted.",
+                },
+            }
+        ),
+        "WorkflowTemplateList": _list_of(template, paged=False),
+    }
+
+
+def _workflows_paths() -> Schema:
+    workflow_id = _param(
+        "workflow_id", "path", {**_SEGMENT, "examples": ["wfl_0123456789abcdef01234567"]}, "The workflow."
+    )
+    invalid = _error_response(
+        "The body or the graph is invalid: every problem at once (`invalid_workflow`, with `problems`, "
+        "each naming its `node` and `field`), or a bad field of the body (`invalid_request`, "
+        "`unknown_field`)."
+    )
+    inputs = {
+        "type": "object",
+        "description": "Run input name -> a file id, or a list of file ids for a list input.",
+        "additionalProperties": {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+        },
+    }
+    return {
+        "/v1/workflows": {
+            "post": _op(
+                "Save a workflow (version 1)",
+                {
+                    "201": _json(_ref("Workflow"), "Saved.", Location=_location("/v1/workflows/{id}")),
+                    "409": _error_response("You have a workflow of that name (`workflow_name_taken`)."),
+                    "422": invalid,
+                },
+                tag="workflows",
+                write=True,
+                body=_json_body(
+                    _obj(
+                        {
+                            "name": {"type": "string", "minLength": 1, "maxLength": workflow_store.MAX_NAME},
+                            "description": {"type": "string", "maxLength": workflow_store.MAX_DESCRIPTION},
+                            "graph": _ref("WorkflowGraph"),
+                        },
+                        ["name", "graph"],
+                    )
+                ),
+                operation_id="createWorkflow",
+            ),
+            "get": _op(
+                "List workflows, newest first",
+                {"200": _json(_ref("WorkflowList"), "One page of workflows."), "422": _use("Invalid")},
+                tag="workflows",
+                params=_page_params(),
+                operation_id="listWorkflows",
+            ),
+        },
+        "/v1/workflows/quote": {
+            "post": _op(
+                "Price a run of a graph or a saved workflow for given inputs (nothing is held)",
+                {
+                    "200": _json(_ref("WorkflowQuote"), "The price, node by node, fan-out included."),
+                    "404": _error_response("No such workflow, or no such version of it."),
+                    "422": invalid,
+                },
+                tag="workflows",
+                write=True,
+                body=_json_body(
+                    _obj(
+                        {
+                            "graph": _ref("WorkflowGraph"),
+                            "workflow_id": {"type": "string"},
+                            "version": {"type": "integer", "minimum": 1},
+                            "inputs": inputs,
+                        },
+                        [],
+                        description="Either `graph` or `workflow_id` (with `version`, else the current one).",
+                    )
+                ),
+                operation_id="quoteWorkflow",
+            ),
+        },
+        "/v1/workflows/{workflow_id}": {
+            "get": _op(
+                "Read a workflow: a version's graph (the current one by default) and every version",
+                {
+                    "200": _json(_ref("Workflow"), "The workflow."),
+                    "404": _use("NotFound"),
+                    "422": _use("Invalid"),
+                },
+                tag="workflows",
+                params=[
+                    workflow_id,
+                    _param("version", "query", {"type": "integer", "minimum": 1}, "Which version's graph."),
+                ],
+                operation_id="getWorkflow",
+            ),
+            "delete": _op(
+                "Delete a workflow and its versions (its runs stay in the history)",
+                {"204": {"description": "Deleted."}, "404": _use("NotFound")},
+                tag="workflows",
+                write=True,
+                params=[workflow_id],
+                operation_id="deleteWorkflow",
+            ),
+        },
+        "/v1/workflows/{workflow_id}/versions": {
+            "post": _op(
+                "Save a new version of a workflow and make it current (versions never change)",
+                {
+                    "201": _json(
+                        _ref("Workflow"),
+                        "The workflow at its new version.",
+                        Location=_location("/v1/workflows/{id}?version={version}"),
+                    ),
+                    "404": _use("NotFound"),
+                    "409": _error_response("Another version was saved meanwhile (`version_conflict`)."),
+                    "422": invalid,
+                },
+                tag="workflows",
+                write=True,
+                params=[workflow_id],
+                body=_json_body(
+                    _obj(
+                        {
+                            "graph": _ref("WorkflowGraph"),
+                            "description": {"type": "string", "maxLength": workflow_store.MAX_DESCRIPTION},
+                        },
+                        ["graph"],
+                    )
+                ),
+                operation_id="addWorkflowVersion",
+            ),
+        },
+        "/v1/workflow-templates": {
+            "get": _op(
+                "Ready-made workflows to save or adapt",
+                {"200": _json(_ref("WorkflowTemplateList"), "Every template.")},
+                tag="workflows",
+                operation_id="listWorkflowTemplates",
+            ),
+        },
+    }
+
+
+def _workflow_run_schemas() -> dict[str, Schema]:
+    """A run and its steps as `pipelines.workflows.runs.to_dict` writes them."""
+    step_statuses = ["waiting", "queued", "running", "succeeded", "failed", "canceled", "skipped", "reused"]
+    step = _obj(
+        {
+            "item": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Its element of a mapped list; 0 otherwise.",
+            },
+            "status": {"enum": step_statuses},
+            "attempt": {"type": "integer", "minimum": 1, "description": "The run attempt that last ran it."},
+            "job_id": {"type": ["string", "null"], "description": "Its job, once created."},
+            "outputs": {"type": "array", "items": {"type": "string"}, "description": "File ids, in order."},
+            "cost": {"type": "integer", "minimum": 0, "description": "Millicredits charged (0 when reused)."},
+            "error": {
+                "anyOf": [
+                    _obj({"code": {"type": "string"}, "message": {"type": ["string", "null"]}}),
+                    {"type": "null"},
+                ]
+            },
+            "reused_from": {
+                "type": ["string", "null"],
+                "description": "The earlier step whose outputs it took.",
+            },
+            "started_at": _NULLABLE_STAMP,
+            "finished_at": _NULLABLE_STAMP,
+        }
+    )
+    node = _obj(
+        {
+            "status": {"enum": step_statuses},
+            "items": {"type": "integer", "minimum": 0},
+            "cost": {"type": "integer", "minimum": 0},
+            "steps": {"type": "array", "items": step},
+        }
+    )
+    run_statuses = ["running", "succeeded", "failed", "canceled"]
+    run = _obj(
+        {
+            "id": {"type": "string", "pattern": "^run_"},
+            "object": {"const": "workflow_run"},
+            "workflow_id": {"type": ["string", "null"], "description": "Null for an inline run."},
+            "version": {"type": ["integer", "null"]},
+            "status": {"enum": run_statuses},
+            "attempt": {"type": "integer", "minimum": 1, "description": "1, and one more per retry."},
+            "reuse": {"type": "boolean"},
+            "inputs": {"type": "object"},
+            "cost": _obj(
+                {
+                    "quoted": {"type": "integer", "minimum": 0, "description": "The latest attempt's hold."},
+                    "charged": {"type": "integer", "minimum": 0, "description": "Charged for its steps."},
+                }
+            ),
+            "error": {"anyOf": [_obj({"code": {"type": "string"}}), {"type": "null"}]},
+            "created_at": _STAMP,
+            "started_at": _NULLABLE_STAMP,
+            "finished_at": _NULLABLE_STAMP,
+            "urls": _obj({k: {"type": "string"} for k in ("self", "events", "cancel", "retry")}),
+            "nodes": {
+                "type": "object",
+                "additionalProperties": node,
+                "description": "Each node's steps (single reads, not lists).",
+            },
+        },
+        [
+            "id", "object", "workflow_id", "version", "status", "attempt", "reuse", "inputs", "cost",
+            "error", "created_at", "started_at", "finished_at", "urls",
+        ],
+    )  # fmt: skip
+    event = _obj(
+        {
+            "id": {"type": "integer", "description": "Increasing: the events' order."},
+            "at": _STAMP,
+            "kind": {
+                "type": "string",
+                "examples": [
+                    "started",
+                    "step_queued",
+                    "step_succeeded",
+                    "step_skipped",
+                    "retried",
+                    "succeeded",
+                ],
+            },
+            "node": {"type": ["string", "null"]},
+            "item": {"type": ["integer", "null"]},
+            "data": {"type": "object"},
+        }
+    )
+    return {
+        "WorkflowRun": run,
+        "WorkflowRunList": _list_of(_ref("WorkflowRun"), paged=True),
+        "WorkflowRunEventList": _obj(
+            {
+                "object": {"const": "list"},
+                "data": {"type": "array", "items": event},
+                "next_after": {
+                    "type": ["integer", "null"],
+                    "description": "Pass as `after` for the next page; null on the last page.",
+                },
+            }
+        ),
+    }
+
+
+def _workflow_runs_paths() -> Schema:
+    workflow_id = _param(
+        "workflow_id", "path", {**_SEGMENT, "examples": ["wfl_0123456789abcdef01234567"]}, "The workflow."
+    )
+    run_id = _param(
+        "run_id", "path", {**_SEGMENT, "examples": ["run_0123456789abcdef01234567"]}, "The workflow run."
+    )
+    run = _json(_ref("WorkflowRun"), "The run.")
+    inputs = {
+        "type": "object",
+        "description": "Run input name -> a file id, or a list of file ids for a list input.",
+        "additionalProperties": {
+            "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]
+        },
+    }
+    reuse = {
+        "type": "boolean",
+        "default": False,
+        "description": "Reuse the outputs of a succeeded step of an earlier run with the same type, "
+        "params and input files (by checksum), at no cost.",
+    }
+    started = _json(
+        _ref("WorkflowRun"),
+        "Started: the whole quote is held and the first steps are queued (or, for a repeated "
+        "`Idempotency-Key`, the run it started).",
+        Location=_location("/v1/workflow-runs/{id}"),
+    )
+    refused = {
+        "402": _error_response(
+            "Not enough credits for the run's quote, or an account in debt; nothing was held or started "
+            "(`insufficient_credits`, `account_in_debt`)."
+        ),
+        "422": _error_response(
+            "The graph or its inputs were refused, every problem at once (`invalid_workflow`, with "
+            "`problems`, each naming its `node` and `field`), a bad field of the body, a blocked "
+            "prompt, or an `Idempotency-Key` used with another body (`idempotency_key_reused`)."
+        ),
+        "429": _rate_limited("Over the tier's submit rate (`rate_limited`); a run spends one."),
+        "503": _error_response(
+            "A borderline prompt while the moderation service cannot be reached; nothing was held "
+            "(`moderation_unavailable`)."
+        ),
+    }
+    key = _idempotency_key(200, "Start a run safely: the same key and body return the same run.")
+    empty = _json_body(_obj({}, []), required=False)
+    return {
+        "/v1/workflows/{workflow_id}/runs": {
+            "post": _op(
+                "Run a saved workflow (its current version, or `version`)",
+                {
+                    "202": started,
+                    "404": _error_response("No such workflow, or no such version of it."),
+                    **refused,
+                },
+                tag="workflows",
+                write=True,
+                params=[workflow_id, key],
+                body=_json_body(
+                    _obj({"inputs": inputs, "version": {"type": "integer", "minimum": 1}, "reuse": reuse}, [])
+                ),
+                operation_id="runWorkflow",
+            ),
+            "get": _op(
+                "List a workflow's runs, newest first",
+                {
+                    "200": _json(_ref("WorkflowRunList"), "One page of runs (without their steps)."),
+                    "404": _use("NotFound"),
+                    "422": _use("Invalid"),
+                },
+                tag="workflows",
+                params=[workflow_id, *_page_params()],
+                operation_id="listWorkflowRuns",
+            ),
+        },
+        "/v1/workflow-runs": {
+            "post": _op(
+                "Run a graph sent with the request",
+                {"202": started, **refused},
+                tag="workflows",
+                write=True,
+                params=[key],
+                body=_json_body(
+                    _obj({"graph": _ref("WorkflowGraph"), "inputs": inputs, "reuse": reuse}, ["graph"])
+                ),
+                operation_id="runInlineWorkflow",
+            ),
+        },
+        "/v1/workflow-runs/{run_id}": {
+            "get": _op(
+                "Read a run: its status, money, and each node's steps (job, outputs, cost, timings)",
+                {"200": run, "404": _use("NotFound")},
+                tag="workflows",
+                params=[run_id],
+                operation_id="getWorkflowRun",
+            ),
+        },
+        "/v1/workflow-runs/{run_id}/events": {
+            "get": _op(
+                "A run's events, in order",
+                {
+                    "200": _json(_ref("WorkflowRunEventList"), "One page of events."),
+                    "404": _use("NotFound"),
+                    "422": _use("Invalid"),
+                },
+                tag="workflows",
+                params=[
+                    run_id,
+                    _param(
+                        "after", "query", {"type": "integer", "minimum": 0}, "Events after this event id."
+                    ),
+                    _param(
+                        "limit",
+                        "query",
+                        {"type": "integer", "minimum": 1, "maximum": pagination.MAX_LIMIT, "default": 100},
+                        "Page size.",
+                    ),
+                ],
+                operation_id="listWorkflowRunEvents",
+            ),
+        },
+        "/v1/workflow-runs/{run_id}/cancel": {
+            "post": _op(
+                "Cancel a run: waiting steps never start, queued and running jobs are canceled, every hold "
+                "is released",
+                {
+                    "200": run,
+                    "404": _use("NotFound"),
+                    "409": _error_response("The run has already finished (`workflow_run_finished`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="workflows",
+                write=True,
+                params=[run_id],
+                body=empty,
+                operation_id="cancelWorkflowRun",
+            ),
+        },
+        "/v1/workflow-runs/{run_id}/retry": {
+            "post": _op(
+                "Retry a failed run from its failed steps (succeeded steps keep their outputs and cost "
+                "nothing again)",
+                {
+                    "202": _json(_ref("WorkflowRun"), "Running again, under a new hold for what reruns."),
+                    "402": refused["402"],
+                    "404": _use("NotFound"),
+                    "409": _error_response("Only a failed run can be retried (`workflow_run_not_failed`)."),
+                    "422": _error_response(
+                        "An input file is gone, or the graph no longer checks (`invalid_workflow`)."
+                    ),
+                },
+                tag="workflows",
+                write=True,
+                params=[run_id],
+                body=empty,
+                operation_id="retryWorkflowRun",
+            ),
+        },
+    }
+
+
 def _account_paths() -> Schema:
     return {
         "/v1/account": {
@@ -1442,11 +1985,24 @@ def build() -> dict[str, Any]:
         "servers": [{"url": "/"}],
         "tags": [
             {"name": name}
-            for name in ("files", "jobs", "models", "account", "billing", "keys", "session", "admin", "meta")
+            for name in (
+                "files",
+                "jobs",
+                "workflows",
+                "models",
+                "account",
+                "billing",
+                "keys",
+                "session",
+                "admin",
+                "meta",
+            )
         ],
         "paths": {
             **_files_paths(),
             **_jobs_paths(),
+            **_workflows_paths(),
+            **_workflow_runs_paths(),
             **_account_paths(),
             **_billing_paths(),
             **_auth_paths(),

@@ -145,6 +145,7 @@ class Runtime:
 
 
 def setup(settings: Settings) -> Runtime:
+    from pipelines.workflows import runs
     from workers.actors import jobs
 
     redis_url, embedded = resolve_url(settings)
@@ -163,5 +164,7 @@ def setup(settings: Settings) -> Runtime:
     )
     broker.add_middleware(SweepTempAtBoot(context.sessions, settings.tmp_dir, settings.tmp_idle_seconds))
     admitting = make_sender(settings, broker, redis_url, context.sessions, context.tiers)
+    # A job that ends advances its workflow run: the run's next jobs go out like any submit.
+    context.workflows = runs.Engine(context.sessions, runs.policy_from(settings, context.tiers), admitting)
     jobs.declare(broker, context, admitting if isinstance(admitting, AdmittingSender) else None)
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

@@ -743,3 +743,65 @@ def sprite_size(
     if source_width and source_height:
         tile_height = _even(width * source_height / source_width)  # what scale=W:-2 gives
     return columns * width, rows * tile_height
+
+
+def captions(
+    src: Path,
+    out_dir: Path,
+    *,
+    script: str,
+    info: MediaInfo,
+    width: int,
+    height: int,
+    fit: str,
+    timeout: float,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
+) -> list[str]:
+    """Burn the ASS script ``script`` (a file name in `out_dir`, written by the caller) into a
+    `width` x `height` H.264 MP4 ``video.mp4`` made from `src`; return ``["video.mp4"]``.
+
+    A video is scaled to fill the frame and cropped (`fit` ``crop``) or scaled to fit and padded
+    with black (``pad``); its audio is kept. An audio file becomes its audio over a dark frame
+    for its whole duration (`InvalidMedia` when that is unknown). ffmpeg runs in `out_dir`, so
+    the script is named relative to it and never goes through filter-graph quoting; libass
+    reads it directly (it is not a demuxer input, and it loads no other file).
+    """
+    if fit not in ("crop", "pad"):
+        raise ValueError(f"unknown fit {fit!r}")
+    if not re.fullmatch(r"[a-z0-9_]+\.ass", script):
+        raise ValueError("the script must be a plain .ass file name in out_dir")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = [*input_args(src)]
+    if info.has_video:
+        if fit == "crop":
+            frame = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
+        else:
+            frame = (
+                f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black"
+            )
+        graph = f"[0:V:0]{frame},setsar=1,ass={script},format=yuv420p[v]"
+    else:
+        _need_audio(info)
+        if not info.duration or info.duration <= 0:
+            raise InvalidMedia("input duration is unknown")
+        graph = (
+            f"color=c=0x1d1d28:s={width}x{height}:r=25:d={info.duration:.3f},ass={script},format=yuv420p[v]"
+        )
+    args += ["-filter_complex", graph, "-map", "[v]"]
+    if info.has_audio:
+        args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-movflags", "+faststart"]
+    args += ["-shortest", *_STRIP, _output(out_dir, "video.mp4")]
+    run(
+        args,
+        duration=info.duration,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
+    return _produced(out_dir, ["video.mp4"])

@@ -30,6 +30,9 @@ class StepContext:
     max_image_pixels: int = 50_000_000
     #: Address space each ffmpeg and ffprobe process may use, in bytes; 0 means no limit.
     memory_limit_bytes: int = 0
+    #: Local paths of the job's other input files, by input field (``subtitles_file_id``);
+    #: ``input_path`` is ``file_id``'s.
+    inputs: dict[str, Path] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

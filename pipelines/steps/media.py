@@ -1,10 +1,13 @@
-"""Steps for faktry's own media work: probe, transcode, thumbnails and image resizes."""
+"""Steps for faktry's own media work: probe, transcode, thumbnails, image resizes and burned-in
+captions; and the WebVTT output of a transcription."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pipelines.media import ffmpeg, images
+from faktry.errors import InvalidMedia
+from pipelines.media import ffmpeg, images, subtitles
 from pipelines.media.ffmpeg import MediaInfo
 from pipelines.steps.base import Described, Output, StepContext, StepResult
 
@@ -111,3 +114,48 @@ def resize(ctx: StepContext) -> StepResult:
     ctx.on_progress(1.0)
     known = {name: Described(_IMAGE_TYPES[fmt], "image", info.to_dict())}
     return StepResult(outputs=[Output(name="image", root=root, paths=[name], known=known)])
+
+
+def captions(ctx: StepContext) -> StepResult:
+    """Subtitles burned into a 9:16 video of the input (`ffmpeg.captions`)."""
+    p = ctx.params
+    height = p.get("height", 1280)
+    width = height * 9 // 16 // 2 * 2
+    source = ctx.inputs["subtitles_file_id"]
+    if source.stat().st_size > subtitles.MAX_BYTES:
+        raise InvalidMedia("the subtitles file is too large")
+    cues = subtitles.parse(source.read_text("utf-8", errors="replace"))
+    root = _folder(ctx, "video")
+    script = "captions.ass"
+    font_size = p.get("font_size") or max(12, height // 20)
+    ass = subtitles.to_ass(
+        cues, width=width, height=height, font_size=font_size, position=p.get("position", "bottom")
+    )
+    (root / script).write_text(ass, "utf-8")
+    paths = ffmpeg.captions(
+        ctx.input_path,
+        root,
+        script=script,
+        info=_info(ctx),
+        width=width,
+        height=height,
+        fit=p.get("fit", "crop"),
+        timeout=ctx.timeout,
+        on_progress=ctx.on_progress,
+        should_cancel=ctx.should_cancel,
+        memory_limit=ctx.memory_limit_bytes,
+    )
+    (root / script).unlink()
+    return StepResult(outputs=[Output(name="video", root=root, paths=paths)], result={"cues": len(cues)})
+
+
+def transcript_output(result: dict[str, Any], duration: float | None, out_dir: Path) -> Output:
+    """A transcription's subtitles as a WebVTT output (``subtitles/transcript.vtt``), timed by
+    the provider's segments when it gives them, else spread over the input's ``duration``. An
+    empty transcript gives a file with no cues: a transcription always has this one output."""
+    cues = subtitles.timed(str(result.get("text") or ""), duration, result.get("segments"))
+    root = out_dir / "subtitles"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "transcript.vtt").write_text(subtitles.to_vtt(cues), "utf-8")
+    known = {"transcript.vtt": Described("text/vtt", "subtitles", {})}
+    return Output(name="subtitles", root=root, paths=["transcript.vtt"], known=known)

@@ -21,6 +21,7 @@ from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from pipelines import runner
 from pipelines.models import ModerationEntry
+from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas.limits import reserve_storage
 from tests import services as svc
 from tests.web.helpers import upload
@@ -90,6 +91,16 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
                 )
             )
             reserve_storage(s, t.id, 1000, 10**9)
+            # A saved workflow with a version, and a run of it with a step and an event.
+            flow = Workflow(tenant_id=t.id, name="flow")
+            s.add(flow)
+            s.flush()
+            s.add(WorkflowVersion(workflow_id=flow.id, tenant_id=t.id, version=1, graph={}))
+            run = WorkflowRun(tenant_id=t.id, workflow_id=flow.id, version=1, graph={})
+            s.add(run)
+            s.flush()
+            s.add(WorkflowStep(run_id=run.id, tenant_id=t.id, node="a"))
+            s.add(WorkflowEvent(run_id=run.id, tenant_id=t.id, kind="started"))
         made.append(t)
     return made
 

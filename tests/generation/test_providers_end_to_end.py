@@ -117,7 +117,9 @@ def test_transcription_of_the_known_clip(client, studio, worker, tmp_path, model
     file_id = upload(client, studio, clip).json["id"]
     done = run(client, studio, "speech.transcribe", model, {"file_id": file_id})
     assert done["result"]["text"].strip().rstrip(".").lower() == media.SPEECH_TEXT.rstrip(".").lower()
-    assert done["outputs"] == []
+    # The text is also kept as WebVTT subtitles (for video.captions).
+    [subtitles] = done["outputs"]
+    assert subtitles["kind"] == "subtitles" and subtitles["content_type"] == "text/vtt"
 
 
 def test_music_generation(client, studio, worker, fal_fake):

@@ -8,33 +8,11 @@ import pytest
 from sqlalchemy import select, update
 
 from faktry import clock
-from faktry.db import make_engine, make_sessionmaker, transaction
-from faktry.tenancy import create_tenant
+from faktry.db import transaction
 from quotas import ledger
 from quotas.ledger import AccountInDebt, InsufficientCredits, one_year_after
 from quotas.models import CreditLot, Hold, LedgerEntry
-
-START = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def sessions(db_url):
-    clock.freeze(START)
-    engine = make_engine(db_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
-
-
-@pytest.fixture
-def tenant_id(sessions):
-    with transaction(sessions) as s:
-        tenant, _ = create_tenant(s, email=f"t-{id(s)}@example.com", bcrypt_rounds=4)
-        return tenant.id
-
-
-def grant(sessions, tenant_id, amount, key, at=None):
-    with transaction(sessions) as s:
-        return ledger.add_credits(s, tenant_id, amount, source="grant", key=key, bought_at=at)
+from tests.quotas.conftest import START, grant
 
 
 def funds(sessions, tenant_id):

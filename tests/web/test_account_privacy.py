@@ -19,6 +19,7 @@ from faktry.tenancy import ApiKey, Tenant, User, UserSession
 from pipelines import runner
 from pipelines.admission import AdmittingSender
 from pipelines.catalog import default_catalog
+from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas import ledger
 from quotas.limits import reserve_storage
 from quotas.models import LedgerEntry, StripeEvent
@@ -57,6 +58,11 @@ EXPORTED = {
     "job_events": ("job_events",),
     "job_outputs": ("jobs", "*", "outputs"),
     "moderation_log": ("moderation_log",),
+    "workflows": ("workflows",),
+    "workflow_versions": ("workflow_versions",),
+    "workflow_runs": ("workflow_runs",),
+    "workflow_steps": ("workflow_steps",),
+    "workflow_events": ("workflow_events",),
 }
 
 
@@ -118,6 +124,10 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     client.post("/v1/jobs", json=flagged, headers=person.headers)  # a moderation log entry
     with transaction(ctx.sessions) as s:
         reserve_storage(s, person.id, 1000, 10**9)  # an upload on its way to storage
+    graph = {"nodes": {"probe": {"type": "media.probe", "input": {"file_id": file_id}}}}
+    flow = client.post("/v1/workflows", json={"name": "probe", "graph": graph}, headers=person.headers).json
+    run = client.post(f"/v1/workflows/{flow['id']}/runs", json={"inputs": {}}, headers=person.headers)
+    assert run.status_code == 202, run.json  # a run with a step and its events
 
     r = client.get("/v1/account/export", headers=person.headers)
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
@@ -146,6 +156,8 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     assert [u["email"] for u in data["users"]] == [person.email]
     assert data["tenant"]["status"] == "active"
     assert data["sessions"][0]["user_agent"] == "PrivacyTest/1.0" and "token" not in data["sessions"][0]
+    assert data["workflow_versions"][0]["graph"] == graph
+    assert [st["node"] for st in data["workflow_steps"]] == ["probe"]
     assert all(k["prefix"] and "key_hash" not in k for k in data["api_keys"])
     assert data["billing"]["stripe_customer_id"] == customer
     assert {lot["source"] for lot in data["credit_lots"]} == {"grant", "purchase"}
@@ -205,6 +217,11 @@ def test_deleting_an_account_removes_people_keys_files_and_jobs_and_keeps_a_clea
     queued = client.post(
         "/v1/jobs", json={"type": "media.probe", "input": {"file_id": file_id}}, headers=person.headers
     ).json
+    # A saved workflow with a run still going: its hold and its queued step's job.
+    graph = {"nodes": {"probe": {"type": "media.probe", "input": {"file_id": file_id}}}}
+    flow = client.post("/v1/workflows", json={"name": "probe", "graph": graph}, headers=person.headers).json
+    run = client.post(f"/v1/workflows/{flow['id']}/runs", json={"inputs": {}}, headers=person.headers).json
+    assert run["status"] == "running"
     assert list(ctx.storage.list(f"t/{person.id}/"))
     csrf = login(client, person)
     r = client.delete("/v1/account", json={"password": PASSWORD}, headers=csrf)
@@ -218,6 +235,8 @@ def test_deleting_an_account_removes_people_keys_files_and_jobs_and_keeps_a_clea
         assert s.scalars(select(ApiKey).where(ApiKey.tenant_id == person.id)).all() == []
         assert s.scalars(select(File).where(File.tenant_id == person.id)).all() == []
         assert s.get(Tenant, person.id).status == "deleted"
+        for model in (Workflow, WorkflowVersion, WorkflowRun, WorkflowStep, WorkflowEvent):
+            assert s.scalar(select(func.count()).select_from(model).where(model.tenant_id == person.id)) == 0
         entries = s.scalars(select(LedgerEntry).where(LedgerEntry.tenant_id == person.id)).all()
         assert {"grant", "hold", "capture", "release", "adjustment"} <= {e.kind for e in entries}
         assert ledger.check(s, person.id) == []

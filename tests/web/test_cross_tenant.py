@@ -36,11 +36,26 @@ UNKNOWN = {
     "key_id": "key_" + "0" * 24,
     "tenant_id": "ten_" + "0" * 24,
     "relpath": "360p/index.m3u8",
+    "workflow_id": "wfl_" + "0" * 24,
+    "run_id": "run_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
 #: Request bodies for the writes that need one to get past their shape checks.
-BODIES = {"api.grant_credits": {"credits": 1, "reason": "cross-tenant test"}}
+GRAPH = {
+    "inputs": {"photo": {"kind": "image"}},
+    "nodes": {
+        "small": {
+            "type": "image.resize",
+            "params": {"width": 8, "height": 8},
+            "input": {"file_id": {"input": "photo"}},
+        }
+    },
+}
+BODIES = {
+    "api.grant_credits": {"credits": 1, "reason": "cross-tenant test"},
+    "api.add_workflow_version": {"graph": GRAPH},
+}
 
 
 @dataclass
@@ -54,6 +69,8 @@ class Holdings:
     job_id: str = ""
     key_id: str = ""
     key_prefix: str = ""
+    workflow_id: str = ""
+    run_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -64,6 +81,8 @@ class Holdings:
             "job_id": self.job_id,
             "key_id": self.key_id,
             "tenant_id": self.handle.id,
+            "workflow_id": self.workflow_id,
+            "run_id": self.run_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
@@ -88,10 +107,16 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path) ->
     held.job_id = client.post("/v1/jobs", json=probe, headers=handle.headers).json["id"]  # stays queued
     key = client.post("/v1/keys", json={"name": "spare"}, headers=handle.headers).json
     held.key_id, held.key_prefix = key["id"], key["prefix"]
+    saved = {"name": f"wf {handle.id}", "graph": GRAPH}
+    held.workflow_id = client.post("/v1/workflows", json=saved, headers=handle.headers).json["id"]
+    run = {"inputs": {"photo": held.upload_id}}  # its step's job stays queued
+    held.run_id = client.post(
+        f"/v1/workflows/{held.workflow_id}/runs", json=run, headers=handle.headers
+    ).json["id"]
     files = client.get("/v1/files?limit=100", headers=handle.headers).json["data"]
     jobs = client.get("/v1/jobs?limit=100", headers=handle.headers).json["data"]
     held.marks = {
-        handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix,
+        handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
         *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held
@@ -128,13 +153,17 @@ class Caller:
         self.api = app.test_client()
         self.browser = app.test_client()
         self.headers = held.handle.headers
+        # A run of a saved workflow takes the caller's own file as its input.
+        self.bodies = {**BODIES, "api.run_workflow": {"inputs": {"photo": held.upload_id}}}
         r = self.browser.post("/v1/session", json={"email": held.handle.email, "password": PASSWORD})
         assert r.status_code == 201, r.json
 
     def call(self, rule: Any, method: str, url: str) -> Any:
         if rule.endpoint.startswith("pages."):
             return self.browser.open(url, method=method, headers={"Accept": "text/html"})
-        return self.api.open(url, method=method, headers=self.headers, json=BODIES.get(rule.endpoint, {}))
+        return self.api.open(
+            url, method=method, headers=self.headers, json=self.bodies.get(rule.endpoint, {})
+        )
 
 
 def _leaks(response: Any, marks: set[str], sent: set[str]) -> list[str]:

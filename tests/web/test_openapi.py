@@ -62,7 +62,19 @@ NEEDS_MEDIA = re.compile(r"^\w+ /v1/(files|jobs)")
 NEEDS_FINISHED_JOBS = re.compile(r"^(GET|DELETE) /v1/(files|jobs)|^POST /v1/jobs/\{job_id\}/cancel")
 NEEDS_STRIPE = re.compile(r"^\w+ /v1/billing/")
 NEEDS_STAFF = re.compile(r"^\w+ /v1/admin/")
+NEEDS_WORKFLOWS = re.compile(r"^\w+ /v1/workflow")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
+#: A valid workflow graph, so that generated requests reach more than 422s.
+GRAPH = {
+    "inputs": {"photo": {"kind": "image"}},
+    "nodes": {
+        "small": {
+            "type": "image.resize",
+            "params": {"width": 8, "height": 8},
+            "input": {"file_id": {"input": "photo"}},
+        }
+    },
+}
 
 
 def _as_openapi_path(rule: str) -> str:
@@ -136,6 +148,9 @@ class Seeds:
         self.job_ids: list[str] = []
         self.members: list[tuple[str, str]] = []  # (root id, relpath) in multi-file outputs
         self.deliveries: list[tuple[dict[str, Any], dict[str, str]]] = []  # signed webhook bodies
+        self.workflow_ids: list[str] = []
+        self.run_ids: list[str] = []
+        self.workflow_inputs: dict[str, Any] = {}
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -182,6 +197,31 @@ class Seeds:
                 self.file_ids.append(member_id)
                 self.members.append((root_id, relpath))
 
+    def save_workflows(self, png: Path) -> None:
+        """Two saved workflows (one with a second version) over an uploaded image."""
+        self.workflow_inputs = {"photo": self.upload(png)}
+        for name in ("first", "second"):
+            r = self.client.post(
+                "/v1/workflows", headers=self.tenant.headers, json={"name": name, "graph": GRAPH}
+            )
+            assert r.status_code == 201, r.json
+            self.workflow_ids.append(str(r.json["id"]))
+        again = self.client.post(
+            f"/v1/workflows/{self.workflow_ids[0]}/versions",
+            headers=self.tenant.headers,
+            json={"graph": GRAPH},
+        )
+        assert again.status_code == 201, again.json
+        # A run of each (they stay queued: no worker), to read, cancel and retry.
+        for workflow_id in self.workflow_ids:
+            run = self.client.post(
+                f"/v1/workflows/{workflow_id}/runs",
+                headers=self.tenant.headers,
+                json={"inputs": self.workflow_inputs},
+            )
+            assert run.status_code == 202, run.json
+            self.run_ids.append(str(run.json["id"]))
+
     def use_stripe(self, fake: StripeFake) -> None:
         """Billing talks to the Stripe stand-in; signed webhook deliveries are ready to send."""
         services = self.app.extensions["faktry"]
@@ -206,7 +246,7 @@ class Seeds:
         """A real ``next_cursor`` of each list."""
         return [
             self.client.get(f"/v1/{what}?limit=1", headers=self.tenant.headers).json["next_cursor"] or ""
-            for what in ("files", "jobs")
+            for what in ("files", "jobs", "workflows", *(f"workflows/{w}/runs" for w in self.workflow_ids))
         ]
 
 
@@ -221,6 +261,8 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
             seeds.run_jobs(request.getfixturevalue("runtime"), image_id, video_id)
         else:
             seeds.submit({"type": "media.probe", "input": {"file_id": image_id}})
+    if NEEDS_WORKFLOWS.match(operation):
+        seeds.save_workflows(png_image)
     if NEEDS_STRIPE.match(operation):
         seeds.use_stripe(request.getfixturevalue("stripe_fake"))
     if NEEDS_STAFF.match(operation):
@@ -249,6 +291,8 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "job_id": seeds.job_ids,
             "key_id": [seeds.key_id],
             "tenant_id": [seeds.tenant.id],
+            "workflow_id": seeds.workflow_ids,
+            "run_id": seeds.run_ids,
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:
@@ -261,6 +305,28 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
     if operation.label in ("POST /v1/jobs", "POST /v1/jobs/quote"):
         files = st.sampled_from(seeds.file_ids)
         options.append(st.tuples(operation.as_strategy(), files).map(_with_real_files))
+    if operation.label == "POST /v1/workflows/quote":
+        saved = st.sampled_from(seeds.workflow_ids)
+        options.append(
+            saved.flatmap(
+                lambda wid: operation.as_strategy(body={"workflow_id": wid, "inputs": seeds.workflow_inputs})
+            )
+        )
+        options.append(operation.as_strategy(body={"graph": GRAPH, "inputs": seeds.workflow_inputs}))
+    if operation.label == "POST /v1/workflow-runs":
+        options.append(operation.as_strategy(body={"graph": GRAPH, "inputs": seeds.workflow_inputs}))
+    if operation.label == "POST /v1/workflows/{workflow_id}/runs":
+        saved = st.sampled_from(seeds.workflow_ids)
+        options.append(
+            saved.flatmap(
+                lambda wid: operation.as_strategy(
+                    path_parameters={"workflow_id": wid}, body={"inputs": seeds.workflow_inputs}
+                )
+            )
+        )
+    if operation.label == "POST /v1/workflows":
+        names = st.text(alphabet="abcdefghij", min_size=1, max_size=12)
+        options.append(names.flatmap(lambda n: operation.as_strategy(body={"name": n, "graph": GRAPH})))
     if operation.label == "POST /v1/files":
         options.append(operation.as_strategy(body={"file": seeds.png_bytes}))
     if operation.label == "POST /v1/billing/checkout":
@@ -443,8 +509,17 @@ def _out_of_range(schema: dict[str, Any]) -> list[str]:
 def test_an_integer_query_parameter_outside_its_documented_range_is_refused(
     client, make_tenant, method, path, name, schema, variants
 ):
-    assert "{" not in path, "give this operation's path parameters real values here"
     staff = make_tenant(admin=True)  # staff may call every operation
+    if "{workflow_id}" in path:
+        made = client.post("/v1/workflows", json={"name": "range", "graph": GRAPH}, headers=staff.headers)
+        path = path.replace("{workflow_id}", made.json["id"])
+    if "{run_id}" in path:
+        shot = {"type": "image.generate", "params": {"model": "local-image"}, "input": {"prompt": "a chair"}}
+        run = client.post(
+            "/v1/workflow-runs", json={"graph": {"nodes": {"shot": shot}}}, headers=staff.headers
+        )
+        path = path.replace("{run_id}", run.json["id"])
+    assert "{" not in path, "give this operation's path parameters real values here"
     for extra in variants:
         for accept in ("application/json", "text/csv"):
             for value in _out_of_range(schema):

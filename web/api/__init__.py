@@ -21,4 +21,17 @@ def requested_page(sess: Any, stmt: Any, *, created: Any, ident: Any) -> tuple[l
     )
 
 
-from web.api import account, admin, billing, files, jobs, keys, models, openapi, session, signup  # noqa: E402,F401
+from web.api import (  # noqa: E402,F401
+    account,
+    admin,
+    billing,
+    files,
+    jobs,
+    keys,
+    models,
+    openapi,
+    session,
+    signup,
+    workflow_runs,
+    workflows,
+)

@@ -1,0 +1,180 @@
+"""Subtitles: the WebVTT faktry writes for a transcript, and the ASS script that burns them in.
+
+A transcript's text is cut into short cues. A provider that gives timed segments times the cues;
+otherwise the cues share the media's duration in proportion to their length, which keeps
+captions in step with steady speech (a podcast) and never runs past the end.
+
+Cue text may come from anyone's audio (the offline transcriber reads a tag of the file), so it
+is written as plain text: WebVTT's ``<``, ``>`` and ``&`` are escaped, and for ASS the
+characters that start override tags (``{``, ``}``, ``\\``) are dropped, so a transcript can
+style nothing and load nothing.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import re
+from dataclasses import dataclass
+from typing import Any
+
+#: Characters a cue holds at most (one line on a phone held upright, two at most).
+CUE_CHARS = 42
+#: Words a second when the duration is unknown.
+WORDS_PER_SECOND = 2.5
+#: The most cues read from one file, and the most bytes: a transcript of hours fits.
+MAX_CUES = 20_000
+MAX_BYTES = 4 * 1024 * 1024
+
+_TIMING = re.compile(
+    r"^\s*(?P<start>(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})\s*-->\s*(?P<end>(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3})"
+)
+_TAG = re.compile(r"<[^>]*>")
+
+
+@dataclass(frozen=True)
+class Cue:
+    start: float
+    end: float
+    text: str
+
+
+def _chunks(words: list[str]) -> list[str]:
+    chunks: list[str] = []
+    line = ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > CUE_CHARS:
+            chunks.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        chunks.append(line)
+    return chunks
+
+
+def timed(text: str, duration: float | None, segments: Any = None) -> list[Cue]:
+    """The cues of a transcript: from ``segments`` (``[{"start", "end", "text"}]``, as some
+    providers return) when they are usable, else ``text`` cut into cues of at most `CUE_CHARS`
+    characters spread over ``duration`` by length."""
+    from_segments = _from_segments(segments)
+    if from_segments:
+        return from_segments
+    chunks = _chunks(text.split())
+    if not chunks:
+        return []
+    total = float(duration) if duration and duration > 0 else len(text.split()) / WORDS_PER_SECOND
+    weights = [len(chunk) + 1 for chunk in chunks]
+    scale = total / sum(weights)
+    cues, at = [], 0.0
+    for chunk, weight in zip(chunks, weights, strict=True):
+        end = min(total, at + weight * scale)
+        cues.append(Cue(round(at, 3), round(end, 3), chunk))
+        at = end
+    return cues
+
+
+def _from_segments(segments: Any) -> list[Cue]:
+    if not isinstance(segments, list):
+        return []
+    cues = []
+    for seg in segments[:MAX_CUES]:
+        if not isinstance(seg, dict):
+            return []
+        start, end, words = seg.get("start"), seg.get("end"), str(seg.get("text") or "").strip()
+        if not isinstance(start, int | float) or not isinstance(end, int | float) or not 0 <= start < end:
+            return []
+        if words:
+            cues.append(Cue(float(start), float(end), " ".join(words.split())))
+    return cues
+
+
+def _vtt_stamp(seconds: float) -> str:
+    millis = max(0, round(seconds * 1000))
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}.{rest % 1000:03d}"
+
+
+def to_vtt(cues: list[Cue]) -> str:
+    """A WebVTT file of the cues (plain text, escaped)."""
+    blocks = ["WEBVTT", ""]
+    for i, cue in enumerate(cues, 1):
+        text = html.escape(cue.text.replace("-->", "->"), quote=False)
+        blocks += [str(i), f"{_vtt_stamp(cue.start)} --> {_vtt_stamp(cue.end)}", text, ""]
+    return "\n".join(blocks)
+
+
+def _seconds(stamp: str) -> float:
+    parts = stamp.replace(",", ".").split(":")
+    value = 0.0
+    for part in parts:
+        value = value * 60 + float(part)
+    return value
+
+
+def parse(text: str) -> list[Cue]:
+    """The cues of a WebVTT or SRT file: each timing line, and the text lines under it up to a
+    blank line (tags removed, entities decoded). Cues with no text or no time are left out."""
+    cues: list[Cue] = []
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    i = 0
+    while i < len(lines) and len(cues) < MAX_CUES:
+        match = _TIMING.match(lines[i])
+        i += 1
+        if match is None:
+            continue
+        body = []
+        while i < len(lines) and lines[i].strip():
+            body.append(html.unescape(_TAG.sub("", lines[i])).strip())
+            i += 1
+        start, end = _seconds(match["start"]), _seconds(match["end"])
+        words = " ".join(" ".join(body).split())
+        if words and end > start:
+            cues.append(Cue(start, end, words))
+    return cues
+
+
+def _ass_stamp(seconds: float) -> str:
+    centis = max(0, math.floor(seconds * 100))
+    hours, rest = divmod(centis, 360_000)
+    minutes, rest = divmod(rest, 6000)
+    return f"{hours}:{minutes:02d}:{rest // 100:02d}.{rest % 100:02d}"
+
+
+def _ass_text(text: str) -> str:
+    return re.sub(r"[{}\\\n\r]", "", text)
+
+
+_ALIGNMENT = {"bottom": 2, "middle": 5, "top": 8}
+
+
+def to_ass(cues: list[Cue], *, width: int, height: int, font_size: int, position: str = "bottom") -> str:
+    """An ASS script that draws the cues as white text with a dark outline, centred, in a
+    frame of ``width`` x ``height`` pixels (sizes are in the output's pixels)."""
+    margin = max(8, height // 10) if position != "middle" else 0
+    outline = max(1, font_size // 12)
+    header = [
+        "[Script Info]",
+        "ScriptType: v4.00+",
+        f"PlayResX: {width}",
+        f"PlayResY: {height}",
+        "WrapStyle: 0",
+        "ScaledBorderAndShadow: yes",
+        "",
+        "[V4+ Styles]",
+        "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
+        "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
+        "Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
+        f"Style: Caption,DejaVu Sans,{font_size},&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
+        f"-1,0,0,0,100,100,0,0,1,{outline},0,{_ALIGNMENT.get(position, 2)},{width // 12},{width // 12},"
+        f"{margin},1",
+        "",
+        "[Events]",
+        "Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text",
+    ]
+    events = [
+        f"Dialogue: 0,{_ass_stamp(c.start)},{_ass_stamp(c.end)},Caption,,0,0,0,,{_ass_text(c.text)}"
+        for c in cues
+    ]
+    return "\n".join([*header, *events, ""])
