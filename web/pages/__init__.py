@@ -227,3 +227,7 @@ def job_detail(job_id: str) -> Any:
     except NotFound:
         return render("error.html", title="Not found", message="There is no such job."), 404
     return render("job.html", title=f"Job {job.id}", active="jobs", job_id=job.id)
+
+
+# Pages in modules of their own register on this blueprint when imported.
+from web.pages import workflows as _workflows  # noqa: E402,F401

@@ -9,11 +9,13 @@ const faktry = (() => {
   const pollMs = () => Number(meta("poll-ms")) || 1000;
 
   class ApiError extends Error {
-    constructor(status, code, message, field) {
+    constructor(status, code, message, field, details = {}) {
       super(message);
       this.status = status;
       this.code = code;
       this.field = field;
+      // The error's other fields (a refused workflow's "problems", each naming node and field).
+      this.details = details;
     }
   }
 
@@ -43,7 +45,7 @@ const faktry = (() => {
       }
       const error = data?.error || {};
       throw new ApiError(response.status, error.code || "http_" + response.status,
-        error.message || `the request failed (${response.status})`, error.field);
+        error.message || `the request failed (${response.status})`, error.field, error);
     }
     return data;
   }
