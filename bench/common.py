@@ -129,6 +129,7 @@ def bench_tier(database_url: str) -> str:
             Tier(
                 name=name, storage_quota_bytes=2**50, max_upload_bytes=2**40, max_duration_seconds=10**6,
                 max_concurrent_jobs=10_000, submits_per_minute=10**9, scheduling_weight=1,
+                workflow_max_nodes=200, workflow_max_items=10_000,
             )
         )  # fmt: skip
     engine.dispose()
