@@ -108,6 +108,9 @@ class Node:
     map: str | None = None
     model: str | None = None
     provider: str | None = None
+    #: False when the node's params were refused: its edges are still checked, by what its
+    #: type takes at all, so one answer names every problem.
+    checked: bool = True
 
     @property
     def job_type(self) -> jobtypes.JobType:
@@ -308,9 +311,7 @@ def _parse_node(name: Any, spec: Any, policy: Policy, problems: _Problems) -> No
             name, "map", "map_not_list", f"map names an input field of the node; {mapped!r} is not one"
         )
         mapped = None
-    if not params_ok:
-        return None
-    return Node(name, job_type.name, params, refs, mapped, model, provider)
+    return Node(name, job_type.name, params if params_ok else {}, refs, mapped, model, provider, params_ok)
 
 
 def _parse_value(
@@ -394,7 +395,7 @@ def _check_references(
             problems.add(node.name, where, "unknown_node", f"there is no node {ref.node!r}")
             continue
         upstream = nodes.get(ref.node)
-        if upstream is None:  # refused itself; reported there
+        if upstream is None or not upstream.checked:  # its outputs are unknown; reported there
             continue
         kinds = upstream.output_kinds
         if not kinds:
@@ -430,7 +431,7 @@ def _check_references(
 def _accepts(node: Node, field_name: str, kind: str) -> bool:
     job_type = node.job_type
     if field_name == "file_id":
-        return job_type.accepts(kind, node.params)
+        return job_type.accepts(kind, node.params) if node.checked else kind in job_type.input_kinds
     return kind in job_type.files.get(field_name, frozenset())
 
 

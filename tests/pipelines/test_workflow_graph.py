@@ -70,6 +70,7 @@ def test_a_graph_with_many_faults_reports_every_problem_at_once_each_naming_its_
         (None, "inputs.bad.kind", "invalid_request"),
         ("unknown", "type", "unknown_job_type"),
         ("badparams", "params.width", "invalid_request"),
+        ("badparams", "input.file_id", "kind_mismatch"),  # audio into image.resize: said as well
         ("badmodel", "params.model", "unknown_model"),
         ("badfield", "input.colour", "unknown_field"),
         ("noinput", "input.file_id", "unknown_input"),
@@ -121,6 +122,20 @@ def test_a_node_that_takes_audio_cannot_consume_an_image():
     assert "speech.transcribe takes audio or video" in found[("words", "kind_mismatch")]
     assert "an image" in found[("words", "kind_mismatch")]
     assert "an HLS playlist" in found[("probe_hls", "kind_mismatch")]
+
+
+def test_a_node_whose_params_are_refused_still_has_its_edges_checked():
+    # One answer names both: the width out of range and the audio that image.resize cannot take.
+    raw = {
+        "inputs": {"song": {"kind": "audio"}},
+        "nodes": {"small": _node("image.resize", {"input": "song"}, width=0, height=24)},
+    }
+    found = _problems(raw)
+    assert ("small", "input.file_id", "kind_mismatch") in found
+    assert any(node == "small" and field and field.startswith("params") for node, field, _ in found), found
+    # A node fed by one whose params were refused is not blamed for what it cannot know.
+    raw["nodes"]["again"] = _node("image.resize", {"node": "small", "output": 0}, **RESIZE)
+    assert not any(node == "again" for node, _, _ in _problems(raw))
 
 
 def test_every_job_type_declares_its_outputs_kinds():
