@@ -289,14 +289,15 @@ def worker_process_command(queues: tuple[str, ...], threads: int) -> list[str]:
 
 def web_command(settings: Settings) -> list[str]:
     """gunicorn's threaded workers, safe to face clients with no proxy in front: request
-    bodies are read against the clock and uploads take at most half a process's threads
-    (web/guard.py), so there are at least two; kept-alive connections wait in gunicorn's
-    poller, not in a thread. docs/operations.md shows the proxy to put in front anyway."""
+    headers have a deadline (web/server.py), bodies are read against the clock and uploads
+    take at most half a process's threads (web/guard.py), so there are at least two;
+    kept-alive connections wait in gunicorn's poller, not in a thread. docs/operations.md
+    shows the proxy to put in front anyway."""
     return [
         sys.executable, "-m", "gunicorn", "web.wsgi:app",
         "--bind", f"{settings.host}:{settings.port}",
         "--workers", str(settings.web_workers),
-        "--worker-class", "gthread",
+        "--worker-class", "web.server.ThreadWorker",
         "--threads", str(max(2, settings.web_threads)),
         "--timeout", "120",
         "--graceful-timeout", "30",

@@ -84,6 +84,9 @@ class Settings:
     #: A request body that sends nothing for this long, or that has averaged less than
     #: ``body_min_bytes_per_second`` once this long has passed, is answered 408 and its
     #: connection closed (web/guard.py).
+    #: A request's line and headers must all arrive within this many seconds of a web thread
+    #: taking its connection (web/server.py); its body then goes by the two settings below.
+    header_timeout_seconds: float = 10.0
     body_idle_seconds: float = 15.0
     body_min_bytes_per_second: int = 1024
     #: Uploads under way at once in one web process, per tenant and per client address (0: no

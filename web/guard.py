@@ -47,6 +47,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from faktry.config import Settings
 from faktry.errors import FaktryError
+from web.server import headers_read
 
 log = logging.getLogger("faktry.web")
 
@@ -200,6 +201,7 @@ class PacedBodies:
         self._warned = False
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        headers_read(environ.get("gunicorn.socket"))
         if not has_body(environ):
             return self.app(environ, start_response)
         unreader = _gunicorn_unreader(environ)

@@ -33,6 +33,8 @@ from web.guard import BodyTimeout, TooManyUploads, UploadSlots, _PacedSocket
 
 #: The server's idle timeout and minimum rate, shortened for the test.
 IDLE = 1.5
+#: The server's deadline on a request's headers, shortened for the test.
+HEADERS = 1.5
 MIN_RATE = 50
 THREADS = 8  # so a process takes at most 4 uploads at once
 #: What "answered at once" means here: today's failure was no answer for over 12 s.
@@ -153,6 +155,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             web_threads=THREADS,
             body_idle_seconds=IDLE,
             body_min_bytes_per_second=MIN_RATE,
+            header_timeout_seconds=HEADERS,
         )
         platform = Platform(settings, tmp)
         try:
@@ -381,3 +384,54 @@ def test_a_stalled_log_in_gets_a_408_before_anything_is_done_with_it(server):
         assert answer.closed
     finally:
         sock.close()
+
+
+@pytest.mark.slow
+def test_headers_sent_a_byte_at_a_time_lose_their_connection_and_others_are_still_answered(server):
+    # Twice as many slow clients as the process has threads: without the deadline on headers
+    # every thread would be held for as long as they like, and /healthz would go unanswered.
+    slow = []
+    for i in range(THREADS * 2):
+        sock = socket.create_connection(
+            ("127.0.0.1", server.port), timeout=5, source_address=(f"127.0.0.{60 + i}", 0)
+        )
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        slow.append(sock)
+    started = time.monotonic()
+    closed: dict[int, float] = {}
+    answered_meanwhile = 0
+    try:
+        while len(closed) < len(slow) and time.monotonic() - started < HEADERS + 10:
+            for i, sock in enumerate(slow):
+                if i in closed:
+                    continue
+                try:
+                    sock.sendall(b"a")  # one byte of an endless header, every round
+                    sock.settimeout(0.01)
+                    if sock.recv(65536) == b"":
+                        closed[i] = time.monotonic() - started
+                except (BlockingIOError, TimeoutError):
+                    pass
+                except OSError:  # reset or broken pipe: closed by the server
+                    closed[i] = time.monotonic() - started
+            health, took = timed(lambda: requests.get(f"{server.base}/healthz", timeout=10))
+            # Each slow client holds a thread for at most the deadline: with twice as many
+            # of them as threads, a health check waits at most two deadlines.
+            assert health.status_code == 200 and took < 2 * HEADERS + PROMPT, took
+            answered_meanwhile += 1
+            time.sleep(0.2)
+    finally:
+        for sock in slow:
+            sock.close()
+    assert len(closed) == len(slow), f"{len(slow) - len(closed)} slow header senders still connected"
+    # None was cut before its deadline; all were gone soon after it (bounded by the loop).
+    assert min(closed.values()) >= HEADERS - 0.2, closed
+    assert answered_meanwhile >= 1
+    # Their threads are free again: answered at once.
+    health, took = timed(lambda: requests.get(f"{server.base}/healthz", timeout=10))
+    assert health.status_code == 200 and took < PROMPT, took
+    # A normal client on a kept-alive connection is not bound by the deadline between requests.
+    with requests.Session() as session:
+        assert session.get(f"{server.base}/healthz", timeout=5).status_code == 200
+        time.sleep(HEADERS + 0.5)
+        assert session.get(f"{server.base}/healthz", timeout=5).status_code == 200
