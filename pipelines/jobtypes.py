@@ -26,9 +26,10 @@ from jsonschema.exceptions import ValidationError as SchemaError
 
 from faktry.errors import ValidationError
 from pipelines.catalog import default_catalog
-from pipelines.media.ffmpeg import JPEG_MAX_DIMENSION, PRESETS, sprite_size
+from pipelines.media.ffmpeg import ASPECTS, CORNERS, JPEG_MAX_DIMENSION, PRESETS, TRANSITIONS, sprite_size
 from pipelines.media.images import MAX_IMAGE_PIXELS
-from pipelines.steps import media
+from pipelines.media.subtitles import COLOR, FONT_FAMILY
+from pipelines.steps import edit, media
 from pipelines.steps.base import StepContext, StepResult
 
 AUDIO_PRESETS = tuple(name for name in PRESETS if name.startswith("audio_"))
@@ -50,6 +51,48 @@ def _transcode_writes(params: dict[str, Any]) -> tuple[str, ...]:
     if preset in AUDIO_PRESETS:
         return ("audio",)
     return ("playlist",) if preset == "hls" else ("video",)
+
+
+def _captions_writes(params: dict[str, Any]) -> tuple[str, ...]:
+    burned = ("video",) if params.get("burn", True) else ()
+    return burned + ("subtitles",) * len(params.get("formats", []))
+
+
+def _captions_write_something(params: dict[str, Any]) -> None:
+    if not params.get("burn", True) and not params.get("formats"):
+        raise ValidationError(
+            "with burn false, list the subtitle formats to write (srt, vtt)",
+            field="params.formats",
+            code="nothing_to_write",
+        )
+
+
+def _normalize_writes(params: dict[str, Any]) -> tuple[str, ...]:
+    return (params.get("output", "video"),)
+
+
+def _normalize_takes(kind: str, params: dict[str, Any]) -> bool:
+    """A video gives a video or its audio; an audio file only audio (``output: audio``)."""
+    return kind == "video" or (kind == "audio" and params.get("output", "video") == "audio")
+
+
+def _reframe_writes(params: dict[str, Any]) -> tuple[str, ...]:
+    return ("video",) * len(params.get("aspects", list(ASPECTS)))
+
+
+#: How many clips `video.concat` joins.
+CONCAT_CLIPS = (2, 20)
+
+
+def _concat_count(value: dict[str, Any]) -> None:
+    clips = value.get("file_ids")
+    if isinstance(clips, list) and not CONCAT_CLIPS[0] <= len(clips) <= CONCAT_CLIPS[1]:
+        few = len(clips) < CONCAT_CLIPS[0]
+        raise ValidationError(
+            f"video.concat joins {CONCAT_CLIPS[0]} to {CONCAT_CLIPS[1]} clips; {len(clips)} were given",
+            field="input.file_ids",
+            code="too_few_clips" if few else "too_many_clips",
+        )
 
 
 def _file_input(kinds: frozenset[str]) -> dict[str, Any]:
@@ -79,6 +122,12 @@ class JobType:
     check: Callable[[dict[str, Any]], None] | None = None
     #: The kinds of the job's outputs, in order, given its validated params.
     produces: Callable[[dict[str, Any]], tuple[str, ...]] = _no_outputs
+    #: Which kinds ``file_id`` takes given the params, when that depends on them.
+    takes: Callable[[str, dict[str, Any]], bool] | None = None
+    #: Input fields that name a list of files rather than one (``file_ids``).
+    list_fields: frozenset[str] = frozenset()
+    #: Checks the input before its schema, for refusals with a code of their own.
+    input_check: Callable[[dict[str, Any]], None] | None = None
 
     def output_kinds(self, params: dict[str, Any]) -> tuple[str, ...]:
         """What the job's outputs are (``image``, ``video``, ``audio``, ``playlist``,
@@ -110,12 +159,46 @@ class JobType:
         return validated
 
     def validate_input(self, value: Any) -> dict[str, Any]:
+        if self.input_check is not None and isinstance(value, dict):
+            self.input_check(value)
         return _validated(value, self.inputs, "input")
 
     def accepts(self, kind: str, params: dict[str, Any]) -> bool:
         if self.name == "video.transcode" and kind == "audio":
             return params.get("preset") in AUDIO_PRESETS
+        if self.takes is not None:
+            return self.takes(kind, params)
         return kind in self.input_kinds
+
+
+def file_slots(job_type: JobType, inputs: dict[str, Any]) -> dict[str, Any]:
+    """Every file id an input names, by slot: the field's name, or ``<field>.<i>`` for the
+    i-th file of a list field (the path a refusal names, as ``input.<slot>``)."""
+    slots: dict[str, Any] = {}
+    for name in job_type.files:
+        value = inputs.get(name)
+        if name in job_type.list_fields and isinstance(value, list):
+            slots.update({f"{name}.{i}": item for i, item in enumerate(value)})
+        elif value is not None:
+            slots[name] = value
+    return slots
+
+
+def slot_field(slot: str) -> str:
+    return slot.split(".", 1)[0]
+
+
+def priced_media(job_type: JobType, media: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The media facts a price and the tier's length limit read, given each slot's
+    (`file_slots`): the main file's (``file_id``); for a job over a list of files, their
+    durations summed (what a concatenation lasts at most)."""
+    if "file_id" in media or not job_type.list_fields:
+        return media.get("file_id", {})
+    durations = [m.get("duration") for m in media.values()]
+    known = [float(d) for d in durations if isinstance(d, int | float)]
+    if not durations or len(known) < len(durations):
+        return {}
+    return {"duration": sum(known)}
 
 
 def input_problems(job_type: JobType, value: Any) -> list[ValidationError]:
@@ -306,6 +389,28 @@ JOB_TYPES: dict[str, JobType] = {
                         "description": "Caption size in pixels; by default 1/20 of the height.",
                     },
                     "position": {"type": "string", "enum": ["bottom", "middle", "top"], "default": "bottom"},
+                    "burn": {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Burn the captions into a 9:16 video (the first output).",
+                    },
+                    "formats": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": ["srt", "vtt"]},
+                        "uniqueItems": True,
+                        "maxItems": 2,
+                        "default": [],
+                        "description": "Also write the captions as these subtitle files, in this order, "
+                        "after the video.",
+                    },
+                    "font_family": {
+                        "type": "string",
+                        "pattern": FONT_FAMILY.pattern,
+                        "default": "DejaVu Sans",
+                        "description": "A font installed on the workers; another is used if it is not.",
+                    },
+                    "text_color": {"type": "string", "pattern": COLOR.pattern, "default": "#FFFFFF"},
+                    "outline_color": {"type": "string", "pattern": COLOR.pattern, "default": "#000000"},
                 }
             ),
             input_kinds=frozenset({"video", "audio"}),
@@ -317,6 +422,145 @@ JOB_TYPES: dict[str, JobType] = {
                 "file_id": frozenset({"video", "audio"}),
                 "subtitles_file_id": frozenset({"subtitles"}),
             },
+            check=_captions_write_something,
+            produces=_captions_writes,
+        ),
+        JobType(
+            name="audio.normalize",
+            description="Normalize loudness to a target (EBU R128, two-pass loudnorm) for an audio file "
+            "or a video's audio (the picture copied as it is); loudness measured before and after.",
+            params_schema=_obj(
+                {
+                    "target_lufs": {
+                        "type": "number",
+                        "minimum": -40,
+                        "maximum": -5,
+                        "default": -14,
+                        "description": "Integrated loudness to reach, in LUFS (-14 suits streaming).",
+                    },
+                    "true_peak": {
+                        "type": "number",
+                        "minimum": -9,
+                        "maximum": 0,
+                        "default": -1,
+                        "description": "The highest true peak allowed, in dBTP.",
+                    },
+                    "output": {
+                        "type": "string",
+                        "enum": ["video", "audio"],
+                        "default": "video",
+                        "description": "video: the video with its audio normalized; audio: only the "
+                        "normalized audio (required for an audio file).",
+                    },
+                }
+            ),
+            input_kinds=frozenset({"video", "audio"}),
+            run=edit.normalize,
+            takes=_normalize_takes,
+            produces=_normalize_writes,
+        ),
+        JobType(
+            name="video.watermark",
+            description="Overlay a logo (an image of the library) at a corner of a video, with a "
+            "margin and an opacity, sized relative to the video's width.",
+            params_schema=_obj(
+                {
+                    "corner": {"type": "string", "enum": list(CORNERS), "default": "bottom_right"},
+                    "scale": {
+                        "type": "number",
+                        "minimum": 0.02,
+                        "maximum": 1,
+                        "default": 0.15,
+                        "description": "The logo's width as a fraction of the video's.",
+                    },
+                    "margin": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 0.25,
+                        "default": 0.03,
+                        "description": "Distance from both edges, as a fraction of the video's width.",
+                    },
+                    "opacity": {"type": "number", "minimum": 0.05, "maximum": 1, "default": 0.8},
+                }
+            ),
+            input_kinds=frozenset({"video"}),
+            run=edit.watermark,
+            input_schema=_input_schema(
+                {"file_id": _FILE, "logo_file_id": _FILE}, ["file_id", "logo_file_id"]
+            ),
+            file_fields={"file_id": frozenset({"video"}), "logo_file_id": frozenset({"image"})},
+            produces=_writes("video"),
+        ),
+        JobType(
+            name="video.reframe",
+            description="Crop a video to other aspects (16:9, 9:16, 1:1), one video each, placed where "
+            "the picture's activity is rather than in the centre.",
+            params_schema=_obj(
+                {
+                    "aspects": {
+                        "type": "array",
+                        "items": {"type": "string", "enum": list(ASPECTS)},
+                        "minItems": 1,
+                        "maxItems": len(ASPECTS),
+                        "uniqueItems": True,
+                        "default": list(ASPECTS),
+                        "description": "The aspects to make, one output each, in this order.",
+                    }
+                }
+            ),
+            input_kinds=frozenset({"video"}),
+            run=edit.reframe,
+            produces=_reframe_writes,
+        ),
+        JobType(
+            name="video.concat",
+            description="Join 2 to 20 clips of any sizes and frame rates into one MP4 of one size and "
+            "rate, with optional crossfades.",
+            params_schema=_obj(
+                {
+                    "width": {
+                        "type": "integer",
+                        "minimum": 16,
+                        "maximum": 3840,
+                        "multipleOf": 2,
+                        "default": 1280,
+                    },
+                    "height": {
+                        "type": "integer",
+                        "minimum": 16,
+                        "maximum": 3840,
+                        "multipleOf": 2,
+                        "default": 720,
+                    },
+                    "fps": {"type": "integer", "minimum": 1, "maximum": 60, "default": 30},
+                    "fit": {"type": "string", "enum": ["pad", "crop"], "default": "pad"},
+                    "crossfade": {
+                        "type": "number",
+                        "minimum": 0,
+                        "maximum": 5,
+                        "default": 0,
+                        "description": "Seconds each boundary fades over (0: a cut).",
+                    },
+                    "transition": {"type": "string", "enum": list(TRANSITIONS), "default": "fade"},
+                }
+            ),
+            input_kinds=frozenset({"video"}),
+            run=edit.concat,
+            input_schema=_input_schema(
+                {
+                    "file_ids": {
+                        "type": "array",
+                        "items": _FILE,
+                        "minItems": CONCAT_CLIPS[0],
+                        "maxItems": CONCAT_CLIPS[1],
+                        "description": "The clips, in order.",
+                    }
+                },
+                ["file_ids"],
+            ),
+            file_fields={"file_ids": frozenset({"video"})},
+            list_fields=frozenset({"file_ids"}),
+            input_check=_concat_count,
             produces=_writes("video"),
         ),
     ]

@@ -340,11 +340,12 @@ def _facts(session: Session, row: Row[Any]) -> _Facts:
     wanted = dict(row.input or {})
     if row.input_file_id and "file_id" not in wanted:
         wanted["file_id"] = row.input_file_id
-    names = [name for name in job_type.files if name in wanted]
+    # Slots: "file_id", or "file_ids.0", "file_ids.1", ... for a field naming a list of files.
+    slots = jobtypes.file_slots(job_type, wanted)
     stored = {}
-    if names:
+    if slots:
         found = session.connection().execute(
-            _INPUT_FILES, {"tenant": row.tenant_id, "ids": [wanted[n] for n in names]}
+            _INPUT_FILES, {"tenant": row.tenant_id, "ids": sorted(set(slots.values()))}
         )
         stored = {f.id: (f.storage_key, f.kind, dict(f.media or {})) for f in found}
     submitted = (
@@ -360,7 +361,7 @@ def _facts(session: Session, row: Row[Any]) -> _Facts:
         model=row.model,
         provider=row.provider,
         submitted=submitted,
-        files={name: stored.get(wanted[name]) for name in names},
+        files={slot: stored.get(file_id) for slot, file_id in slots.items()},
     )
 
 
@@ -378,9 +379,11 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
         return
     job_type = jobtypes.get(facts.type)
     params = facts.params
-    main = facts.files.get("file_id")
+    # A job over a list of files has its first as the main input.
+    main = facts.files.get("file_id") or next(iter(facts.files.values()), None)
     assert main is not None
-    key, kind, media = main
+    key, kind, _ = main
+    media = jobtypes.priced_media(job_type, {slot: f[2] for slot, f in facts.files.items() if f is not None})
     out_dir = workdir / "out"
     out_dir.mkdir(parents=True)
     duration = float(media.get("duration") or 0.0)
@@ -391,12 +394,20 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
             others = {
                 name: stack.enter_context(ctx.storage.local_path(f[0], into=workdir))
                 for name, f in facts.files.items()
-                if name != "file_id" and f is not None
+                if name != "file_id" and "." not in name and f is not None
             }
+            # The items of a list field, each file fetched once however often it is listed.
+            lists: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+            fetched = {key: input_path}
+            for slot, f in facts.files.items():
+                if "." in slot and f is not None:
+                    if f[0] not in fetched:
+                        fetched[f[0]] = stack.enter_context(ctx.storage.local_path(f[0], into=workdir))
+                    lists.setdefault(jobtypes.slot_field(slot), []).append((fetched[f[0]], f[2]))
             step_ctx = StepContext(
                 input_path=input_path,
                 input_kind=kind,
-                input_media=media,
+                input_media=main[2],
                 out_dir=out_dir,
                 params=params,
                 timeout=timeout,
@@ -406,6 +417,7 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
                 max_image_pixels=ctx.settings.max_image_pixels,
                 memory_limit_bytes=ctx.settings.ffmpeg_memory_limit_bytes,
                 inputs=others,
+                lists=lists,
             )
             result = job_type.run(step_ctx)
             if hb.should_cancel():

@@ -86,23 +86,27 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
     params, model = checked_params(job_type, body.get("params", {}), policy.catalog)
     inputs = job_type.validate_input(body.get("input"))
     metadata = _metadata(body.get("metadata", {}))
+    # A slot is a field naming one file, or one item of a field naming a list of files.
     given = {
-        name: _input_file(session, tenant_id, inputs[name], f"input.{name}")
-        for name in job_type.files
-        if name in inputs
+        slot: _input_file(session, tenant_id, file_id, f"input.{slot}")
+        for slot, file_id in jobtypes.file_slots(job_type, inputs).items()
     }
-    for name, row in given.items():
+    for slot, row in given.items():
+        name = jobtypes.slot_field(slot)
         if not (
             job_type.accepts(row.kind, params) if name == "file_id" else row.kind in job_type.files[name]
         ):
             raise ValidationError(
                 f"{job_type.name} does not take a {row.kind} input"
-                + (f" with preset {params.get('preset')!r}" if "preset" in params else ""),
-                field=f"input.{name}",
+                + (f" with preset {params.get('preset')!r}" if "preset" in params else "")
+                + (f" with output {params.get('output')!r}" if "output" in params else ""),
+                field=f"input.{slot}",
                 code="unsupported_input",
             )
     main = given.get("file_id")
-    media = (main.media or {}) if main else {}
+    if main is None and job_type.list_fields:  # a list's first file is the job's input file
+        main = next(iter(given.values()), None)
+    media = jobtypes.priced_media(job_type, {slot: dict(row.media or {}) for slot, row in given.items()})
     check_duration(policy.tiers.limits(session, tenant_id), media.get("duration"))
     text = str(inputs.get("text") or inputs.get("prompt") or "")
     if model is not None:

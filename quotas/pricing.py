@@ -30,8 +30,15 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     },
     "video.thumbnail": {"flat": 200, "sprite": 500},
     "image.resize": {"flat": 100},
-    # Minutes of the 9:16 video made (its input's, when quoted).
-    "video.captions": {"per_minute": 1000, "minimum": 200},
+    # Minutes of the 9:16 video made (its input's, when quoted); subtitle files alone, flat.
+    "video.captions": {"per_minute": 1000, "minimum": 200, "unburned": 100},
+    # Minutes of the input (three passes over its audio; a video's picture is copied).
+    "audio.normalize": {"per_minute": 300, "minimum": 100},
+    "video.watermark": {"per_minute": 1000, "minimum": 200},
+    # Minutes of each aspect made: the rate times the number of aspects.
+    "video.reframe": {"per_minute": 1000, "minimum": 200, "times": "aspects"},
+    # Minutes of the joined video (the clips' sum, when quoted).
+    "video.concat": {"per_minute": 1000, "minimum": 200},
 }
 
 
@@ -97,6 +104,8 @@ class PriceList:
     @staticmethod
     def _price(rule: dict[str, Any], params: dict[str, Any], seconds: Any, text: str = "") -> int:
         minimum = int(rule.get("minimum", 0))
+        if "unburned" in rule and params.get("burn") is False:  # captions as files only
+            return int(rule["unburned"])
         if "per_minute" in rule:  # output minutes of a transcode, by preset
             per_minute = rule["per_minute"]
             rate = (
@@ -104,7 +113,9 @@ class PriceList:
                 if isinstance(per_minute, dict)
                 else per_minute
             )
-            return max(minimum, math.ceil(rate * max(float(seconds or 0.0), 0.0) / 60))
+            # A job writing one output per item of a param (`times`) is charged for each.
+            times = len(params.get(rule["times"]) or [None]) if "times" in rule else 1
+            return times * max(minimum, math.ceil(rate * max(float(seconds or 0.0), 0.0) / 60))
         if "per_input_minute" in rule:  # transcription: minutes of the input
             return max(minimum, math.ceil(rule["per_input_minute"] * max(float(seconds or 0.0), 0.0) / 60))
         if "per_second" in rule:  # generated video: the seconds asked for

@@ -406,8 +406,10 @@ def run(
     check_interval: float = 0.25,
     cwd: str | os.PathLike[str] | None = None,
     memory_limit: int = 0,
-) -> None:
-    """Run ``ffmpeg <args>`` to completion, reporting progress and honouring cancellation.
+    log_level: str = "error",
+) -> str:
+    """Run ``ffmpeg <args>`` to completion, reporting progress and honouring cancellation;
+    return the end of what ffmpeg logged (at most 64 KiB).
 
     `args` are everything after the global options; every input must come from `input_args`
     (checked). `on_progress` gets a fraction in 0..1 that never decreases, computed against
@@ -415,7 +417,9 @@ def run(
     the caller's thread. `should_cancel` is polled every `check_interval` seconds.
 
     ffmpeg runs in the folder `cwd` (default: this process's; give the job's output folder) with
-    at most `memory_limit` bytes of address space (0: no limit).
+    at most `memory_limit` bytes of address space (0: no limit). `log_level` ``info`` is for
+    filters that report what they measured in the log (loudnorm); the log is for parsing
+    numbers, never for a message (see the module docstring).
 
     On cancel (`Canceled`) or after `timeout` seconds (`ProcessingTimeout`) the whole process
     group is killed and reaped before the error is raised. A non-zero exit raises
@@ -424,7 +428,9 @@ def run(
     `InvalidMedia` (bad input), or `ProcessingFailed` (anything else, retried by workers).
     """
     _check_inputs_are_safe(args)
-    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-xerror"]
+    if log_level not in ("error", "info"):
+        raise ValueError(f"unknown log level {log_level!r}")
+    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-nostats", "-loglevel", log_level, "-xerror"]
     cmd += ["-progress", "pipe:1", "-y", *args]
     deadline = time.monotonic() + timeout
     proc = _spawn(cmd, cwd=cwd, memory_limit=memory_limit)
@@ -473,11 +479,12 @@ def run(
             reader.join(timeout=5)
         proc.stdout.close()
         proc.stderr.close()
+    stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
     if proc.returncode != 0:
-        stderr = b"".join(stderr_chunks).decode("utf-8", "replace")
         raise _classify_failure(stderr, proc.returncode, "ffmpeg")
     if on_progress is not None and reported < 1.0:
         on_progress(1.0)
+    return stderr
 
 
 def _fraction(seconds: float | None, duration: float | None) -> float | None:
@@ -805,3 +812,395 @@ def captions(
         memory_limit=memory_limit,
     )
     return _produced(out_dir, ["video.mp4"])
+
+
+# -- loudness (audio.normalize) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Loudness:
+    """EBU R128 facts of a file's first audio stream, as ffmpeg's loudnorm measures them:
+    integrated loudness (LUFS), true peak (dBTP), loudness range (LU), and the gating
+    threshold and offset a second, applying pass needs."""
+
+    integrated: float
+    true_peak: float
+    lra: float
+    threshold: float
+    offset: float
+
+    def to_dict(self) -> dict[str, float]:
+        return {"integrated_lufs": self.integrated, "true_peak_dbtp": self.true_peak, "lra_lu": self.lra}
+
+
+_LOUDNORM_JSON = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}")
+#: The quietest integrated loudness loudnorm can lift: below it the audio is silence.
+SILENCE_LUFS = -70.0
+
+
+def _loudnorm_report(log_text: str) -> Loudness:
+    found = _LOUDNORM_JSON.findall(log_text)
+    try:
+        data = json.loads(found[-1])
+        values = [
+            float(data[k]) for k in ("input_i", "input_tp", "input_lra", "input_thresh", "target_offset")
+        ]
+    except (IndexError, KeyError, TypeError, ValueError):
+        raise ProcessingFailed("ffmpeg did not report the loudness") from None
+    return Loudness(*values)
+
+
+def _loudnorm(target: float, true_peak: float, lra: float) -> str:
+    return f"loudnorm=I={target:.2f}:TP={true_peak:.2f}:LRA={lra:.2f}"
+
+
+def measure_loudness(
+    src: Path,
+    *,
+    duration: float | None,
+    timeout: float,
+    cwd: Path,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
+) -> Loudness:
+    """Measure the first audio stream of `src` (loudnorm's analysis pass; nothing is written)."""
+    args = [*input_args(src), "-map", "0:a:0", "-vn", "-sn", "-dn"]
+    args += ["-af", _loudnorm(-24.0, -2.0, 7.0) + ":print_format=json", "-f", "null", "-"]
+    log_text = run(
+        args,
+        duration=duration,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        cwd=cwd,
+        memory_limit=memory_limit,
+        log_level="info",
+    )
+    return _loudnorm_report(log_text)
+
+
+#: Video codecs an MP4 can carry as they are; any other video is copied into Matroska.
+_MP4_VIDEO = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4"})
+
+
+def normalize_loudness(
+    src: Path,
+    out_dir: Path,
+    *,
+    info: MediaInfo,
+    measured: Loudness,
+    target: float,
+    true_peak: float,
+    keep_video: bool,
+    timeout: float,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
+) -> list[str]:
+    """Apply loudnorm with the `measured` values of a first pass (so the gain is one linear
+    change wherever the true peak allows, not a compressor), aiming at `target` LUFS
+    integrated and at most `true_peak` dBTP. The loudness range is kept (the target range is
+    the measured one, at least 11 LU), so a normalization never squashes dynamics.
+
+    Writes ``audio.m4a`` (AAC), or with `keep_video` the first video stream copied as it is
+    with the normalized audio: ``video.mp4``, or ``video.mkv`` for a video codec an MP4 cannot
+    carry. Returns the written name.
+    """
+    _need_audio(info)
+    if measured.integrated < SILENCE_LUFS:
+        raise InvalidMedia("the audio is silent: there is no loudness to normalize", code="silent_audio")
+    if keep_video:
+        _need_video(info)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lra = min(20.0, max(11.0, measured.lra))
+    audio = next((s for s in info.streams if s.get("codec_type") == "audio"), {})
+    rate = audio.get("sample_rate") or 48000
+    # Some sources carry no channel layout, which the AAC encoder needs: name it by count.
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}.get(audio.get("channels") or 2, "stereo")
+    chain = (
+        f"{_loudnorm(target, true_peak, lra)}:measured_I={measured.integrated:.2f}"
+        f":measured_TP={measured.true_peak:.2f}:measured_LRA={measured.lra:.2f}"
+        f":measured_thresh={measured.threshold:.2f}:offset={measured.offset:.2f}:linear=true,"
+        f"aresample={min(int(rate), 96000)},aformat=channel_layouts={layout}"
+    )
+    args = [*input_args(src)]
+    if keep_video:
+        name = "video.mp4" if info.video_codec in _MP4_VIDEO else "video.mkv"
+        args += ["-map", "0:V:0", "-c:v", "copy"]
+    else:
+        name = "audio.m4a"
+    args += ["-map", "0:a:0", "-af", chain, "-c:a", "aac", "-b:a", "192k"]
+    if name.endswith((".mp4", ".m4a")):
+        args += ["-movflags", "+faststart"]
+    args += [*_STRIP, _output(out_dir, name)]
+    run(
+        args,
+        duration=info.duration,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
+    return _produced(out_dir, [name])
+
+
+# -- watermark -----------------------------------------------------------------------------------
+
+#: Corner -> overlay position, with M the margin in pixels.
+_CORNERS = {
+    "top_left": ("M", "M"),
+    "top_right": ("main_w-overlay_w-M", "M"),
+    "bottom_left": ("M", "main_h-overlay_h-M"),
+    "bottom_right": ("main_w-overlay_w-M", "main_h-overlay_h-M"),
+}
+CORNERS = tuple(_CORNERS)
+
+
+def watermark(
+    src: Path,
+    logo: Path,
+    out_dir: Path,
+    *,
+    info: MediaInfo,
+    corner: str,
+    scale: float,
+    margin: float,
+    opacity: float,
+    timeout: float,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
+) -> list[str]:
+    """Overlay the image `logo` on `src` at `corner`, `scale` of the video's width wide (its
+    aspect kept), `margin` of the width from both edges, at `opacity` (0..1, times the logo's
+    own alpha). Writes ``video.mp4`` (H.264, the audio as AAC) and returns ``["video.mp4"]``.
+    The logo is read under the same safe input policy as the video (it is an image demuxer
+    input, never a filter argument)."""
+    if corner not in _CORNERS:
+        raise ValueError(f"unknown corner {corner!r}")
+    _need_video(info)
+    if not info.width or not info.height:
+        raise InvalidMedia("the video's size is unknown")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    logo_width = _even(info.width * scale)
+    pad = max(0, round(info.width * margin))
+    x, y = (part.replace("M", str(pad)) for part in _CORNERS[corner])
+    graph = (
+        f"[1:v:0]scale={logo_width}:-2,format=rgba,colorchannelmixer=aa={opacity:.3f}[logo];"
+        f"[0:V:0][logo]overlay=x={x}:y={y}:eof_action=repeat:format=auto,format=yuv420p[v]"
+    )
+    args = [*input_args(src), *input_args(logo), "-filter_complex", graph, "-map", "[v]"]
+    if info.has_audio:
+        args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-movflags", "+faststart"]
+    args += [*_STRIP, _output(out_dir, "video.mp4")]
+    run(
+        args,
+        duration=info.duration,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
+    return _produced(out_dir, ["video.mp4"])
+
+
+# -- reframe -------------------------------------------------------------------------------------
+
+#: Aspect name -> (width, height) ratio.
+ASPECTS = {"16:9": (16, 9), "9:16": (9, 16), "1:1": (1, 1)}
+#: Width of the grey frames the activity estimate reads.
+ACTIVITY_WIDTH = 160
+
+
+def activity_frames(
+    src: Path,
+    out_dir: Path,
+    *,
+    info: MediaInfo,
+    samples: int,
+    timeout: float,
+    should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
+) -> tuple[int, int, list[bytes]]:
+    """`samples` frames spread over `src`, as 8-bit grey pictures `ACTIVITY_WIDTH` wide (the
+    source's aspect kept): ``(width, height, [frame bytes])``. What the picture does is read
+    from these (`pipelines.media.images.activity`)."""
+    _need_video(info)
+    if not info.width or not info.height or not info.duration:
+        raise InvalidMedia("the video's size or duration is unknown")
+    width, height = ACTIVITY_WIDTH, _even(ACTIVITY_WIDTH * info.height / info.width)
+    name = "activity.gray"
+    rate = max(samples, 2) / info.duration
+    args = [*input_args(src), "-map", "0:V:0", "-vf", f"fps={rate:.6f},scale={width}:{height},format=gray"]
+    args += ["-frames:v", str(max(samples, 2)), "-f", "rawvideo", "-pix_fmt", "gray", *_STRIP]
+    args += [_output(out_dir, name)]
+    run(
+        args,
+        duration=None,
+        timeout=timeout,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
+    raw = (out_dir / _produced(out_dir, [name])[0]).read_bytes()
+    (out_dir / name).unlink()
+    size = width * height
+    return width, height, [raw[i : i + size] for i in range(0, len(raw) - size + 1, size)]
+
+
+def crop_box(width: int, height: int, aspect: str) -> tuple[int, int]:
+    """The largest even-sided (width, height) of `aspect` inside a `width` x `height` picture."""
+    num, den = ASPECTS[aspect]
+    if width * den > height * num:  # wider than the aspect: full height
+        return _even(height * num / den), _even(height)
+    return _even(width), _even(width * den / num)
+
+
+def reframe(
+    src: Path,
+    out_dir: Path,
+    *,
+    info: MediaInfo,
+    crops: list[tuple[str, tuple[int, int, int, int]]],
+    timeout: float,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
+) -> list[str]:
+    """Crop `src` to each ``(folder, (x, y, w, h))`` of `crops` in one decode, writing
+    ``<folder>/video.mp4`` (H.264, the audio as AAC) for each; return those names in order."""
+    _need_video(info)
+    count = len(crops)
+    labels = "".join(f"[s{i}]" for i in range(count))
+    graph = [f"[0:V:0]split={count}{labels}" if count > 1 else "[0:V:0]null[s0]"]
+    graph += [
+        f"[s{i}]crop={w}:{h}:{x}:{y},setsar=1,format=yuv420p[v{i}]"
+        for i, (_, (x, y, w, h)) in enumerate(crops)
+    ]
+    args = [*input_args(src), "-filter_complex", ";".join(graph)]
+    names = []
+    for i, (folder, _) in enumerate(crops):
+        (out_dir / folder).mkdir(parents=True, exist_ok=True)
+        names.append(f"{folder}/video.mp4")
+        args += ["-map", f"[v{i}]"] + (
+            ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"] if info.has_audio else []
+        )
+        args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-movflags", "+faststart"]
+        args += [*_STRIP, _output(out_dir, names[-1])]
+    run(
+        args,
+        duration=info.duration,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
+    return _produced(out_dir, names)
+
+
+# -- concat --------------------------------------------------------------------------------------
+
+#: xfade transitions `video.concat` offers (a few of ffmpeg's, all cheap).
+TRANSITIONS = ("fade", "dissolve", "wipeleft", "wiperight", "slideleft", "slideright", "fadeblack")
+
+
+def clip_seconds(info: MediaInfo) -> float:
+    """How long a clip's picture lasts: its video stream's duration when ffprobe gave it (the
+    container's can be longer, by the audio), else the container's."""
+    video = next(
+        (s for s in info.streams if s.get("codec_type") == "video" and s.get("duration")),
+        None,
+    )
+    seconds = [float(x) for x in (video and video["duration"], info.duration) if x]
+    if not seconds:
+        raise InvalidMedia("a clip's duration is unknown")
+    return min(seconds)
+
+
+def concat(
+    clips: list[tuple[Path, MediaInfo]],
+    out_dir: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    fit: str,
+    crossfade: float,
+    transition: str,
+    timeout: float,
+    on_progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    memory_limit: int = 0,
+) -> tuple[list[str], float]:
+    """Join `clips` in order into one `width` x `height` H.264 + AAC MP4 at `fps` frames a
+    second: each clip scaled to fit and padded (`fit` ``pad``) or to fill and cropped
+    (``crop``); a clip without audio contributes silence. With `crossfade` seconds each
+    boundary is an xfade `transition` and an acrossfade of that length, so the result lasts
+    the clips' sum less one crossfade per boundary. Returns ``(["video.mp4"], seconds)``.
+
+    A clip no longer than the crossfade cannot be faded (`InvalidMedia`, ``clip_too_short``)."""
+    if fit not in ("crop", "pad") or transition not in TRANSITIONS or len(clips) < 2:
+        raise ValueError("bad concat arguments")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    durations = []
+    args: list[str] = []
+    graph: list[str] = []
+    for i, (path, info) in enumerate(clips):
+        _need_video(info)
+        seconds = clip_seconds(info)
+        if crossfade and seconds <= crossfade + 0.1:
+            raise InvalidMedia(
+                f"clip {i} lasts {seconds:.2f} s, not longer than the {crossfade:g} s crossfade",
+                code="clip_too_short",
+            )
+        durations.append(seconds)
+        args += input_args(path)
+        if fit == "crop":
+            frame = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
+        else:
+            frame = (
+                f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+                f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black"
+            )
+        graph.append(
+            f"[{i}:V:0]{frame},setsar=1,fps={fps},format=yuv420p,"
+            f"trim=duration={seconds:.3f},setpts=PTS-STARTPTS[v{i}]"
+        )
+        audio = f"[{i}:a:0]aresample=48000,apad" if info.has_audio else "anullsrc=r=48000:cl=stereo"
+        graph.append(
+            f"{audio},aformat=sample_fmts=fltp:channel_layouts=stereo,"
+            f"atrim=duration={seconds:.3f},asetpts=PTS-STARTPTS[a{i}]"
+        )
+    if not crossfade:
+        joined = "".join(f"[v{i}][a{i}]" for i in range(len(clips)))
+        graph.append(f"{joined}concat=n={len(clips)}:v=1:a=1[v][a]")
+        total = sum(durations)
+    else:
+        video, audio, total = "[v0]", "[a0]", durations[0]
+        for i in range(1, len(clips)):
+            last = i == len(clips) - 1
+            vout, aout = ("[v]", "[a]") if last else (f"[x{i}]", f"[y{i}]")
+            graph.append(
+                f"{video}[v{i}]xfade=transition={transition}:duration={crossfade:.3f}"
+                f":offset={total - crossfade:.3f}{vout}"
+            )
+            graph.append(f"{audio}[a{i}]acrossfade=d={crossfade:.3f}{aout}")
+            video, audio, total = vout, aout, total + durations[i] - crossfade
+    args += ["-filter_complex", ";".join(graph), "-map", "[v]", "-map", "[a]"]
+    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-r", str(fps)]
+    args += ["-c:a", "aac", "-b:a", "128k", "-movflags", "+faststart", *_STRIP, _output(out_dir, "video.mp4")]
+    run(
+        args,
+        duration=total,
+        timeout=timeout,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+        cwd=out_dir,
+        memory_limit=memory_limit,
+    )
+    return _produced(out_dir, ["video.mp4"]), total

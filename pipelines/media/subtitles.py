@@ -105,6 +105,20 @@ def to_vtt(cues: list[Cue]) -> str:
     return "\n".join(blocks)
 
 
+def _srt_stamp(seconds: float) -> str:
+    return _vtt_stamp(seconds).replace(".", ",")
+
+
+def to_srt(cues: list[Cue]) -> str:
+    """An SubRip file of the cues. SRT has no escaping: a ``-->`` in the text is broken up and
+    angle brackets are dropped, so no player reads the text as timing or markup."""
+    blocks = []
+    for i, cue in enumerate(cues, 1):
+        text = re.sub(r"[<>]", "", cue.text.replace("-->", "->"))
+        blocks += [str(i), f"{_srt_stamp(cue.start)} --> {_srt_stamp(cue.end)}", text, ""]
+    return "\n".join(blocks)
+
+
 def _seconds(stamp: str) -> float:
     parts = stamp.replace(",", ".").split(":")
     value = 0.0
@@ -149,9 +163,37 @@ def _ass_text(text: str) -> str:
 _ALIGNMENT = {"bottom": 2, "middle": 5, "top": 8}
 
 
-def to_ass(cues: list[Cue], *, width: int, height: int, font_size: int, position: str = "bottom") -> str:
-    """An ASS script that draws the cues as white text with a dark outline, centred, in a
-    frame of ``width`` x ``height`` pixels (sizes are in the output's pixels)."""
+#: A font family name as the ASS style line can carry it (no comma: the line is comma-separated).
+FONT_FAMILY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,62}$")
+#: Colours are ``#RRGGBB``.
+COLOR = re.compile(r"^#[0-9A-Fa-f]{6}$")
+
+
+def ass_color(color: str) -> str:
+    """``#RRGGBB`` as ASS writes it: ``&HAABBGGRR``, opaque."""
+    if not COLOR.fullmatch(color):
+        raise ValueError(f"not a #RRGGBB colour: {color!r}")
+    return f"&H00{color[5:7]}{color[3:5]}{color[1:3]}".upper()
+
+
+def to_ass(
+    cues: list[Cue],
+    *,
+    width: int,
+    height: int,
+    font_size: int,
+    position: str = "bottom",
+    font_family: str = "DejaVu Sans",
+    text_color: str = "#FFFFFF",
+    outline_color: str = "#000000",
+) -> str:
+    """An ASS script that draws the cues centred, in `text_color` with an `outline_color`
+    outline, in `font_family` (libass finds it with fontconfig on the worker, falling back to
+    a font it has), in a frame of ``width`` x ``height`` pixels (sizes are in the output's
+    pixels)."""
+    if not FONT_FAMILY.fullmatch(font_family):
+        raise ValueError(f"not a font family name: {font_family!r}")
+    primary, outline_c = ass_color(text_color), ass_color(outline_color)
     margin = max(8, height // 10) if position != "middle" else 0
     outline = max(1, font_size // 12)
     header = [
@@ -166,7 +208,7 @@ def to_ass(cues: list[Cue], *, width: int, height: int, font_size: int, position
         "Format: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, BackColour, "
         "Bold, Italic, Underline, StrikeOut, ScaleX, ScaleY, Spacing, Angle, BorderStyle, Outline, "
         "Shadow, Alignment, MarginL, MarginR, MarginV, Encoding",
-        f"Style: Caption,DejaVu Sans,{font_size},&H00FFFFFF,&H00FFFFFF,&H00000000,&H80000000,"
+        f"Style: Caption,{font_family},{font_size},{primary},{primary},{outline_c},&H80000000,"
         f"-1,0,0,0,100,100,0,0,1,{outline},0,{_ALIGNMENT.get(position, 2)},{width // 12},{width // 12},"
         f"{margin},1",
         "",

@@ -33,6 +33,9 @@ class StepContext:
     #: Local paths of the job's other input files, by input field (``subtitles_file_id``);
     #: ``input_path`` is ``file_id``'s.
     inputs: dict[str, Path] = field(default_factory=dict)
+    #: Input fields that name a list of files (``file_ids``): each file's local path and its
+    #: facts as probed at upload, in order. ``input_path`` is the list's first file.
+    lists: dict[str, list[tuple[Path, dict[str, Any]]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,6 @@
-"""Steps for faktry's own media work: probe, transcode, thumbnails, image resizes and burned-in
-captions; and the WebVTT output of a transcription."""
+"""Steps for faktry's own media work: probe, transcode, thumbnails, image resizes and captions
+(burned in, and as SRT and WebVTT files); and the WebVTT output of a transcription. The editing
+operations (loudness, watermark, reframe, concat) are in `pipelines.steps.edit`."""
 
 from __future__ import annotations
 
@@ -17,16 +18,19 @@ _IMAGE_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
 
 def _info(ctx: StepContext) -> MediaInfo:
     """The input's facts: those probed at upload, else a probe now (files never probed)."""
-    stored = MediaInfo.from_dict(ctx.input_media)
+    return info_of(ctx, ctx.input_path, ctx.input_media, ctx.input_kind)
+
+
+def info_of(ctx: StepContext, path: Path, media: dict[str, Any], kind: str = "") -> MediaInfo:
+    """A file's facts: ``media`` as probed at upload, else a probe now."""
+    stored = MediaInfo.from_dict(media)
     if stored is not None:
         return stored
-    if ctx.input_kind == "image":
-        return images.probe_image(ctx.input_path, max_pixels=ctx.max_image_pixels)
+    if kind == "image":
+        return images.probe_image(path, max_pixels=ctx.max_image_pixels)
     # ffprobe works in the output folder too: nothing a tool does lands outside the job's
     # temporary folder.
-    return ffmpeg.probe(
-        ctx.input_path, timeout=ctx.probe_timeout, cwd=ctx.out_dir, memory_limit=ctx.memory_limit_bytes
-    )
+    return ffmpeg.probe(path, timeout=ctx.probe_timeout, cwd=ctx.out_dir, memory_limit=ctx.memory_limit_bytes)
 
 
 def _folder(ctx: StepContext, name: str) -> Path:
@@ -116,20 +120,48 @@ def resize(ctx: StepContext) -> StepResult:
     return StepResult(outputs=[Output(name="image", root=root, paths=[name], known=known)])
 
 
+#: Subtitle formats `video.captions` writes: extension, content type.
+_SUBTITLE_FORMATS = {"srt": ("srt", "application/x-subrip"), "vtt": ("vtt", "text/vtt")}
+
+
 def captions(ctx: StepContext) -> StepResult:
-    """Subtitles burned into a 9:16 video of the input (`ffmpeg.captions`)."""
+    """A transcript's cues burned into a 9:16 video of the input (`ffmpeg.captions`) unless
+    ``burn`` is false, then written as SRT and WebVTT files, one output per ``formats`` entry
+    (the cues as read, so the files and the burned captions say and time the same)."""
     p = ctx.params
-    height = p.get("height", 1280)
-    width = height * 9 // 16 // 2 * 2
     source = ctx.inputs["subtitles_file_id"]
     if source.stat().st_size > subtitles.MAX_BYTES:
         raise InvalidMedia("the subtitles file is too large")
     cues = subtitles.parse(source.read_text("utf-8", errors="replace"))
+    outputs = []
+    if p.get("burn", True):
+        outputs.append(_burn(ctx, cues))
+    for fmt in p.get("formats", []):
+        ext, content_type = _SUBTITLE_FORMATS[fmt]
+        root = _folder(ctx, f"captions_{fmt}")
+        text = subtitles.to_srt(cues) if fmt == "srt" else subtitles.to_vtt(cues)
+        (root / f"captions.{ext}").write_text(text, "utf-8")
+        known = {f"captions.{ext}": Described(content_type, "subtitles", {})}
+        outputs.append(Output(name=f"captions_{fmt}", root=root, paths=[f"captions.{ext}"], known=known))
+    ctx.on_progress(1.0)
+    return StepResult(outputs=outputs, result={"cues": len(cues)})
+
+
+def _burn(ctx: StepContext, cues: list[subtitles.Cue]) -> Output:
+    p = ctx.params
+    height = p.get("height", 1280)
+    width = height * 9 // 16 // 2 * 2
     root = _folder(ctx, "video")
     script = "captions.ass"
-    font_size = p.get("font_size") or max(12, height // 20)
     ass = subtitles.to_ass(
-        cues, width=width, height=height, font_size=font_size, position=p.get("position", "bottom")
+        cues,
+        width=width,
+        height=height,
+        font_size=p.get("font_size") or max(12, height // 20),
+        position=p.get("position", "bottom"),
+        font_family=p.get("font_family", "DejaVu Sans"),
+        text_color=p.get("text_color", "#FFFFFF"),
+        outline_color=p.get("outline_color", "#000000"),
     )
     (root / script).write_text(ass, "utf-8")
     paths = ffmpeg.captions(
@@ -146,7 +178,7 @@ def captions(ctx: StepContext) -> StepResult:
         memory_limit=ctx.memory_limit_bytes,
     )
     (root / script).unlink()
-    return StepResult(outputs=[Output(name="video", root=root, paths=paths)], result={"cues": len(cues)})
+    return Output(name="video", root=root, paths=paths)
 
 
 def transcript_output(result: dict[str, Any], duration: float | None, out_dir: Path) -> Output:

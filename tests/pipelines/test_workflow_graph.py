@@ -154,6 +154,10 @@ def test_every_job_type_declares_its_outputs_kinds():
         "speech.synthesize": ("audio",),
         "speech.transcribe": ("subtitles",),
         "music.generate": ("audio",),
+        "audio.normalize": ("video",),
+        "video.watermark": ("video",),
+        "video.reframe": ("video", "video", "video"),
+        "video.concat": ("video",),
     }
     transcode = JOB_TYPES["video.transcode"]
     assert transcode.output_kinds({"preset": "audio_aac"}) == ("audio",)
