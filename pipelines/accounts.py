@@ -6,12 +6,13 @@ session token), API keys (never a key hash), the money side (the Stripe customer
 lots with what bought them, holds, every ledger entry, the Stripe events about its purchases),
 storage usage and reservations, files, jobs with their outputs and events, workflows with
 their versions (node configurations), their runs with each step's result and the runs'
-events (execution history), and the moderation log entries about its prompts.
+events (execution history), brand guidelines, and the moderation log entries about its
+prompts.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
 data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
-and parameters, events and outputs), workflows, their versions, runs, steps and events.
-Running workflow runs and jobs still running are canceled first, so their holds are
+and parameters, events and outputs), workflows, their versions, runs, steps and events, and
+brand guidelines. Running workflow runs and jobs still running are canceled first, so their holds are
 released. Credits left in lots are forfeited with ledger entries. What stays is pseudonymous:
 the tenant id on the ledger, its lots and holds (kept seven years for legal and tax reasons),
 and moderation log entries (kept at most twelve months for safety audits, then swept).
@@ -41,6 +42,8 @@ from faktry import clock
 from faktry.tenancy import ApiKey, Tenant, User, UserSession, VerifiedKeys
 from pipelines import files
 from pipelines.admission import Admission
+from pipelines.brands import store as brands
+from pipelines.brands.models import Brand
 from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.services import cancel, to_dict
 from pipelines.workflows import runs
@@ -208,6 +211,12 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             )
         ],
         **_workflows(session, tenant_id),
+        "brands": [
+            brands.to_dict(b)
+            for b in session.scalars(
+                select(Brand).where(Brand.tenant_id == tenant_id).order_by(Brand.created_at, Brand.id)
+            )
+        ],
         "moderation_log": [
             {
                 "id": m.id,
@@ -367,6 +376,7 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
     session.execute(delete(Job).where(Job.tenant_id == tenant_id))
     for model in (WorkflowEvent, WorkflowStep, WorkflowRun, WorkflowVersion, Workflow):
         session.execute(delete(model).where(model.tenant_id == tenant_id))
+    session.execute(delete(Brand).where(Brand.tenant_id == tenant_id))
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))

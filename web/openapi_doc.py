@@ -18,6 +18,7 @@ from typing import Any, get_args
 
 from faktry.tenancy import KEY_PREFIX, SECRET_CHARS, VISIBLE_CHARS
 from pipelines import jobtypes, pagination
+from pipelines.brands import schema as brand_schema
 from pipelines.catalog import PROVIDERS, default_catalog
 from pipelines.media import detect
 from pipelines.models import STATUSES
@@ -440,6 +441,7 @@ def _schemas() -> dict[str, Schema]:
         "JobEventList": _list_of(_ref("JobEvent"), paged=False),
         **_workflow_schemas(),
         **_workflow_run_schemas(),
+        **_brand_schemas(),
         "Account": _account(),
         "CreditLot": _credit_lot(),
         "Transaction": _transaction(),
@@ -555,6 +557,7 @@ def _schemas() -> dict[str, Schema]:
                 "workflow_runs": {"type": "array", "items": {"type": "object"}},
                 "workflow_steps": {"type": "array", "items": {"type": "object"}},
                 "workflow_events": {"type": "array", "items": {"type": "object"}},
+                "brands": {"type": "array", "items": _ref("Brand")},
             }
         ),
         "Signup": _obj(
@@ -1553,6 +1556,179 @@ def _workflow_runs_paths() -> Schema:
     }
 
 
+def _brand_schemas() -> dict[str, Schema]:
+    """A brand as `pipelines.brands.store.to_dict` writes it, its body (`brand_schema.BODY`, the
+    schema the API checks bodies against), and its JSON export."""
+    parts = brand_schema.BODY["properties"]
+    text = {"type": "string"}
+    stored = {
+        "id": {"type": "string", "pattern": "^brd_"},
+        "object": {"const": "brand"},
+        "name": parts["name"],
+        "description": text,
+        "tagline": text,
+        "logo_file_id": {"type": ["string", "null"]},
+        "colors": _obj(
+            {
+                role: {"type": ["string", "null"], "pattern": "^#[0-9a-f]{6}$"}
+                for role in brand_schema.COLOR_ROLES
+            }
+        ),
+        "typography": _obj(
+            {
+                "heading_font": {"type": ["string", "null"]},
+                "body_font": {"type": ["string", "null"]},
+                "pairings": {"type": "array", "items": _obj({"heading": text, "body": text, "use": text})},
+            }
+        ),
+        "voice": _obj(
+            {
+                "mission": text,
+                "vision": text,
+                "values": {"type": "array", "items": text},
+                "personality": text,
+            }
+        ),
+        "audience": text,
+        "personas": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "name": text,
+                    "role": text,
+                    "description": text,
+                    "goals": {"type": "array", "items": text},
+                    "pain_points": {"type": "array", "items": text},
+                }
+            ),
+        },
+        "mood_file_ids": {"type": "array", "items": text},
+        "design_notes": text,
+        "created_at": _STAMP,
+        "updated_at": _STAMP,
+    }
+    file_ref = _obj(
+        {
+            "id": text,
+            "name": {"type": ["string", "null"], "description": "The file's name in the library."},
+            "content_type": text,
+            "url": text,
+            "missing": {"type": "boolean", "description": "The file has been deleted from the library."},
+        },
+        ["id", "name", "missing"],
+    )
+    return {
+        "Brand": _obj(stored, description="Brand guidelines (docs/brands.md)."),
+        "BrandBody": copy.deepcopy(brand_schema.BODY),
+        "BrandList": _list_of(_ref("Brand"), paged=True),
+        "BrandExport": _obj(
+            {
+                **stored,
+                "object": {"const": "brand_export"},
+                "exported_at": _STAMP,
+                "logo": {"anyOf": [file_ref, {"type": "null"}]},
+                "mood_images": {"type": "array", "items": file_ref},
+            }
+        ),
+    }
+
+
+def _brands_paths() -> Schema:
+    brand_id = _param(
+        "brand_id", "path", {**_SEGMENT, "examples": ["brd_0123456789abcdef01234567"]}, "The brand."
+    )
+    invalid = _error_response(
+        "A field is refused, named by `field` with its path (`colors.primary`, `personas.0.name`): "
+        "an unknown field (`unknown_field`), a value the schema refuses (`invalid_request`), a logo "
+        "or mood image that is not one of your library's files (`file_not_found`, the same for "
+        "another tenant's file) or not an image (`not_an_image`)."
+    )
+    taken = _error_response("You have a brand of that name (`brand_name_taken`).")
+    create_body = {**copy.deepcopy(brand_schema.BODY), "required": ["name"]}
+    return {
+        "/v1/brands": {
+            "post": _op(
+                "Create brand guidelines",
+                {
+                    "201": _json(_ref("Brand"), "Created.", Location=_location("/v1/brands/{id}")),
+                    "409": taken,
+                    "422": invalid,
+                },
+                tag="brands",
+                write=True,
+                body=_json_body(create_body),
+                operation_id="createBrand",
+            ),
+            "get": _op(
+                "List brands, newest first",
+                {"200": _json(_ref("BrandList"), "One page of brands."), "422": _use("Invalid")},
+                tag="brands",
+                params=_page_params(),
+                operation_id="listBrands",
+            ),
+        },
+        "/v1/brands/{brand_id}": {
+            "get": _op(
+                "Read a brand",
+                {"200": _json(_ref("Brand"), "The brand."), "404": _use("NotFound")},
+                tag="brands",
+                params=[brand_id],
+                operation_id="getBrand",
+            ),
+            "patch": _op(
+                "Change a brand: each field sent replaces the brand's, except `colors`, `typography` "
+                "and `voice`, whose keys are merged in",
+                {
+                    "200": _json(_ref("Brand"), "The changed brand."),
+                    "404": _use("NotFound"),
+                    "409": taken,
+                    "422": invalid,
+                },
+                tag="brands",
+                write=True,
+                params=[brand_id],
+                body=_json_body(_ref("BrandBody")),
+                operation_id="updateBrand",
+            ),
+            "delete": _op(
+                "Delete a brand (its library files stay)",
+                {"204": {"description": "Deleted."}, "404": _use("NotFound")},
+                tag="brands",
+                write=True,
+                params=[brand_id],
+                operation_id="deleteBrand",
+            ),
+        },
+        "/v1/brands/{brand_id}/export": {
+            "get": _op(
+                "Export a brand: a Markdown brand book, or the whole brand as JSON with its files named",
+                {
+                    "200": {
+                        "description": "The export, as an attachment.",
+                        "headers": {
+                            "Content-Disposition": {"required": True, "schema": {"type": "string"}},
+                        },
+                        "content": {
+                            JSON: {"schema": _ref("BrandExport")},
+                            "text/markdown": {"schema": {"type": "string"}},
+                        },
+                    },
+                    "404": _use("NotFound"),
+                    "422": _use("Invalid"),
+                },
+                tag="brands",
+                params=[
+                    brand_id,
+                    _param(
+                        "format", "query", {"enum": ["json", "md"], "default": "json"}, "JSON or Markdown."
+                    ),
+                ],
+                operation_id="exportBrand",
+            ),
+        },
+    }
+
+
 def _account_paths() -> Schema:
     return {
         "/v1/account": {
@@ -1989,6 +2165,7 @@ def build() -> dict[str, Any]:
                 "files",
                 "jobs",
                 "workflows",
+                "brands",
                 "models",
                 "account",
                 "billing",
@@ -2003,6 +2180,7 @@ def build() -> dict[str, Any]:
             **_jobs_paths(),
             **_workflows_paths(),
             **_workflow_runs_paths(),
+            **_brands_paths(),
             **_account_paths(),
             **_billing_paths(),
             **_auth_paths(),

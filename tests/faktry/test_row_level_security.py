@@ -20,6 +20,7 @@ from faktry import migrate
 from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from pipelines import runner
+from pipelines.brands.models import Brand
 from pipelines.models import ModerationEntry
 from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas.limits import reserve_storage
@@ -66,7 +67,8 @@ ALLOCATIONS_OF = (
 def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image: Any, settings: Any) -> Any:
     """Two tenants with a row of their own in every table that holds a tenant's data: a
     file, a finished job with an output, a hold and its allocation, a ledger, a web
-    session, a moderation log entry and a storage reservation."""
+    session, a moderation log entry, a storage reservation, a workflow with its run, and a
+    brand."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -101,6 +103,7 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
             s.flush()
             s.add(WorkflowStep(run_id=run.id, tenant_id=t.id, node="a"))
             s.add(WorkflowEvent(run_id=run.id, tenant_id=t.id, kind="started"))
+            s.add(Brand(tenant_id=t.id, name="brand"))  # brand guidelines
         made.append(t)
     return made
 

@@ -18,6 +18,7 @@ from faktry.db import Base, transaction
 from faktry.tenancy import ApiKey, Tenant, User, UserSession
 from pipelines import runner
 from pipelines.admission import AdmittingSender
+from pipelines.brands.models import Brand
 from pipelines.catalog import default_catalog
 from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas import ledger
@@ -63,6 +64,7 @@ EXPORTED = {
     "workflow_runs": ("workflow_runs",),
     "workflow_steps": ("workflow_steps",),
     "workflow_events": ("workflow_events",),
+    "brands": ("brands",),
 }
 
 
@@ -128,6 +130,9 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     flow = client.post("/v1/workflows", json={"name": "probe", "graph": graph}, headers=person.headers).json
     run = client.post(f"/v1/workflows/{flow['id']}/runs", json={"inputs": {}}, headers=person.headers)
     assert run.status_code == 202, run.json  # a run with a step and its events
+    brand = {"name": "Acme", "logo_file_id": file_id, "voice": {"values": ["care"]}}
+    assert client.post("/v1/brands", json=brand, headers=person.headers).status_code == 201
+    client.post("/v1/brands", json={"name": "Other's"}, headers=other.headers)
 
     r = client.get("/v1/account/export", headers=person.headers)
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
@@ -158,6 +163,9 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     assert data["sessions"][0]["user_agent"] == "PrivacyTest/1.0" and "token" not in data["sessions"][0]
     assert data["workflow_versions"][0]["graph"] == graph
     assert [st["node"] for st in data["workflow_steps"]] == ["probe"]
+    assert [(b["name"], b["logo_file_id"], b["voice"]["values"]) for b in data["brands"]] == [
+        ("Acme", file_id, ["care"])
+    ]
     assert all(k["prefix"] and "key_hash" not in k for k in data["api_keys"])
     assert data["billing"]["stripe_customer_id"] == customer
     assert {lot["source"] for lot in data["credit_lots"]} == {"grant", "purchase"}
@@ -222,6 +230,7 @@ def test_deleting_an_account_removes_people_keys_files_and_jobs_and_keeps_a_clea
     flow = client.post("/v1/workflows", json={"name": "probe", "graph": graph}, headers=person.headers).json
     run = client.post(f"/v1/workflows/{flow['id']}/runs", json={"inputs": {}}, headers=person.headers).json
     assert run["status"] == "running"
+    assert client.post("/v1/brands", json={"name": "Acme"}, headers=person.headers).status_code == 201
     assert list(ctx.storage.list(f"t/{person.id}/"))
     csrf = login(client, person)
     r = client.delete("/v1/account", json={"password": PASSWORD}, headers=csrf)
@@ -235,7 +244,7 @@ def test_deleting_an_account_removes_people_keys_files_and_jobs_and_keeps_a_clea
         assert s.scalars(select(ApiKey).where(ApiKey.tenant_id == person.id)).all() == []
         assert s.scalars(select(File).where(File.tenant_id == person.id)).all() == []
         assert s.get(Tenant, person.id).status == "deleted"
-        for model in (Workflow, WorkflowVersion, WorkflowRun, WorkflowStep, WorkflowEvent):
+        for model in (Workflow, WorkflowVersion, WorkflowRun, WorkflowStep, WorkflowEvent, Brand):
             assert s.scalar(select(func.count()).select_from(model).where(model.tenant_id == person.id)) == 0
         entries = s.scalars(select(LedgerEntry).where(LedgerEntry.tenant_id == person.id)).all()
         assert {"grant", "hold", "capture", "release", "adjustment"} <= {e.kind for e in entries}

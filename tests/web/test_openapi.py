@@ -63,6 +63,7 @@ NEEDS_FINISHED_JOBS = re.compile(r"^(GET|DELETE) /v1/(files|jobs)|^POST /v1/jobs
 NEEDS_STRIPE = re.compile(r"^\w+ /v1/billing/")
 NEEDS_STAFF = re.compile(r"^\w+ /v1/admin/")
 NEEDS_WORKFLOWS = re.compile(r"^\w+ /v1/workflow")
+NEEDS_BRANDS = re.compile(r"^\w+ /v1/brands")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
 #: A valid workflow graph, so that generated requests reach more than 422s.
 GRAPH = {
@@ -151,6 +152,8 @@ class Seeds:
         self.workflow_ids: list[str] = []
         self.run_ids: list[str] = []
         self.workflow_inputs: dict[str, Any] = {}
+        self.brand_ids: list[str] = []
+        self.image_ids: list[str] = []
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -222,6 +225,19 @@ class Seeds:
             assert run.status_code == 202, run.json
             self.run_ids.append(str(run.json["id"]))
 
+    def make_brands(self, png: Path) -> None:
+        """Two brands, one with a logo and mood images from the library."""
+        self.image_ids = [self.upload(png), self.upload(png)]
+        bodies = [
+            {"name": "first", "logo_file_id": self.image_ids[0], "mood_file_ids": self.image_ids,
+             "colors": {"primary": "#102030"}, "personas": [{"name": "Pat"}]},
+            {"name": "second"},
+        ]  # fmt: skip
+        for body in bodies:
+            r = self.client.post("/v1/brands", headers=self.tenant.headers, json=body)
+            assert r.status_code == 201, r.json
+            self.brand_ids.append(str(r.json["id"]))
+
     def use_stripe(self, fake: StripeFake) -> None:
         """Billing talks to the Stripe stand-in; signed webhook deliveries are ready to send."""
         services = self.app.extensions["faktry"]
@@ -246,7 +262,13 @@ class Seeds:
         """A real ``next_cursor`` of each list."""
         return [
             self.client.get(f"/v1/{what}?limit=1", headers=self.tenant.headers).json["next_cursor"] or ""
-            for what in ("files", "jobs", "workflows", *(f"workflows/{w}/runs" for w in self.workflow_ids))
+            for what in (
+                "files",
+                "jobs",
+                "workflows",
+                "brands",
+                *(f"workflows/{w}/runs" for w in self.workflow_ids),
+            )
         ]
 
 
@@ -263,6 +285,8 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
             seeds.submit({"type": "media.probe", "input": {"file_id": image_id}})
     if NEEDS_WORKFLOWS.match(operation):
         seeds.save_workflows(png_image)
+    if NEEDS_BRANDS.match(operation):
+        seeds.make_brands(png_image)
     if NEEDS_STRIPE.match(operation):
         seeds.use_stripe(request.getfixturevalue("stripe_fake"))
     if NEEDS_STAFF.match(operation):
@@ -293,6 +317,7 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "tenant_id": [seeds.tenant.id],
             "workflow_id": seeds.workflow_ids,
             "run_id": seeds.run_ids,
+            "brand_id": seeds.brand_ids,
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:
@@ -327,6 +352,12 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
     if operation.label == "POST /v1/workflows":
         names = st.text(alphabet="abcdefghij", min_size=1, max_size=12)
         options.append(names.flatmap(lambda n: operation.as_strategy(body={"name": n, "graph": GRAPH})))
+    if operation.label in ("POST /v1/brands", "PATCH /v1/brands/{brand_id}"):
+        # Bodies whose files are the tenant's images, so that more than 422s come back.
+        images = st.sampled_from(seeds.image_ids)
+        options.append(
+            st.tuples(operation.as_strategy(), images).map(lambda drawn: _with_brand_files(*drawn))
+        )
     if operation.label == "POST /v1/files":
         options.append(operation.as_strategy(body={"file": seeds.png_bytes}))
     if operation.label == "POST /v1/billing/checkout":
@@ -339,6 +370,18 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
     if operation.label == "POST /v1/session":
         options.append(operation.as_strategy(body=seeds.login))
     return st.one_of(options)
+
+
+def _with_brand_files(case: Any, file_id: str) -> Any:
+    """The case, its logo and mood images replaced by one of the tenant's images."""
+    if isinstance(case.body, dict):
+        body = dict(case.body)
+        if isinstance(body.get("logo_file_id"), str):
+            body["logo_file_id"] = file_id
+        if isinstance(body.get("mood_file_ids"), list):
+            body["mood_file_ids"] = [file_id][: len(body["mood_file_ids"])]
+        case.body = body
+    return case
 
 
 def _with_real_files(drawn: tuple[Any, str]) -> Any:

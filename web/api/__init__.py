@@ -25,6 +25,7 @@ from web.api import (  # noqa: E402,F401
     account,
     admin,
     billing,
+    brands,
     files,
     jobs,
     keys,
