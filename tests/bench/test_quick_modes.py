@@ -32,6 +32,7 @@ pytestmark = pytest.mark.slow
         ("bench.fairness", "ratio FIFO / fair"),
         ("bench.admission_scale", "ratio 10,000/10"),
         ("bench.key_checks", "ratio off/on"),
+        ("bench.workflow_fanout", "the fan-out run takes"),
     ],
 )
 def test_a_benchmark_quick_mode_runs_and_prints_its_ratio(module, expect):
