@@ -258,6 +258,7 @@ def _obj(
 
 _dimension = {"type": "integer", "minimum": 1, "maximum": 8192}
 _FILE = {"type": "string", "minLength": 1, "maxLength": 40}
+_BRAND = {"type": "string", "minLength": 1, "maxLength": 40}
 
 
 def _input_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -403,14 +404,29 @@ JOB_TYPES: dict[str, JobType] = {
                         "description": "Also write the captions as these subtitle files, in this order, "
                         "after the video.",
                     },
+                    # No schema defaults for the style: a brand's fill what the request leaves
+                    # out, else DejaVu Sans, #FFFFFF and #000000 (pipelines/services.py).
                     "font_family": {
                         "type": "string",
                         "pattern": FONT_FAMILY.pattern,
-                        "default": "DejaVu Sans",
-                        "description": "A font installed on the workers; another is used if it is not.",
+                        "description": "A font installed on the workers; another is used if it is not. "
+                        "By default the brand's body font, else DejaVu Sans.",
                     },
-                    "text_color": {"type": "string", "pattern": COLOR.pattern, "default": "#FFFFFF"},
-                    "outline_color": {"type": "string", "pattern": COLOR.pattern, "default": "#000000"},
+                    "text_color": {
+                        "type": "string",
+                        "pattern": COLOR.pattern,
+                        "description": "By default the brand's primary colour, else #FFFFFF.",
+                    },
+                    "outline_color": {
+                        "type": "string",
+                        "pattern": COLOR.pattern,
+                        "description": "By default the brand's accent colour, else #000000.",
+                    },
+                    "brand_id": {
+                        **_BRAND,
+                        "description": "A brand of yours whose body font and primary and accent colours "
+                        "style the captions where the request does not set them.",
+                    },
                 }
             ),
             input_kinds=frozenset({"video", "audio"}),
@@ -481,13 +497,17 @@ JOB_TYPES: dict[str, JobType] = {
                         "description": "Distance from both edges, as a fraction of the video's width.",
                     },
                     "opacity": {"type": "number", "minimum": 0.05, "maximum": 1, "default": 0.8},
+                    "brand_id": {
+                        **_BRAND,
+                        "description": "A brand of yours whose logo is used when input.logo_file_id "
+                        "is not given.",
+                    },
                 }
             ),
             input_kinds=frozenset({"video"}),
             run=edit.watermark,
-            input_schema=_input_schema(
-                {"file_id": _FILE, "logo_file_id": _FILE}, ["file_id", "logo_file_id"]
-            ),
+            # logo_file_id, or the logo of params.brand_id (checked at submit, pipelines/services.py).
+            input_schema=_input_schema({"file_id": _FILE, "logo_file_id": _FILE}, ["file_id"]),
             file_fields={"file_id": frozenset({"video"}), "logo_file_id": frozenset({"image"})},
             produces=_writes("video"),
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -21,7 +22,9 @@ from faktry import clock
 from faktry.db import new_id
 from faktry.errors import Conflict, FaktryError, NotFound, ValidationError
 from pipelines import files, jobtypes, lifecycle, pagination
+from pipelines.brands.models import Brand
 from pipelines.catalog import Catalog, Model, default_catalog
+from pipelines.media.subtitles import COLOR, FONT_FAMILY
 from pipelines.models import CANCELED, FAILED, FINISHED, QUEUED, RUNNING, STATUSES, Job, JobEvent, JobOutput
 from pipelines.routing import RoutingLimits, route
 from quotas import ledger
@@ -85,6 +88,7 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
     job_type = jobtypes.get(body.get("type"))
     params, model = checked_params(job_type, body.get("params", {}), policy.catalog)
     inputs = job_type.validate_input(body.get("input"))
+    params, inputs = _with_brand(session, tenant_id, job_type, body.get("params", {}), params, inputs)
     metadata = _metadata(body.get("metadata", {}))
     # A slot is a field naming one file, or one item of a field naming a list of files.
     given = {
@@ -134,6 +138,69 @@ def checked_params(
         return job_type.validate(params_in), None
     model = catalog.get(params_in.get("model") if isinstance(params_in, dict) else None, job_type.name)
     return job_type.validate(params_in, model.params_schema), model
+
+
+#: The caption params a brand styles, with where each comes from in the brand and its value
+#: without a brand.
+_CAPTION_STYLE: dict[str, tuple[str, str, str, re.Pattern[str]]] = {
+    "font_family": ("typography", "body_font", "DejaVu Sans", FONT_FAMILY),
+    "text_color": ("colors", "primary", "#FFFFFF", COLOR),
+    "outline_color": ("colors", "accent", "#000000", COLOR),
+}
+
+
+def _with_brand(
+    session: Session,
+    tenant_id: str,
+    job_type: jobtypes.JobType,
+    given: Any,
+    params: dict[str, Any],
+    inputs: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The params and input with ``params.brand_id`` resolved for the caller's tenant, and the
+    resolved values written into the job (its caption style in params, its logo in
+    ``input.logo_file_id``) so that the job runs, and replays, the same after the brand
+    changes. Values the request sets itself win over the brand's.
+
+    Here, in `prepare`, a single submit and a workflow step (at its launch) both resolve it;
+    a workflow graph checks only the params' shape. Another tenant's brand answers
+    ``422 brand_not_found`` like an unknown one; a watermark with neither a logo nor a brand
+    with one answers ``422 no_logo``."""
+    explicit = set(given) if isinstance(given, dict) else set()
+    brand = None
+    brand_id = params.get("brand_id")
+    if brand_id is not None:
+        found = session.get(Brand, brand_id) if brand_id.startswith("brd_") else None
+        if found is None or found.tenant_id != tenant_id:
+            raise ValidationError("no such brand", field="params.brand_id", code="brand_not_found")
+        brand = found
+    if job_type.name == "video.captions":
+        params = dict(params)
+        for name, (part, key, default, pattern) in _CAPTION_STYLE.items():
+            if name in explicit:
+                continue
+            value = (getattr(brand, part) or {}).get(key) if brand is not None else None
+            # A brand's font may be longer than a caption renderer's name limit: then the default.
+            params[name] = value if isinstance(value, str) and pattern.fullmatch(value) else default
+    if job_type.name == "video.watermark" and not inputs.get("logo_file_id"):
+        if brand is None:
+            raise ValidationError(
+                "missing required input field 'logo_file_id' (or a params.brand_id with a logo)",
+                field="input.logo_file_id",
+            )
+        if not brand.logo_file_id or not _is_file(session, tenant_id, brand.logo_file_id):
+            raise ValidationError(
+                "the brand has no logo in the library; give input.logo_file_id",
+                field="params.brand_id",
+                code="no_logo",
+            )
+        inputs = {**inputs, "logo_file_id": brand.logo_file_id}
+    return params, inputs
+
+
+def _is_file(session: Session, tenant_id: str, file_id: str) -> bool:
+    found = session.scalar(select(File.id).where(File.id == file_id, File.tenant_id == tenant_id))
+    return found is not None
 
 
 def quote(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> dict[str, Any]:
