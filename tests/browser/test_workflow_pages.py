@@ -227,7 +227,8 @@ def test_a_refused_graph_shows_each_problem_next_to_its_node_and_field(page, sit
     expect(page.locator("#nodes [data-node]")).to_have_count(0)
     page.get_by_role("button", name="Add a run input").click()
     page.get_by_label("Kind").select_option("audio")
-    # One node with a setting out of range, one fed audio where it takes images.
+    # Both nodes are fed audio where they take images; the first has a setting out of range
+    # too, and is told both at once.
     page.get_by_role("button", name="Add a node").click()
     page.get_by_role("button", name="Add a node").click()
     node, other = page.locator('#nodes [data-node="node1"]'), page.locator('#nodes [data-node="node2"]')
@@ -240,7 +241,7 @@ def test_a_refused_graph_shows_each_problem_next_to_its_node_and_field(page, sit
     assert graph_in_view(page)["nodes"]["node2"]["input"] == {"file_id": {"input": "input1"}}
     # The quote checks the graph as it is edited, before any save.
     expect(page.locator("#quote")).to_have_text(
-        re.compile(r"^Price: \S \(2 problems, shown next to their nodes\)$")
+        re.compile(r"^Price: \S \(3 problems, shown next to their nodes\)$")
     )
     page.get_by_label("Name", exact=True).fill("broken")
     page.get_by_role("button", name="Save as a new workflow").click()
@@ -249,6 +250,7 @@ def test_a_refused_graph_shows_each_problem_next_to_its_node_and_field(page, sit
     width = node.get_by_label("Width")
     expect(width).to_have_attribute("aria-invalid", "true")
     expect(node.locator('.wf-problem[data-code="invalid_request"]')).to_contain_text("width")
+    expect(node.locator('.wf-problem[data-code="kind_mismatch"]')).to_contain_text("audio")
     expect(other).to_have_attribute("data-has-problems", "true")
     expect(other.get_by_label("File")).to_have_attribute("aria-invalid", "true")
     expect(other.locator('.wf-problem[data-code="kind_mismatch"]')).to_contain_text("audio")
