@@ -17,19 +17,20 @@ submit with ``output_too_large``, naming the field.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError as SchemaError
 
 from faktry.errors import ValidationError
+from pipelines import timeline
 from pipelines.catalog import default_catalog
 from pipelines.media.ffmpeg import ASPECTS, CORNERS, JPEG_MAX_DIMENSION, PRESETS, TRANSITIONS, sprite_size
 from pipelines.media.images import MAX_IMAGE_PIXELS
 from pipelines.media.subtitles import COLOR, FONT_FAMILY
-from pipelines.steps import edit, media
+from pipelines.steps import edit, media, render
 from pipelines.steps.base import StepContext, StepResult
 
 AUDIO_PRESETS = tuple(name for name in PRESETS if name.startswith("audio_"))
@@ -95,6 +96,39 @@ def _concat_count(value: dict[str, Any]) -> None:
         )
 
 
+def _render_params(value: Any) -> dict[str, Any]:
+    """``{"timeline": ...}``, the timeline checked with paths such as
+    ``params.timeline.video[1].out`` (pipelines/timeline.py)."""
+    if not isinstance(value, dict):
+        raise ValidationError("params must be an object", field="params")
+    unknown = sorted(set(value) - {"timeline"})
+    if unknown:
+        raise ValidationError(
+            f"unknown params field {unknown[0]!r}; allowed: timeline",
+            field=f"params.{unknown[0]}",
+            code="unknown_field",
+        )
+    if "timeline" not in value:
+        raise ValidationError("missing required params field 'timeline'", field="params.timeline")
+    return {"timeline": timeline.validate(value["timeline"])}
+
+
+def _render_files(params: dict[str, Any], kinds: dict[str, str]) -> None:
+    """Each ``file`` of the timeline names one of ``input.file_ids``, of a kind its place takes."""
+    listed = [
+        kinds.get(f"file_ids.{i}") for i in range(sum(1 for slot in kinds if slot.startswith("file_ids.")))
+    ]
+    timeline.check(params["timeline"], kinds=listed)
+
+
+def _render_seconds(params: dict[str, Any], file_seconds: Sequence[float | None] = ()) -> float:
+    return timeline.stated_seconds(params.get("timeline") or {}, file_seconds)
+
+
+def _render_writes(params: dict[str, Any]) -> tuple[str, ...]:
+    return ("video", "subtitles") if timeline.writes_srt(params.get("timeline") or {}) else ("video",)
+
+
 def _file_input(kinds: frozenset[str]) -> dict[str, Any]:
     return {
         "type": "object",
@@ -102,6 +136,10 @@ def _file_input(kinds: frozenset[str]) -> dict[str, Any]:
         "required": ["file_id"],
         "additionalProperties": False,
     }
+
+
+class PricedSeconds(Protocol):
+    def __call__(self, params: dict[str, Any], file_seconds: Sequence[float | None] = ()) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -128,6 +166,15 @@ class JobType:
     list_fields: frozenset[str] = frozenset()
     #: Checks the input before its schema, for refusals with a code of their own.
     input_check: Callable[[dict[str, Any]], None] | None = None
+    #: Validates ``params`` in place of the generic schema check, for a document with error
+    #: paths of its own (``params.timeline.video[1].out``); returns them with defaults applied.
+    validate_params: Callable[[Any], dict[str, Any]] | None = None
+    #: Checks the validated params against the kinds of the files the input names, by slot
+    #: (`file_slots`: ``file_ids.3`` -> ``image``); raises `ValidationError` naming a field.
+    check_files: Callable[[dict[str, Any], dict[str, str]], None] | None = None
+    #: The seconds a quote prices and the tier's length limit reads, from the params (and the
+    #: lengths of the listed files, in order, where known) instead of the input's duration.
+    priced_seconds: PricedSeconds | None = None
 
     def output_kinds(self, params: dict[str, Any]) -> tuple[str, ...]:
         """What the job's outputs are (``image``, ``video``, ``audio``, ``playlist``,
@@ -153,7 +200,10 @@ class JobType:
 
     def validate(self, params: Any, schema: dict[str, Any] | None = None) -> dict[str, Any]:
         """The params with defaults applied, or a 422 naming the offending field."""
-        validated = _validated(params, schema or self.params_schema, "params")
+        if self.validate_params is not None and schema is None:
+            validated = self.validate_params(params)
+        else:
+            validated = _validated(params, schema or self.params_schema, "params")
         if self.check is not None:
             self.check(validated)
         return validated
@@ -188,10 +238,20 @@ def slot_field(slot: str) -> str:
     return slot.split(".", 1)[0]
 
 
-def priced_media(job_type: JobType, media: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def priced_media(
+    job_type: JobType, media: dict[str, dict[str, Any]], params: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The media facts a price and the tier's length limit read, given each slot's
-    (`file_slots`): the main file's (``file_id``); for a job over a list of files, their
+    (`file_slots`): for a job type that prices its params (`JobType.priced_seconds`), that
+    length; else the main file's (``file_id``); for a job over a list of files, their
     durations summed (what a concatenation lasts at most)."""
+    if job_type.priced_seconds is not None and params is not None:
+        listed = [
+            media[slot].get("duration")
+            for slot in sorted((s for s in media if "." in s), key=lambda s: int(s.rsplit(".", 1)[1]))
+        ]
+        seconds = [float(d) if isinstance(d, int | float) else None for d in listed]
+        return {"duration": job_type.priced_seconds(params, seconds)}
     if "file_id" in media or not job_type.list_fields:
         return media.get("file_id", {})
     durations = [m.get("duration") for m in media.values()]
@@ -582,6 +642,41 @@ JOB_TYPES: dict[str, JobType] = {
             list_fields=frozenset({"file_ids"}),
             input_check=_concat_count,
             produces=_writes("video"),
+        ),
+        JobType(
+            name="video.render",
+            description="Render a timeline (docs/timeline.md) of stills and clips with narration, music, "
+            "captions, titles and a watermark into one MP4, loudness-normalized; its captions also "
+            "as an SRT file.",
+            params_schema=_obj(
+                {
+                    "timeline": {
+                        **timeline.TIMELINE_SCHEMA,
+                        "description": "The video to make (docs/timeline.md).",
+                    }
+                },
+                ["timeline"],
+            ),
+            input_kinds=frozenset({"image", "video", "audio"}),
+            run=render.render,
+            input_schema=_input_schema(
+                {
+                    "file_ids": {
+                        "type": "array",
+                        "items": _FILE,
+                        "minItems": 1,
+                        "maxItems": timeline.MAX_FILES,
+                        "description": "The files the timeline names by index (its `file` fields).",
+                    }
+                },
+                ["file_ids"],
+            ),
+            file_fields={"file_ids": frozenset({"image", "video", "audio"})},
+            list_fields=frozenset({"file_ids"}),
+            validate_params=_render_params,
+            check_files=_render_files,
+            priced_seconds=_render_seconds,
+            produces=_render_writes,
         ),
     ]
 }

@@ -383,7 +383,9 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
     main = facts.files.get("file_id") or next(iter(facts.files.values()), None)
     assert main is not None
     key, kind, _ = main
-    media = jobtypes.priced_media(job_type, {slot: f[2] for slot, f in facts.files.items() if f is not None})
+    media = jobtypes.priced_media(
+        job_type, {slot: f[2] for slot, f in facts.files.items() if f is not None}, params
+    )
     out_dir = workdir / "out"
     out_dir.mkdir(parents=True)
     duration = float(media.get("duration") or 0.0)
@@ -398,12 +400,14 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
             }
             # The items of a list field, each file fetched once however often it is listed.
             lists: dict[str, list[tuple[Path, dict[str, Any]]]] = {}
+            list_kinds: dict[str, list[str]] = {}
             fetched = {key: input_path}
             for slot, f in facts.files.items():
                 if "." in slot and f is not None:
                     if f[0] not in fetched:
                         fetched[f[0]] = stack.enter_context(ctx.storage.local_path(f[0], into=workdir))
                     lists.setdefault(jobtypes.slot_field(slot), []).append((fetched[f[0]], f[2]))
+                    list_kinds.setdefault(jobtypes.slot_field(slot), []).append(f[1])
             step_ctx = StepContext(
                 input_path=input_path,
                 input_kind=kind,
@@ -418,6 +422,7 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
                 memory_limit_bytes=ctx.settings.ffmpeg_memory_limit_bytes,
                 inputs=others,
                 lists=lists,
+                list_kinds=list_kinds,
             )
             result = job_type.run(step_ctx)
             if hb.should_cancel():

@@ -107,10 +107,14 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
                 field=f"input.{slot}",
                 code="unsupported_input",
             )
+    if job_type.check_files is not None:
+        job_type.check_files(params, {slot: row.kind for slot, row in given.items()})
     main = given.get("file_id")
     if main is None and job_type.list_fields:  # a list's first file is the job's input file
         main = next(iter(given.values()), None)
-    media = jobtypes.priced_media(job_type, {slot: dict(row.media or {}) for slot, row in given.items()})
+    media = jobtypes.priced_media(
+        job_type, {slot: dict(row.media or {}) for slot, row in given.items()}, params
+    )
     check_duration(policy.tiers.limits(session, tenant_id), media.get("duration"))
     text = str(inputs.get("text") or inputs.get("prompt") or "")
     if model is not None:

@@ -39,6 +39,9 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     "video.reframe": {"per_minute": 1000, "minimum": 200, "times": "aspects"},
     # Minutes of the joined video (the clips' sum, when quoted).
     "video.concat": {"per_minute": 1000, "minimum": 200},
+    # Minutes of the timeline as written (its stated seconds, pipelines/timeline.py); a narration
+    # that holds a scene longer makes a longer video, never a larger charge.
+    "video.render": {"per_minute": 1500, "minimum": 300},
 }
 
 

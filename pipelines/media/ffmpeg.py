@@ -752,6 +752,19 @@ def sprite_size(
     return columns * width, rows * tile_height
 
 
+def fit_frame(fit: str, width: int, height: int) -> str:
+    """The filters that make a picture exactly `width` x `height`: scaled to fill the frame and
+    cropped (`fit` ``crop``), or scaled to fit and padded with black (``pad``)."""
+    if fit == "crop":
+        return f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
+    if fit == "pad":
+        return (
+            f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
+            f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black"
+        )
+    raise ValueError(f"unknown fit {fit!r}")
+
+
 def captions(
     src: Path,
     out_dir: Path,
@@ -782,13 +795,7 @@ def captions(
     out_dir.mkdir(parents=True, exist_ok=True)
     args = [*input_args(src)]
     if info.has_video:
-        if fit == "crop":
-            frame = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
-        else:
-            frame = (
-                f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-                f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black"
-            )
+        frame = fit_frame(fit, width, height)
         graph = f"[0:V:0]{frame},setsar=1,ass={script},format=yuv420p[v]"
     else:
         _need_audio(info)
@@ -958,6 +965,22 @@ _CORNERS = {
 CORNERS = tuple(_CORNERS)
 
 
+def logo_overlay(
+    picture: str, logo: str, *, frame_width: int, corner: str, scale: float, margin: int, opacity: float
+) -> str:
+    """The filter graph that overlays the image stream `logo` on the video stream `picture`
+    (both stream specifiers or labels, without brackets) at `corner`, `scale` of `frame_width`
+    wide (its aspect kept), `margin` pixels from both edges, at `opacity` (0..1, times the
+    logo's own alpha). It ends with the overlay, unlabelled, for the caller to continue."""
+    if corner not in _CORNERS:
+        raise ValueError(f"unknown corner {corner!r}")
+    x, y = (part.replace("M", str(margin)) for part in _CORNERS[corner])
+    return (
+        f"[{logo}]scale={_even(frame_width * scale)}:-2,format=rgba,colorchannelmixer=aa={opacity:.3f}[logo];"
+        f"[{picture}][logo]overlay=x={x}:y={y}:eof_action=repeat:format=auto"
+    )
+
+
 def watermark(
     src: Path,
     logo: Path,
@@ -984,13 +1007,16 @@ def watermark(
     if not info.width or not info.height:
         raise InvalidMedia("the video's size is unknown")
     out_dir.mkdir(parents=True, exist_ok=True)
-    logo_width = _even(info.width * scale)
-    pad = max(0, round(info.width * margin))
-    x, y = (part.replace("M", str(pad)) for part in _CORNERS[corner])
-    graph = (
-        f"[1:v:0]scale={logo_width}:-2,format=rgba,colorchannelmixer=aa={opacity:.3f}[logo];"
-        f"[0:V:0][logo]overlay=x={x}:y={y}:eof_action=repeat:format=auto,format=yuv420p[v]"
+    graph = logo_overlay(
+        "0:V:0",
+        "1:v:0",
+        frame_width=info.width,
+        corner=corner,
+        scale=scale,
+        margin=max(0, round(info.width * margin)),
+        opacity=opacity,
     )
+    graph += ",format=yuv420p[v]"
     args = [*input_args(src), *input_args(logo), "-filter_complex", graph, "-map", "[v]"]
     if info.has_audio:
         args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
@@ -1160,13 +1186,7 @@ def concat(
             )
         durations.append(seconds)
         args += input_args(path)
-        if fit == "crop":
-            frame = f"scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height}"
-        else:
-            frame = (
-                f"scale={width}:{height}:force_original_aspect_ratio=decrease:force_divisible_by=2,"
-                f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2:color=black"
-            )
+        frame = fit_frame(fit, width, height)
         graph.append(
             f"[{i}:V:0]{frame},setsar=1,fps={fps},format=yuv420p,"
             f"trim=duration={seconds:.3f},setpts=PTS-STARTPTS[v{i}]"

@@ -36,6 +36,8 @@ class StepContext:
     #: Input fields that name a list of files (``file_ids``): each file's local path and its
     #: facts as probed at upload, in order. ``input_path`` is the list's first file.
     lists: dict[str, list[tuple[Path, dict[str, Any]]]] = field(default_factory=dict)
+    #: The kind of each file of `lists` (``image``, ``video``, ``audio``), in the same order.
+    list_kinds: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

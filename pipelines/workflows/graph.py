@@ -26,6 +26,15 @@ Fan-out: a node with ``"map": "<field>"`` runs once per item of the list bound t
 - any other node has one item. A node that takes one output of a mapped node
   (``{"node": X, "output": i}``, the i-th output overall) is a fan-in: it waits for every item
   of X and runs once.
+
+A field that takes a list of files (a job type's ``list_fields``: ``file_ids`` of
+``video.concat`` and ``video.render``) may be written as a list whose items are each one file
+from anywhere: a file id, ``{"node": X, "output": i}`` or ``{"input": name}`` (a single-file
+run input). The node takes the list whole and runs once, after every node its items name;
+each item is checked, bound and reported as ``input.<field>[i]``. A job type that checks its
+params against its files' kinds (``JobType.check_files``: a timeline naming files by index) is
+checked with the list's length and the kinds known when the graph is parsed, and with every
+kind once the files are bound.
 """
 
 from __future__ import annotations
@@ -51,8 +60,13 @@ MAX_NODES = 200
 #: Tier defaults for limits a tier row may not carry yet.
 DEFAULT_MAX_NODES = 20
 DEFAULT_MAX_ITEMS = 100
-#: A file id written in a graph (not a run input) is bound under "<node>.<field>".
+#: A file id written in a graph (not a run input) is bound under "<node>.<field>", an item of
+#: a list under "<node>.<field>.<i>".
 LITERAL_SEP = "."
+#: What a reference stands for when the input is checked against its type's schema.
+_SOME_FILE = "fil_" + "0" * 24
+#: The path a schema gives an item of a list field (``input.file_ids.2``).
+_ITEM_PATH = re.compile(r"input\.(?P<field>[a-z_]+)\.(?P<index>\d+)(?P<rest>\..*)?")
 
 
 class WorkflowInvalid(ValidationError):
@@ -100,11 +114,20 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class RefList:
+    """A list of files written in the graph for a list field, each item one file: a file id
+    (`Literal`), one output of a node or a single-file run input (`Ref`). The job takes the
+    list as a whole, in this order."""
+
+    items: tuple[Literal | Ref, ...]
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     type: str
     params: dict[str, Any]
-    input: dict[str, Literal | Ref]
+    input: dict[str, Literal | Ref | RefList]
     map: str | None = None
     model: str | None = None
     provider: str | None = None
@@ -120,8 +143,23 @@ class Node:
     def output_kinds(self) -> tuple[str, ...]:
         return self.job_type.output_kinds(self.params)
 
+    def refs(self) -> list[tuple[str, str, Ref]]:
+        """Every reference in the node's input as (field, path, reference): a field's own, or
+        each reference item of a list, at ``input.<field>[i]``."""
+        found = []
+        for field_name, value in self.input.items():
+            if isinstance(value, Ref):
+                found.append((field_name, f"input.{field_name}", value))
+            elif isinstance(value, RefList):
+                found.extend(
+                    (field_name, f"input.{field_name}[{i}]", item)
+                    for i, item in enumerate(value.items)
+                    if isinstance(item, Ref)
+                )
+        return found
+
     def depends_on(self) -> set[str]:
-        return {ref.node for ref in self.input.values() if isinstance(ref, Ref) and ref.node}
+        return {ref.node for _, _, ref in self.refs() if ref.node}
 
 
 @dataclass(frozen=True)
@@ -228,6 +266,7 @@ def parse(raw: Any, *, policy: Policy, limits: TierLimits | None) -> Graph:
             nodes[name] = node
     for node in nodes.values():
         _check_references(node, inputs, nodes, set(nodes_raw), problems)
+        _check_files(node, _list_kinds(node, inputs, nodes), problems)
     order = _order(nodes, problems)
     problems.raise_any()
     return Graph(inputs, nodes, order, max_items=max_items, max_duration_seconds=max_duration)
@@ -299,12 +338,12 @@ def _parse_node(name: Any, spec: Any, policy: Policy, problems: _Problems) -> No
     if not isinstance(given, dict):
         problems.add(name, "input", "invalid_request", "input must be an object of fields")
         return None
-    refs: dict[str, Literal | Ref] = {}
+    refs: dict[str, Literal | Ref | RefList] = {}
     for field_name, value in given.items():
         ref = _parse_value(name, field_name, value, job_type, problems)
         if ref is not None:
             refs[field_name] = ref
-    _check_input_schema(name, job_type, given, refs, problems)
+    _check_input_schema(name, job_type, given, problems)
     mapped = spec.get("map")
     if mapped is not None and (not isinstance(mapped, str) or mapped not in given):
         problems.add(
@@ -316,8 +355,20 @@ def _parse_node(name: Any, spec: Any, policy: Policy, problems: _Problems) -> No
 
 def _parse_value(
     node: str, field_name: str, value: Any, job_type: jobtypes.JobType, problems: _Problems
-) -> Literal | Ref | None:
+) -> Literal | Ref | RefList | None:
     where = f"input.{field_name}"
+    if field_name in job_type.list_fields:
+        if isinstance(value, list):
+            return RefList(
+                tuple(_parse_item(node, f"{where}[{i}]", item, problems) for i, item in enumerate(value))
+            )
+        if isinstance(value, dict):
+            problems.add(
+                node, where, "bad_reference",
+                f"{where} is a list of files: write [...] with one file per item: a file id, "
+                '{"node": name, "output": index} or {"input": name}',
+            )  # fmt: skip
+            return None
     if not isinstance(value, dict):
         return Literal(value)
     keys = set(value)
@@ -348,84 +399,198 @@ def _parse_value(
     return Ref(node=value["node"], output=output)
 
 
+#: An item of a list that could not be read: its problem is reported and the graph refused.
+_UNREADABLE = Literal(None)
+
+
+def _parse_item(node: str, where: str, item: Any, problems: _Problems) -> Literal | Ref:
+    """One item of a list field: a file id as written (its schema checks it), or a reference
+    to exactly one file."""
+    if not isinstance(item, dict):
+        return Literal(item)
+    output = item.get("output")
+    if set(item) == {"input"} and isinstance(item["input"], str):
+        return Ref(input=item["input"])
+    if (
+        set(item) == {"node", "output"}
+        and isinstance(item["node"], str)
+        and isinstance(output, int)
+        and not isinstance(output, bool)
+        and output >= 0
+    ):
+        return Ref(node=item["node"], output=output)
+    problems.add(
+        node, where, "bad_reference",
+        'an item of a list is one file: a file id, {"node": name, "output": index} or {"input": name}'
+        + (' ({"node": name} alone is every output of a node, a list)' if set(item) == {"node"} else ""),
+    )  # fmt: skip
+    return _UNREADABLE
+
+
 def _check_input_schema(
-    node: str,
-    job_type: jobtypes.JobType,
-    given: dict[str, Any],
-    refs: dict[str, Literal | Ref],
-    problems: _Problems,
+    node: str, job_type: jobtypes.JobType, given: dict[str, Any], problems: _Problems
 ) -> None:
     """The input as the job will get it, with each reference standing for a file id, against
-    the type's input schema (missing and unknown fields, literals out of range)."""
+    the type's input check and schema (missing and unknown fields, literals out of range, a
+    list's length), each problem at its field (``input.<field>[i]`` for an item of a list).
+    A field already refused for how it was written is not reported again."""
+
+    def as_file(value: Any) -> Any:
+        return _SOME_FILE if isinstance(value, dict) else value
+
     probe = {
-        name: ("fil_" + "0" * 24 if isinstance(refs.get(name), Ref) or isinstance(value, dict) else value)
+        name: (
+            [as_file(item) for item in value]
+            if name in job_type.list_fields and isinstance(value, list)
+            else as_file(value)
+        )
         for name, value in given.items()
     }
-    for err in jobtypes.input_problems(job_type, probe):
-        problems.error(node, err)
+    reported = {p["field"] for p in problems.items if p["node"] == node and p["field"]}
+    found: list[FaktryError] = []
+    if job_type.input_check is not None:
+        try:
+            job_type.input_check(probe)
+        except FaktryError as refused:
+            found.append(refused)
+    found.extend(jobtypes.input_problems(job_type, probe))
+    for err in found:
+        where = getattr(err, "field", None) or err.details.get("field") or "input"
+        message = err.message
+        item = _ITEM_PATH.fullmatch(where)
+        if item is not None and item["field"] in job_type.list_fields:
+            path = f"input.{item['field']}[{item['index']}]{item['rest'] or ''}"
+            message, where = message.replace(f"{where}:", f"{path}:", 1), path
+        if where in reported or any(where.startswith(f"{r}[") for r in reported):
+            continue
+        reported.add(where)
+        problems.add(node, where, err.code, message)
 
 
 def _check_references(
     node: Node, inputs: dict[str, RunInput], nodes: dict[str, Node], named: set[str], problems: _Problems
 ) -> None:
-    for field_name, ref in node.input.items():
-        if not isinstance(ref, Ref):
-            continue
-        where = f"input.{field_name}"
-        mapped = node.map == field_name
-        if ref.input is not None:
-            run_input = inputs.get(ref.input)
-            if run_input is None:
-                problems.add(node.name, where, "unknown_input", f"there is no run input {ref.input!r}")
-                continue
-            if run_input.list and not mapped:
-                problems.add(
-                    node.name, where, "list_needs_map",
-                    f"run input {ref.input!r} is a list: map over {field_name!r} to run once per file",
-                )  # fmt: skip
-            elif mapped and not run_input.list:
-                problems.add(
-                    node.name, "map", "map_not_list", f"run input {ref.input!r} is one file, not a list"
-                )
-            if run_input.kind != "any":
-                _check_kind(node, field_name, run_input.kind, f"run input {ref.input!r} is", problems)
-            continue
-        assert ref.node is not None
-        if ref.node not in named:
-            problems.add(node.name, where, "unknown_node", f"there is no node {ref.node!r}")
-            continue
-        upstream = nodes.get(ref.node)
-        if upstream is None or not upstream.checked:  # its outputs are unknown; reported there
-            continue
-        kinds = upstream.output_kinds
-        if not kinds:
+    for field_name, value in node.input.items():
+        if isinstance(value, RefList) and node.map == field_name:
             problems.add(
-                node.name, where, "no_such_output", f"node {ref.node!r} ({upstream.type}) writes no files"
-            )
-            continue
-        if ref.output is None:
-            if not mapped:
-                problems.add(
-                    node.name, where, "list_needs_map",
-                    f"all outputs of {ref.node!r} are a list: map over {field_name!r}, or take one "
-                    f'with {{"node": "{ref.node}", "output": 0}}',
-                )  # fmt: skip
-            for kind in sorted(set(kinds)):
-                _check_kind(node, field_name, kind, f"node {ref.node!r} writes", problems)
-            continue
-        if mapped:
-            problems.add(
-                node.name, "map", "map_not_list", f"one output of {ref.node!r} is one file, not a list"
-            )
-        if upstream.map is None and ref.output >= len(kinds):
-            problems.add(
-                node.name, where, "no_such_output",
-                f"node {ref.node!r} writes {len(kinds)} output{'s' if len(kinds) != 1 else ''} "
-                f"(0 to {len(kinds) - 1}); there is no output {ref.output}",
+                node.name, "map", "map_not_list",
+                f"input.{field_name} is a list written in the graph: the node takes it whole and runs "
+                "once; map runs once per file of a list run input or of a node's outputs",
             )  # fmt: skip
+    for field_name, where, ref in node.refs():
+        _check_reference(node, field_name, where, ref, inputs, nodes, named, problems)
+
+
+def _check_reference(
+    node: Node,
+    field_name: str,
+    where: str,
+    ref: Ref,
+    inputs: dict[str, RunInput],
+    nodes: dict[str, Node],
+    named: set[str],
+    problems: _Problems,
+) -> None:
+    """One reference: what it names exists, is one file or a mapped list as the field needs,
+    and is of a kind the field takes. ``where`` is the field, or the item of a list field
+    (``input.<field>[i]``: always one file)."""
+    item = where != f"input.{field_name}"
+    mapped = not item and node.map == field_name
+    if ref.input is not None:
+        run_input = inputs.get(ref.input)
+        if run_input is None:
+            problems.add(node.name, where, "unknown_input", f"there is no run input {ref.input!r}")
+            return
+        if run_input.list and item:
+            problems.add(
+                node.name, where, "list_in_list",
+                f"run input {ref.input!r} is a list; an item of input.{field_name} is one file",
+            )  # fmt: skip
+        elif run_input.list and not mapped:
+            problems.add(
+                node.name, where, "list_needs_map",
+                f"run input {ref.input!r} is a list: map over {field_name!r} to run once per file",
+            )  # fmt: skip
+        elif mapped and not run_input.list:
+            problems.add(node.name, "map", "map_not_list", f"run input {ref.input!r} is one file, not a list")
+        if run_input.kind != "any":
+            _check_kind(node, field_name, run_input.kind, f"run input {ref.input!r} is", problems, where)
+        return
+    assert ref.node is not None
+    if ref.node not in named:
+        problems.add(node.name, where, "unknown_node", f"there is no node {ref.node!r}")
+        return
+    upstream = nodes.get(ref.node)
+    if upstream is None or not upstream.checked:  # its outputs are unknown; reported there
+        return
+    kinds = upstream.output_kinds
+    if not kinds:
+        problems.add(
+            node.name, where, "no_such_output", f"node {ref.node!r} ({upstream.type}) writes no files"
+        )
+        return
+    if ref.output is None:
+        if not mapped:
+            problems.add(
+                node.name, where, "list_needs_map",
+                f"all outputs of {ref.node!r} are a list: map over {field_name!r}, or take one "
+                f'with {{"node": "{ref.node}", "output": 0}}',
+            )  # fmt: skip
+        for kind in sorted(set(kinds)):
+            _check_kind(node, field_name, kind, f"node {ref.node!r} writes", problems, where)
+        return
+    if mapped:
+        problems.add(node.name, "map", "map_not_list", f"one output of {ref.node!r} is one file, not a list")
+    if upstream.map is None and ref.output >= len(kinds):
+        problems.add(
+            node.name, where, "no_such_output",
+            f"node {ref.node!r} writes {len(kinds)} output{'s' if len(kinds) != 1 else ''} "
+            f"(0 to {len(kinds) - 1}); there is no output {ref.output}",
+        )  # fmt: skip
+        return
+    kind = kinds[ref.output % len(kinds)]
+    _check_kind(node, field_name, kind, f"output {ref.output} of {ref.node!r} is", problems, where)
+
+
+def _list_kinds(
+    node: Node,
+    inputs: dict[str, RunInput],
+    nodes: dict[str, Node],
+    bound: dict[str, list[FileFacts]] | None = None,
+) -> dict[str, Any]:
+    """The kind of each item of the node's lists by slot (``file_ids.3``), None where it is not
+    known yet: a file id's until it is bound, an ``any`` run input's until it is given."""
+    kinds: dict[str, Any] = {}
+    for field_name, value in node.input.items():
+        if not isinstance(value, RefList):
             continue
-        kind = kinds[ref.output % len(kinds)]
-        _check_kind(node, field_name, kind, f"output {ref.output} of {ref.node!r} is", problems)
+        for i, item in enumerate(value.items):
+            kind: str | None = None
+            if isinstance(item, Literal):
+                facts = (bound or {}).get(literal_key(node.name, field_name, i), [])
+                kind = facts[0].kind if facts else None
+            elif item.input is not None:
+                files = (bound or {}).get(item.input, [])
+                declared = inputs[item.input].kind if item.input in inputs else "any"
+                kind = files[0].kind if files else (None if declared == "any" else declared)
+            elif (upstream := nodes.get(item.node or "")) is not None and upstream.checked:
+                written = upstream.output_kinds
+                if written and item.output is not None and (upstream.map or item.output < len(written)):
+                    kind = written[item.output % len(written)]
+            kinds[f"{field_name}.{i}"] = kind
+    return kinds
+
+
+def _check_files(node: Node, kinds: dict[str, Any], problems: _Problems) -> None:
+    """A job type that checks its params against its files' kinds (a timeline naming files by
+    index) does so with what the graph knows of its lists: their lengths, and the kinds known."""
+    check = node.job_type.check_files
+    if check is None or not node.checked or not kinds:
+        return
+    try:
+        check(node.params, kinds)
+    except FaktryError as err:
+        problems.error(node.name, err)
 
 
 def _accepts(node: Node, field_name: str, kind: str) -> bool:
@@ -435,15 +600,18 @@ def _accepts(node: Node, field_name: str, kind: str) -> bool:
     return kind in job_type.files.get(field_name, frozenset())
 
 
-def _check_kind(node: Node, field_name: str, kind: str, source: str, problems: _Problems) -> None:
+def _check_kind(
+    node: Node, field_name: str, kind: str, source: str, problems: _Problems, where: str | None = None
+) -> None:
     if _accepts(node, field_name, kind):
         return
+    where = where or f"input.{field_name}"
     takes = " or ".join(sorted(node.job_type.files.get(field_name, frozenset())))
     problems.add(
         node.name,
-        f"input.{field_name}",
+        where,
         "kind_mismatch",
-        f"{node.type} takes {takes} in input.{field_name}"
+        f"{node.type} takes {takes} in {where}"
         + (f" with preset {node.params.get('preset')!r}" if "preset" in node.params else "")
         + f"; {source} {_kind_phrase(kind)}",
     )
@@ -508,13 +676,17 @@ def upstream(graph: Graph, node: str) -> set[str]:
 _FILES = select(File.id, File.kind, File.size, File.media, File.sha256, File.root_id)
 
 
-def literal_key(node: str, field_name: str) -> str:
-    return f"{node}{LITERAL_SEP}{field_name}"
+def literal_key(node: str, field_name: str, item: int | None = None) -> str:
+    """Where `bind_inputs` answers a file id written in the graph: ``<node>.<field>``, or
+    ``<node>.<field>.<i>`` for the i-th item of a list field."""
+    key = f"{node}{LITERAL_SEP}{field_name}"
+    return key if item is None else f"{key}{LITERAL_SEP}{item}"
 
 
 def bind_inputs(session: Session, tenant_id: str, graph: Graph, inputs: Any) -> dict[str, list[FileFacts]]:
     """Each run input's files, in order (one for a single input), and each file id written in
-    the graph under ``"<node>.<field>"``; or `WorkflowInvalid` listing every problem: a
+    the graph under its `literal_key` (an item of a list field under its own); or
+    `WorkflowInvalid` listing every problem: a
     missing or unknown run input, a file that is not the tenant's (answered exactly as one
     that does not exist), of the wrong kind for the input or for a node that takes it, too
     long for the tier, or a list longer than the tier allows."""
@@ -553,8 +725,16 @@ def bind_inputs(session: Session, tenant_id: str, graph: Graph, inputs: Any) -> 
             wanted[name] = [(where, value)]
     for node in graph.nodes.values():
         for field_name, value in node.input.items():
-            if isinstance(value, Literal) and field_name in node.job_type.files:
+            if field_name not in node.job_type.files:
+                continue
+            if isinstance(value, Literal):
                 wanted[literal_key(node.name, field_name)] = [(f"input.{field_name}", value.value)]
+            elif isinstance(value, RefList):
+                for i, item in enumerate(value.items):
+                    if isinstance(item, Literal):
+                        wanted[literal_key(node.name, field_name, i)] = [
+                            (f"input.{field_name}[{i}]", item.value)
+                        ]
     ids = {str(v) for items in wanted.values() for _, v in items if isinstance(v, str)}
     rows = {}
     if ids:
@@ -585,6 +765,8 @@ def bind_inputs(session: Session, tenant_id: str, graph: Graph, inputs: Any) -> 
         bound[key] = facts
     problems.raise_any()
     _check_fan_in(graph, bound, problems)
+    for node in graph.nodes.values():
+        _check_files(node, _list_kinds(node, graph.inputs, graph.nodes, bound), problems)
     problems.raise_any()
     return bound
 
@@ -599,14 +781,14 @@ def _check_fan_in(graph: Graph, bound: dict[str, list[FileFacts]], problems: _Pr
                 node.name, "map", "too_many_items",
                 f"the node would run {counts[node.name]} jobs; the tier allows at most {graph.max_items}",
             )  # fmt: skip
-        for field_name, ref in node.input.items():
-            if not isinstance(ref, Ref) or ref.node is None or ref.output is None:
+        for _, where, ref in node.refs():
+            if ref.node is None or ref.output is None:
                 continue
             source = graph.nodes[ref.node]
             total = counts[ref.node] * len(source.output_kinds)
             if source.map is not None and ref.output >= total:
                 problems.add(
-                    node.name, f"input.{field_name}", "no_such_output",
+                    node.name, where, "no_such_output",
                     f"node {ref.node!r} writes {total} outputs for these inputs; "
                     f"there is no output {ref.output}",
                 )  # fmt: skip
@@ -616,8 +798,8 @@ def _consumers(graph: Graph) -> dict[str, list[tuple[Node, str]]]:
     """Run input name -> the (node, field) pairs that take it."""
     found: dict[str, list[tuple[Node, str]]] = {}
     for node in graph.nodes.values():
-        for field_name, ref in node.input.items():
-            if isinstance(ref, Ref) and ref.input is not None:
+        for field_name, _, ref in node.refs():
+            if ref.input is not None:
                 found.setdefault(ref.input, []).append((node, field_name))
     return found
 
@@ -631,7 +813,8 @@ def _check_bound_kind(
     problems: _Problems,
 ) -> None:
     if LITERAL_SEP in key:
-        node_name, field_name = key.split(LITERAL_SEP, 1)
+        node_name, slot = key.split(LITERAL_SEP, 1)
+        field_name = jobtypes.slot_field(slot)
         node = graph.nodes[node_name]
         if not _accepts(node, field_name, kind):
             takes = " or ".join(sorted(node.job_type.files[field_name]))
@@ -704,25 +887,57 @@ def _item_media(
     carried: dict[str, list[dict[str, Any]]],
     count: int,
 ) -> list[dict[str, Any]]:
-    """The media facts of each item's main input (``file_id``), as far as they are known."""
+    """The media facts each item is priced by, as far as they are known: its main input's
+    (``file_id``); for a job over a list of files, their durations summed
+    (`jobtypes.priced_media`); for a job type that prices its own length from its params
+    (``priced_seconds``: a render's stated length, given its files' lengths where known),
+    that length."""
     value = node.input.get("file_id")
+    lists = {name: v for name, v in node.input.items() if isinstance(v, RefList)}
+    if node.job_type.priced_seconds is not None or (value is None and lists):
+        slots = {
+            f"{name}.{i}": _one_file(graph, node, item, literal_key(node.name, name, i), bound, carried)
+            for name, files in lists.items()
+            for i, item in enumerate(files.items)
+        }
+        return [jobtypes.priced_media(node.job_type, slots, node.params)] * count
     if isinstance(value, Literal):
-        facts = bound.get(literal_key(node.name, "file_id"), [])
-        return [facts[0].media if facts else {}] * count
+        return [_one_file(graph, node, value, literal_key(node.name, "file_id"), bound, carried)] * count
     if not isinstance(value, Ref):
         return [_generated(node)] * count
+    if node.map != "file_id":
+        return [_one_file(graph, node, value, "", bound, carried)] * count
+    if value.input is not None:
+        return [f.media for f in bound.get(value.input, [])]
+    assert value.node is not None
+    return [_carried(m) for m in _outputs_media(graph, value.node, carried)][:count] or [{}] * count
+
+
+def _one_file(
+    graph: Graph,
+    node: Node,
+    value: Literal | Ref,
+    key: str,
+    bound: dict[str, list[FileFacts]],
+    carried: dict[str, list[dict[str, Any]]],
+) -> dict[str, Any]:
+    """The media facts of one file a node takes: bound (a file id written in the graph, under
+    ``key``; a run input), or carried down from the node that writes it."""
+    if isinstance(value, Literal):
+        facts = bound.get(key, [])
+        return facts[0].media if facts else {}
     if value.input is not None:
         files = bound.get(value.input, [])
-        if node.map == "file_id":
-            return [f.media for f in files]
-        return [files[0].media if files else {}] * count
+        return files[0].media if files else {}
     assert value.node is not None
-    source = graph.nodes[value.node]
-    outputs = [media for media in carried.get(value.node, [{}]) for _ in source.output_kinds]
-    if node.map == "file_id":
-        return [_carried(m) for m in outputs][:count] or [{}] * count
+    outputs = _outputs_media(graph, value.node, carried)
     pick = outputs[value.output] if value.output is not None and value.output < len(outputs) else {}
-    return [_carried(pick)] * count
+    return _carried(pick)
+
+
+def _outputs_media(graph: Graph, name: str, carried: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """What each output of a node is carried as, in order over its items."""
+    return [media for media in carried.get(name, [{}]) for _ in graph.nodes[name].output_kinds]
 
 
 def _generated(node: Node) -> dict[str, Any]:

@@ -44,7 +44,7 @@ from faktry import clock
 from faktry.config import Settings
 from faktry.db import read_only
 from faktry.errors import Conflict, FaktryError, NotFound, ValidationError
-from pipelines import lifecycle, services
+from pipelines import jobtypes, lifecycle, services
 from pipelines.catalog import default_catalog
 from pipelines.models import FINISHED, Job
 from pipelines.models import SUCCEEDED as JOB_SUCCEEDED
@@ -446,29 +446,47 @@ def _fit_items(
 
 
 def _resolve(run: WorkflowRun, node: graphs.Node, item: int, outputs: dict[str, list[str]]) -> dict[str, Any]:
-    """The job's ``input``: literals as written, references replaced by file ids."""
+    """The job's ``input``: literals as written, references replaced by file ids (a list
+    written in the graph by the file ids of its items, in order)."""
     resolved: dict[str, Any] = {}
     for field_name, value in node.input.items():
-        if isinstance(value, graphs.Literal):
-            resolved[field_name] = value.value
-            continue
-        if value.input is not None:
-            given = (run.inputs or {}).get(value.input)
-            resolved[field_name] = (
-                given[item] if node.map == field_name and isinstance(given, list) else given
+        where = f"input.{field_name}"
+        if isinstance(value, graphs.RefList):
+            resolved[field_name] = [
+                _file_of(run, one, None, outputs, f"{where}[{i}]") for i, one in enumerate(value.items)
+            ]
+        else:
+            resolved[field_name] = _file_of(
+                run, value, item if node.map == field_name else None, outputs, where
             )
-            continue
-        assert value.node is not None
-        produced = outputs.get(value.node, [])
-        index = item if value.output is None else value.output
-        if index >= len(produced):
-            raise ValidationError(
-                f"node {value.node!r} wrote {len(produced)} output(s); there is no output {index}",
-                field=f"input.{field_name}",
-                code="no_such_output",
-            )
-        resolved[field_name] = produced[index]
     return resolved
+
+
+def _file_of(
+    run: WorkflowRun,
+    value: graphs.Literal | graphs.Ref,
+    item: int | None,
+    outputs: dict[str, list[str]],
+    where: str,
+) -> Any:
+    """What one value of the graph stands for in a job's input: a literal as written, a run
+    input's file (the ``item``-th of a list the node maps over), a node's output (the
+    ``item``-th of all of them, when mapped)."""
+    if isinstance(value, graphs.Literal):
+        return value.value
+    if value.input is not None:
+        given = (run.inputs or {}).get(value.input)
+        return given[item] if item is not None and isinstance(given, list) else given
+    assert value.node is not None
+    produced = outputs.get(value.node, [])
+    index = value.output if value.output is not None else item or 0
+    if index >= len(produced):
+        raise ValidationError(
+            f"node {value.node!r} wrote {len(produced)} output(s); there is no output {index}",
+            field=where,
+            code="no_such_output",
+        )
+    return produced[index]
 
 
 _FENCE_STEP = (
@@ -538,10 +556,9 @@ def _new_job_id() -> str:
 def _reuse_key(
     session: Session, tenant_id: str, node: graphs.Node, params: dict[str, Any], resolved: dict[str, Any]
 ) -> str:
-    """SHA-256 of the job type, its params and its input, each input file by its checksum:
-    equal keys mean the same work on the same bytes."""
-    files = {name for name in node.job_type.files if isinstance(resolved.get(name), str)}
-    ids = [resolved[name] for name in files]
+    """SHA-256 of the job type, its params and its input, each input file by its checksum (a
+    list of files, each of its items): equal keys mean the same work on the same bytes."""
+    ids = [v for v in jobtypes.file_slots(node.job_type, resolved).values() if isinstance(v, str)]
     sums = (
         dict(
             session.execute(
@@ -551,11 +568,17 @@ def _reuse_key(
         if ids
         else {}
     )
+
+    def by_checksum(value: Any) -> Any:
+        if isinstance(value, list):
+            return [by_checksum(v) for v in value]
+        return {"sha256": sums.get(value)} if isinstance(value, str) else value
+
     described = {
         "type": node.type,
         "params": params,
         "input": {
-            name: ({"sha256": sums.get(value)} if name in files else value)
+            name: by_checksum(value) if name in node.job_type.files else value
             for name, value in resolved.items()
         },
     }

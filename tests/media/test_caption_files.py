@@ -198,7 +198,7 @@ def test_the_activity_window_follows_motion_and_falls_back_to_the_centre():
     assert activity.place(400, 100, still) == 150  # nothing moves: the centre
 
 
-def test_the_new_types_are_workflow_nodes_but_a_list_field_takes_no_references():
+def test_the_new_types_are_workflow_nodes_and_a_list_field_takes_references():
     policy = Policy(routing=None, prices=PriceList())  # type: ignore[arg-type]
     ok = {
         "inputs": {"source": {"kind": "video"}, "logo": {"kind": "image"}},
@@ -218,11 +218,15 @@ def test_the_new_types_are_workflow_nodes_but_a_list_field_takes_no_references()
     with pytest.raises(graph.WorkflowInvalid) as refused:
         graph.parse(ok, policy=policy, limits=None)
     assert refused.value.problems[0]["code"] == "kind_mismatch"
-    # The documented limit: a list of files cannot be made of references to other nodes.
+    # A list of files may be made of references: each item is checked like a single input.
     joined = {
-        "inputs": {"a": {"kind": "video"}, "b": {"kind": "video"}},
+        "inputs": {"a": {"kind": "video"}, "b": {"kind": "image"}},
         "nodes": {"join": {"type": "video.concat", "input": {"file_ids": [{"input": "a"}, {"input": "b"}]}}},
     }
     with pytest.raises(graph.WorkflowInvalid) as refused:
         graph.parse(joined, policy=policy, limits=None)
-    assert refused.value.problems[0]["field"].startswith("input.file_ids")
+    assert [(p["field"], p["code"]) for p in refused.value.problems] == [
+        ("input.file_ids[1]", "kind_mismatch")
+    ]
+    joined["inputs"]["b"]["kind"] = "video"
+    assert graph.parse(joined, policy=policy, limits=None).nodes["join"].depends_on() == set()

@@ -158,6 +158,7 @@ def test_every_job_type_declares_its_outputs_kinds():
         "video.watermark": ("video",),
         "video.reframe": ("video", "video", "video"),
         "video.concat": ("video",),
+        "video.render": ("video", "subtitles"),  # its captions as SRT, unless the timeline says not
     }
     transcode = JOB_TYPES["video.transcode"]
     assert transcode.output_kinds({"preset": "audio_aac"}) == ("audio",)
@@ -408,3 +409,248 @@ def test_a_fan_in_index_past_what_the_mapped_node_will_write_is_refused(client, 
     assert [(p["node"], p["field"], p["code"]) for p in caught.value.problems] == [
         ("third", "input.file_id", "no_such_output")
     ]
+
+
+# -- a list field bound to files from several places ------------------------------------------
+
+CONCAT = {"width": 320, "height": 180}
+
+
+def _concat(*items: Any, **params: Any) -> dict[str, Any]:
+    return {"type": "video.concat", "params": {**CONCAT, **params}, "input": {"file_ids": list(items)}}
+
+
+def _made(seconds: int = 4) -> dict[str, Any]:
+    return {
+        "type": "video.generate",
+        "params": {"model": "local-video", "duration": seconds},
+        "input": {"prompt": "a red chair"},
+    }
+
+
+def test_a_list_field_takes_node_outputs_run_inputs_and_files_as_its_items_in_order():
+    raw = {
+        "inputs": {"intro": {"kind": "video"}},
+        "nodes": {
+            "join": _concat({"node": "made", "output": 0}, "fil_library", {"input": "intro"}),
+            "made": _made(),
+        },
+    }
+    parsed = graph.parse(raw, policy=POLICY, limits=FREE)
+    files = parsed.nodes["join"].input["file_ids"]
+    assert files == graph.RefList(
+        (graph.Ref(node="made", output=0), graph.Literal("fil_library"), graph.Ref(input="intro"))
+    )
+    assert parsed.nodes["join"].depends_on() == {"made"}
+    assert parsed.order == ["made", "join"]  # the list's node comes first
+    assert graph.upstream(parsed, "join") == {"made"}
+
+
+def test_every_item_of_a_list_is_checked_and_named_by_its_index():
+    raw = {
+        "inputs": {"many": {"kind": "video", "list": True}, "photo": {"kind": "image"}},
+        "nodes": {
+            "img": {"type": "image.generate", "params": {"model": "local-image"}, "input": {"prompt": "x"}},
+            "vid": _made(),
+            "join": _concat(
+                {"node": "vid", "output": 0},  # 0: fine
+                5,  # 1: not a file id
+                {"node": "ghost", "output": 0},  # 2
+                {"input": "many"},  # 3: a list inside a list
+                {"node": "img", "output": 0},  # 4: an image
+                {"node": "vid"},  # 5: every output is a list
+                {"input": "nowhere"},  # 6
+                {"node": "vid", "output": 3},  # 7: it writes one
+                {"input": "photo"},  # 8: an image
+                {"node": "vid", "output": 0, "extra": 1},  # 9
+            ),
+            "mapped": {**_concat({"node": "vid", "output": 0}, "fil_a"), "map": "file_ids"},
+            "one_ref": {"type": "video.concat", "input": {"file_ids": {"node": "vid", "output": 0}}},
+            "too_few": _concat({"node": "vid", "output": 0}),
+            "no_list": _node("image.resize", ["fil_a"], **RESIZE),
+        },
+    }
+    found = _problems(raw)
+    assert found == {
+        ("join", "input.file_ids[1]", "invalid_request"),
+        ("join", "input.file_ids[2]", "unknown_node"),
+        ("join", "input.file_ids[3]", "list_in_list"),
+        ("join", "input.file_ids[4]", "kind_mismatch"),
+        ("join", "input.file_ids[5]", "bad_reference"),
+        ("join", "input.file_ids[6]", "unknown_input"),
+        ("join", "input.file_ids[7]", "no_such_output"),
+        ("join", "input.file_ids[8]", "kind_mismatch"),
+        ("join", "input.file_ids[9]", "bad_reference"),
+        ("mapped", "map", "map_not_list"),
+        ("one_ref", "input.file_ids", "bad_reference"),
+        ("too_few", "input.file_ids", "too_few_clips"),  # the same code as a single submit
+        ("no_list", "input.file_id", "invalid_request"),  # only a list field takes a list
+    }
+    with pytest.raises(WorkflowInvalid) as caught:
+        graph.parse(raw, policy=POLICY, limits=FREE)
+    messages = {p["field"]: p["message"] for p in caught.value.problems if p["node"] == "join"}
+    assert messages["input.file_ids[1]"].startswith("input.file_ids[1]: 5 is not of type 'string'")
+    assert "takes video in input.file_ids[4]; output 0 of 'img' is an image" in messages["input.file_ids[4]"]
+    assert "every output of a node" in messages["input.file_ids[5]"]
+
+
+def test_a_list_is_priced_by_its_files_durations_summed():
+    raw = {
+        "inputs": {"intro": {"kind": "video"}},
+        "nodes": {
+            "made": _made(12),
+            "join": _concat({"node": "made", "output": 0}, "fil_library", {"input": "intro"}),
+            "p480": _node("video.transcode", {"node": "join", "output": 0}, preset="mp4_480p"),
+        },
+    }
+    parsed = graph.parse(raw, policy=POLICY, limits=FREE)
+    bound = {
+        "intro": [_facts("fil_intro", "video", 120.0)],
+        graph.literal_key("join", "file_ids", 1): [_facts("fil_library", "video", 48.0)],
+    }
+    priced = graph.quote(parsed, bound, POLICY)
+    # 12 + 48 + 120 s = 3 minutes of video.concat at 1000 a minute; the join carries them on.
+    assert priced.nodes["join"].price == 3000
+    assert priced.nodes["p480"].price == 3 * 750
+    # A file of unknown length leaves the sum unknown: the price rule's minimum.
+    unknown = {**bound, "intro": [_facts("fil_intro", "video")]}
+    assert graph.quote(parsed, unknown, POLICY).nodes["join"].price == 200
+
+
+def test_a_job_type_that_prices_its_own_length_is_quoted_from_its_params(monkeypatch):
+    """A type with a ``priced_seconds`` hook (a render of a timeline: its stated length) is
+    priced by it, whatever its input files last, and the length is carried down the graph."""
+    import copy
+
+    from pipelines import jobtypes
+
+    priced_by_params = copy.copy(jobtypes.JOB_TYPES["video.concat"])
+    object.__setattr__(
+        priced_by_params, "priced_seconds", lambda params, file_seconds=(): params["width"] / 2
+    )
+    monkeypatch.setitem(jobtypes.JOB_TYPES, "video.concat", priced_by_params)
+    raw = {
+        "inputs": {"intro": {"kind": "video"}},
+        "nodes": {
+            "join": _concat({"input": "intro"}, "fil_library", width=240),  # 120 s
+            "p480": _node("video.transcode", {"node": "join", "output": 0}, preset="mp4_480p"),
+        },
+    }
+    parsed = graph.parse(raw, policy=POLICY, limits=FREE)
+    bound = {
+        "intro": [_facts("fil_intro", "video", 600.0)],
+        graph.literal_key("join", "file_ids", 1): [_facts("fil_library", "video", 600.0)],
+    }
+    priced = graph.quote(parsed, bound, POLICY)
+    assert priced.nodes["join"].price == 2000
+    assert priced.nodes["p480"].price == 2 * 750
+
+
+def test_the_files_written_in_a_list_are_bound_each_as_its_own_item(
+    client, sessions, make_tenant, png_image, clip_small
+):
+    mine, theirs = make_tenant(), make_tenant()
+    clip = upload(client, mine, clip_small).json["id"]
+    image = upload(client, mine, png_image).json["id"]
+    their_clip = upload(client, theirs, clip_small).json["id"]
+    raw: dict[str, Any] = {
+        "inputs": {"extra": {"kind": "any"}, "many": {"kind": "video", "list": True}},
+        "nodes": {
+            "each": {**_node("video.transcode", {"input": "many"}, preset="mp4_480p"), "map": "file_id"},
+            "join": _concat(clip, {"input": "extra"}, {"node": "each", "output": 1}, clip),
+        },
+    }
+    bound = _bind(sessions, mine.id, raw, {"extra": clip, "many": [clip, clip]})
+    assert [f.id for f in bound[graph.literal_key("join", "file_ids", 0)]] == [clip]
+    assert [f.id for f in bound[graph.literal_key("join", "file_ids", 3)]] == [clip]
+    assert graph.literal_key("join", "file_ids", 1) not in bound  # a run input is bound as itself
+    assert bound["join.file_ids.0"][0].media["duration"] > 0
+
+    raw["nodes"]["join"] = _concat(
+        clip, {"input": "extra"}, {"node": "each", "output": 1}, image, their_clip, "fil_nope"
+    )
+    with pytest.raises(WorkflowInvalid) as caught:
+        _bind(sessions, mine.id, raw, {"extra": image, "many": [clip]})
+    assert {(p["node"], p["field"], p["code"]) for p in caught.value.problems} == {
+        ("join", "inputs.extra", "kind_mismatch"),  # the run input's file, for the list it is in
+        ("join", "input.file_ids[3]", "kind_mismatch"),
+        ("join", "input.file_ids[4]", "file_not_found"),  # another tenant's
+        ("join", "input.file_ids[5]", "file_not_found"),
+    }
+    # Once the files are right, the fan-in is checked: "each" writes one output per clip.
+    with pytest.raises(WorkflowInvalid) as caught:
+        _bind(
+            sessions,
+            mine.id,
+            {**raw, "nodes": {**raw["nodes"], "join": _concat(clip, {"node": "each", "output": 1})}},
+            {"extra": clip, "many": [clip]},
+        )
+    assert [(p["node"], p["field"], p["code"]) for p in caught.value.problems] == [
+        ("join", "input.file_ids[1]", "no_such_output")
+    ]
+    strict = dataclasses.replace(FREE, max_duration_seconds=0)
+    with pytest.raises(WorkflowInvalid) as caught:
+        _bind(sessions, mine.id, {**raw, "nodes": {"join": _concat(clip, clip)}, "inputs": {}}, {}, strict)
+    assert {(p["field"], p["code"]) for p in caught.value.problems} == {
+        ("input.file_ids[0]", "media_too_long"),
+        ("input.file_ids[1]", "media_too_long"),
+    }
+
+
+def _timeline(*clips: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"version": 1, "format": {"width": 320, "height": 180, "fps": 24}, "video": list(clips), **extra}
+
+
+def _render(timeline: dict[str, Any], *items: Any) -> dict[str, Any]:
+    return {"type": "video.render", "params": {"timeline": timeline}, "input": {"file_ids": list(items)}}
+
+
+def test_a_render_is_priced_by_its_timelines_stated_length_whatever_its_files_last():
+    raw = {
+        "inputs": {"intro": {"kind": "video"}},
+        "nodes": {
+            "still": {"type": "image.generate", "params": {"model": "local-image"}, "input": {"prompt": "x"}},
+            "cut": _render(
+                _timeline({"id": "a", "file": 0, "duration": 50}, {"id": "b", "file": 1, "out": 70}),
+                {"node": "still", "output": 0},
+                {"input": "intro"},
+            ),
+            "p480": _node("video.transcode", {"node": "cut", "output": 0}, preset="mp4_480p"),
+        },
+    }
+    parsed = graph.parse(raw, policy=POLICY, limits=FREE)
+    priced = graph.quote(parsed, {"intro": [_facts("fil_intro", "video", 900.0)]}, POLICY)
+    # 50 + 70 s = 2 minutes at 1500; the 15-minute intro is cut to its first 70 s.
+    assert priced.nodes["cut"].price == 3000
+    assert priced.nodes["p480"].price == 2 * 750  # the render's length is carried on
+
+
+def test_a_timeline_is_checked_against_its_list_as_far_as_the_graph_knows_it(
+    client, sessions, tenant, png_image, wav
+):
+    speech = {"type": "speech.synthesize", "params": {"model": "local-speech"}, "input": {"text": "hello"}}
+    beyond = _timeline({"id": "a", "file": 0, "duration": 2}, {"id": "b", "file": 2, "duration": 2})
+    sound_as_picture = _timeline({"id": "a", "file": 0, "duration": 2})
+    raw = {
+        "nodes": {
+            "voice": speech,
+            "beyond": _render(beyond, "fil_a", {"node": "voice", "output": 0}),  # 2 files: no file 2
+            "heard": _render(sound_as_picture, {"node": "voice", "output": 0}),  # audio as a picture
+        }
+    }
+    assert _problems(raw) == {
+        ("beyond", "params.timeline.video[1].file", "file_out_of_range"),
+        ("heard", "params.timeline.video[0].file", "unsupported_input"),
+    }
+    # A file id's kind is known once it is bound: a sound where the picture goes is refused
+    # before anything runs.
+    image = upload(client, tenant, png_image).json["id"]
+    sound = upload(client, tenant, wav).json["id"]
+    raw = {"nodes": {"cut": _render(sound_as_picture, sound)}}
+    with pytest.raises(WorkflowInvalid) as caught:
+        _bind(sessions, tenant.id, raw, {})
+    assert [(p["node"], p["field"], p["code"]) for p in caught.value.problems] == [
+        ("cut", "params.timeline.video[0].file", "unsupported_input")
+    ]
+    raw = {"nodes": {"cut": _render(sound_as_picture, image)}}
+    assert [f.id for f in _bind(sessions, tenant.id, raw, {})["cut.file_ids.0"]] == [image]

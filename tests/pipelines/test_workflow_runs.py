@@ -441,3 +441,80 @@ def test_a_saved_workflows_runs_are_listed_newest_first(client, tenant, frames, 
         f"/v1/workflows/{workflow_id}/runs", json={"inputs": {}, "version": 9}, headers=tenant.headers
     )
     assert missing.status_code == 404
+
+
+def joined_film(library_clip: str) -> dict[str, Any]:
+    """Two generated clips, one from a photo, joined around a clip of the library."""
+    made = {"type": "video.generate", "params": {"model": "local-video", "duration": 1}}
+    return {
+        "inputs": {"photo": {"kind": "image"}},
+        "nodes": {
+            "opening": {**made, "input": {"prompt": "a red chair", "file_id": {"input": "photo"}}},
+            "closing": {**made, "input": {"prompt": "a blue door"}},
+            "film": {
+                "type": "video.concat",
+                "params": {"width": 320, "height": 180, "fps": 24},
+                "input": {
+                    "file_ids": [
+                        {"node": "opening", "output": 0},
+                        library_clip,
+                        {"node": "closing", "output": 0},
+                    ]
+                },
+            },
+        },
+    }
+
+
+def test_a_concat_joins_two_nodes_outputs_and_a_library_file_in_the_order_written(
+    client, tenant, runtime, worker, clip_small, png_image
+):
+    ctx = runtime.context
+    before, _, _ = money(ctx, tenant.id)
+    library = upload(client, tenant, clip_small).json["id"]
+    photo = upload(client, tenant, png_image).json["id"]
+    r = start_run(client, tenant, joined_film(library), {"photo": photo})
+    assert r.status_code == 202, r.json
+    run_id = r.json["id"]
+    # 1 s generated twice at 50 a second; the join of about 3 s at its 200 minimum.
+    assert r.json["cost"]["quoted"] == 50 + 50 + 200
+    assert r.json["nodes"]["film"]["steps"][0]["status"] == "waiting"  # until both clips exist
+
+    done = wait_for_run(client, tenant, run_id)
+    assert done["status"] == "succeeded", done
+    opening, closing, film = (done["nodes"][n]["steps"][0] for n in ("opening", "closing", "film"))
+    with transaction(ctx.sessions) as s:
+        job = s.get(Job, film["job_id"])
+        assert job is not None
+        assert job.input == {"file_ids": [opening["outputs"][0], library, closing["outputs"][0]]}
+        assert job.input_file_id == opening["outputs"][0]  # a list's first file is the job's input file
+        assert job.result["clips"] == 3 and job.result["expected_seconds"] == pytest.approx(3.0, abs=0.2)
+        joined = s.get(File, film["outputs"][0])
+        assert (
+            joined is not None
+            and joined.kind == "video"
+            and float(joined.media["duration"]) == pytest.approx(3.0, abs=0.3)
+        )
+    charged = done["cost"]["charged"]
+    assert charged == 50 + 50 + 200
+    assert money(ctx, tenant.id) == (before - charged, 0, [])
+    events = client.get(f"/v1/workflow-runs/{run_id}/events", headers=tenant.headers).json["data"]
+    queued = [e["node"] for e in events if e["kind"] == "step_queued"]
+    assert sorted(queued[:2]) == ["closing", "opening"] and queued[2:] == ["film"]
+    assert [e["kind"] for e in events][-1] == "succeeded"
+
+    # The same work on the same bytes: the library clip uploaded again is another file with
+    # the same checksum, and every step, the join included, reuses the first run's outputs.
+    again = upload(client, tenant, clip_small).json["id"]
+    r = start_run(client, tenant, joined_film(again), {"photo": photo}, reuse=True)
+    assert r.status_code == 202, r.json
+    assert r.json["status"] == "succeeded" and r.json["cost"]["charged"] == 0
+    assert r.json["nodes"]["film"]["steps"][0]["outputs"] == film["outputs"]
+    assert {n["status"] for n in r.json["nodes"].values()} == {"reused"}
+    # Another order is other work.
+    reordered = joined_film(again)
+    reordered["nodes"]["film"]["input"]["file_ids"].reverse()
+    r = start_run(client, tenant, reordered, {"photo": photo}, reuse=True)
+    assert r.json["nodes"]["film"]["status"] != "reused"
+    assert wait_for_run(client, tenant, r.json["id"])["status"] == "succeeded"
+    assert money(ctx, tenant.id)[1:] == (0, [])

@@ -63,3 +63,28 @@ def test_generation_prices_follow_seconds_characters_and_input_minutes():
     assert prices.estimate("speech.transcribe", {}, {"duration": 90}, rule={"per_input_minute": 100}) == 150
     rule = {"per_second": 1000, "seconds_param": "duration"}
     assert prices.actual("video.generate", {"duration": "10"}, {}, [{"duration": 5.0}], rule=rule) == 5000
+
+
+def test_a_render_is_priced_over_its_stated_length_and_a_longer_result_costs_no_more():
+    from pipelines.jobtypes import JOB_TYPES, priced_media
+
+    render = JOB_TYPES["video.render"]
+    timeline = {
+        "version": 1,
+        "format": {"width": 720, "height": 1280},
+        "video": [
+            {"file": 0, "duration": 40, "transition": {"type": "fade", "duration": 1}},
+            {"file": 1, "in": 2},  # as long as its file from 2 s
+        ],
+    }
+    params = {"timeline": timeline}
+    slots = {"file_ids.0": {}, "file_ids.1": {"duration": 23.0}, "file_ids.2": {"duration": 600.0}}
+    # 40 + 21 - 1 = 60 s, whatever the files listed add up to (the music's 600 s among them).
+    media = priced_media(render, slots, params)
+    assert media == {"duration": 60.0}
+    prices = PriceList()
+    assert prices.estimate("video.render", params, media) == 1500
+    assert prices.estimate("video.render", params, {"duration": 5.0}) == 300  # the minimum
+    # Narration held a scene longer: 75 s were made, the quote's 60 s are charged.
+    assert prices.actual("video.render", params, media, [{"duration": 75.0}, {}]) == 1500
+    assert prices.actual("video.render", params, media, [{"duration": 48.0}, {}]) == 1200

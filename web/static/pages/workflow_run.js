@@ -22,7 +22,9 @@ document.addEventListener("DOMContentLoaded", () => {
   const MAX_STEP_ROWS = 20;
 
   const isObj = (v) => v !== null && typeof v === "object" && !Array.isArray(v);
-  const refs = (spec) => Object.values(isObj(spec?.input) ? spec.input : {}).filter(isObj);
+  // A field's reference, or each reference of a list of files written for a list field.
+  const fieldRefs = (value) => (Array.isArray(value) ? value : [value]).filter(isObj);
+  const refs = (spec) => Object.values(isObj(spec?.input) ? spec.input : {}).flatMap(fieldRefs);
 
   function s(tag, attrs = {}, ...children) {
     const el = document.createElementNS(SVG, tag);
@@ -69,8 +71,7 @@ document.addEventListener("DOMContentLoaded", () => {
     svg.append(edges);
     for (const [name, spec] of Object.entries(nodes)) {
       const to = boxes[`node:${name}`];
-      for (const [field, ref] of Object.entries(isObj(spec?.input) ? spec.input : {})) {
-        if (!isObj(ref)) continue;
+      for (const [field, ref] of Object.entries(isObj(spec?.input) ? spec.input : {}).flatMap(([f, v]) => fieldRefs(v).map((r) => [f, r]))) {
         const from = boxes[ref.input !== undefined ? `input:${ref.input}` : `node:${ref.node}`];
         if (!from || !to) continue;
         const x1 = from.x + W;

@@ -117,7 +117,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     const current = value === undefined ? "" : encode(value);
     const known = current === "" || groups.some((g) => [...g.children].some((o) => o.value === current));
     // What the JSON holds is always shown, even what the form would not offer.
-    if (!known) options.push(h("option", { value: current }, typeof value === "string" ? value : current));
+    if (!known) options.push(h("option", { value: current }, typeof value === "string" ? value : Array.isArray(value) ? `a list of ${value.length} file(s): ${current}` : current));
     return { options, current };
   }
 
@@ -262,6 +262,8 @@ document.addEventListener("DOMContentLoaded", async () => {
       if (!isObj(spec) || !isObj(spec.input)) continue;
       for (const [field, value] of Object.entries(spec.input)) {
         if (isObj(value) && match(value)) spec.input[field] = update(value);
+        // A list of files written for a list field: each reference in it.
+        if (Array.isArray(value)) spec.input[field] = value.map((item) => (isObj(item) && match(item) ? update(item) : item));
       }
     }
   }
