@@ -6,16 +6,17 @@ session token), API keys (never a key hash), the money side (the Stripe customer
 lots with what bought them, holds, every ledger entry, the Stripe events about its purchases),
 storage usage and reservations, files, jobs with their outputs and events, workflows with
 their versions (node configurations), their runs with each step's result and the runs'
-events (execution history), brand guidelines, and the moderation log entries about its
-prompts.
+events (execution history), brand guidelines, video projects (with their last render), and
+the moderation log entries about its prompts.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
 data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
-and parameters, events and outputs), workflows, their versions, runs, steps and events, and
-brand guidelines. Running workflow runs and jobs still running are canceled first, so their holds are
-released. Credits left in lots are forfeited with ledger entries. What stays is pseudonymous:
-the tenant id on the ledger, its lots and holds (kept seven years for legal and tax reasons),
-and moderation log entries (kept at most twelve months for safety audits, then swept).
+and parameters, events and outputs), workflows, their versions, runs, steps and events,
+brand guidelines and video projects. Running workflow runs and jobs still running are canceled
+first, so their holds are released. Credits left in lots are forfeited with ledger entries.
+What stays is pseudonymous: the tenant id on the ledger, its lots and holds (kept seven years
+for legal and tax reasons), and moderation log entries (kept at most twelve months for safety
+audits, then swept).
 
 Redis holds traces of the account too: log-in throttles named by email, the submit rate and
 running slots named by tenant, API key digests, fair admission's lists, weights and caps,
@@ -45,6 +46,8 @@ from pipelines.admission import Admission
 from pipelines.brands import store as brands
 from pipelines.brands.models import Brand
 from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
+from pipelines.projects import store as projects
+from pipelines.projects.models import Project
 from pipelines.services import cancel, to_dict
 from pipelines.workflows import runs
 from pipelines.workflows.models import RUNNING as RUN_RUNNING
@@ -217,6 +220,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
                 select(Brand).where(Brand.tenant_id == tenant_id).order_by(Brand.created_at, Brand.id)
             )
         ],
+        "projects": _projects(session, tenant_id),
         "moderation_log": [
             {
                 "id": m.id,
@@ -236,6 +240,16 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             )
         ],
     }
+
+
+def _projects(session: Session, tenant_id: str) -> list[dict[str, Any]]:
+    rows = list(
+        session.scalars(
+            select(Project).where(Project.tenant_id == tenant_id).order_by(Project.created_at, Project.id)
+        )
+    )
+    renders = projects.renders(session, rows)
+    return [projects.to_dict(p, renders[p.id]) for p in rows]
 
 
 def _workflows(session: Session, tenant_id: str) -> dict[str, Any]:
@@ -376,6 +390,7 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
     session.execute(delete(Job).where(Job.tenant_id == tenant_id))
     for model in (WorkflowEvent, WorkflowStep, WorkflowRun, WorkflowVersion, Workflow):
         session.execute(delete(model).where(model.tenant_id == tenant_id))
+    session.execute(delete(Project).where(Project.tenant_id == tenant_id))
     session.execute(delete(Brand).where(Brand.tenant_id == tenant_id))
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))

@@ -151,8 +151,9 @@ class ModerationEntry(Base):
     prompt: Mapped[str] = mapped_column(Text)
 
 
-# The workflow tables live beside the jobs they run, the brand tables in their own package;
-# importing them here registers them wherever the job tables are (migrations, tests, the
-# account export).
+# The workflow tables live beside the jobs they run, the brand and project tables in their
+# own packages; importing them here registers them wherever the job tables are (migrations,
+# tests, the account export).
 from pipelines.brands import models as _brand_models  # noqa: E402, F401
+from pipelines.projects import models as _project_models  # noqa: E402, F401
 from pipelines.workflows import models as _workflow_models  # noqa: E402, F401

@@ -22,6 +22,7 @@ from pipelines.brands import schema as brand_schema
 from pipelines.catalog import PROVIDERS, default_catalog
 from pipelines.media import detect
 from pipelines.models import STATUSES
+from pipelines.projects import schema as project_schema
 from pipelines.services import MAX_METADATA_BYTES
 from pipelines.workflows import graph as workflow_graph
 from pipelines.workflows import store as workflow_store
@@ -442,6 +443,7 @@ def _schemas() -> dict[str, Schema]:
         **_workflow_schemas(),
         **_workflow_run_schemas(),
         **_brand_schemas(),
+        **_project_schemas(),
         "Account": _account(),
         "CreditLot": _credit_lot(),
         "Transaction": _transaction(),
@@ -558,6 +560,7 @@ def _schemas() -> dict[str, Schema]:
                 "workflow_steps": {"type": "array", "items": {"type": "object"}},
                 "workflow_events": {"type": "array", "items": {"type": "object"}},
                 "brands": {"type": "array", "items": _ref("Brand")},
+                "projects": {"type": "array", "items": _ref("Project")},
             }
         ),
         "Signup": _obj(
@@ -1729,6 +1732,294 @@ def _brands_paths() -> Schema:
     }
 
 
+def _project_schemas() -> dict[str, Schema]:
+    """A project as `pipelines.projects.store.to_dict` writes it, its body
+    (`project_schema.BODY`, the schema the API checks bodies against), what its timeline and
+    quote answer."""
+    text = {"type": "string"}
+    nullable_text = {"type": ["string", "null"]}
+    media = {
+        "anyOf": [
+            _obj({"file_id": text}),
+            _obj(
+                {"prompt": text, "kind": {"enum": list(project_schema.MEDIA_KINDS)}, "model": nullable_text}
+            ),
+            {"type": "null"},
+        ]
+    }
+    scene = _obj(
+        {
+            "id": {"type": "string", "pattern": project_schema.SCENE_ID},
+            "script": text,
+            "media": media,
+            "duration": {"type": "number", "minimum": 0.5, "maximum": 120},
+            "transition": _obj(
+                {
+                    "type": {"enum": list(project_schema.TRANSITIONS)},
+                    "duration": {"type": "number", "minimum": 0, "maximum": 2},
+                }
+            ),
+        }
+    )
+    volume = {"type": "number", "minimum": 0, "maximum": 2}
+    render = _obj(
+        {
+            "run_id": {"type": "string", "pattern": "^run_"},
+            "status": {"enum": ["running", "succeeded", "failed", "canceled"]},
+            "progress": {"type": "number", "minimum": 0, "maximum": 1},
+            "video_file_id": {**nullable_text, "description": "The MP4, once the run has succeeded."},
+            "subtitles_file_id": {**nullable_text, "description": "Its SRT captions, when it has any."},
+            "error": {
+                "anyOf": [
+                    _obj({"code": text, "message": nullable_text, "node": nullable_text}),
+                    {"type": "null"},
+                ]
+            },
+        },
+        description="The last render: its workflow run, as `GET /v1/workflow-runs/{run_id}` shows in full.",
+    )
+    stored = {
+        "id": {"type": "string", "pattern": "^prj_"},
+        "object": {"const": "project"},
+        "name": project_schema.BODY["properties"]["name"],
+        "description": text,
+        "idea": text,
+        "style": _obj(
+            {
+                "notes": text,
+                "caption": _obj(
+                    {
+                        "font": nullable_text,
+                        "color": {"type": ["string", "null"], "pattern": "^#[0-9a-f]{6}$"},
+                        "outline": {"type": ["string", "null"], "pattern": "^#[0-9a-f]{6}$"},
+                        "size": {"type": "integer", "minimum": 0},
+                        "burn": {"type": "boolean"},
+                    }
+                ),
+            }
+        ),
+        "format": {"enum": list(project_schema.FORMATS)},
+        "target_seconds": {"type": "integer", "minimum": 1},
+        "brand_id": nullable_text,
+        "voice": _obj({"model": nullable_text, "voice": nullable_text}),
+        "music": {
+            "anyOf": [
+                _obj({"file_id": text, "volume": volume}),
+                _obj({"prompt": text, "model": nullable_text, "volume": volume}),
+                {"type": "null"},
+            ]
+        },
+        "scenes": {"type": "array", "items": scene, "maxItems": project_schema.MAX_SCENES},
+        "last_run_id": nullable_text,
+        "render": {"anyOf": [render, {"type": "null"}]},
+        "created_at": _STAMP,
+        "updated_at": _STAMP,
+    }
+    file_item = {
+        "anyOf": [
+            {"type": "string", "description": "A file of your library."},
+            _obj({"node": text, "output": {"type": "integer", "minimum": 0}}, description="A node's output."),
+        ]
+    }
+    node_quote = _obj(
+        {
+            "items": {"type": "integer", "minimum": 0},
+            "unit_price": {"type": "integer", "minimum": 0},
+            "price": {"type": "integer", "minimum": 0},
+        }
+    )
+    seconds = {"type": "number", "minimum": 0, "description": "The length as the scenes state it."}
+    return {
+        "Project": _obj(stored, description="A video project (docs/projects.md)."),
+        "ProjectBody": copy.deepcopy(project_schema.BODY),
+        "ProjectList": _list_of(_ref("Project"), paged=True),
+        "ProjectTimeline": _obj(
+            {
+                "object": {"const": "project_timeline"},
+                "project_id": text,
+                "seconds": seconds,
+                "file_ids": {
+                    "type": "array",
+                    "items": file_item,
+                    "description": "The render's `input.file_ids`: the timeline's `file` indexes point here.",
+                },
+                "timeline": {
+                    "type": "object",
+                    "description": "The timeline document (docs/timeline.schema.json).",
+                },
+                "graph": _ref("WorkflowGraph"),
+            }
+        ),
+        "ProjectQuote": _obj(
+            {
+                "object": {"const": "project_quote"},
+                "project_id": text,
+                "seconds": seconds,
+                "price": {"type": "integer", "minimum": 0, "description": "What a render holds."},
+                "currency": {"const": "millicredits"},
+                "nodes": {"type": "object", "additionalProperties": node_quote},
+                "available": {"type": "integer", "minimum": 0},
+                "sufficient": {"type": "boolean", "description": "Whether rendering now would be accepted."},
+            }
+        ),
+    }
+
+
+def _projects_paths() -> Schema:
+    project_id = _param(
+        "project_id", "path", {**_SEGMENT, "examples": ["prj_0123456789abcdef01234567"]}, "The project."
+    )
+    invalid = _error_response(
+        "A field is refused, named by `field` with its path (`scenes[1].media.file_id`): an unknown "
+        "field (`unknown_field`), a value the schema refuses (`invalid_request`), a scene's media or the "
+        "music given both or neither ways (`invalid_media`, `invalid_music`), two scenes with one id "
+        "(`duplicate_scene_id`), a transition as long as a scene it joins (`transition_too_long`), a "
+        "file that is not one of your library's (`file_not_found`, the same for another tenant's file) "
+        "or of the wrong kind (`wrong_file_kind`), a model the catalog does not offer for it "
+        "(`unknown_model`), a brand that is not yours (`brand_not_found`)."
+    )
+    not_renderable = _error_response(
+        "The project cannot render as it is, named by `field`: no scenes (`no_scenes`), a scene "
+        "without media (`scene_without_media`), a file gone from the library (`file_not_found`), a "
+        "voice the speech model lacks; or the graph it compiles to is refused (`invalid_workflow`, "
+        "with `problems` and the project `field` of the first)."
+    )
+    started = _json(
+        _ref("WorkflowRun"),
+        "Rendering: the run of the project's graph, its whole quote held (or, for a repeated "
+        "`Idempotency-Key`, the run it started).",
+        Location=_location("/v1/workflow-runs/{id}"),
+    )
+    empty = _json_body(_obj({}, []), required=False)
+    return {
+        "/v1/projects": {
+            "post": _op(
+                "Create a video project",
+                {
+                    "201": _json(_ref("Project"), "Created.", Location=_location("/v1/projects/{id}")),
+                    "422": invalid,
+                },
+                tag="projects",
+                write=True,
+                body=_json_body({**copy.deepcopy(project_schema.BODY), "required": ["name"]}),
+                operation_id="createProject",
+            ),
+            "get": _op(
+                "List projects, newest first",
+                {"200": _json(_ref("ProjectList"), "One page of projects."), "422": _use("Invalid")},
+                tag="projects",
+                params=_page_params(),
+                operation_id="listProjects",
+            ),
+        },
+        "/v1/projects/{project_id}": {
+            "get": _op(
+                "Read a project, with its last render",
+                {"200": _json(_ref("Project"), "The project."), "404": _use("NotFound")},
+                tag="projects",
+                params=[project_id],
+                operation_id="getProject",
+            ),
+            "patch": _op(
+                "Change a project: each field sent replaces the project's, except `style` (and its "
+                "`caption`) and `voice`, whose keys are merged in",
+                {
+                    "200": _json(_ref("Project"), "The changed project."),
+                    "404": _use("NotFound"),
+                    "422": invalid,
+                },
+                tag="projects",
+                write=True,
+                params=[project_id],
+                body=_json_body(_ref("ProjectBody")),
+                operation_id="updateProject",
+            ),
+            "delete": _op(
+                "Delete a project (its renders and library files stay)",
+                {"204": {"description": "Deleted."}, "404": _use("NotFound")},
+                tag="projects",
+                write=True,
+                params=[project_id],
+                operation_id="deleteProject",
+            ),
+        },
+        "/v1/projects/{project_id}/timeline": {
+            "get": _op(
+                "The timeline a render of the project would play, and the workflow graph it would run",
+                {
+                    "200": _json(_ref("ProjectTimeline"), "The timeline, its files and the graph."),
+                    "404": _use("NotFound"),
+                    "422": not_renderable,
+                },
+                tag="projects",
+                params=[project_id],
+                operation_id="getProjectTimeline",
+            ),
+        },
+        "/v1/projects/{project_id}/quote": {
+            "post": _op(
+                "The price of rendering the project now (nothing is held)",
+                {
+                    "200": _json(_ref("ProjectQuote"), "The price, node by node."),
+                    "404": _use("NotFound"),
+                    "422": not_renderable,
+                },
+                tag="projects",
+                write=True,
+                params=[project_id],
+                body=empty,
+                operation_id="quoteProject",
+            ),
+        },
+        "/v1/projects/{project_id}/render": {
+            "post": _op(
+                "Render the project: start a workflow run of its graph",
+                {
+                    "202": started,
+                    "402": _error_response(
+                        "Not enough credits for the render's quote, or an account in debt; nothing was "
+                        "held or started (`insufficient_credits`, `account_in_debt`)."
+                    ),
+                    "404": _use("NotFound"),
+                    "422": _error_response(
+                        "The project cannot render as it is (see the timeline's 422), a script or prompt "
+                        "blocked by moderation, `reuse` not a boolean, or an `Idempotency-Key` used with "
+                        "another project state (`idempotency_key_reused`)."
+                    ),
+                    "429": _rate_limited(
+                        "Over the tier's submit rate (`rate_limited`); a render spends one."
+                    ),
+                    "503": _error_response(
+                        "A borderline script or prompt while the moderation service cannot be reached; "
+                        "nothing was held (`moderation_unavailable`)."
+                    ),
+                },
+                tag="projects",
+                write=True,
+                params=[
+                    project_id,
+                    _idempotency_key(200, "Render safely: the same key and project return the same run."),
+                ],
+                body=_json_body(
+                    _obj(
+                        {
+                            "reuse": {
+                                "type": "boolean",
+                                "default": True,
+                                "description": "Reuse what an earlier render made from the same script, "
+                                "prompt and files, at no cost; false makes everything again.",
+                            }
+                        },
+                        [],
+                    ),
+                    required=False,
+                ),
+                operation_id="renderProject",
+            ),
+        },
+    }
+
+
 def _account_paths() -> Schema:
     return {
         "/v1/account": {
@@ -2144,6 +2435,19 @@ def _meta_paths() -> Schema:
                 operation_id="getOpenApi",
             ),
         },
+        "/v1/timeline.schema.json": {
+            "get": _op(
+                "The JSON Schema of a video.render timeline",
+                {
+                    "200": _json(
+                        {"type": "object", "required": ["$schema", "properties"]}, "JSON Schema 2020-12."
+                    )
+                },
+                tag="meta",
+                public=True,
+                operation_id="getTimelineSchema",
+            ),
+        },
     }
 
 
@@ -2166,6 +2470,7 @@ def build() -> dict[str, Any]:
                 "jobs",
                 "workflows",
                 "brands",
+                "projects",
                 "models",
                 "account",
                 "billing",
@@ -2181,6 +2486,7 @@ def build() -> dict[str, Any]:
             **_workflows_paths(),
             **_workflow_runs_paths(),
             **_brands_paths(),
+            **_projects_paths(),
             **_account_paths(),
             **_billing_paths(),
             **_auth_paths(),

@@ -22,6 +22,7 @@ from faktry.tenancy import create_tenant
 from pipelines import runner
 from pipelines.brands.models import Brand
 from pipelines.models import ModerationEntry
+from pipelines.projects.models import Project
 from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas.limits import reserve_storage
 from tests import services as svc
@@ -67,8 +68,8 @@ ALLOCATIONS_OF = (
 def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image: Any, settings: Any) -> Any:
     """Two tenants with a row of their own in every table that holds a tenant's data: a
     file, a finished job with an output, a hold and its allocation, a ledger, a web
-    session, a moderation log entry, a storage reservation, a workflow with its run, and a
-    brand."""
+    session, a moderation log entry, a storage reservation, a workflow with its run, a
+    brand and a video project."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -103,7 +104,12 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
             s.flush()
             s.add(WorkflowStep(run_id=run.id, tenant_id=t.id, node="a"))
             s.add(WorkflowEvent(run_id=run.id, tenant_id=t.id, kind="started"))
-            s.add(Brand(tenant_id=t.id, name="brand"))  # brand guidelines
+            brand = Brand(tenant_id=t.id, name="brand")  # brand guidelines
+            s.add(brand)
+            s.flush()
+            s.add(
+                Project(tenant_id=t.id, name="project", format="9:16", target_seconds=30, brand_id=brand.id)
+            )
         made.append(t)
     return made
 

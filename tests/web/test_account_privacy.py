@@ -20,6 +20,7 @@ from pipelines import runner
 from pipelines.admission import AdmittingSender
 from pipelines.brands.models import Brand
 from pipelines.catalog import default_catalog
+from pipelines.projects.models import Project
 from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas import ledger
 from quotas.limits import reserve_storage
@@ -65,6 +66,7 @@ EXPORTED = {
     "workflow_steps": ("workflow_steps",),
     "workflow_events": ("workflow_events",),
     "brands": ("brands",),
+    "projects": ("projects",),
 }
 
 
@@ -133,6 +135,10 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     brand = {"name": "Acme", "logo_file_id": file_id, "voice": {"values": ["care"]}}
     assert client.post("/v1/brands", json=brand, headers=person.headers).status_code == 201
     client.post("/v1/brands", json={"name": "Other's"}, headers=other.headers)
+    scenes = [{"script": "Hello.", "media": {"file_id": file_id}}]
+    project = {"name": "Spring", "idea": "coffee at dawn", "scenes": scenes}
+    assert client.post("/v1/projects", json=project, headers=person.headers).status_code == 201
+    client.post("/v1/projects", json={"name": "Other's"}, headers=other.headers)
 
     r = client.get("/v1/account/export", headers=person.headers)
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
@@ -165,6 +171,9 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     assert [st["node"] for st in data["workflow_steps"]] == ["probe"]
     assert [(b["name"], b["logo_file_id"], b["voice"]["values"]) for b in data["brands"]] == [
         ("Acme", file_id, ["care"])
+    ]
+    assert [(p["name"], p["idea"], p["scenes"][0]["script"]) for p in data["projects"]] == [
+        ("Spring", "coffee at dawn", "Hello.")
     ]
     assert all(k["prefix"] and "key_hash" not in k for k in data["api_keys"])
     assert data["billing"]["stripe_customer_id"] == customer
@@ -231,6 +240,8 @@ def test_deleting_an_account_removes_people_keys_files_and_jobs_and_keeps_a_clea
     run = client.post(f"/v1/workflows/{flow['id']}/runs", json={"inputs": {}}, headers=person.headers).json
     assert run["status"] == "running"
     assert client.post("/v1/brands", json={"name": "Acme"}, headers=person.headers).status_code == 201
+    project = {"name": "Spring", "scenes": [{"script": "Hello.", "media": {"file_id": file_id}}]}
+    assert client.post("/v1/projects", json=project, headers=person.headers).status_code == 201
     assert list(ctx.storage.list(f"t/{person.id}/"))
     csrf = login(client, person)
     r = client.delete("/v1/account", json={"password": PASSWORD}, headers=csrf)
@@ -244,7 +255,7 @@ def test_deleting_an_account_removes_people_keys_files_and_jobs_and_keeps_a_clea
         assert s.scalars(select(ApiKey).where(ApiKey.tenant_id == person.id)).all() == []
         assert s.scalars(select(File).where(File.tenant_id == person.id)).all() == []
         assert s.get(Tenant, person.id).status == "deleted"
-        for model in (Workflow, WorkflowVersion, WorkflowRun, WorkflowStep, WorkflowEvent, Brand):
+        for model in (Workflow, WorkflowVersion, WorkflowRun, WorkflowStep, WorkflowEvent, Brand, Project):
             assert s.scalar(select(func.count()).select_from(model).where(model.tenant_id == person.id)) == 0
         entries = s.scalars(select(LedgerEntry).where(LedgerEntry.tenant_id == person.id)).all()
         assert {"grant", "hold", "capture", "release", "adjustment"} <= {e.kind for e in entries}

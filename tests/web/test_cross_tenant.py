@@ -39,6 +39,7 @@ UNKNOWN = {
     "workflow_id": "wfl_" + "0" * 24,
     "run_id": "run_" + "0" * 24,
     "brand_id": "brd_" + "0" * 24,
+    "project_id": "prj_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -73,6 +74,7 @@ class Holdings:
     workflow_id: str = ""
     run_id: str = ""
     brand_id: str = ""
+    project_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -86,6 +88,7 @@ class Holdings:
             "workflow_id": self.workflow_id,
             "run_id": self.run_id,
             "brand_id": self.brand_id,
+            "project_id": self.project_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
@@ -118,11 +121,14 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path) ->
     ).json["id"]
     brand = {"name": f"brand {handle.id}", "logo_file_id": held.upload_id, "mood_file_ids": [held.upload_id]}
     held.brand_id = client.post("/v1/brands", json=brand, headers=handle.headers).json["id"]
+    scenes = [{"script": "Hello.", "media": {"file_id": held.upload_id}}]
+    project = {"name": f"project {handle.id}", "brand_id": held.brand_id, "scenes": scenes}
+    held.project_id = client.post("/v1/projects", json=project, headers=handle.headers).json["id"]
     files = client.get("/v1/files?limit=100", headers=handle.headers).json["data"]
     jobs = client.get("/v1/jobs?limit=100", headers=handle.headers).json["data"]
     held.marks = {
         handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
-        held.brand_id,
+        held.brand_id, held.project_id,
         *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held
@@ -229,6 +235,8 @@ def test_every_route_with_an_id_answers_another_tenants_id_like_an_unknown_one(a
     assert [k["active"] for k in keys if k["id"] == theirs.key_id] == [True]
     brand = caller.api.get(f"/v1/brands/{theirs.brand_id}", headers=owner).json
     assert brand["name"] == f"brand {theirs.handle.id}" and brand["logo_file_id"] == theirs.upload_id
+    project = caller.api.get(f"/v1/projects/{theirs.project_id}", headers=owner).json
+    assert project["name"] == f"project {theirs.handle.id}" and project["last_run_id"] is None
 
     # And each route does find the caller's own ids (so the 404s above are the tenancy's).
     for rule, method in _routes(app):
@@ -266,11 +274,13 @@ def test_another_tenants_file_in_a_job_body_answers_like_an_unknown_file(app, te
     def bodies(file_id: str) -> dict[str, Any]:
         job = {"type": "media.probe", "input": {"file_id": file_id}}
         brand = {"name": "b", "logo_file_id": file_id}
+        project = {"name": "p", "scenes": [{"media": {"file_id": file_id}}]}
         return {
             "/v1/jobs": job,
             "/v1/jobs/quote": job,
             "/v1/jobs/batch": {"jobs": [job]},
             "/v1/brands": brand,
+            "/v1/projects": project,
         }
 
     for path, body in bodies(theirs.upload_id).items():

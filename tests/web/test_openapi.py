@@ -64,6 +64,7 @@ NEEDS_STRIPE = re.compile(r"^\w+ /v1/billing/")
 NEEDS_STAFF = re.compile(r"^\w+ /v1/admin/")
 NEEDS_WORKFLOWS = re.compile(r"^\w+ /v1/workflow")
 NEEDS_BRANDS = re.compile(r"^\w+ /v1/brands")
+NEEDS_PROJECTS = re.compile(r"^\w+ /v1/projects")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
 #: A valid workflow graph, so that generated requests reach more than 422s.
 GRAPH = {
@@ -154,6 +155,7 @@ class Seeds:
         self.workflow_inputs: dict[str, Any] = {}
         self.brand_ids: list[str] = []
         self.image_ids: list[str] = []
+        self.project_ids: list[str] = []
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -238,6 +240,20 @@ class Seeds:
             assert r.status_code == 201, r.json
             self.brand_ids.append(str(r.json["id"]))
 
+    def make_projects(self, png: Path) -> None:
+        """Two projects: one that renders (a library still, a generated one, narration, a brand),
+        one without scenes yet."""
+        self.make_brands(png)
+        scenes = [
+            {"script": "Hello.", "media": {"file_id": self.image_ids[0]}},
+            {"media": {"prompt": "a harbour at dawn", "kind": "image"}, "transition": {"type": "fade"}},
+        ]
+        bodies = [{"name": "first", "brand_id": self.brand_ids[0], "scenes": scenes}, {"name": "second"}]
+        for body in bodies:
+            r = self.client.post("/v1/projects", headers=self.tenant.headers, json=body)
+            assert r.status_code == 201, r.json
+            self.project_ids.append(str(r.json["id"]))
+
     def use_stripe(self, fake: StripeFake) -> None:
         """Billing talks to the Stripe stand-in; signed webhook deliveries are ready to send."""
         services = self.app.extensions["faktry"]
@@ -267,6 +283,7 @@ class Seeds:
                 "jobs",
                 "workflows",
                 "brands",
+                "projects",
                 *(f"workflows/{w}/runs" for w in self.workflow_ids),
             )
         ]
@@ -287,6 +304,8 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
         seeds.save_workflows(png_image)
     if NEEDS_BRANDS.match(operation):
         seeds.make_brands(png_image)
+    if NEEDS_PROJECTS.match(operation):
+        seeds.make_projects(png_image)
     if NEEDS_STRIPE.match(operation):
         seeds.use_stripe(request.getfixturevalue("stripe_fake"))
     if NEEDS_STAFF.match(operation):
@@ -318,6 +337,7 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "workflow_id": seeds.workflow_ids,
             "run_id": seeds.run_ids,
             "brand_id": seeds.brand_ids,
+            "project_id": seeds.project_ids,
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:
@@ -358,6 +378,12 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
         options.append(
             st.tuples(operation.as_strategy(), images).map(lambda drawn: _with_brand_files(*drawn))
         )
+    if operation.label in ("POST /v1/projects", "PATCH /v1/projects/{project_id}"):
+        # Bodies whose files and brand are the tenant's, so that more than 422s come back.
+        mine = st.tuples(
+            operation.as_strategy(), st.sampled_from(seeds.image_ids), st.sampled_from(seeds.brand_ids)
+        )
+        options.append(mine.map(lambda drawn: _with_project_files(*drawn)))
     if operation.label == "POST /v1/files":
         options.append(operation.as_strategy(body={"file": seeds.png_bytes}))
     if operation.label == "POST /v1/billing/checkout":
@@ -382,6 +408,30 @@ def _with_brand_files(case: Any, file_id: str) -> Any:
             body["mood_file_ids"] = [file_id][: len(body["mood_file_ids"])]
         case.body = body
     return case
+
+
+def _with_project_files(case: Any, file_id: str, brand_id: str) -> Any:
+    """The case, its scenes' files, its brand and its models replaced by the tenant's own and
+    the catalog's, and its music left out (an audio file would be needed)."""
+    if isinstance(case.body, dict):
+        body = {k: v for k, v in case.body.items() if k != "music"}
+        if isinstance(body.get("brand_id"), str):
+            body["brand_id"] = brand_id
+        if isinstance(body.get("voice"), dict):
+            body["voice"] = {k: v for k, v in body["voice"].items() if k != "model"}
+        if isinstance(body.get("scenes"), list):
+            body["scenes"] = [_scene_with(scene, file_id) for scene in body["scenes"]]
+        case.body = body
+    return case
+
+
+def _scene_with(scene: Any, file_id: str) -> Any:
+    if not isinstance(scene, dict) or not isinstance(scene.get("media"), dict):
+        return scene
+    media = scene["media"]
+    if "file_id" in media:
+        return {**scene, "media": {"file_id": file_id}}
+    return {**scene, "media": {k: v for k, v in media.items() if k != "model"}}
 
 
 def _with_real_files(drawn: tuple[Any, str]) -> Any:

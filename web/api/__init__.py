@@ -31,6 +31,7 @@ from web.api import (  # noqa: E402,F401
     keys,
     models,
     openapi,
+    projects,
     session,
     signup,
     workflow_runs,

@@ -42,13 +42,21 @@ def run_inline() -> Any:
 
 
 def _start(sess: Any, body: dict[str, Any], *, graph: Any, **saved: Any) -> Any:
+    return started_answer(sess, start_run(sess, body, graph=graph, **saved))
+
+
+def start_run(sess: Any, body: dict[str, Any], *, graph: Any, **saved: Any) -> runs.Started:
+    """Start a run of ``graph`` for the caller, as every way of starting one does: one submit
+    of the tier's submit rate, every node's prompts past moderation, then `runs.start` (the
+    request's ``Idempotency-Key`` answering the run it started). The run is left for the
+    caller to commit (`started_answer`)."""
     # A run is one submit for the tier's submit rate, whatever its number of jobs.
     _rate_limit(sess)
     nodes = graph.get("nodes") if isinstance(graph, dict) else None
     for spec in nodes.values() if isinstance(nodes, dict) else ():
         if isinstance(spec, dict):
             _moderate(sess, {k: spec.get(k) for k in ("type", "input", "params")})
-    started = runs.start(
+    return runs.start(
         sess,
         tenant_id=principal().tenant_id,
         graph=graph,
@@ -58,6 +66,11 @@ def _start(sess: Any, body: dict[str, Any], *, graph: Any, **saved: Any) -> Any:
         idempotency_key=request.headers.get("Idempotency-Key"),
         **saved,
     )
+
+
+def started_answer(sess: Any, started: runs.Started) -> Any:
+    """Commit the started run and answer ``202`` with it; its first jobs are sent after the
+    commit."""
     answer = runs.to_dict(sess, started.run)
     uow = UnitOfWork(sess)
     if started.jobs:

@@ -231,4 +231,5 @@ def job_detail(job_id: str) -> Any:
 
 # Pages in modules of their own register on this blueprint when imported.
 from web.pages import brands as _brands  # noqa: E402,F401
+from web.pages import projects as _projects  # noqa: E402,F401
 from web.pages import workflows as _workflows  # noqa: E402,F401
