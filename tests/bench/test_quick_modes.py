@@ -33,12 +33,15 @@ pytestmark = pytest.mark.slow
         ("bench.admission_scale", "ratio 10,000/10"),
         ("bench.key_checks", "ratio off/on"),
         ("bench.workflow_fanout", "the fan-out run takes"),
+        ("bench.project_render", "ratio run/steps-alone"),
     ],
 )
 def test_a_benchmark_quick_mode_runs_and_prints_its_ratio(module, expect):
     if not svc.redis_available():
         svc.missing("Redis")
-    if module == "bench.media_overhead" and not (shutil.which("ffmpeg") and shutil.which("ffprobe")):
+    if module in ("bench.media_overhead", "bench.project_render") and not (
+        shutil.which("ffmpeg") and shutil.which("ffprobe")
+    ):
         svc.missing("ffmpeg")
     out = subprocess.run(
         [sys.executable, "-m", module, "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=240
