@@ -29,7 +29,7 @@ from jsonschema.exceptions import best_match
 
 from faktry.errors import InvalidMedia, ValidationError
 from pipelines.media.ffmpeg import CORNERS, TRANSITIONS
-from pipelines.media.subtitles import COLOR, CUE_CHARS, FONT_FAMILY, Cue
+from pipelines.media.subtitles import COLOR, CUE_CHARS, FONT_FAMILY, Cue, split_text, spread
 
 #: Where a render job's timeline sits in its request.
 WHERE = "params.timeline"
@@ -505,38 +505,6 @@ def stated_seconds(timeline: dict[str, Any], file_seconds: Sequence[float | None
         if i < len(video) - 1:
             total -= _transition(clip)[1]
     return round(max(0.0, total), 3)
-
-
-# -- captions -------------------------------------------------------------------------------------
-
-
-def split_text(text: str, max_chars: int = CUE_CHARS) -> list[str]:
-    """`text` cut into cues of at most `max_chars` characters on word boundaries (a longer word
-    is a cue of its own)."""
-    cues: list[str] = []
-    line = ""
-    for word in text.split():
-        if line and len(line) + 1 + len(word) > max_chars:
-            cues.append(line)
-            line = word
-        else:
-            line = f"{line} {word}" if line else word
-    if line:
-        cues.append(line)
-    return cues
-
-
-def spread(chunks: Sequence[str], start: float, end: float) -> list[Cue]:
-    """Cues of `chunks` sharing ``start..end`` in proportion to their characters."""
-    if not chunks or end <= start:
-        return []
-    scale = (end - start) / sum(len(c) for c in chunks)
-    cues, at = [], start
-    for chunk in chunks:
-        stop = min(end, at + len(chunk) * scale)
-        cues.append(Cue(round(at, 3), round(stop, 3), chunk))
-        at = stop
-    return cues
 
 
 # -- resolution -----------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,11 +40,13 @@ class Cue:
     text: str
 
 
-def _chunks(words: list[str]) -> list[str]:
+def split_text(text: str, max_chars: int = CUE_CHARS) -> list[str]:
+    """`text` cut into cues of at most `max_chars` characters on word boundaries (a longer word
+    is a cue of its own)."""
     chunks: list[str] = []
     line = ""
-    for word in words:
-        if line and len(line) + 1 + len(word) > CUE_CHARS:
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > max_chars:
             chunks.append(line)
             line = word
         else:
@@ -53,6 +56,21 @@ def _chunks(words: list[str]) -> list[str]:
     return chunks
 
 
+def spread(chunks: Sequence[str], start: float, end: float) -> list[Cue]:
+    """Cues of `chunks` sharing ``start..end`` in proportion to their characters (and the
+    pause after each)."""
+    if not chunks or end <= start:
+        return []
+    weights = [len(chunk) + 1 for chunk in chunks]
+    scale = (end - start) / sum(weights)
+    cues, at = [], start
+    for chunk, weight in zip(chunks, weights, strict=True):
+        stop = min(end, at + weight * scale)
+        cues.append(Cue(round(at, 3), round(stop, 3), chunk))
+        at = stop
+    return cues
+
+
 def timed(text: str, duration: float | None, segments: Any = None) -> list[Cue]:
     """The cues of a transcript: from ``segments`` (``[{"start", "end", "text"}]``, as some
     providers return) when they are usable, else ``text`` cut into cues of at most `CUE_CHARS`
@@ -60,18 +78,9 @@ def timed(text: str, duration: float | None, segments: Any = None) -> list[Cue]:
     from_segments = _from_segments(segments)
     if from_segments:
         return from_segments
-    chunks = _chunks(text.split())
-    if not chunks:
-        return []
+    chunks = split_text(text)
     total = float(duration) if duration and duration > 0 else len(text.split()) / WORDS_PER_SECOND
-    weights = [len(chunk) + 1 for chunk in chunks]
-    scale = total / sum(weights)
-    cues, at = [], 0.0
-    for chunk, weight in zip(chunks, weights, strict=True):
-        end = min(total, at + weight * scale)
-        cues.append(Cue(round(at, 3), round(end, 3), chunk))
-        at = end
-    return cues
+    return spread(chunks, 0.0, total)
 
 
 def _from_segments(segments: Any) -> list[Cue]:

@@ -177,6 +177,52 @@ const faktry = (() => {
     : null;
 
   // The preview of a media file: an image, a video or an audio player.
+  // A paged list of the API's `{data, next_cursor}` pages: `item(row)` makes each entry,
+  // `more` loads the next page, `empty` shows while the list has none. Returns a function
+  // that loads the first page.
+  function pagedList({ path, list, more, empty, status, item, limit = 25 }) {
+    let cursor = null;
+    async function load(next) {
+      const params = new URLSearchParams({ limit: String(limit) });
+      if (next) params.set("cursor", next);
+      const page = await api("GET", `${path}?${params}`);
+      page.data.forEach((row) => list.append(item(row)));
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      empty.hidden = list.children.length > 0;
+    }
+    more.addEventListener("click", async () => {
+      more.disabled = true;
+      try {
+        await load(cursor);
+      } catch (err) {
+        showError(status, err);
+      } finally {
+        more.disabled = false;
+      }
+    });
+    return () => load(null).catch((err) => showError(status, err));
+  }
+
+  // A Delete button of one entry of a list: asks `question`, sends DELETE `path`, removes
+  // `entry` and says so, or shows the error and lets the person try again.
+  function deleteButton(button, { question, path, entry, name, status, list, empty }) {
+    button.addEventListener("click", async () => {
+      if (!confirm(question)) return;
+      button.disabled = true;
+      try {
+        await api("DELETE", path);
+        entry.remove();
+        say(status, `Deleted ${name}.`);
+        status.focus();
+        empty.hidden = list.children.length > 0;
+      } catch (err) {
+        showError(status, err);
+        button.disabled = false;
+      }
+    });
+  }
+
   function preview(file, { thumb = false } = {}) {
     const url = file.url;
     const label = file.filename || file.name || file.id;
@@ -291,5 +337,5 @@ const faktry = (() => {
     initConsent();
   });
 
-  return { uid, api, ApiError, h, $, fill, say, showError, credits, bytes, when, duration, poll, jsonForm, preview, pollMs, consentValue };
+  return { uid, api, ApiError, h, $, fill, say, showError, credits, bytes, when, duration, poll, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
 })();

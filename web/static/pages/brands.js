@@ -2,11 +2,10 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, h, $, say, showError, when, jsonForm } = faktry;
+  const { h, $, when, jsonForm, pagedList, deleteButton } = faktry;
   const list = $("#brands");
   const status = $("#brands-status");
   const more = $("#more");
-  let cursor = null;
 
   function chip(color, role) {
     const el = h("span", { class: "brand-chip", title: `${role}: ${color || "not set"}` });
@@ -23,31 +22,9 @@ document.addEventListener("DOMContentLoaded", () => {
         ["primary", "secondary", "accent"].map((role) => chip(brand.colors[role], role))),
       h("p", { class: "help" }, `Updated ${when(brand.updated_at)}`),
       remove);
-    remove.addEventListener("click", async () => {
-      if (!confirm(`Delete the brand ${brand.name}? Its library files stay.`)) return;
-      remove.disabled = true;
-      try {
-        await api("DELETE", `/v1/brands/${encodeURIComponent(brand.id)}`);
-        li.remove();
-        say(status, `Deleted ${brand.name}.`);
-        status.focus();
-        $("#brands-empty").hidden = list.children.length > 0;
-      } catch (err) {
-        showError(status, err);
-        remove.disabled = false;
-      }
-    });
+    deleteButton(remove, { question: `Delete the brand ${brand.name}? Its library files stay.`, path: `/v1/brands/${encodeURIComponent(brand.id)}`,
+      entry: li, name: brand.name, status, list, empty: $("#brands-empty") });
     return li;
-  }
-
-  async function load(next) {
-    const params = new URLSearchParams({ limit: "25" });
-    if (next) params.set("cursor", next);
-    const page = await api("GET", `/v1/brands?${params}`);
-    page.data.forEach((b) => list.append(item(b)));
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-    $("#brands-empty").hidden = list.children.length > 0;
   }
 
   jsonForm($("#new-brand"), {
@@ -55,15 +32,5 @@ document.addEventListener("DOMContentLoaded", () => {
     collect: (form) => ({ name: form.elements.name.value }),
     done: (brand) => location.assign(`/brands/${encodeURIComponent(brand.id)}`),
   });
-  more.addEventListener("click", async () => {
-    more.disabled = true;
-    try {
-      await load(cursor);
-    } catch (err) {
-      showError(status, err);
-    } finally {
-      more.disabled = false;
-    }
-  });
-  load(null).catch((err) => showError(status, err));
+  pagedList({ path: "/v1/brands", list, more, empty: $("#brands-empty"), status, item })();
 });

@@ -3,11 +3,10 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, h, $, fill, say, showError, when } = faktry;
+  const { api, h, $, fill, showError, when, pagedList, deleteButton } = faktry;
   const body = $("#workflows tbody");
   const status = $("#workflows-status");
   const more = $("#more");
-  let cursor = null;
 
   const runLink = (run) => h("li", { dataset: { runId: run.id, status: run.status } },
     h("a", { href: `/workflow-runs/${encodeURIComponent(run.id)}` },
@@ -33,32 +32,10 @@ document.addEventListener("DOMContentLoaded", () => {
       runs,
       h("td", {}, when(workflow.updated_at)),
       h("td", {}, remove));
-    remove.addEventListener("click", async () => {
-      if (!confirm(`Delete the workflow ${workflow.name} and its versions? Its runs stay in the history.`)) return;
-      remove.disabled = true;
-      try {
-        await api("DELETE", `/v1/workflows/${encodeURIComponent(workflow.id)}`);
-        tr.remove();
-        say(status, `Deleted ${workflow.name}.`);
-        status.focus();
-        $("#workflows-empty").hidden = body.children.length > 0;
-      } catch (err) {
-        showError(status, err);
-        remove.disabled = false;
-      }
-    });
+    deleteButton(remove, { question: `Delete the workflow ${workflow.name} and its versions? Its runs stay in the history.`, path: `/v1/workflows/${encodeURIComponent(workflow.id)}`,
+      entry: tr, name: workflow.name, status, list: body, empty: $("#workflows-empty") });
     lastRuns(workflow, runs);
     return tr;
-  }
-
-  async function load(next) {
-    const params = new URLSearchParams({ limit: "25" });
-    if (next) params.set("cursor", next);
-    const page = await api("GET", `/v1/workflows?${params}`);
-    page.data.forEach((w) => body.append(row(w)));
-    cursor = page.next_cursor;
-    more.hidden = !cursor;
-    $("#workflows-empty").hidden = body.children.length > 0;
   }
 
   async function templates() {
@@ -71,16 +48,6 @@ document.addEventListener("DOMContentLoaded", () => {
         "aria-label": `Start from ${t.name}` }, "Start from this"))));
   }
 
-  more.addEventListener("click", async () => {
-    more.disabled = true;
-    try {
-      await load(cursor);
-    } catch (err) {
-      showError(status, err);
-    } finally {
-      more.disabled = false;
-    }
-  });
-  load(null).catch((err) => showError(status, err));
+  pagedList({ path: "/v1/workflows", list: body, more, empty: $("#workflows-empty"), status, item: row })();
   templates().catch((err) => showError(status, err));
 });
