@@ -96,6 +96,36 @@ def _succeeded_steps(run: dict[str, Any]) -> int:
     )
 
 
+def finished_exactly_once(platform: Any, headers: dict[str, str], run_id: str) -> dict[str, Any]:
+    """The run, once it has ended: succeeded, each step with one job of its own that
+    succeeded once (one set of outputs, one charge), the run's own hold released and the run
+    charged what its steps cost."""
+    run = _wait(
+        platform.base,
+        headers,
+        run_id,
+        lambda run: run["status"] != "running",
+        RECOVERY_BOUND,
+        "still running",
+    )
+    assert run["status"] == "succeeded", run
+    steps = [s for node in run["nodes"].values() for s in node["steps"]]
+    assert all(s["status"] == "succeeded" and s["job_id"] for s in steps)
+    job_ids = [s["job_id"] for s in steps]
+    assert len(set(job_ids)) == len(job_ids)
+    url = platform.settings.resolved_database_url
+    with svc.db_session(url) as session:
+        from pipelines.models import Job
+
+        made = set(session.scalars(select(Job.id).where(Job.run_id == run_id)))
+        run_hold = session.execute(select(Hold.status).where(Hold.job_id == run_id)).scalars().all()
+    assert made == set(job_ids)
+    assert check_jobs(url, job_ids) == {"succeeded": len(job_ids)}
+    assert run_hold == ["released"]
+    assert run["cost"]["charged"] == sum(s["cost"] for s in steps) > 0
+    return run
+
+
 def test_a_run_finishes_through_kill_9_of_workers_and_the_scheduler(tmp_path, s3_server, long_clip):
     with production(tmp_path, s3_server) as (platform, _redis):
         headers = tenant_key(platform.settings)
@@ -128,31 +158,9 @@ def test_a_run_finishes_through_kill_9_of_workers_and_the_scheduler(tmp_path, s3
         platform.start_worker(processes=2, threads=2)  # as a process manager starts them again
         platform.start("scheduler", "scheduler")
 
-        run = _wait(
-            platform.base,
-            headers,
-            run_id,
-            lambda run: run["status"] != "running",
-            RECOVERY_BOUND,
-            "still running",
-        )
-        assert run["status"] == "succeeded", run
+        run = finished_exactly_once(platform, headers, run_id)
         steps = [s for node in run["nodes"].values() for s in node["steps"]]
         assert len(steps) == ITEMS * 2 + 2
-        assert all(s["status"] == "succeeded" and s["job_id"] for s in steps)
-        # No step ran twice: one job per step, each with one set of outputs and one charge.
-        job_ids = [s["job_id"] for s in steps]
-        assert len(set(job_ids)) == len(job_ids)
-        url = platform.settings.resolved_database_url
-        with svc.db_session(url) as session:
-            from pipelines.models import Job
-
-            made = set(session.scalars(select(Job.id).where(Job.run_id == run_id)))
-            run_hold = session.execute(select(Hold.status).where(Hold.job_id == run_id)).scalars().all()
-        assert made == set(job_ids)
-        assert check_jobs(url, job_ids) == {"succeeded": len(job_ids)}
-        assert run_hold == ["released"]
-        assert run["cost"]["charged"] == sum(s["cost"] for s in steps) > 0
         retired = (worker, scheduler)
         check_platform(
             platform.settings, platform.env, platform.log_dir, [p for p in platform.procs if p not in retired]

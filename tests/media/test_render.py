@@ -5,7 +5,6 @@ naming the exact JSON path; a quote priced over the stated length; a cancel leav
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import time
@@ -19,6 +18,7 @@ from faktry.db import transaction
 from pipelines import timeline as timelines
 from pipelines.media import subtitles
 from quotas import ledger
+from tests.media.test_edit_jobs import download, ffprobe, submit
 from tests.mediafixtures import H264, MakeMedia
 from tests.web.helpers import upload, wait_for_job
 
@@ -57,10 +57,6 @@ def media(make_media: MakeMedia, media_dir: Path) -> dict[str, Path]:
     return files
 
 
-def submit(client, tenant, body: dict[str, Any]) -> Any:
-    return client.post("/v1/jobs", json=body, headers=tenant.headers)
-
-
 def render(client, tenant, file_ids: list[str], timeline: dict[str, Any]) -> dict[str, Any]:
     r = submit(
         client,
@@ -71,21 +67,6 @@ def render(client, tenant, file_ids: list[str], timeline: dict[str, Any]) -> dic
     done = wait_for_job(client, tenant, r.json["id"], timeout=180)
     assert done["status"] == "succeeded", done
     return done
-
-
-def download(client, tenant, file_id: str, target: Path) -> Path:
-    r = client.get(f"/v1/files/{file_id}/content", headers=tenant.headers)
-    assert r.status_code == 200
-    target.write_bytes(r.data)
-    return target
-
-
-def ffprobe(path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(path)],
-        check=True, capture_output=True, timeout=30,
-    ).stdout  # fmt: skip
-    return json.loads(out)
 
 
 def stream(probe: dict[str, Any], kind: str) -> dict[str, Any]:
