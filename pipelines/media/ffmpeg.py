@@ -535,6 +535,14 @@ def _produced(out_dir: Path, names: list[str]) -> list[str]:
 _STRIP = ["-map_metadata", "-1", "-map_chapters", "-1", "-sn", "-dn"]
 
 
+def _mp4_output(out_dir: Path, name: str, *, has_audio: bool, crf: int) -> list[str]:
+    """The options of one H.264 MP4 output at ``out_dir/name`` (its picture mapped by the
+    caller): the first input's audio as AAC when it has some, faststart, metadata stripped."""
+    audio = ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"] if has_audio else []
+    codec = ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-movflags", "+faststart"]
+    return [*audio, *codec, *_STRIP, _output(out_dir, name)]
+
+
 def transcode(
     src: Path,
     out_dir: Path,
@@ -804,11 +812,8 @@ def captions(
         graph = (
             f"color=c=0x1d1d28:s={width}x{height}:r=25:d={info.duration:.3f},ass={script},format=yuv420p[v]"
         )
-    args += ["-filter_complex", graph, "-map", "[v]"]
-    if info.has_audio:
-        args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
-    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-movflags", "+faststart"]
-    args += ["-shortest", *_STRIP, _output(out_dir, "video.mp4")]
+    args += ["-filter_complex", graph, "-map", "[v]", "-shortest"]
+    args += _mp4_output(out_dir, "video.mp4", has_audio=info.has_audio, crf=23)
     run(
         args,
         duration=info.duration,
@@ -1018,10 +1023,7 @@ def watermark(
     )
     graph += ",format=yuv420p[v]"
     args = [*input_args(src), *input_args(logo), "-filter_complex", graph, "-map", "[v]"]
-    if info.has_audio:
-        args += ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"]
-    args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-movflags", "+faststart"]
-    args += [*_STRIP, _output(out_dir, "video.mp4")]
+    args += _mp4_output(out_dir, "video.mp4", has_audio=info.has_audio, crf=20)
     run(
         args,
         duration=info.duration,
@@ -1112,11 +1114,7 @@ def reframe(
     for i, (folder, _) in enumerate(crops):
         (out_dir / folder).mkdir(parents=True, exist_ok=True)
         names.append(f"{folder}/video.mp4")
-        args += ["-map", f"[v{i}]"] + (
-            ["-map", "0:a:0", "-c:a", "aac", "-b:a", "128k"] if info.has_audio else []
-        )
-        args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "21", "-movflags", "+faststart"]
-        args += [*_STRIP, _output(out_dir, names[-1])]
+        args += ["-map", f"[v{i}]", *_mp4_output(out_dir, names[-1], has_audio=info.has_audio, crf=21)]
     run(
         args,
         duration=info.duration,
