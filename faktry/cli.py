@@ -398,7 +398,7 @@ def dependency_of(exc: BaseException) -> str:
 
 
 class SchedulerLoop:
-    """The scheduler's passes: the reconciler, then admission's resync.
+    """The scheduler's passes: the reconciler, admission's resync, then the webhook sweep.
 
     `run_once` never raises. A pass that fails (the database, Redis or the broker is away) is
     logged, counted as ``faktry_dependency_errors_total{process="scheduler"}`` and tried
@@ -425,6 +425,7 @@ class SchedulerLoop:
             sessions, sender, store, redis_url = self._wired()
             reconcile(sessions, sender, store, self.settings)
             _resync_admission(self.settings, sender, redis_url)
+            sweep_webhooks(self.settings, sessions, sender)
         except Exception as exc:
             self.failures += 1
             dependency = dependency_of(exc)
@@ -498,6 +499,20 @@ def scheduler(once: bool) -> None:
     signal.signal(signal.SIGINT, _stop)
     if not run_scheduler(loop, once=once, stopped=lambda: stop) and once:
         raise SystemExit(1)
+
+
+def sweep_webhooks(settings: Settings, sessions: Any, sender: Any) -> int:
+    """Send a delivery for every webhook message due (retries, and those whose after-commit
+    send was lost), a fair share from each tenant, and forget what the delivery log no
+    longer keeps; returns how many were sent."""
+    from pipelines.webhooks import delivery
+    from workers.actors.webhooks import send
+
+    due = delivery.due(sessions, delivery.Policy.from_settings(settings))
+    if due:
+        send(getattr(sender, "broker_sender", sender).broker, due)
+    delivery.prune(sessions, settings.webhook_log_seconds)
+    return len(due)
 
 
 def _resync_admission(settings: Settings, sender: Any, redis_url: str) -> None:

@@ -215,6 +215,51 @@ class Settings:
     analytics_snippets: str = ""
     #: How often the pages refresh live views (job progress, queues), in milliseconds.
     page_poll_ms: int = 1000
+    #: Event streams (web/streams.py): each web process reads new job and workflow events
+    #: from the database this often, for all its open streams at once.
+    stream_poll_seconds: float = 1.0
+    #: An open stream with nothing to say sends a comment this often, so proxies and
+    #: clients see it is alive.
+    stream_keepalive_seconds: float = 15.0
+    #: An event id not yet visible while later ones are may belong to a transaction still
+    #: committing: streams wait at most this long for it before passing it by (a rolled-back
+    #: insert leaves such a hole for good).
+    stream_gap_seconds: float = 5.0
+    #: A stream is closed after this long (the client reconnects with ``Last-Event-ID``), so
+    #: a revoked key or an ended session stops streaming within this time.
+    stream_max_seconds: float = 900.0
+    #: Open streams one web process holds; past it a new stream is answered 503.
+    streams_per_process: int = 5000
+    #: What a client waits before reconnecting a cut stream (the ``retry:`` field), in ms.
+    stream_retry_ms: int = 3000
+    #: API requests a tenant may make a minute (every ``/v1`` call counts one; the whole
+    #: minute's worth may come at once). Callers with no credentials count per address.
+    #: Answers carry ``RateLimit-*`` headers; 0 means no limit and no headers.
+    api_requests_per_minute: int = 6000
+
+    #: Webhooks (pipelines/webhooks). Connect and read timeouts of one delivery, and the
+    #: deadline of its whole exchange, in seconds; how much of an answer is read.
+    webhook_connect_timeout: float = 3.0
+    webhook_read_timeout: float = 5.0
+    webhook_total_timeout: float = 10.0
+    webhook_max_response_bytes: int = 64 * 1024
+    #: Let webhooks reach loopback addresses (tests and a laptop only; never in production).
+    webhook_allow_loopback: bool = False
+    #: Seconds to wait after the 1st, 2nd, … failed attempt, comma-separated (about 30 hours
+    #: in all); each wait varies by ± ``webhook_retry_jitter`` of itself.
+    webhook_retry_schedule: str = "5,30,120,600,1800,3600,7200,14400,21600,28800,28800"
+    webhook_retry_jitter: float = 0.2
+    #: An endpoint whose every attempt failed for this many seconds is disabled.
+    webhook_disable_after_seconds: float = 5 * 24 * 3600.0
+    #: Deliveries under way to one endpoint at most.
+    webhook_endpoint_concurrency: int = 4
+    #: Due messages one scheduler sweep hands out, and at most how many of one tenant.
+    webhook_sweep_batch: int = 500
+    webhook_sweep_per_tenant: int = 50
+    #: How long a rotated-out secret keeps signing beside the new one, in seconds.
+    webhook_rotation_overlap_seconds: float = 24 * 3600.0
+    #: How long the delivery log keeps a message that ended (delivered or failed), in seconds.
+    webhook_log_seconds: float = 30 * 24 * 3600.0
 
     log_level: str = "INFO"
     log_json: bool = False

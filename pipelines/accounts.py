@@ -6,17 +6,19 @@ session token), API keys (never a key hash), the money side (the Stripe customer
 lots with what bought them, holds, every ledger entry, the Stripe events about its purchases),
 storage usage and reservations, files, jobs with their outputs and events, workflows with
 their versions (node configurations), their runs with each step's result and the runs'
-events (execution history), brand guidelines, video projects (with their last render), and
-the moderation log entries about its prompts.
+events (execution history), brand guidelines, video projects (with their last render),
+webhook endpoints (not their secrets) with every message and attempt, and the moderation log
+entries about its prompts.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
 data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
 and parameters, events and outputs), workflows, their versions, runs, steps and events,
-brand guidelines and video projects. Running workflow runs and jobs still running are canceled
-first, so their holds are released. Credits left in lots are forfeited with ledger entries.
-What stays is pseudonymous: the tenant id on the ledger, its lots and holds (kept seven years
-for legal and tax reasons), and moderation log entries (kept at most twelve months for safety
-audits, then swept).
+brand guidelines, video projects, webhook endpoints, their secrets and delivery logs.
+Running workflow runs and jobs still running are canceled first, so their holds are
+released. Credits left in lots are forfeited with ledger entries. What stays is
+pseudonymous: the tenant id on the ledger, its lots and holds (kept seven years for legal
+and tax reasons), and moderation log entries (kept at most twelve months for safety audits,
+then swept).
 
 Redis holds traces of the account too: log-in throttles named by email, the submit rate and
 running slots named by tenant, API key digests, fair admission's lists, weights and caps,
@@ -49,6 +51,8 @@ from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.projects import store as projects
 from pipelines.projects.models import Project
 from pipelines.services import cancel, to_dict
+from pipelines.webhooks import endpoints as webhook_endpoints
+from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
 from pipelines.workflows import runs
 from pipelines.workflows.models import RUNNING as RUN_RUNNING
 from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
@@ -221,6 +225,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             )
         ],
         "projects": _projects(session, tenant_id),
+        **_webhooks(session, tenant_id),
         "moderation_log": [
             {
                 "id": m.id,
@@ -237,6 +242,32 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
                 select(ModerationEntry)
                 .where(ModerationEntry.tenant_id == tenant_id)
                 .order_by(ModerationEntry.at)
+            )
+        ],
+    }
+
+
+def _webhooks(session: Session, tenant_id: str) -> dict[str, Any]:
+    """Webhook endpoints (their secrets are credentials, never exported) and every message
+    with its attempt log."""
+    hooks = session.scalars(
+        select(WebhookEndpoint)
+        .where(WebhookEndpoint.tenant_id == tenant_id)
+        .order_by(WebhookEndpoint.created_at, WebhookEndpoint.id)
+    ).all()
+    messages = session.scalars(
+        select(WebhookMessage)
+        .where(WebhookMessage.tenant_id == tenant_id)
+        .order_by(WebhookMessage.created_at, WebhookMessage.id)
+    ).all()
+    tries = webhook_endpoints.attempts(session, [m.id for m in messages])
+    return {
+        "webhook_endpoints": [{**webhook_endpoints.to_dict(h), "subject_id": h.subject_id} for h in hooks],
+        "webhook_messages": [webhook_endpoints.message_dict(m, tries[m.id]) for m in messages],
+        "webhook_signing_keys": [
+            {"created_at": _stamp(k.created_at), "previous_until": _stamp(k.previous_until)}
+            for k in session.scalars(
+                select(WebhookSigningKey).where(WebhookSigningKey.tenant_id == tenant_id)
             )
         ],
     }
@@ -391,6 +422,9 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
     for model in (WorkflowEvent, WorkflowStep, WorkflowRun, WorkflowVersion, Workflow):
         session.execute(delete(model).where(model.tenant_id == tenant_id))
     session.execute(delete(Project).where(Project.tenant_id == tenant_id))
+    # Webhooks last: canceling the jobs above wrote messages too.
+    for hook_model in (WebhookAttempt, WebhookMessage, WebhookEndpoint, WebhookSigningKey):
+        session.execute(delete(hook_model).where(hook_model.tenant_id == tenant_id))
     session.execute(delete(Brand).where(Brand.tenant_id == tenant_id))
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from faktry import clock
 from faktry.db import transaction
 from pipelines.models import CANCELED, QUEUED, RUNNING, SUCCEEDED, Job, JobEvent
+from pipelines.webhooks import outbox
 
 log = logging.getLogger("faktry.lifecycle")
 
@@ -103,22 +104,27 @@ def fenced(
 def event(
     session: Session, job_id: str, tenant_id: str, kind: str, status: str, attempt: int, /, **data: Any
 ) -> None:
-    """Append one job event (Core, one statement built once: no object to track)."""
-    session.connection().execute(
-        _EVENT,
-        {
-            "job_id": job_id,
-            "tenant_id": tenant_id,
-            "at": clock.now(),
-            "kind": kind,
-            "status": status,
-            "attempt": attempt,
-            "data": data,
-        },
-    )
+    """Append one job event (Core, one statement built once: no object to track), and the
+    webhook messages it makes, in the same transaction (`pipelines.webhooks.outbox`)."""
+    at = clock.now()
+    params = {
+        "job_id": job_id,
+        "tenant_id": tenant_id,
+        "at": at,
+        "kind": kind,
+        "status": status,
+        "attempt": attempt,
+        "data": data,
+    }
+    if kind not in outbox.JOB_EVENTS:
+        session.connection().execute(_EVENT, params)
+        return
+    seq = session.connection().execute(_EVENT_ID, params).scalar_one()
+    outbox.job_event(session, seq, job_id, tenant_id, kind, status, attempt, data, at)
 
 
 _EVENT = insert(JobEvent)
+_EVENT_ID = insert(JobEvent).returning(JobEvent.id)
 
 
 def held_by(token: str | None) -> ColumnElement[bool]:

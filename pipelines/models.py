@@ -156,4 +156,5 @@ class ModerationEntry(Base):
 # tests, the account export).
 from pipelines.brands import models as _brand_models  # noqa: E402, F401
 from pipelines.projects import models as _project_models  # noqa: E402, F401
+from pipelines.webhooks import models as _webhook_models  # noqa: E402, F401
 from pipelines.workflows import models as _workflow_models  # noqa: E402, F401

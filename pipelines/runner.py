@@ -39,7 +39,7 @@ from faktry.errors import Canceled, FaktryError
 from pipelines import jobtypes, lifecycle, tempfiles
 from pipelines.media import detect
 from pipelines.metrics import Metrics
-from pipelines.models import CANCELED, FAILED, QUEUED, SUCCEEDED, Job, JobOutput
+from pipelines.models import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobOutput
 from pipelines.providers.base import (
     Finished,
     Pending,
@@ -158,6 +158,7 @@ class Heartbeat:
         self.claim = claim
         self.progress = 0.0
         self.saved_progress = -1.0
+        self.progress_event_at = float("-inf")
         self.cancel = threading.Event()
         self.lost = threading.Event()
         self._stop = threading.Event()
@@ -195,7 +196,8 @@ class Heartbeat:
             "lease_expires_at": now + timedelta(seconds=self.ctx.settings.job_lease_seconds),
         }
         progress = self.progress
-        if progress != self.saved_progress:
+        moved = progress != self.saved_progress
+        if moved:
             values["progress"] = progress
             values["updated_at"] = now
         with transaction(self.ctx.sessions) as session:
@@ -206,6 +208,18 @@ class Heartbeat:
                 values,
                 (Job.cancel_requested,),
             )
+            # A progress event (streams, webhooks) at most once a second per job.
+            if (
+                row is not None
+                and moved
+                and progress > 0
+                and time.monotonic() - self.progress_event_at >= 1.0
+            ):
+                self.progress_event_at = time.monotonic()
+                lifecycle.event(
+                    session, self.claim.job_id, self.claim.tenant_id, "progress", RUNNING,
+                    self.claim.attempt, progress=round(progress, 4),
+                )  # fmt: skip
         if row is None:
             self.lost.set()
             return

@@ -17,6 +17,7 @@ carries a PEXPIRE, so an idle tenant leaves nothing behind.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -45,9 +46,8 @@ def retry_after_header(delay: float) -> int:
 
 # KEYS[1]: the bucket, a hash of {tokens, ts}.
 # ARGV: now (us), refill interval (us per token), burst, cost.
-# Returns nil when the request is allowed (and spends its tokens), else the seconds to
-# wait as a string (a Lua number would come back truncated to an integer).
-_HIT = """
+# Both scripts below start with the refill: `tokens` as they are now.
+_REFILL = """
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
@@ -62,16 +62,53 @@ if state[1] and state[2] then
   ts = math.max(now, last)
 end
 -- Fractional refills are floats; a billionth of a token is rounding, not a shortfall.
-if tokens + 1e-9 < cost then
-  return string.format('%.17g', (cost - tokens) * interval / 1e6)
+local short = tokens + 1e-9 < cost
+local wait = (cost - tokens) * interval / 1e6
+if not short then
+  tokens = math.max(0, tokens - cost)
+  redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%d', ts))
+  -- Once the bucket is full again the key says nothing a missing key would not.
+  local full_in_ms = math.ceil((burst - tokens) * interval / 1000 + (ts - now) / 1000)
+  redis.call('PEXPIRE', KEYS[1], math.max(1, full_in_ms))
 end
-tokens = math.max(0, tokens - cost)
-redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%d', ts))
--- Once the bucket is full again the key says nothing a missing key would not.
-local full_in_ms = math.ceil((burst - tokens) * interval / 1000 + (ts - now) / 1000)
-redis.call('PEXPIRE', KEYS[1], math.max(1, full_in_ms))
+"""
+
+# Returns nil when the request is allowed (and spends its tokens), else the seconds to
+# wait as a string (a Lua number would come back truncated to an integer).
+_HIT = (
+    _REFILL
+    + """
+if short then
+  return string.format('%.17g', wait)
+end
 return false
 """
+)
+
+# Returns {allowed (1 or 0), tokens left, seconds until the bucket is full again, seconds
+# to wait (0 when allowed)}, the numbers as strings.
+_TAKE = (
+    _REFILL
+    + """
+local full_in = (burst - tokens) * interval / 1e6 + (ts - now) / 1e6
+return {short and 0 or 1, string.format('%.17g', tokens), string.format('%.17g', full_in),
+        string.format('%.17g', short and wait or 0)}
+"""
+)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Where a bucket stands after `RateLimiter.take`: what the ``RateLimit-*`` headers say."""
+
+    allowed: bool
+    #: The bucket's size: requests that may come at once.
+    limit: int
+    #: Whole requests left now.
+    remaining: int
+    #: Seconds (rounded up) until the bucket is full again; when refused, until the request
+    #: would be allowed.
+    reset: int
 
 
 class RateLimiter:
@@ -85,6 +122,7 @@ class RateLimiter:
         self._client = client
         self._namespace = namespace
         self._hit = client.register_script(_HIT)
+        self._take = client.register_script(_TAKE)
 
     def key(self, key: str) -> str:
         """The Redis key that holds the bucket for ``key``."""
@@ -121,6 +159,24 @@ class RateLimiter:
         interval_us = 60_000_000 / per_minute
         result = self._hit(keys=[self.key(key)], args=[now_us(), repr(interval_us), capacity, cost])
         return None if result is None else float(_text(result))
+
+    def take(self, key: str, *, per_minute: int) -> Budget:
+        """Spend one token from ``key``'s bucket (``burst`` = ``per_minute``) if it holds
+        one, and say where the bucket stands: for ``RateLimit-*`` headers on every answer.
+        ``per_minute`` must be positive. Raises what `hit` raises when Redis is away."""
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be positive, not {per_minute}")
+        interval_us = 60_000_000 / per_minute
+        allowed, tokens, full_in, wait = self._take(
+            keys=[self.key(key)], args=[now_us(), repr(interval_us), per_minute, 1]
+        )
+        ok = int(allowed) == 1
+        return Budget(
+            allowed=ok,
+            limit=per_minute,
+            remaining=math.floor(float(_text(tokens)) + 1e-9),
+            reset=math.ceil(float(_text(full_in if ok else wait)) - 1e-9),
+        )
 
 
 # Leases: a sorted set per tenant, job id -> lease expiry (us). A member whose expiry is

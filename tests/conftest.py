@@ -112,16 +112,20 @@ def runtime(settings: Settings) -> Iterator[Any]:
     rt = setup(settings)
     yield rt
     rt.broker.close()
+    # Its pool's connections are closed now, not whenever a garbage collection finds them:
+    # PostgreSQL has a limit on connections that a long run would otherwise reach.
+    rt.context.sessions.kw["bind"].dispose()
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Any) -> Any:
+def app(settings: Settings, runtime: Any) -> Iterator[Any]:
     from web import create_app
     from workers.broker import BrokerSender
 
     application = create_app(settings, sender=BrokerSender(runtime.broker))
     application.testing = True
-    return application
+    yield application
+    application.extensions["faktry"].sessions.kw["bind"].dispose()
 
 
 @pytest.fixture

@@ -336,6 +336,33 @@ def s3_server() -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def web_on_postgres(tmp: Path, label: str, **overrides: Any) -> Iterator[tuple[Platform, Settings]]:
+    """A real ``faktry web`` alone (no workers), started and healthy, on a fresh PostgreSQL
+    database and a Redis namespace of its own, both removed afterwards."""
+    if not svc.redis_available():
+        svc.missing("Redis")
+    namespace = f"faktry-{label}-{svc.RUN_ID}-{uuid.uuid4().hex[:6]}"
+    with svc.postgres_database() as pg_url:
+        migrate.upgrade(pg_url)
+        settings = e2e_settings(
+            tmp,
+            database_url=pg_url,
+            redis_url=svc.REDIS_URL,
+            redis_namespace=namespace,
+            web_workers=1,
+            **overrides,
+        )
+        platform = Platform(settings, tmp)
+        try:
+            platform.start_web()
+            platform.wait_healthy()
+            yield platform, settings
+        finally:
+            platform.stop()
+            svc.clear_namespace(namespace)
+
+
+@contextlib.contextmanager
 def production_platform(
     tmp: Path, s3_server: str, *, redis_url: str | None = None, worker_processes: int = 1, **overrides: Any
 ) -> Iterator[Platform]:

@@ -153,6 +153,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         sender = make_sender(settings, make_broker(settings, redis_url), redis_url, sessions, tiers)
     elif isinstance(sender, AdmittingSender):
         sender.tiers = tiers
+    _kick_webhooks(sessions, sender)
     app.extensions["faktry"] = Services(
         settings=settings,
         sessions=sessions,
@@ -176,6 +177,13 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     errors.register(app)
     # First of all: a body's size, and its pace, are checked before any other work.
     guard.install(app, settings)
+    # An event stream's connection leaves gunicorn for the streams' hub (web/streams.py).
+    from web.streams import HandOff
+
+    app.wsgi_app = HandOff(app.wsgi_app)  # type: ignore[method-assign]
+    from web import ratelimits
+
+    ratelimits.install(app)
     app.register_blueprint(api)
     from web import pages
 
@@ -226,6 +234,19 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
         return {"status": "ok"}
 
     return app
+
+
+def _kick_webhooks(sessions: sessionmaker[Session], sender: Sender) -> None:
+    """Webhook messages a request wrote start delivering once it commits (pipelines/webhooks);
+    without a broker to send them on, the scheduler's sweep delivers them."""
+    from pipelines.webhooks import outbox
+
+    broker_sender = getattr(sender, "broker_sender", sender)
+    broker = getattr(broker_sender, "broker", None)
+    if broker is not None:
+        from workers.actors.webhooks import kicker
+
+        outbox.install(sessions, kicker(broker))
 
 
 def _moderator(settings: Settings) -> Moderator:

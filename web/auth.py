@@ -31,6 +31,7 @@ from faktry.tenancy import (
     find_user_session,
     start_user_session,
 )
+from web import ratelimits
 
 F = TypeVar("F", bound=Callable[..., Any])
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -139,6 +140,7 @@ def authenticated(view: F) -> F:
         # Last-used stamps and the like from authentication commit with the request.
         sess.info["tenant_id"] = principal.tenant_id
         g.principal = principal
+        ratelimits.spend_for_tenant(principal.tenant_id)
         return view(*args, **kwargs)
 
     return cast(F, wrapper)

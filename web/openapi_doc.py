@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import sys
 from functools import cache
 from typing import Any, get_args
 
@@ -27,6 +28,7 @@ from pipelines.services import MAX_METADATA_BYTES
 from pipelines.workflows import graph as workflow_graph
 from pipelines.workflows import store as workflow_store
 from quotas.ledger import MAX_GRANT_CREDITS, MAX_GRANT_KEY, MAX_GRANT_REASON
+from web import openapi_webhooks
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -247,6 +249,22 @@ def _account() -> Schema:
                 }
             ),
             "auth": {"enum": ["api_key", "session"], "description": "How this request authenticated."},
+            "notices": {
+                "type": "array",
+                "description": "What the account must be told, also shown at the top of every page: each "
+                "webhook endpoint the platform turned off (it answered 410, or failed for days), until it "
+                "is turned on again or deleted.",
+                "items": _obj(
+                    {
+                        "kind": {"enum": ["webhook_endpoint_disabled"]},
+                        "endpoint_id": {"type": "string"},
+                        "url": {"type": "string"},
+                        "reason": {"enum": ["gone", "failing"]},
+                        "message": {"type": "string"},
+                        "at": {"type": "string", "format": "date-time"},
+                    }
+                ),
+            },
         }
     )
 
@@ -384,6 +402,7 @@ def _submissions() -> dict[str, Schema]:
                     "type": "object",
                     "description": f"Yours to keep with the job: at most {MAX_METADATA_BYTES} bytes of JSON.",
                 },
+                "webhook": openapi_webhooks.job_webhook(),
             },
             required,
             title=name,
@@ -561,6 +580,9 @@ def _schemas() -> dict[str, Schema]:
                 "workflow_events": {"type": "array", "items": {"type": "object"}},
                 "brands": {"type": "array", "items": _ref("Brand")},
                 "projects": {"type": "array", "items": _ref("Project")},
+                "webhook_endpoints": {"type": "array", "items": {"type": "object"}},
+                "webhook_messages": {"type": "array", "items": _ref("WebhookMessage")},
+                "webhook_signing_keys": {"type": "array", "items": {"type": "object"}},
             }
         ),
         "Signup": _obj(
@@ -646,7 +668,8 @@ _RESPONSES = {
         "(`unauthenticated`, `invalid_api_key`, `session_expired`)."
     ),
     "KeyThrottled": _rate_limited(
-        "Too many failed API-key checks for this key's prefix or from this address (`rate_limited`)."
+        "Over the API's request budget (see the `RateLimit-*` headers), or too many failed API-key "
+        "checks for this key's prefix or from this address (`rate_limited`)."
     ),
     "CsrfFailed": _error_response(
         "A cookie-authenticated write without the right `X-CSRF-Token` (`csrf_failed`)."
@@ -984,7 +1007,8 @@ def _jobs_paths() -> Schema:
                                 "minItems": 1,
                                 "maxItems": 1000,
                                 "items": _ref("JobSubmission"),
-                            }
+                            },
+                            "webhook": openapi_webhooks.job_webhook(),
                         },
                     }
                 ),
@@ -1155,6 +1179,64 @@ def _workflow_schemas() -> dict[str, Schema]:
             }
         ),
         "WorkflowTemplateList": _list_of(template, paged=False),
+    }
+
+
+def _streams_paths() -> Schema:
+    job_id = _param("job_id", "path", {**_SEGMENT, "examples": ["job_0123456789abcdef01234567"]}, "The job.")
+    event_id = {"type": "string", "pattern": r"^[0-9]{1,18}(-[0-9]{1,18})?$", "examples": ["1234-56"]}
+    resume = [
+        _param(
+            "Last-Event-ID",
+            "header",
+            event_id,
+            "The `id` of the last event received: the stream resumes after it.",
+        ),
+        _param("last_event_id", "query", event_id, "The same, for clients that cannot send the header."),
+    ]
+    stream = {
+        "description": (
+            "Server-sent events (`text/event-stream`): a `retry:` field, then each event as `id:` "
+            "(its resume position) and `data:` (one JSON object: `type`, `job.<kind>` or "
+            "`workflow_run.<kind>`, `sequence` and the event's fields), with `: keep-alive` "
+            'comments while nothing happens. See docs/api.md, "Event streams".'
+        ),
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "description": "One event of the stream.",
+                    "properties": {
+                        "id": {**event_id, "description": "Send it back as `Last-Event-ID` to resume."},
+                        "data": {
+                            "type": "string",
+                            "description": "A JSON object: `type` (`job.succeeded`...), `sequence`, ...",
+                        },
+                    },
+                }
+            }
+        },
+    }
+    full = _rate_limited("This server holds as many streams as it may; try again (`too_many_streams`).")
+    return {
+        "/v1/jobs/{job_id}/events/stream": {
+            "get": _op(
+                "A job's events as they happen, from its first",
+                {"200": stream, "404": _use("NotFound"), "422": _use("Invalid"), "503": full},
+                tag="jobs",
+                params=[job_id, *resume],
+                operation_id="streamJobEvents",
+            ),
+        },
+        "/v1/events/stream": {
+            "get": _op(
+                "Every event of the tenant's jobs and workflow runs as they happen, from now",
+                {"200": stream, "422": _use("Invalid"), "503": full},
+                tag="jobs",
+                params=resume,
+                operation_id="streamEvents",
+            ),
+        },
     }
 
 
@@ -1457,7 +1539,15 @@ def _workflow_runs_paths() -> Schema:
                 write=True,
                 params=[workflow_id, key],
                 body=_json_body(
-                    _obj({"inputs": inputs, "version": {"type": "integer", "minimum": 1}, "reuse": reuse}, [])
+                    _obj(
+                        {
+                            "inputs": inputs,
+                            "version": {"type": "integer", "minimum": 1},
+                            "reuse": reuse,
+                            "webhook": openapi_webhooks.job_webhook(),
+                        },
+                        [],
+                    )
                 ),
                 operation_id="runWorkflow",
             ),
@@ -1481,7 +1571,15 @@ def _workflow_runs_paths() -> Schema:
                 write=True,
                 params=[key],
                 body=_json_body(
-                    _obj({"graph": _ref("WorkflowGraph"), "inputs": inputs, "reuse": reuse}, ["graph"])
+                    _obj(
+                        {
+                            "graph": _ref("WorkflowGraph"),
+                            "inputs": inputs,
+                            "reuse": reuse,
+                            "webhook": openapi_webhooks.job_webhook(),
+                        },
+                        ["graph"],
+                    )
                 ),
                 operation_id="runInlineWorkflow",
             ),
@@ -2008,7 +2106,8 @@ def _projects_paths() -> Schema:
                                 "default": True,
                                 "description": "Reuse what an earlier render made from the same script, "
                                 "prompt and files, at no cost; false makes everything again.",
-                            }
+                            },
+                            "webhook": openapi_webhooks.job_webhook(),
                         },
                         [],
                     ),
@@ -2474,6 +2573,7 @@ def build() -> dict[str, Any]:
                 "models",
                 "account",
                 "billing",
+                "webhooks",
                 "keys",
                 "session",
                 "admin",
@@ -2483,19 +2583,24 @@ def build() -> dict[str, Any]:
         "paths": {
             **_files_paths(),
             **_jobs_paths(),
+            **_streams_paths(),
             **_workflows_paths(),
             **_workflow_runs_paths(),
             **_brands_paths(),
             **_projects_paths(),
             **_account_paths(),
             **_billing_paths(),
+            **openapi_webhooks.paths(sys.modules[__name__]),
             **_auth_paths(),
             **_catalog_paths(),
             **_tenants_paths(),
             **_meta_paths(),
         },
         "components": {
-            "schemas": _schemas(),
+            "schemas": {
+                **_schemas(),
+                **openapi_webhooks.schemas(_obj, _list_of, _STAMP, _NULLABLE_STAMP),
+            },
             "responses": _RESPONSES,
             "securitySchemes": {
                 "apiKey": {

@@ -13,10 +13,15 @@ is written as before, with no deadline.
 A connection's socket is given the class `_HeaderDeadline` (a `socket.socket` with the same
 layout), whose ``setblocking(True)``, the call gunicorn makes before reading each request,
 starts the deadline; `headers_read` ends it when the application is called.
+
+An event stream's connection leaves gunicorn once its view has accepted it (`hand_off`): the
+streams' hub (web/streams.py) writes to it from then on, from one thread for all the
+process's streams, and gunicorn's thread and connection slot are free at once.
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 import weakref
@@ -52,6 +57,8 @@ class _HeaderDeadline(socket.socket):
             super().setblocking(False)
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self in _HANDED_OFF:
+            return b""
         deadline = _DEADLINES.get(self)
         if deadline is not None:
             left = deadline - time.monotonic()
@@ -63,6 +70,22 @@ class _HeaderDeadline(socket.socket):
             except TimeoutError:
                 self._cut()
         return super().recv(bufsize, flags)
+
+    # A connection handed to the streams' hub is the hub's: what gunicorn still writes (the
+    # head of the answer it thinks it sends) goes nowhere, and it cannot shut it down.
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        if self not in _HANDED_OFF:
+            super().sendall(data, flags)
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        if self in _HANDED_OFF:
+            return len(data)
+        return super().send(data, flags)
+
+    def shutdown(self, how: int) -> None:
+        if self in _HANDED_OFF:
+            raise OSError("this connection was handed off")
+        super().shutdown(how)
 
     def _cut(self) -> NoReturn:
         # Shut both ways first: gunicorn closes a connection it gives up on "gracefully",
@@ -91,7 +114,32 @@ class ThreadWorker(gthread.ThreadWorker):
         _HeaderDeadline.seconds = Settings.from_env().header_timeout_seconds
         super().init_process()
 
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        keepalive: bool = super().handle_request(req, conn)
+        # A connection handed off (an event stream) is closed here, on gunicorn's side only.
+        return keepalive and conn.sock not in _HANDED_OFF
+
     def enqueue_req(self, conn: Any) -> None:
         if type(conn.sock) is socket.socket:  # not a TLS socket, which reads for itself
             conn.sock.__class__ = _HeaderDeadline
         super().enqueue_req(conn)
+
+
+#: Connections handed to the event streams' hub (web/streams.py): gunicorn's socket object
+#: for them no longer writes, reads or shuts the connection down; closing it closes only
+#: gunicorn's descriptor, and the hub's copy keeps the connection open.
+_HANDED_OFF: weakref.WeakSet[socket.socket] = weakref.WeakSet()
+
+
+def hand_off(sock: Any) -> socket.socket | None:
+    """Take the connection ``sock`` away from gunicorn: a blocking socket of its own on a
+    duplicate of its descriptor, or None when this socket cannot be handed off (not served
+    by `ThreadWorker`, or TLS). gunicorn then finishes the request without writing
+    anything and closes its own descriptor (`ThreadWorker.handle_request`)."""
+    if not isinstance(sock, _HeaderDeadline):
+        return None
+    _DEADLINES.pop(sock, None)
+    taken = socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+    taken.settimeout(None)
+    _HANDED_OFF.add(sock)
+    return taken

@@ -145,8 +145,9 @@ class Runtime:
 
 
 def setup(settings: Settings) -> Runtime:
+    from pipelines.webhooks import delivery, outbox
     from pipelines.workflows import runs
-    from workers.actors import jobs
+    from workers.actors import jobs, webhooks
 
     redis_url, embedded = resolve_url(settings)
     broker = make_broker(settings, redis_url)
@@ -167,4 +168,7 @@ def setup(settings: Settings) -> Runtime:
     # A job that ends advances its workflow run: the run's next jobs go out like any submit.
     context.workflows = runs.Engine(context.sessions, runs.policy_from(settings, context.tiers), admitting)
     jobs.declare(broker, context, admitting if isinstance(admitting, AdmittingSender) else None)
+    # Webhook messages written by this process's transactions start delivering at commit.
+    webhooks.declare(broker, context.sessions, delivery.Policy.from_settings(settings))
+    outbox.install(context.sessions, webhooks.kicker(broker))
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

@@ -49,6 +49,7 @@ from pipelines.catalog import default_catalog
 from pipelines.models import FINISHED, Job
 from pipelines.models import SUCCEEDED as JOB_SUCCEEDED
 from pipelines.routing import RoutingLimits
+from pipelines.webhooks import outbox as webhook_outbox
 from pipelines.workflows import graph as graphs
 from pipelines.workflows.models import (
     CANCELED,
@@ -759,13 +760,7 @@ def job_ended(
         data["cost"] = cost
     if code:
         data["code"] = code
-    session.connection().execute(
-        _EVENT,
-        {
-            "run_id": run_id, "tenant_id": row.tenant_id, "at": now, "kind": f"step_{status}",
-            "node": row.node, "item": row.item, "data": data,
-        },
-    )  # fmt: skip
+    _append(session, run_id, row.tenant_id, f"step_{status}", row.node, row.item, data, now)
     return str(row.node)
 
 
@@ -808,13 +803,23 @@ def _event(
     item: int | None = None,
     **data: Any,
 ) -> None:
-    session.connection().execute(
-        _EVENT,
-        {
-            "run_id": run.id, "tenant_id": run.tenant_id, "at": clock.now(), "kind": kind,
-            "node": node, "item": item, "data": data,
-        },
-    )  # fmt: skip
+    _append(session, run.id, run.tenant_id, kind, node, item, data, clock.now())
+
+
+def _append(
+    session: Session, run_id: str, tenant_id: str, kind: str, node: str | None, item: int | None,
+    data: dict[str, Any], at: datetime,
+) -> None:  # fmt: skip
+    """Append one run event, and the webhook messages it makes, in the same transaction."""
+    params = {
+        "run_id": run_id, "tenant_id": tenant_id, "at": at, "kind": kind, "node": node, "item": item,
+        "data": data,
+    }  # fmt: skip
+    if kind not in webhook_outbox.RUN_EVENTS:
+        session.connection().execute(_EVENT, params)
+        return
+    seq = session.connection().execute(_EVENT.returning(WorkflowEvent.id), params).scalar_one()
+    webhook_outbox.run_event(session, seq, run_id, tenant_id, kind, node, item, data, at)
 
 
 # -- cancel and retry --------------------------------------------------------------------------

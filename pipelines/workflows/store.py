@@ -95,7 +95,8 @@ def version(session: Session, workflow: Workflow, number: Any = None) -> Workflo
     """One version of the workflow (the current one by default), or 404 ``version_not_found``."""
     if number is None:
         number = workflow.version
-    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+    # Beyond the column's 32 bits no version exists (and PostgreSQL would refuse to compare).
+    if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 2**31 - 1:
         raise ValidationError("version must be a whole number from 1", field="version")
     found = session.scalars(
         select(WorkflowVersion).where(

@@ -34,6 +34,8 @@ pytestmark = pytest.mark.slow
         ("bench.key_checks", "ratio off/on"),
         ("bench.workflow_fanout", "the fan-out run takes"),
         ("bench.project_render", "ratio run/steps-alone"),
+        ("bench.webhook_latency", "ratio sweep/fast"),
+        ("bench.sse_clients", "ratio streams/threads"),
     ],
 )
 def test_a_benchmark_quick_mode_runs_and_prints_its_ratio(module, expect):

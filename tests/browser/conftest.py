@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+import requests
 
 from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
@@ -224,3 +225,33 @@ def assert_accessible(page: Any) -> None:
     a label on every control, a name on every button and link, alt on every image, unique ids."""
     problems = page.evaluate(_A11Y)
     assert not problems, f"{page.url}: {problems}"
+
+
+@pytest.fixture
+def queued_job(site: Platform, make_person: Any, png_image: Any) -> Iterator[tuple[Any, Any, str]]:
+    """A free-tier person's job that stays queued: the tenant's one running slot is taken by a
+    job running elsewhere. (person, their API session, the job's id)."""
+    import redis
+
+    from quotas.ratelimit import RunningSlots
+
+    person = make_person(credits=10, tier="free")
+    slots = RunningSlots(redis.Redis.from_url(site.settings.redis_url), site.settings.redis_namespace)
+    assert slots.acquire(person.tenant_id, "job_running_elsewhere", limit=1, ttl_seconds=120)
+    http = api_session(site, person)
+    file_id = http.post(f"{site.base}/v1/files", files={"file": ("p.png", png_image.read_bytes())}).json()[
+        "id"
+    ]
+    resize = {"type": "image.resize", "input": {"file_id": file_id}, "params": {"width": 8, "height": 8}}
+    job = http.post(f"{site.base}/v1/jobs", json=resize).json()
+    yield person, http, job["id"]
+    slots.release(person.tenant_id, "job_running_elsewhere")
+
+
+def api_session(site: Platform, person: Person) -> requests.Session:
+    """A person's cookie session, used the way the pages use it."""
+    http = requests.Session()
+    r = http.post(f"{site.base}/v1/session", json={"email": person.email, "password": person.password})
+    assert r.status_code == 201
+    http.headers["X-CSRF-Token"] = r.json()["csrf_token"]
+    return http

@@ -10,8 +10,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import assert_accessible, assert_fits, log_in, shot
-from tests.browser.test_workflow_pages import api_session
+from tests.browser.conftest import api_session, assert_accessible, assert_fits, log_in, shot
 from tests.platform import Platform
 
 

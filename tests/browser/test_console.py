@@ -14,17 +14,8 @@ from sqlalchemy import select
 from faktry.db import make_engine, make_sessionmaker, transaction
 from storage import from_settings
 from storage.models import File
-from tests.browser.conftest import Person, assert_accessible, log_in, shot
+from tests.browser.conftest import api_session, assert_accessible, log_in, shot
 from tests.platform import Platform
-
-
-def api_session(site: Platform, person: Person) -> requests.Session:
-    """A person's cookie session, used the way the pages use it."""
-    http = requests.Session()
-    r = http.post(f"{site.base}/v1/session", json={"email": person.email, "password": person.password})
-    assert r.status_code == 201
-    http.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return http
 
 
 def wait_for(http: requests.Session, site: Platform, job_id: str, page: Any) -> dict[str, Any]:
@@ -150,26 +141,11 @@ def test_the_console_shows_queues_live_replays_dead_letters_and_grants_credits(
     shot(page, "console-tenants")
 
 
-def test_a_waiting_job_shows_its_place_and_a_cancel_gives_the_credits_back(
-    page, site: Platform, make_person, png_image
-):
-    import redis
-
-    from quotas.ratelimit import RunningSlots
-
+def test_a_waiting_job_shows_its_place_and_a_cancel_gives_the_credits_back(page, site: Platform, queued_job):
     # The tenant's one slot (the free tier runs one job at a time) is taken by a job that
     # runs long: the next job waits for it, queued.
-    person = make_person(credits=10, tier="free")
-    slots = RunningSlots(redis.Redis.from_url(site.settings.redis_url), site.settings.redis_namespace)
-    assert slots.acquire(person.tenant_id, "job_running_elsewhere", limit=1, ttl_seconds=120)
-    http = api_session(site, person)
-    file_id = http.post(f"{site.base}/v1/files", files={"file": ("p.png", png_image.read_bytes())}).json()[
-        "id"
-    ]
-    resize = {"type": "image.resize", "input": {"file_id": file_id}, "params": {"width": 8, "height": 8}}
-    job = http.post(f"{site.base}/v1/jobs", json=resize).json()
-
-    log_in(page, person, next_path=f"/jobs/{job['id']}")
+    person, http, job_id = queued_job
+    log_in(page, person, next_path=f"/jobs/{job_id}")
     expect(page.locator("#job-status")).to_have_text("queued")
     expect(page.locator("#job-position")).to_have_text(re.compile(r"waiting for a worker|\d+ ahead"))
     expect(page.locator("#job-cost")).to_contain_text("credits held")
@@ -180,4 +156,3 @@ def test_a_waiting_job_shows_its_place_and_a_cancel_gives_the_credits_back(
     expect(page.locator("#outputs-empty")).to_have_text("This job ended without outputs.")
     credits = http.get(f"{site.base}/v1/account").json()["credits"]
     assert (credits["available"], credits["held"]) == (10_000, 0)
-    slots.release(person.tenant_id, "job_running_elsewhere")

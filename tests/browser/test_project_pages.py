@@ -12,8 +12,8 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import assert_accessible, assert_fits, log_in, shot
-from tests.browser.test_workflow_pages import api_session, assert_ledger_clean
+from tests.browser.conftest import api_session, assert_accessible, assert_fits, log_in, shot
+from tests.browser.test_workflow_pages import assert_ledger_clean
 from tests.platform import Platform
 
 SUNRISE, BOAT, COFFEE = "Sunrise over the water.", "The first boat goes out.", "Coffee is ready."

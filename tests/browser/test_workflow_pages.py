@@ -12,7 +12,6 @@ import uuid
 from typing import Any
 
 import redis
-import requests
 from playwright.sync_api import expect
 from sqlalchemy import select
 
@@ -21,17 +20,8 @@ from quotas import ledger
 from quotas.ratelimit import RunningSlots
 from storage import from_settings
 from storage.models import File
-from tests.browser.conftest import Person, assert_accessible, assert_fits, log_in, shot
+from tests.browser.conftest import api_session, assert_accessible, assert_fits, log_in, shot
 from tests.platform import Platform
-
-
-def api_session(site: Platform, person: Person) -> requests.Session:
-    """A person's cookie session, used the way the pages use it."""
-    http = requests.Session()
-    r = http.post(f"{site.base}/v1/session", json={"email": person.email, "password": person.password})
-    assert r.status_code == 201
-    http.headers["X-CSRF-Token"] = r.json()["csrf_token"]
-    return http
 
 
 def assert_ledger_clean(site: Platform) -> None:

@@ -23,6 +23,7 @@ from pipelines import runner
 from pipelines.brands.models import Brand
 from pipelines.models import ModerationEntry
 from pipelines.projects.models import Project
+from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
 from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas.limits import reserve_storage
 from tests import services as svc
@@ -69,7 +70,8 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
     """Two tenants with a row of their own in every table that holds a tenant's data: a
     file, a finished job with an output, a hold and its allocation, a ledger, a web
     session, a moderation log entry, a storage reservation, a workflow with its run, a
-    brand and a video project."""
+    brand, a video project, and a webhook endpoint with a message, an attempt and a
+    signing key."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -110,6 +112,17 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
             s.add(
                 Project(tenant_id=t.id, name="project", format="9:16", target_seconds=30, brand_id=brand.id)
             )
+            # A webhook endpoint with a message and an attempt, and a per-job signing key.
+            hook = WebhookEndpoint(tenant_id=t.id, url="https://hooks.example.com/in", secret="whsec_AA==")
+            s.add(hook)
+            s.flush()
+            message = WebhookMessage(
+                tenant_id=t.id, endpoint_id=hook.id, event_type="webhook.test", payload={}
+            )
+            s.add(message)
+            s.flush()
+            s.add(WebhookAttempt(tenant_id=t.id, message_id=message.id, endpoint_id=hook.id, status_code=200))
+            s.add(WebhookSigningKey(tenant_id=t.id, secret="whsec_AA=="))
         made.append(t)
     return made
 
@@ -244,10 +257,13 @@ def test_a_worker_claims_as_the_privileged_role_then_runs_the_job_as_its_tenant(
         event.remove(engine, "after_cursor_execute", record)
     assert client.get(f"/v1/jobs/{job['id']}", headers=tenant.headers).json["status"] == "succeeded"
     first = next(i for i, (_, role, _) in enumerate(seen) if role != "privileged")
-    # The claim knows only the job's id: its update and its event, as the privileged role.
+    # The claim knows only the job's id: its update, its event and the event's webhook
+    # messages (none here: the endpoints are looked up by the job's tenant), as the
+    # privileged role.
     assert seen[:first] == [
         ("UPDATE jobs SET", "privileged", None),
         ("INSERT INTO job_events", "privileged", None),
+        ("SELECT webhook_endpoints.id, webhook_endpoints.events", "privileged", None),
     ]
     rest = seen[first:]
     assert {(role, acting_for) for _, role, acting_for in rest} == {(APP_ROLE, tenant.id)}, rest

@@ -5,7 +5,6 @@ naming the exact JSON path; a quote priced over the stated length; a cancel leav
 
 from __future__ import annotations
 
-import re
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from faktry.db import transaction
 from pipelines import timeline as timelines
 from pipelines.media import subtitles
 from quotas import ledger
-from tests.media.test_edit_jobs import download, ffprobe, submit
+from tests.media.test_edit_jobs import download, ffprobe, frame, loudness, submit
 from tests.mediafixtures import H264, MakeMedia
 from tests.web.helpers import upload, wait_for_job
 
@@ -73,24 +72,6 @@ def stream(probe: dict[str, Any], kind: str) -> dict[str, Any]:
     found = next((s for s in probe["streams"] if s["codec_type"] == kind), None)
     assert found is not None, f"no {kind} stream"
     return found
-
-
-def loudness(path: Path) -> float:
-    """Integrated loudness in LUFS, measured here with ffmpeg's ebur128 filter."""
-    err = subprocess.run(
-        ["ffmpeg", "-hide_banner", "-nostats", "-i", str(path), "-map", "0:a:0", "-af", "ebur128", "-f", "null", "-"],
-        check=True, capture_output=True, timeout=60,
-    ).stderr.decode()  # fmt: skip
-    summary = err[err.rindex("Summary:") :]
-    return float(re.search(r"I:\s+(-?[\d.]+) LUFS", summary)[1])  # type: ignore[index]
-
-
-def frame(path: Path, at: float, out: Path) -> Image.Image:
-    subprocess.run(
-        ["ffmpeg", "-loglevel", "error", "-y", "-ss", str(at), "-i", str(path), "-frames:v", "1", str(out)],
-        check=True, timeout=30,
-    )  # fmt: skip
-    return Image.open(out).convert("RGB")
 
 
 def mean(image: Image.Image, box: tuple[int, int, int, int]) -> list[float]:

@@ -40,6 +40,8 @@ UNKNOWN = {
     "run_id": "run_" + "0" * 24,
     "brand_id": "brd_" + "0" * 24,
     "project_id": "prj_" + "0" * 24,
+    "endpoint_id": "whe_" + "0" * 24,
+    "message_id": "msg_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -57,6 +59,7 @@ GRAPH = {
 BODIES = {
     "api.grant_credits": {"credits": 1, "reason": "cross-tenant test"},
     "api.add_workflow_version": {"graph": GRAPH},
+    "api.redeliver_webhook_messages": {"since": "2000-01-01T00:00:00+00:00"},
 }
 
 
@@ -75,6 +78,8 @@ class Holdings:
     run_id: str = ""
     brand_id: str = ""
     project_id: str = ""
+    endpoint_id: str = ""
+    message_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -89,6 +94,8 @@ class Holdings:
             "run_id": self.run_id,
             "brand_id": self.brand_id,
             "project_id": self.project_id,
+            "endpoint_id": self.endpoint_id,
+            "message_id": self.message_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
@@ -124,11 +131,16 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path) ->
     scenes = [{"script": "Hello.", "media": {"file_id": held.upload_id}}]
     project = {"name": f"project {handle.id}", "brand_id": held.brand_id, "scenes": scenes}
     held.project_id = client.post("/v1/projects", json=project, headers=handle.headers).json["id"]
+    hook = {"url": f"https://hooks.example.com/{handle.id}"}
+    held.endpoint_id = client.post("/v1/webhook-endpoints", json=hook, headers=handle.headers).json["id"]
+    held.message_id = client.post(
+        f"/v1/webhook-endpoints/{held.endpoint_id}/test", headers=handle.headers
+    ).json["id"]
     files = client.get("/v1/files?limit=100", headers=handle.headers).json["data"]
     jobs = client.get("/v1/jobs?limit=100", headers=handle.headers).json["data"]
     held.marks = {
         handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
-        held.brand_id, held.project_id,
+        held.brand_id, held.project_id, held.endpoint_id, held.message_id,
         *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held

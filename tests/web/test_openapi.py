@@ -65,6 +65,7 @@ NEEDS_STAFF = re.compile(r"^\w+ /v1/admin/")
 NEEDS_WORKFLOWS = re.compile(r"^\w+ /v1/workflow")
 NEEDS_BRANDS = re.compile(r"^\w+ /v1/brands")
 NEEDS_PROJECTS = re.compile(r"^\w+ /v1/projects")
+NEEDS_WEBHOOKS = re.compile(r"^\w+ /v1/webhook-(endpoints|messages)")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
 #: A valid workflow graph, so that generated requests reach more than 422s.
 GRAPH = {
@@ -156,6 +157,8 @@ class Seeds:
         self.brand_ids: list[str] = []
         self.image_ids: list[str] = []
         self.project_ids: list[str] = []
+        self.endpoint_ids: list[str] = []
+        self.message_ids: list[str] = []
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -254,6 +257,17 @@ class Seeds:
             assert r.status_code == 201, r.json
             self.project_ids.append(str(r.json["id"]))
 
+    def make_webhooks(self) -> None:
+        """A webhook endpoint (never called here) with one test message in its log."""
+        r = self.client.post(
+            "/v1/webhook-endpoints", headers=self.tenant.headers, json={"url": "https://hooks.example.com/in"}
+        )
+        assert r.status_code == 201, r.json
+        self.endpoint_ids.append(str(r.json["id"]))
+        sent = self.client.post(f"/v1/webhook-endpoints/{r.json['id']}/test", headers=self.tenant.headers)
+        assert sent.status_code == 202, sent.json
+        self.message_ids.append(str(sent.json["id"]))
+
     def use_stripe(self, fake: StripeFake) -> None:
         """Billing talks to the Stripe stand-in; signed webhook deliveries are ready to send."""
         services = self.app.extensions["faktry"]
@@ -306,6 +320,8 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
         seeds.make_brands(png_image)
     if NEEDS_PROJECTS.match(operation):
         seeds.make_projects(png_image)
+    if NEEDS_WEBHOOKS.match(operation):
+        seeds.make_webhooks()
     if NEEDS_STRIPE.match(operation):
         seeds.use_stripe(request.getfixturevalue("stripe_fake"))
     if NEEDS_STAFF.match(operation):
@@ -338,6 +354,8 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "run_id": seeds.run_ids,
             "brand_id": seeds.brand_ids,
             "project_id": seeds.project_ids,
+            "endpoint_id": seeds.endpoint_ids,
+            "message_id": seeds.message_ids,
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:
@@ -612,6 +630,11 @@ def test_an_integer_query_parameter_outside_its_documented_range_is_refused(
             "/v1/workflow-runs", json={"graph": {"nodes": {"shot": shot}}}, headers=staff.headers
         )
         path = path.replace("{run_id}", run.json["id"])
+    if "{endpoint_id}" in path:
+        made = client.post(
+            "/v1/webhook-endpoints", json={"url": "https://hooks.example.com/in"}, headers=staff.headers
+        )
+        path = path.replace("{endpoint_id}", made.json["id"])
     assert "{" not in path, "give this operation's path parameters real values here"
     for extra in variants:
         for accept in ("application/json", "text/csv"):

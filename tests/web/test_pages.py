@@ -19,6 +19,7 @@ PEOPLE_PAGES = [
     "/library",
     "/credits",
     "/keys",
+    "/webhooks",
     "/profile",
     "/billing/success",
     "/billing/cancel",

@@ -16,7 +16,6 @@ import selectors
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,9 @@ from typing import Any
 import pytest
 import requests
 
-from faktry import migrate
 from faktry.cli import web_command
 from faktry.config import Settings
-from tests import services as svc
-from tests.platform import Platform, e2e_settings, tenant_key
+from tests.platform import Platform, tenant_key, web_on_postgres
 from web.guard import BodyTimeout, TooManyUploads, UploadSlots, _PacedSocket
 
 #: The server's idle timeout and minimum rate, shortened for the test.
@@ -140,31 +137,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if not svc.redis_available():
-        svc.missing("Redis")
     tmp = tmp_path_factory.mktemp("slow-clients")
-    namespace = f"faktry-slow-{svc.RUN_ID}-{uuid.uuid4().hex[:6]}"
-    with svc.postgres_database() as pg_url:
-        migrate.upgrade(pg_url)
-        settings = e2e_settings(
-            tmp,
-            database_url=pg_url,
-            redis_url=svc.REDIS_URL,
-            redis_namespace=namespace,
-            web_workers=1,
-            web_threads=THREADS,
-            body_idle_seconds=IDLE,
-            body_min_bytes_per_second=MIN_RATE,
-            header_timeout_seconds=HEADERS,
-        )
-        platform = Platform(settings, tmp)
-        try:
-            platform.start_web()
-            platform.wait_healthy()
-            yield Server(platform)
-        finally:
-            platform.stop()
-            svc.clear_namespace(namespace)
+    with web_on_postgres(
+        tmp, "slow", web_threads=THREADS, body_idle_seconds=IDLE, body_min_bytes_per_second=MIN_RATE,
+        header_timeout_seconds=HEADERS,
+    ) as (platform, _):  # fmt: skip
+        yield Server(platform)
 
 
 class SlowUpload:

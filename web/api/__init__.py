@@ -34,6 +34,8 @@ from web.api import (  # noqa: E402,F401
     projects,
     session,
     signup,
+    streams,
+    webhooks,
     workflow_runs,
     workflows,
 )

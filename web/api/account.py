@@ -16,6 +16,7 @@ from faktry.tenancy import Tenant, User, check_secret
 from pipelines import accounts, pagination
 from pipelines.accounts import entry_to_dict, lot_to_dict
 from pipelines.routing import all_queues
+from pipelines.webhooks import endpoints as webhook_endpoints
 from quotas import ledger
 from quotas.limits import tier_limits
 from quotas.models import Account, LedgerEntry
@@ -69,6 +70,7 @@ def account() -> Any:
             "submits_per_minute": limits.submits_per_minute,
         },
         "auth": who.via,
+        "notices": webhook_endpoints.notices(sess, tenant.id),
     }
 
 

@@ -15,6 +15,7 @@ from flask import current_app, request
 from faktry.config import Settings
 from faktry.db import transaction
 from faktry.errors import PayloadTooLarge, ValidationError
+from pipelines.webhooks import outbox
 from quotas import billing
 from web import services
 from web.api import blueprint
@@ -87,7 +88,7 @@ def stripe_webhook() -> Any:
     event = billing.verify_webhook(
         payload, request.headers.get("Stripe-Signature"), setup.settings.stripe_webhook_secret
     )
-    with transaction(services().sessions) as session:
+    with transaction(services().sessions) as session, outbox.payments(session):
         status = billing.apply_event(session, event, packs=setup.packs, price_tiers=setup.price_tiers)
     # A subscription may have changed a tier: this process sees it at once, the others
     # within their tier cache's few seconds.

@@ -12,6 +12,7 @@ from pipelines import moderation, pagination
 from pipelines import services as jobs
 from pipelines.lifecycle import UnitOfWork
 from pipelines.models import Job
+from pipelines.webhooks import endpoints as webhook_endpoints
 from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
@@ -19,8 +20,9 @@ from web.auth import authenticated, db, principal
 from web.bodies import json_object
 from web.errors import best_effort, without
 
-#: What a job request may hold (``params`` and ``input`` are checked against the job type).
-JOB_FIELDS = ("type", "input", "params", "metadata")
+#: What a job request may hold (``params`` and ``input`` are checked against the job type;
+#: ``webhook`` is the job's own webhook, pipelines/webhooks).
+JOB_FIELDS = ("type", "input", "params", "metadata", "webhook")
 
 
 @blueprint.post("/jobs")
@@ -30,6 +32,7 @@ def submit_job() -> Any:
     sess = db()
     _rate_limit(sess)
     body = json_object(allowed=JOB_FIELDS)
+    hook = job_webhook(body.pop("webhook", None))
     _moderate(sess, body)
     submitted = jobs.submit(
         sess,
@@ -42,11 +45,20 @@ def submit_job() -> Any:
     # Everything the answer shows is read before the commit (a new job has no outputs):
     # once the job and its hold are committed the answer is a 202, whatever fails next.
     outputs = [] if submitted.created else jobs.outputs_of(sess, job)
+    if submitted.created and hook is not None:
+        webhook_endpoints.attach(sess, job.tenant_id, job.id, hook)
     uow = UnitOfWork(sess)
     if submitted.created:
         uow.after_commit(lambda: announce(job))
     uow.commit()
     return jobs.to_dict(job, outputs), 202, {"Location": f"/v1/jobs/{job.id}"}
+
+
+def job_webhook(raw: Any, field: str = "webhook") -> dict[str, Any] | None:
+    """The request's per-job ``webhook``, checked (None when there is none)."""
+    return webhook_endpoints.parse_job_webhook(
+        raw, allow_loopback=services().settings.webhook_allow_loopback, field=field
+    )
 
 
 def announce(job: Job) -> None:
@@ -70,8 +82,14 @@ def announce_all(made: list[Job]) -> None:
 def submit_batch() -> Any:
     """Up to 1,000 jobs in one request and one transaction: all of them, or none."""
     sess = db()
-    body = json_object(allowed=("jobs",))
+    body = json_object(allowed=("jobs", "webhook"))
+    shared = job_webhook(body.pop("webhook", None))
     items = jobs.batch_items(body)  # the shape first: a malformed batch spends no rate
+    # A job's own webhook, else the batch's: taken out before the jobs are checked.
+    hooks = [
+        job_webhook(item.pop("webhook", None), f"jobs[{i}].webhook") if isinstance(item, dict) else None
+        for i, item in enumerate(items)
+    ]
     _rate_limit(sess, cost=len(items))
     for item in items:
         if isinstance(item, dict):
@@ -86,6 +104,11 @@ def submit_batch() -> Any:
     answer = {"object": "list", "data": [jobs.to_dict(job, []) for job in batch.jobs]}
     if not batch.created:  # a replay: the jobs as they stand now
         answer["data"] = [jobs.to_dict(job, jobs.outputs_of(sess, job)) for job in batch.jobs]
+    if batch.created:
+        for job, own in zip(batch.jobs, hooks, strict=True):
+            chosen = own or shared
+            if chosen is not None:
+                webhook_endpoints.attach(sess, job.tenant_id, job.id, chosen)
     uow = UnitOfWork(sess)
     if batch.created:
         uow.after_commit(lambda: announce_all(batch.jobs))

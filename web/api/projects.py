@@ -125,16 +125,17 @@ def quote_project(project_id: str) -> Any:
 def render_project(project_id: str) -> Any:
     """Render the project: a workflow run of its compiled graph, started as any run is (the
     submit rate, moderation of every script and prompt, the whole quote held, an
-    ``Idempotency-Key`` answering the run it started). ``202`` with the run."""
+    ``Idempotency-Key`` answering the run it started; an optional ``webhook`` for the run's
+    events, as on ``POST /v1/workflow-runs``). ``202`` with the run."""
     sess = db()
-    body = json_object(allowed=("reuse",), optional=True)
+    body = json_object(allowed=("reuse", "webhook"), optional=True)
     reuse = body.get("reuse", True)
     if not isinstance(reuse, bool):
         raise ValidationError("reuse must be true or false", field="reuse")
     project = store.get(sess, project_id)
     compiled = _compiled(sess, project)
     with _named(compiled):
-        started = start_run(sess, {"reuse": reuse}, graph=compiled.graph)
+        started = start_run(sess, {"reuse": reuse, "webhook": body.get("webhook")}, graph=compiled.graph)
     project.last_run_id = started.run.id
     return started_answer(sess, started)
 

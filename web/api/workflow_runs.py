@@ -10,11 +10,12 @@ from flask import request
 from faktry.errors import ValidationError
 from pipelines import pagination
 from pipelines.lifecycle import UnitOfWork
+from pipelines.webhooks import endpoints as webhook_endpoints
 from pipelines.workflows import runs, store
 from pipelines.workflows.models import WorkflowRun
 from web import services
 from web.api import blueprint, requested_page
-from web.api.jobs import _moderate, _rate_limit, announce_all
+from web.api.jobs import _moderate, _rate_limit, announce_all, job_webhook
 from web.auth import authenticated, db, principal
 from web.bodies import json_object
 
@@ -25,7 +26,7 @@ def run_workflow(workflow_id: str) -> Any:
     """Run a saved workflow (its current version, or ``version``) on ``inputs``."""
     sess = db()
     workflow = store.get(sess, workflow_id)
-    body = json_object(allowed=("inputs", "version", "reuse"))
+    body = json_object(allowed=("inputs", "version", "reuse", "webhook"))
     saved = store.version(sess, workflow, body.get("version"))
     return _start(sess, body, graph=saved.graph, workflow_id=workflow.id, version=saved.version)
 
@@ -35,7 +36,7 @@ def run_workflow(workflow_id: str) -> Any:
 def run_inline() -> Any:
     """Run a graph sent with the request (nothing is saved but the run's own snapshot)."""
     sess = db()
-    body = json_object(allowed=("graph", "inputs", "reuse"))
+    body = json_object(allowed=("graph", "inputs", "reuse", "webhook"))
     if "graph" not in body:
         raise ValidationError("graph is required", field="graph")
     return _start(sess, body, graph=body["graph"])
@@ -49,14 +50,16 @@ def start_run(sess: Any, body: dict[str, Any], *, graph: Any, **saved: Any) -> r
     """Start a run of ``graph`` for the caller, as every way of starting one does: one submit
     of the tier's submit rate, every node's prompts past moderation, then `runs.start` (the
     request's ``Idempotency-Key`` answering the run it started). The run is left for the
-    caller to commit (`started_answer`)."""
+    caller to commit (`started_answer`). A ``webhook`` in the body is the run's own
+    (pipelines/webhooks), attached when the run is new."""
+    hook = job_webhook(body.get("webhook"))
     # A run is one submit for the tier's submit rate, whatever its number of jobs.
     _rate_limit(sess)
     nodes = graph.get("nodes") if isinstance(graph, dict) else None
     for spec in nodes.values() if isinstance(nodes, dict) else ():
         if isinstance(spec, dict):
             _moderate(sess, {k: spec.get(k) for k in ("type", "input", "params")})
-    return runs.start(
+    started = runs.start(
         sess,
         tenant_id=principal().tenant_id,
         graph=graph,
@@ -66,6 +69,9 @@ def start_run(sess: Any, body: dict[str, Any], *, graph: Any, **saved: Any) -> r
         idempotency_key=request.headers.get("Idempotency-Key"),
         **saved,
     )
+    if started.created and hook is not None:
+        webhook_endpoints.attach(sess, started.run.tenant_id, started.run.id, hook)
+    return started
 
 
 def started_answer(sess: Any, started: runs.Started) -> Any:

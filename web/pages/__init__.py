@@ -23,6 +23,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from faktry.errors import NotFound
 from faktry.tenancy import User
 from pipelines import services as jobs
+from pipelines.webhooks import endpoints as webhook_endpoints
 from web.auth import csrf_token, db, session_user
 from web.pages import consent
 
@@ -112,6 +113,7 @@ def render(template: str, **context: Any) -> str:
     return render_template(
         template,
         user=user,
+        notices=_notices(user),
         csrf=csrf_token() if user is not None else "",
         nonce=_nonce(),
         poll_ms=settings.page_poll_ms,
@@ -120,6 +122,17 @@ def render(template: str, **context: Any) -> str:
         consent=request.cookies.get("faktry_consent"),
         **context,
     )
+
+
+def _notices(user: User | None) -> list[dict[str, Any]]:
+    """What every page tells the person at its top (an endpoint the platform turned off);
+    none when the database cannot say (an error page still renders)."""
+    if user is None:
+        return []
+    try:
+        return webhook_endpoints.notices(db(), user.tenant_id)
+    except Exception:
+        return []
 
 
 def _nonce() -> str:
@@ -232,4 +245,5 @@ def job_detail(job_id: str) -> Any:
 # Pages in modules of their own register on this blueprint when imported.
 from web.pages import brands as _brands  # noqa: E402,F401
 from web.pages import projects as _projects  # noqa: E402,F401
+from web.pages import webhooks as _webhooks  # noqa: E402,F401
 from web.pages import workflows as _workflows  # noqa: E402,F401

@@ -134,6 +134,96 @@ const faktry = (() => {
       if (timer) clearTimeout(timer);
     };
   }
+  // Like poll(fn), but driven by the server-sent event stream at `url`: fn runs now, then
+  // after events (at most once per `settle` ms, for a burst), and stops when it returns
+  // false. `wanted(data)` picks the events that concern the page. When the stream keeps
+  // being cut soon after it opens (a proxy that does not pass streams on), the page falls
+  // back to polling every `every` ms and tries the stream again a minute later.
+  function live(url, fn, { every = pollMs(), wanted = () => true, settle = 250 } = {}) {
+    let stopped = false;
+    let source = null;
+    let stopPolling = null;
+    let retryTimer = null;
+    let pending = null;
+    let running = false;
+    const run = async () => {
+      pending = null;
+      if (stopped) return;
+      if (running) {
+        pending = setTimeout(run, settle);
+        return;
+      }
+      running = true;
+      let again = true;
+      try {
+        again = (await fn()) !== false;
+      } catch (err) {
+        again = true;
+      } finally {
+        running = false;
+      }
+      if (!again) stop();
+    };
+    const soon = () => {
+      if (!pending && !stopped) pending = setTimeout(run, settle);
+    };
+    const fallBack = () => {
+      if (source) source.close();
+      source = null;
+      if (stopped) return;
+      stopPolling = poll(async () => {
+        await run();
+        return !stopped;
+      }, every);
+      retryTimer = setTimeout(() => {
+        retryTimer = null;
+        if (stopPolling) stopPolling();
+        stopPolling = null;
+        open();
+      }, 60000);
+    };
+    const open = () => {
+      if (stopped || typeof EventSource === "undefined") {
+        if (!stopped) fallBack();
+        return;
+      }
+      let openedAt = 0;
+      let strikes = 0;
+      source = new EventSource(url);
+      source.onopen = () => {
+        openedAt = Date.now();
+        soon(); // catch up on what happened while it was away
+      };
+      source.onmessage = (event) => {
+        let data = null;
+        try {
+          data = JSON.parse(event.data);
+        } catch (err) {
+          data = null;
+        }
+        if (data && wanted(data)) soon();
+      };
+      source.onerror = () => {
+        // The browser reconnects on its own (with Last-Event-ID); a stream that never
+        // stays up is being cut on the way.
+        strikes = openedAt && Date.now() - openedAt > 10000 ? 0 : strikes + 1;
+        openedAt = 0;
+        // Refused (an error answer) the browser does not try again: poll at once.
+        if (strikes >= 2 || source.readyState === EventSource.CLOSED) fallBack();
+      };
+    };
+    function stop() {
+      stopped = true;
+      if (source) source.close();
+      if (stopPolling) stopPolling();
+      if (retryTimer) clearTimeout(retryTimer);
+      if (pending) clearTimeout(pending);
+    }
+    run();
+    open();
+    return stop;
+  }
+
 
   // A form that posts JSON: collect(form) gives the body, done(result) runs on success.
   // A random id for Idempotency-Key (crypto.randomUUID needs https; this does not).
@@ -337,5 +427,5 @@ const faktry = (() => {
     initConsent();
   });
 
-  return { uid, api, ApiError, h, $, fill, say, showError, credits, bytes, when, duration, poll, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
+  return { uid, api, ApiError, h, $, fill, say, showError, credits, bytes, when, duration, poll, live, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
 })();

@@ -1,5 +1,5 @@
-// One job, live: status, progress and queue position by polling GET /v1/jobs/{id} until the
-// job ends, then its outputs with a preview and a download link. No reload is ever needed.
+// One job, live: status, progress and queue position from GET /v1/jobs/{id}, read again on
+// each event of the job's stream (or polled where streams are cut) until the job ends, then its outputs with a preview and a download link. No reload is ever needed.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -73,7 +73,9 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 
-  faktry.poll(async () => {
+  // Read again whenever the job's event stream says something happened (polling instead
+  // where streams are cut on the way).
+  faktry.live(`/v1/jobs/${encodeURIComponent(id)}/events/stream`, async () => {
     const job = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`);
     render(job);
     return !DONE.includes(job.status);

@@ -58,13 +58,20 @@ document.addEventListener("DOMContentLoaded", () => {
     showError(status, err);
     return true;
   });
-  let stop = faktry.poll(refresh, Math.max(faktry.pollMs(), 2000));
+  // The list is read again when any of the tenant's jobs has news (polling where streams
+  // are cut on the way).
+  const watch = () => faktry.live("/v1/events/stream", refresh, {
+    every: Math.max(faktry.pollMs(), 2000),
+    wanted: (event) => Boolean(event.job_id),
+    settle: 500,
+  });
+  let stop = watch();
   $("#job-filters").addEventListener("submit", (event) => event.preventDefault());
   $("#status").addEventListener("change", () => {
     stop();
     generation += 1;
     cursor = null;
     extended = false;
-    stop = faktry.poll(refresh, Math.max(faktry.pollMs(), 2000));
+    stop = watch();
   });
 });

@@ -532,7 +532,9 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#render-progress").hidden = false;
     $("#render-run").href = `/workflow-runs/${encodeURIComponent(runId)}`;
     renderStatus("queued");
-    stopWatching = faktry.poll(() => tick(runId));
+    stopWatching = faktry.live("/v1/events/stream", () => tick(runId), {
+      wanted: (event) => event.run_id === runId || Boolean(event.job_id),
+    });
   }
 
   async function showResult(run) {

@@ -1,6 +1,7 @@
 // One workflow run, live: the graph it ran drawn as boxes by depth (run inputs on the left,
 // each node one column right of the deepest node it takes from), each box coloured by its
-// node's state from GET /v1/workflow-runs/{id}, polled until the run and its jobs are over;
+// node's state from GET /v1/workflow-runs/{id}, read again on each event of the tenant's
+// stream that concerns it (or polled where streams are cut) until the run and its jobs are over;
 // each node's steps with their jobs, cost, timings and output previews; the run's events;
 // cancel and retry. Nothing is redrawn that did not change, so a playing preview plays on.
 "use strict";
@@ -286,7 +287,10 @@ document.addEventListener("DOMContentLoaded", () => {
   let stop = null;
   const watch = () => {
     if (stop) stop();
-    stop = faktry.poll(tick);
+    // The run's own events, and any job's (its steps are jobs), bring a fresh read.
+    stop = faktry.live("/v1/events/stream", tick, {
+      wanted: (event) => event.run_id === id || Boolean(event.job_id),
+    });
   };
 
   async function act(button, path, done) {
