@@ -293,6 +293,24 @@ def _link_session(session: Session, _transaction: Any, connection: Any) -> None:
     connection.info[_SESSION_INFO] = session.info
 
 
+_MEMO = "faktry_transaction_memo"
+
+
+def memo(session: Session) -> dict[Any, Any]:
+    """A dict that lives as long as the session's current transaction: what one statement
+    of the transaction read, kept for later statements of the same transaction to skip
+    reading it again (a new transaction starts with an empty one)."""
+    current = session.get_transaction()
+    if current is None:  # begin it now, as the first statement would
+        session.connection()
+        current = session.get_transaction()
+    held = session.info.get(_MEMO)
+    if held is None or held[0] is not current:
+        held = (current, {})
+        session.info[_MEMO] = held
+    return held[1]
+
+
 @contextmanager
 def transaction(factory: sessionmaker[Session], *, tenant_id: str | None = None) -> Iterator[Session]:
     """A short unit of work: commit on success, roll back on error, always close."""

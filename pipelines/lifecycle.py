@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Update, bindparam, insert, update
+from sqlalchemy import ColumnElement, Row, Update, bindparam, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
-from faktry.db import transaction
+from faktry.db import memo, transaction
 from pipelines.models import CANCELED, QUEUED, RUNNING, SUCCEEDED, Job, JobEvent
 from pipelines.webhooks import outbox
+from quotas.models import WEBHOOKS, Account
 
 log = logging.getLogger("faktry.lifecycle")
 
@@ -98,7 +99,10 @@ def fenced(
     `transition` built beforehand (with its ``params``) or the fence of a one-off change."""
     stmt = fence if isinstance(fence, Update) else transition(fence, values or {}, returning)
     # Core on the session's connection: no ORM bookkeeping for a row nobody holds in memory.
-    return session.connection().execute(stmt, {"job": job_id, **params}).first()
+    row = session.connection().execute(stmt, {"job": job_id, **params}).first()
+    if row is not None and "webhooks" in row._fields and row.webhooks is not None:
+        memo(session)[(WEBHOOKS, row.tenant_id)] = row.webhooks
+    return row
 
 
 def event(
@@ -132,6 +136,12 @@ def held_by(token: str | None) -> ColumnElement[bool]:
     return Job.lease_token.is_(None) if token is None else Job.lease_token == token
 
 
+#: Whether the job's tenant has webhook endpoints, read with the change of the job itself,
+#: so that the events of a tenant without any look for none (`webhooks.outbox`).
+_WEBHOOKS = (
+    select(Account.webhooks).where(Account.tenant_id == Job.tenant_id).scalar_subquery().label("webhooks")
+)
+
 #: What a worker needs of a job to run it, read by the claim itself.
 CLAIMED = (
     Job.tenant_id,
@@ -148,12 +158,13 @@ CLAIMED = (
     Job.provider_state,
     Job.started_at,
     Job.cost_held,
+    _WEBHOOKS,
 )
 
 
 _NOW = bindparam("now", type_=Job.updated_at.type)
 _TOKEN = bindparam("token", type_=Job.lease_token.type)
-_FINISHED = (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at, Job.run_id)
+_FINISHED = (Job.tenant_id, Job.type, Job.attempts, Job.started_at, Job.finished_at, Job.run_id, _WEBHOOKS)
 
 _START = transition(
     (Job.status == QUEUED)

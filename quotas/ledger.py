@@ -24,10 +24,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from faktry import clock
-from faktry.db import new_id
+from faktry.db import memo, new_id
 from faktry.errors import FaktryError, NotFound, ValidationError
 from faktry.tenancy import Tenant
-from quotas.models import MILLI, Account, CreditLot, Hold, HoldAllocation, LedgerEntry
+from quotas.models import MILLI, WEBHOOKS, Account, CreditLot, Hold, HoldAllocation, LedgerEntry
 
 
 class InsufficientCredits(FaktryError):
@@ -285,9 +285,13 @@ def hold_many(session: Session, tenant_id: str, wanted: Sequence[tuple[str, int]
     hold of its own, in a fixed number of statements however many jobs: all of them, or
     (`InsufficientCredits` for the total, `AccountInDebt`) none. Returns the holds' ids."""
     conn = session.connection()
-    debt = conn.execute(_LOCK_DEBT, {"tenant": tenant_id}).scalar()
-    if debt is None:  # the account's first use: create it
-        debt = lock_account(session, tenant_id).debt
+    row = conn.execute(_LOCK_DEBT, {"tenant": tenant_id}).first()
+    # The account's first use creates it.
+    debt, webhooks = (
+        (row.debt, row.webhooks) if row is not None else (0, lock_account(session, tenant_id).webhooks)
+    )
+    # What the locked row says of webhooks spares the job's events a lookup (`webhooks.outbox`).
+    memo(session)[(WEBHOOKS, tenant_id)] = webhooks
     if debt > 0:
         raise AccountInDebt(
             "refunded credits were already spent; buy credits to settle the balance first",
@@ -343,7 +347,9 @@ def hold_many(session: Session, tenant_id: str, wanted: Sequence[tuple[str, int]
 
 
 #: The statements of a hold, built once (see `pipelines.lifecycle.transition`).
-_LOCK_DEBT = select(Account.debt).where(Account.tenant_id == bindparam("tenant")).with_for_update()
+_LOCK_DEBT = (
+    select(Account.debt, Account.webhooks).where(Account.tenant_id == bindparam("tenant")).with_for_update()
+)
 _SPENDABLE_LOTS = (
     select(CreditLot.id, CreditLot.remaining)
     .where(

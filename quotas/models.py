@@ -13,7 +13,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from faktry import clock, tenancy  # noqa: F401  (the tables these rows point at)
@@ -39,6 +49,11 @@ class Tier(Base):
     workflow_max_items: Mapped[int] = mapped_column(Integer, default=100)
 
 
+#: The `faktry.db.memo` key under which a transaction keeps what it read of
+#: ``accounts.webhooks``, as ``(WEBHOOKS, tenant_id)``.
+WEBHOOKS = "account.webhooks"
+
+
 class Account(Base):
     """Per-tenant money and storage state that must change atomically.
 
@@ -59,6 +74,10 @@ class Account(Base):
     storage_used_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     storage_reserved_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(100), default=None, unique=True)
+    #: Whether the tenant has an enabled webhook endpoint (its own or a job's): the job path
+    #: reads it with the rows it locks or changes anyway, and looks for endpoints only when
+    #: it is set (`pipelines.webhooks.endpoints.refresh_flag` keeps it true to the table).
+    webhooks: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     updated_at: Mapped[datetime] = mapped_column(default=clock.now)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from dramatiq import Worker
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 
 from faktry import clock, migrate
 from faktry.config import Settings
@@ -36,6 +37,23 @@ def _reset_clock() -> Iterator[None]:
     clock.reset()
     yield
     clock.reset()
+
+
+@pytest.fixture(autouse=True)
+def _close_idle_connections() -> Iterator[None]:
+    """Every engine a test connected with gives back its idle connections when the test
+    ends: apps and engines built inside a test would otherwise keep theirs open until a
+    garbage collection, and a long run would use up PostgreSQL's connection slots."""
+    used: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+    def connected(conn: Any) -> None:
+        used.add(conn.engine)
+
+    event.listen(Engine, "engine_connect", connected)
+    yield
+    event.remove(Engine, "engine_connect", connected)
+    for engine in list(used):
+        engine.dispose()
 
 
 @pytest.fixture(scope="session")

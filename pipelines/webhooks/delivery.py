@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
 from faktry.db import new_id, transaction
-from pipelines.webhooks import outbox, safehttp, signing
+from pipelines.webhooks import endpoints, outbox, safehttp, signing
 from pipelines.webhooks.models import (
     DELIVERED,
     FAILED,
@@ -271,10 +271,10 @@ def _record(
 def _disable(session: Session, endpoint: WebhookEndpoint, reason: str, now: datetime) -> None:
     if not endpoint.enabled:
         return
-    endpoint.enabled = False
-    endpoint.disabled_reason = reason
-    endpoint.updated_at = now
-    session.flush()
+    with endpoints.changing(session, endpoint.tenant_id):
+        endpoint.enabled = False
+        endpoint.disabled_reason = reason
+        endpoint.updated_at = now
     log.warning("webhook endpoint %s disabled (%s)", endpoint.id, reason)
     if endpoint.subject_id is None:  # the tenant hears of it on its other endpoints
         outbox.record(

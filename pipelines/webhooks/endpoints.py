@@ -8,10 +8,12 @@ checked again at every delivery, after resolving it (`safehttp`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from faktry import clock
@@ -27,6 +29,25 @@ from pipelines.webhooks.models import (
 
 FIELDS = ("url", "description", "events", "enabled")
 MAX_ENDPOINTS = 20
+
+
+@contextmanager
+def changing(session: Session, tenant_id: str) -> Iterator[None]:
+    """Around any change to a tenant's endpoints: keeps ``accounts.webhooks`` (whether it has
+    an enabled one) true to the table. The account row is locked first, as a submit's hold
+    locks it, so a job's events see either the endpoints before the change or after it."""
+    from quotas import ledger
+
+    account = ledger.lock_account(session, tenant_id)
+    yield
+    session.flush()
+    account.webhooks = bool(
+        session.scalar(
+            select(exists().where(WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)))
+        )
+    )
+    session.flush()
+    outbox.forget(session, tenant_id)
 
 
 def check_url(url: Any, *, allow_loopback: bool, field: str = "url") -> str:
@@ -98,8 +119,8 @@ def create(
         raise ValidationError(f"a tenant has at most {MAX_ENDPOINTS} webhook endpoints", field="url")
     endpoint = WebhookEndpoint(tenant_id=tenant_id, secret=signing.new_secret(), events=[], description="")
     _apply(endpoint, body, allow_loopback=allow_loopback)
-    session.add(endpoint)
-    session.flush()
+    with changing(session, tenant_id):
+        session.add(endpoint)
     return endpoint
 
 
@@ -115,9 +136,14 @@ def get(session: Session, endpoint_id: str) -> WebhookEndpoint:
 def change(
     session: Session, endpoint: WebhookEndpoint, body: dict[str, Any], *, allow_loopback: bool
 ) -> None:
-    _apply(endpoint, body, allow_loopback=allow_loopback)
-    endpoint.updated_at = clock.now()
-    session.flush()
+    with changing(session, endpoint.tenant_id):
+        _apply(endpoint, body, allow_loopback=allow_loopback)
+        endpoint.updated_at = clock.now()
+
+
+def delete(session: Session, endpoint: WebhookEndpoint) -> None:
+    with changing(session, endpoint.tenant_id):
+        session.delete(endpoint)
 
 
 def listing(tenant_id: str) -> Any:
@@ -359,8 +385,8 @@ def attach(session: Session, tenant_id: str, subject_id: str, spec: dict[str, An
     hook = WebhookEndpoint(
         tenant_id=tenant_id, url=spec["url"], events=spec["events"], subject_id=subject_id, description=""
     )
-    session.add(hook)
-    session.flush()
+    with changing(session, tenant_id):
+        session.add(hook)
     if subject_id.startswith("run_"):
         for run_event in session.scalars(
             select(WorkflowEvent).where(WorkflowEvent.run_id == subject_id).order_by(WorkflowEvent.id)

@@ -23,8 +23,9 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
-from faktry.db import new_id
+from faktry.db import memo, new_id
 from pipelines.webhooks.models import WebhookEndpoint, WebhookMessage
+from quotas.models import WEBHOOKS
 
 log = logging.getLogger("faktry.webhooks")
 
@@ -74,20 +75,24 @@ def record(
     subject_id: str | None = None,
     at: datetime | None = None,
     endpoint_id: str | None = None,
+    new_subject: bool = False,
 ) -> list[str]:
     """Write the messages of one event: one per enabled endpoint of the tenant that takes
     ``event_type`` (and the per-job webhook of ``subject_id``, if it has one), or only to
-    ``endpoint_id`` when given. Returns their ids."""
-    stmt = select(WebhookEndpoint.id, WebhookEndpoint.events).where(
-        WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
-    )
+    ``endpoint_id`` when given. ``new_subject`` says the subject was made in this very
+    transaction, so it cannot have a webhook of its own yet. Returns the messages' ids."""
     if endpoint_id is not None:
-        stmt = stmt.where(WebhookEndpoint.id == endpoint_id)
-    elif subject_id is None:
-        stmt = stmt.where(WebhookEndpoint.subject_id.is_(None))
+        found = session.execute(
+            select(WebhookEndpoint.events).where(
+                WebhookEndpoint.id == endpoint_id,
+                WebhookEndpoint.tenant_id == tenant_id,
+                WebhookEndpoint.enabled.is_(True),
+            )
+        ).scalars()
+        targets = [endpoint_id for events in found if not events or event_type in events]
     else:
-        stmt = stmt.where(or_(WebhookEndpoint.subject_id.is_(None), WebhookEndpoint.subject_id == subject_id))
-    targets = [row.id for row in session.execute(stmt) if not row.events or event_type in row.events]
+        wanted = _endpoints(session, tenant_id, None if new_subject else subject_id)
+        targets = [target for target, events in wanted if not events or event_type in events]
     if not targets:
         return []
     now = at or clock.now()
@@ -101,9 +106,54 @@ def record(
         for target in targets
     ]  # fmt: skip
     session.connection().execute(_MESSAGE, rows)
-    ids = [r["id"] for r in rows]
+    ids = [str(r["id"]) for r in rows]
     session.info.setdefault(_KICK, []).extend(ids)
     return ids
+
+
+Targets = list[tuple[str, list[str]]]
+
+
+def _endpoints(session: Session, tenant_id: str, subject_id: str | None) -> Targets:
+    """The enabled endpoints of the tenant, and of ``subject_id`` if given, as ``(id, event
+    types)``. Read at most once per transaction for the tenant and once per subject, and
+    not at all when a row this transaction read already says the tenant has none
+    (``accounts.webhooks``, read with the account lock of a hold or the change of a job)."""
+    seen = memo(session)
+    if seen.get((WEBHOOKS, tenant_id)) is False:
+        return []
+    mine = (_ENDPOINTS, tenant_id)
+    wide: Targets | None = seen.get(mine)
+    own: Targets = seen.get((_ENDPOINTS, tenant_id, subject_id), []) if subject_id else []
+    if wide is None or (subject_id and (_ENDPOINTS, tenant_id, subject_id) not in seen):
+        stmt = select(WebhookEndpoint.id, WebhookEndpoint.events, WebhookEndpoint.subject_id).where(
+            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.enabled.is_(True)
+        )
+        if wide is not None:  # only the subject's own are missing
+            stmt = stmt.where(WebhookEndpoint.subject_id == subject_id)
+        elif subject_id is None:
+            stmt = stmt.where(WebhookEndpoint.subject_id.is_(None))
+        else:
+            mine_or_its = or_(WebhookEndpoint.subject_id.is_(None), WebhookEndpoint.subject_id == subject_id)
+            stmt = stmt.where(mine_or_its)
+        rows = session.execute(stmt).all()
+        if wide is None:
+            wide = seen[mine] = [(row.id, row.events) for row in rows if row.subject_id is None]
+        if subject_id:
+            own = seen[(_ENDPOINTS, tenant_id, subject_id)] = [
+                (row.id, row.events) for row in rows if row.subject_id == subject_id
+            ]
+    return wide + own
+
+
+def forget(session: Session, tenant_id: str) -> None:
+    """Drop what this transaction read of the tenant's endpoints (it just changed them)."""
+    seen = memo(session)
+    for key in [k for k in seen if k[:2] in ((_ENDPOINTS, tenant_id), (WEBHOOKS, tenant_id))]:
+        del seen[key]
+
+
+_ENDPOINTS = "webhook.endpoints"
 
 
 def install(sessions: sessionmaker[Session], kick: Kick) -> None:
@@ -133,7 +183,8 @@ def job_event(
     event_type = JOB_EVENTS.get(kind)
     if event_type is not None:
         body = {"job_id": job_id, "status": status, "attempt": attempt, **data}
-        record(session, tenant_id, event_type, body, seq=seq, subject_id=job_id, at=at)
+        made = kind == "created"
+        record(session, tenant_id, event_type, body, seq=seq, subject_id=job_id, at=at, new_subject=made)
     price = data.get("price")
     if kind == "created" and isinstance(price, int) and price > 0:
         _credits_low(session, tenant_id, price, at)
@@ -148,22 +199,16 @@ _LOW_SENT = "webhook_credits_low_sent"
 def _credits_low(session: Session, tenant_id: str, price: int, at: datetime) -> None:
     """``credits.low`` when the hold just taken for a job crossed the line (once per
     transaction, and only for tenants with an endpoint that takes it)."""
-    if session.info.get(_LOW_SENT):
+    seen = memo(session)
+    if seen.get((_LOW_SENT, tenant_id)):
         return
-    wanted = session.execute(
-        select(WebhookEndpoint.events).where(
-            WebhookEndpoint.tenant_id == tenant_id,
-            WebhookEndpoint.enabled.is_(True),
-            WebhookEndpoint.subject_id.is_(None),
-        )
-    ).scalars()
-    if not any(not events or CREDITS_LOW in events for events in wanted):
+    if not any(not events or CREDITS_LOW in events for _, events in _endpoints(session, tenant_id, None)):
         return
     from quotas import ledger
 
     available = ledger.balance(session, tenant_id).available
     if available < CREDITS_LOW_BELOW <= available + price:
-        session.info[_LOW_SENT] = True
+        seen[(_LOW_SENT, tenant_id)] = True
         record(session, tenant_id, CREDITS_LOW, {"available": available, "below": CREDITS_LOW_BELOW}, at=at)
 
 
@@ -206,4 +251,5 @@ def run_event(
     event_type = RUN_EVENTS.get(kind)
     if event_type is not None:
         body = {"run_id": run_id, "node": node, "item": item, **data}
-        record(session, tenant_id, event_type, body, seq=seq, subject_id=run_id, at=at)
+        made = kind == "started"  # a run's first event, written with the run
+        record(session, tenant_id, event_type, body, seq=seq, subject_id=run_id, at=at, new_subject=made)

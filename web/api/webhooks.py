@@ -70,7 +70,7 @@ def update_webhook_endpoint(endpoint_id: str) -> Any:
 @authenticated
 def delete_webhook_endpoint(endpoint_id: str) -> Any:
     sess = db()
-    sess.delete(endpoints.get(sess, endpoint_id))
+    endpoints.delete(sess, endpoints.get(sess, endpoint_id))
     sess.commit()
     return "", 204
 

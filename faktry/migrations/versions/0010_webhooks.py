@@ -11,6 +11,8 @@ Create Date: 2026-12-28 12:00:00.000000
   transaction; the scheduler sweeps it by ``(status, next_attempt_at)``.
 - ``webhook_attempts``: one row per delivery attempt.
 - ``webhook_signing_keys``: the secret a tenant's per-job webhooks are signed with.
+- ``accounts.webhooks``: whether the tenant has an enabled endpoint, read by the job path
+  with the account row it reads anyway, so tenants without webhooks pay no lookup.
 - They hold a tenant's data, so on PostgreSQL they are granted to the application role and
   protected by row-level security exactly as migration 0006 does for the older tables.
 """
@@ -60,6 +62,8 @@ def _tenant(table: str) -> list[Any]:
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("webhooks", sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table(
         "webhook_endpoints",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -174,3 +178,5 @@ def downgrade() -> None:
         op.execute(f"REVOKE ALL ON SEQUENCE webhook_attempts_id_seq FROM {role}")
     for table in reversed(TABLES):
         op.drop_table(table)  # policies and indexes go with their table
+    with op.batch_alter_table("accounts", schema=None) as batch_op:
+        batch_op.drop_column("webhooks")
