@@ -1,6 +1,6 @@
 """The ``faktry`` command line: run the platform, migrate, manage tenants and keys.
 
-faktry up                     zero-setup: migrate, start web + workers + scheduler
+faktry up [--host H] [--port P]  zero-setup: migrate, start web + workers + scheduler
 faktry db upgrade             apply migrations
 faktry tenants create --email E [--tier T] [--admin]
 faktry keys create|list|revoke
@@ -9,20 +9,24 @@ faktry web | worker | scheduler
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
 import signal
+import socket
 import sys
+import threading
 import time
-from collections.abc import Callable
+import urllib.request
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import click
 from sqlalchemy import select
 
 from faktry import clock, migrate
-from faktry.config import Settings
+from faktry.config import PREFIX, Settings
 from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.logs import configure as configure_logging
 from faktry.tenancy import ApiKey, User, create_api_key, create_tenant, normalize_email, revoke_api_key
@@ -528,13 +532,81 @@ def _resync_admission(settings: Settings, sender: Any, redis_url: str) -> None:
         sender.admission.resync(row.queue, row.depth)
 
 
+#: Starter credits of a new sign-up on ``faktry up`` (unless FAKTRY_SIGNUP_CREDITS is set):
+#: enough for a first few jobs on a laptop; ``faktry web`` keeps the deployment's setting.
+UP_SIGNUP_CREDITS = 20
+#: How long ``faktry up`` waits for the web server to answer before saying it has not.
+UP_WAIT_SECONDS = 120.0
+
+
+def up_settings(
+    settings: Settings, environ: Mapping[str, str], *, host: str | None = None, port: int | None = None
+) -> Settings:
+    """The settings of ``faktry up``: ``--host``/``--port`` win; sign-ups get
+    `UP_SIGNUP_CREDITS` and, with no Stripe key, payments run in test mode, each unless its
+    variable says otherwise."""
+    changes: dict[str, Any] = {}
+    if host:
+        changes["host"] = host
+    if port:
+        changes["port"] = port
+    if PREFIX + "SIGNUP_CREDITS" not in environ:
+        changes["signup_credits"] = UP_SIGNUP_CREDITS
+    if PREFIX + "PAYMENTS_TEST_MODE" not in environ and not settings.stripe_secret_key:
+        changes["payments_test_mode"] = True
+    return settings.replace(**changes)
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the web server could not listen on ``host:port`` (busy, or not an address of this
+    machine), or None when it can. Binds the way gunicorn does (SO_REUSEADDR), then lets go."""
+    try:
+        with socket.create_server((host, port)):
+            return None
+    except OSError as err:
+        if err.errno == errno.EADDRINUSE:
+            return f"port {port} on {host} is busy: another program listens on it"
+        return f"cannot listen on {host}:{port}: {err.strerror or err}"
+
+
+def health_url(settings: Settings) -> str:
+    """Where ``faktry up`` asks whether the web server answers: its own bind address (a
+    wildcard address is asked on loopback)."""
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(settings.host, settings.host)  # noqa: S104
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}/healthz"
+
+
+def wait_until_answering(url: str, *, timeout: float, stopped: Callable[[], bool]) -> bool:
+    """Ask ``url`` until it answers 200 (True), ``timeout`` passes or `stopped()` (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not stopped():
+        try:
+            with urllib.request.urlopen(url, timeout=2) as answer:  # noqa: S310 (our own http URL)
+                if answer.status == 200:
+                    return True
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
 @main.command()
-def up() -> None:
-    """Zero-setup: migrate, start the web server, workers and scheduler, print the URL."""
+@click.option("--host", default=None, help="Address to listen on (default: FAKTRY_HOST, else 127.0.0.1).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: FAKTRY_PORT, else 8000)."
+)
+def up(host: str | None, port: int | None) -> None:
+    """Zero-setup: migrate, start the web server, workers and scheduler; print the URL once the
+    web server answers. Exits at once, starting nothing, when the port is busy."""
     from faktry.redisconn import resolve_url
     from faktry.supervise import Child, Supervisor
 
-    settings = _settings()
+    settings = up_settings(_settings(), os.environ, host=host, port=port)
+    problem = port_problem(settings.host, settings.port)
+    if problem is not None:
+        raise click.ClickException(f"{problem}; stop it, or choose another port with --port")
     _prepare_var(settings)
     migrate.upgrade(settings.resolved_database_url, app_role=settings.database_app_role)
     settings = settings.ensure_secret_key()
@@ -553,7 +625,34 @@ def up() -> None:
         # Longer than a worker's own bound, so `faktry worker` stops its processes itself.
         grace=max(40.0, settings.worker_shutdown_seconds + 20),
     )
+    stopping = threading.Event()
+    announcer = threading.Thread(
+        target=_announce, args=(settings, demo, stopping), name="faktry-up-announce", daemon=True
+    )
+    announcer.start()
+    try:
+        supervisor.run()  # until SIGTERM or Ctrl-C; a process that exits is started again
+    finally:
+        stopping.set()
+        if embedded is not None:
+            embedded.stop()
+
+
+def _announce(settings: Settings, demo: tuple[str, str] | None, stopping: threading.Event) -> None:
+    """Say faktry is up once its web server answers, with the demo account on first run."""
+    url = health_url(settings)
+    if not wait_until_answering(url, timeout=UP_WAIT_SECONDS, stopped=stopping.is_set):
+        if not stopping.is_set():
+            click.echo(f"faktry: the web server has not answered at {url} yet; see its log above", err=True)
+        return
     click.echo(f"faktry is up at {settings.public_url}  (Ctrl-C stops it)")
+    extras = []
+    if settings.signup_credits:
+        extras.append(f"new sign-ups get {settings.signup_credits} credits")
+    if settings.payments == "test":
+        extras.append("payments run in test mode (no money moves)")
+    if extras:
+        click.echo("; ".join(extras).capitalize())
     if demo:
         key, password = demo
         click.echo(f"demo account {DEMO_EMAIL}, API key (shown once): {key}")
@@ -562,11 +661,6 @@ def up() -> None:
             fd = os.open(settings.var_dir / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secret + "\n")
-    try:
-        supervisor.run()  # until SIGTERM or Ctrl-C; a process that exits is started again
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 def _demo_account(settings: Settings) -> tuple[str, str] | None:

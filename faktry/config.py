@@ -160,7 +160,13 @@ class Settings:
     #: Credits the demo account of ``faktry up`` starts with.
     demo_credits: int = 100
     #: Credits a new sign-up starts with, as a starter lot (expiring in a year); 0 for none.
+    #: ``faktry up`` makes it 20 unless the variable is set; ``faktry web`` keeps what is set.
     signup_credits: int = 0
+    #: Payments without Stripe: checkout opens faktry's own test page (clearly marked), whose
+    #: Pay sends the signed ``checkout.session.completed`` Stripe would. Ignored while a Stripe
+    #: key is set. ``faktry up`` turns it on when there is no Stripe key, unless the variable
+    #: is set. Never on a deployment that takes real money: anyone could "buy" credits.
+    payments_test_mode: bool = False
 
     #: Stripe: secret API key, webhook signing secret, and the API base (tests point it at a
     #: local stand-in). Billing is off while the key is empty.
@@ -281,6 +287,14 @@ class Settings:
     @property
     def public_url(self) -> str:
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def payments(self) -> str:
+        """How credits are bought here: ``stripe``, ``test`` (faktry's own test checkout) or
+        ``off``."""
+        if self.stripe_secret_key:
+            return "stripe"
+        return "test" if self.payments_test_mode else "off"
 
     @property
     def cookies_secure(self) -> bool:

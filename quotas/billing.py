@@ -5,6 +5,9 @@ Two halves:
 * Starting a payment. `Billing` is the port, `StripeBilling` its adapter: it creates a Stripe
   Checkout Session for a credit pack and turns every Stripe error into a faktry error. No
   transaction may be open while it talks to Stripe.
+* Paying without Stripe. `TestModeBilling` is the port's local twin for trying the whole
+  buy-and-return flow: its payment page is faktry's own, marked TEST MODE, and paying there
+  delivers the signed event Stripe would to the same webhook code (``FAKTRY_PAYMENTS_TEST_MODE``).
 * Applying what Stripe reports. `verify_webhook` checks an event's signature on the raw body;
   `apply_event` applies a verified event to the database exactly once, whatever the number of
   deliveries, their order or their concurrency. Each event id is recorded in ``stripe_events``
@@ -24,15 +27,20 @@ back under it.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
+import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 import stripe
+from itsdangerous import BadData, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,6 +51,7 @@ from faktry.tenancy import Tenant
 from quotas import ledger
 from quotas.limits import DEFAULT_TIERS
 from quotas.models import MILLI, Account, CreditLot, LedgerEntry, StripeEvent, Tier
+from quotas.pricing import PriceList
 
 if TYPE_CHECKING:
     from stripe.params.checkout import SessionCreateParams
@@ -128,8 +137,11 @@ def price_tiers_from_json(text: str) -> dict[str, str]:
 
 
 class BillingDisabled(FaktryError):
-    code = "billing_disabled"
-    status = 503
+    """Payments are off on this deployment (no Stripe key, no test mode): asking again will
+    not help, so it is a 4xx."""
+
+    code = "payments_disabled"
+    status = 409
 
 
 class BillingUnavailable(FaktryError):
@@ -151,6 +163,15 @@ class CheckoutResult:
     session_id: str
 
 
+@dataclass(frozen=True)
+class CheckoutState:
+    """What the payment provider says of a checkout session."""
+
+    session_id: str
+    tenant_id: str
+    paid: bool
+
+
 class Billing(Protocol):
     """Starts payments. Raises `BillingDisabled` when not configured, `TransientError` when the
     payment provider may answer if asked again, `BillingUnavailable` otherwise."""
@@ -159,6 +180,10 @@ class Billing(Protocol):
         self, *, tenant_id: str, pack: CreditPack, customer_id: str | None, success_url: str, cancel_url: str
     ) -> CheckoutResult:
         """A hosted payment page for ``pack``; paying it grants the pack through the webhook."""
+        ...
+
+    def checkout_state(self, session_id: str) -> CheckoutState | None:
+        """The session as the provider knows it, None when it knows no such session."""
         ...
 
 
@@ -224,6 +249,22 @@ class StripeBilling:
             raise BillingUnavailable("the payment provider answered without a payment page")
         return CheckoutResult(url=url, session_id=session_id)
 
+    def checkout_state(self, session_id: str) -> CheckoutState | None:
+        if not session_id.startswith("cs_") or not session_id.isascii() or len(session_id) > 200:
+            return None
+        client = self._stripe()
+        try:
+            found = client.v1.checkout.sessions.retrieve(session_id)
+        except stripe.InvalidRequestError:
+            return None  # Stripe knows no such session (404)
+        except stripe.StripeError as err:
+            raise _translate(err) from err
+        metadata = getattr(found, "metadata", None) or {}
+        tenant_id = metadata.get("tenant_id") or getattr(found, "client_reference_id", None)
+        if not isinstance(tenant_id, str):
+            return None
+        return CheckoutState(session_id, tenant_id, getattr(found, "payment_status", None) == "paid")
+
 
 def _translate(err: stripe.StripeError) -> FaktryError:
     status = err.http_status or 0
@@ -231,6 +272,158 @@ def _translate(err: stripe.StripeError) -> FaktryError:
     if isinstance(err, stripe.APIConnectionError | stripe.RateLimitError) or status >= 500 or status == 429:
         return TransientError("the payment provider is unavailable; try again shortly")
     return BillingUnavailable("the payment provider refused the request")
+
+
+# -- the test-mode twin ------------------------------------------------------------------------
+
+#: Test-mode checkout sessions live this long, as Stripe's do.
+TEST_SESSION_SECONDS = 24 * 3600
+TEST_SESSION_PREFIX = "cs_test_faktry_"
+
+
+@dataclass(frozen=True)
+class TestCheckout:
+    """A test-mode checkout session: who buys which pack, at which price."""
+
+    __test__ = False  # not a pytest test class
+
+    session_id: str
+    tenant_id: str
+    pack: str
+    credits: int
+    amount: int
+    currency: str
+
+    @property
+    def payment_intent(self) -> str:
+        return "pi_test_" + hashlib.sha256(self.session_id.encode()).hexdigest()[:24]
+
+
+class TestModeBilling:
+    """`Billing`'s local twin (``FAKTRY_PAYMENTS_TEST_MODE``): the payment page is faktry's own
+    ``/billing/test-checkout/<session id>``, marked TEST MODE, and paying there delivers the
+    ``checkout.session.completed`` event Stripe would, signed with `webhook_secret_of_test_mode`, to
+    the same webhook code, so credits arrive exactly as after a real purchase (and once).
+
+    Nothing is stored until the payment: a session id carries its tenant, pack and price,
+    signed with the deployment's secret key, so every web process can read it and nobody can
+    forge one; it expires after `TEST_SESSION_SECONDS`. No customer is created, so a later
+    switch to Stripe starts with a clean customer link."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, secret_key: str, base_url: str) -> None:
+        self._signer = URLSafeTimedSerializer(secret_key, salt="faktry.billing.test-checkout")
+        self._base_url = base_url.rstrip("/")
+
+    def create_checkout(
+        self, *, tenant_id: str, pack: CreditPack, customer_id: str | None, success_url: str, cancel_url: str
+    ) -> CheckoutResult:
+        fields = [tenant_id, pack.id, pack.credits, pack.amount, pack.currency, secrets.token_hex(4)]
+        token = self._signer.dumps(fields)
+        session_id = TEST_SESSION_PREFIX + token
+        return CheckoutResult(
+            url=f"{self._base_url}/billing/test-checkout/{session_id}", session_id=session_id
+        )
+
+    def read(self, session_id: str) -> TestCheckout | None:
+        """The session behind ``session_id``, None when it is not one of ours or has expired."""
+        if not session_id.startswith(TEST_SESSION_PREFIX):
+            return None
+        try:
+            raw = self._signer.loads(session_id[len(TEST_SESSION_PREFIX) :], max_age=TEST_SESSION_SECONDS)
+            tenant_id, pack, credits, amount, currency, _ = raw
+        except (BadData, TypeError, ValueError):
+            return None
+        return TestCheckout(session_id, str(tenant_id), str(pack), int(credits), int(amount), str(currency))
+
+    def checkout_state(self, session_id: str) -> CheckoutState | None:
+        found = self.read(session_id)
+        # Paid shows in the ledger (the payment and its credits are one transaction).
+        return CheckoutState(session_id, found.tenant_id, paid=False) if found else None
+
+    def completed_event(self, checkout: TestCheckout) -> dict[str, Any]:
+        """``checkout.session.completed`` for ``checkout``, as Stripe shapes it; the same event
+        id each time, so paying twice is one event."""
+        metadata = {"tenant_id": checkout.tenant_id, "pack": checkout.pack, "credits": str(checkout.credits)}
+        digest = hashlib.sha256(checkout.session_id.encode()).hexdigest()[:24]
+        now = int(clock.now().timestamp())
+        return {
+            "id": f"evt_test_{digest}",
+            "object": "event",
+            "created": now,
+            "livemode": False,
+            "type": "checkout.session.completed",
+            "data": {
+                "object": {
+                    "id": checkout.session_id,
+                    "object": "checkout.session",
+                    "mode": "payment",
+                    "status": "complete",
+                    "payment_status": "paid",
+                    "amount_total": checkout.amount,
+                    "currency": checkout.currency,
+                    "client_reference_id": checkout.tenant_id,
+                    "customer": None,
+                    "metadata": metadata,
+                    "payment_intent": checkout.payment_intent,
+                    "livemode": False,
+                    "created": now,
+                }
+            },
+        }
+
+
+def webhook_secret_of_test_mode(secret_key: str) -> str:
+    """The webhook signing secret of test mode when ``FAKTRY_STRIPE_WEBHOOK_SECRET`` is not
+    set: derived from the secret key, so every process of the deployment agrees on it."""
+    digest = hmac.new(secret_key.encode(), b"faktry test-mode webhook secret", hashlib.sha256)
+    return "whsec_test_" + digest.hexdigest()[:40]
+
+
+def sign_webhook(payload: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """The ``Stripe-Signature`` header Stripe sends with ``payload``: ``t=<unix time>,v1=<hex
+    HMAC-SHA256 of "<t>.<body>">`` (`verify_webhook` checks it against real time)."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), str(t).encode() + b"." + payload, hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def checkout_key(session_id: str) -> str:
+    """The ledger's idempotency key of the credits a checkout session bought."""
+    return f"stripe:checkout:{session_id}"
+
+
+def credited(session: Session, tenant_id: str, session_id: str) -> int | None:
+    """Millicredits the checkout session added to the tenant, None while it added none."""
+    return session.scalar(
+        select(LedgerEntry.available).where(
+            LedgerEntry.idempotency_key == checkout_key(session_id), LedgerEntry.tenant_id == tenant_id
+        )
+    )
+
+
+# -- what a credit buys ------------------------------------------------------------------------
+
+
+def credit_examples(prices: PriceList) -> list[dict[str, Any]]:
+    """Common jobs at this deployment's prices, for showing what credits buy: each with what
+    one unit of it costs, in millicredits."""
+    table = prices.table
+    wanted = [
+        ("video.transcode", "mp4_720p", "minute", "minutes of video transcoded to 720p MP4"),
+        ("image.resize", None, "image", "images resized"),
+        ("video.captions", None, "minute", "minutes of video captioned"),
+    ]
+    examples = []
+    for job_type, preset, unit, label in wanted:
+        rule = table.get(job_type) or {}
+        raw = rule.get("per_minute") if unit == "minute" else rule.get("flat")
+        cost = raw.get(preset) if isinstance(raw, dict) and preset else raw
+        if _positive_int(cost):
+            examples.append({"job_type": job_type, "preset": preset, "unit": unit, "label": label,
+                             "millicredits": cost})  # fmt: skip
+    return examples
 
 
 def customer_id_of(session: Session, tenant_id: str) -> str | None:
@@ -398,7 +591,7 @@ def _checkout_completed(
         tenant_id,
         credits * MILLI,
         source="purchase",
-        key=f"stripe:checkout:{session_id}",
+        key=checkout_key(session_id),
         reference=payment_intent,
         memo=f"Stripe Checkout {session_id} ({metadata.get('pack', '?')})",
         bought_at=_created(event),

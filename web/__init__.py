@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     ratelimits.install(app)
     app.register_blueprint(api)
     from web import pages
+    from web.pages import checkout as _checkout  # noqa: F401  (the test checkout's pages)
 
     app.register_blueprint(pages.blueprint)
     app.after_request(pages.page_headers)

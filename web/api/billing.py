@@ -1,22 +1,29 @@
-"""``/v1/billing``: Stripe Checkout for credit packs, and Stripe's webhook.
+"""``/v1/billing``: buying credit packs (Stripe Checkout, or faktry's own test checkout), Stripe's
+webhook, and ``/v1/credits/history``: what the credits went to, in plain lines.
 
 The webhook is not authenticated by an API key or a session: only by its ``Stripe-Signature``,
 checked on the raw body. A bad, stale or missing signature is refused with 400 and changes
-nothing.
+nothing. In test mode (``FAKTRY_PAYMENTS_TEST_MODE`` without a Stripe key) the test checkout's
+Pay delivers its event through `receive_webhook`, the very code the webhook runs.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from flask import current_app, request
+from sqlalchemy import or_, select, tuple_
 
 from faktry.config import Settings
 from faktry.db import transaction
-from faktry.errors import PayloadTooLarge, ValidationError
+from faktry.errors import NotFound, PayloadTooLarge, ValidationError
+from pipelines import pagination
+from pipelines.models import Job
 from pipelines.webhooks import outbox
 from quotas import billing
+from quotas.models import CreditLot, Hold, LedgerEntry
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
@@ -34,63 +41,240 @@ class BillingSetup:
     port: billing.Billing
     packs: dict[str, billing.CreditPack]
     price_tiers: dict[str, str]
+    #: The secret webhook signatures are checked with (generated in test mode if unset).
+    webhook_secret: str
+
+    @property
+    def test_mode(self) -> billing.TestModeBilling | None:
+        return self.port if isinstance(self.port, billing.TestModeBilling) else None
 
 
-def _setup() -> BillingSetup:
+def setup() -> BillingSetup:
     settings = services().settings
-    setup: BillingSetup | None = current_app.extensions.get("faktry_billing")
-    if setup is None or setup.settings is not settings:
-        setup = BillingSetup(
+    made: BillingSetup | None = current_app.extensions.get("faktry_billing")
+    if made is None or made.settings is not settings:
+        port: billing.Billing
+        webhook_secret = settings.stripe_webhook_secret
+        if settings.payments == "test":
+            port = billing.TestModeBilling(settings.secret_key, settings.public_url)
+            webhook_secret = webhook_secret or billing.webhook_secret_of_test_mode(settings.secret_key)
+        else:
+            port = billing.StripeBilling(settings.stripe_secret_key, settings.stripe_api_base)
+        made = BillingSetup(
             settings=settings,
-            port=billing.StripeBilling(settings.stripe_secret_key, settings.stripe_api_base),
+            port=port,
             packs=billing.packs_from_json(settings.credit_packs),
             price_tiers=billing.price_tiers_from_json(settings.stripe_price_tiers),
+            webhook_secret=webhook_secret,
         )
-        current_app.extensions["faktry_billing"] = setup
-    return setup
+        current_app.extensions["faktry_billing"] = made
+    return made
 
 
 @blueprint.get("/billing/packs")
 @authenticated
 def list_packs() -> Any:
-    return {"object": "list", "data": [pack.to_dict() for pack in _setup().packs.values()]}
+    """The packs, how they are paid here (``payments``: ``stripe``, ``test`` or ``off``, when
+    buying is refused), and what a credit buys at this deployment's prices (``examples``)."""
+    made = setup()
+    return {
+        "object": "list",
+        "data": [pack.to_dict() for pack in made.packs.values()],
+        "payments": made.settings.payments,
+        "examples": billing.credit_examples(services().policy.prices),
+    }
 
 
 @blueprint.post("/billing/checkout")
 @authenticated
 def create_checkout() -> Any:
-    setup = _setup()
+    made = setup()
     pack_id = json_object(allowed={"pack"}, optional=True).get("pack")
-    pack = setup.packs.get(pack_id) if isinstance(pack_id, str) else None
+    pack = made.packs.get(pack_id) if isinstance(pack_id, str) else None
     if pack is None:
-        raise ValidationError(f"pack must be one of: {', '.join(setup.packs)}", field="pack")
+        raise ValidationError(f"pack must be one of: {', '.join(made.packs)}", field="pack")
+    if made.settings.payments == "off":
+        raise billing.BillingDisabled(
+            "payments are not set up on this faktry, so credits cannot be bought here; "
+            "ask its operator for credits"
+        )
     sess = db()
     tenant_id = principal().tenant_id
     customer_id = billing.customer_id_of(sess, tenant_id)
     # No transaction stays open while Stripe answers (on SQLite it would hold the write lock).
     sess.commit()
     result = billing.start_checkout(
-        setup.port,
+        made.port,
         tenant_id=tenant_id,
         pack=pack,
         customer_id=customer_id,
-        base_url=setup.settings.public_url,
+        base_url=made.settings.public_url,
     )
     return {"object": "checkout_session", "url": result.url, "session_id": result.session_id}, 201
 
 
+@blueprint.get("/billing/checkout/<session_id>")
+@authenticated
+def checkout_status(session_id: str) -> Any:
+    """Where a checkout session of the caller stands: ``credited`` (the credits are in the
+    balance), ``paid`` (paid, the credits arrive with the provider's webhook) or ``unpaid``
+    (not paid, or canceled). A session of another tenant, or none, is a 404."""
+    made = setup()
+    _no_query(set())
+    tenant_id = principal().tenant_id
+    sess = db()
+    added = billing.credited(sess, tenant_id, session_id)
+    if added is not None:
+        return _checkout_status(session_id, "credited", added)
+    sess.commit()  # no transaction open while the provider answers
+    state = made.port.checkout_state(session_id) if made.settings.payments != "off" else None
+    if state is None or state.tenant_id != tenant_id:
+        raise NotFound("no checkout session with this id", code="checkout_not_found")
+    return _checkout_status(session_id, "paid" if state.paid else "unpaid", None)
+
+
+def _checkout_status(session_id: str, status: str, added: int | None) -> dict[str, Any]:
+    return {"object": "checkout_status", "session_id": session_id, "status": status, "credits_added": added}
+
+
 @blueprint.post("/billing/webhook")
 def stripe_webhook() -> Any:
-    setup = _setup()
     payload = request.get_data()  # read whole before the view, within FAKTRY_MAX_BODY_BYTES
     if len(payload) > MAX_WEBHOOK_BYTES:
         raise PayloadTooLarge("not a Stripe event: too large", details={"limit": MAX_WEBHOOK_BYTES})
-    event = billing.verify_webhook(
-        payload, request.headers.get("Stripe-Signature"), setup.settings.stripe_webhook_secret
-    )
+    return {"status": receive_webhook(payload, request.headers.get("Stripe-Signature"))}
+
+
+def receive_webhook(payload: bytes, signature: str | None) -> str:
+    """Verify a Stripe event's signature and apply it once, in a transaction of its own;
+    returns what `billing.apply_event` did. Raises `billing.InvalidSignature`."""
+    made = setup()
+    event = billing.verify_webhook(payload, signature, made.webhook_secret)
     with transaction(services().sessions) as session, outbox.payments(session):
-        status = billing.apply_event(session, event, packs=setup.packs, price_tiers=setup.price_tiers)
+        status = billing.apply_event(session, event, packs=made.packs, price_tiers=made.price_tiers)
     # A subscription may have changed a tier: this process sees it at once, the others
     # within their tier cache's few seconds.
     services().policy.tiers.forget()
-    return {"status": status}
+    return status
+
+
+# -- history -----------------------------------------------------------------------------------
+
+#: Ledger movements that are lines of their own: credits that left without a job.
+_REMOVALS = or_(
+    LedgerEntry.kind == "expiry",
+    (LedgerEntry.kind == "refund") & (LedgerEntry.available < 0),
+    (LedgerEntry.kind == "debt") & (LedgerEntry.debt > 0),
+)
+
+
+@blueprint.get("/credits/history")
+@authenticated
+def credit_history() -> Any:
+    """The account's credits in plain lines, newest first: one per job (what ran and what it
+    was charged: the captured amount; nothing for a job that failed or was canceled), one per
+    credit lot added (purchase, grant, starter credits, a refunded job), one per removal
+    (expiry, a Stripe refund). Amounts are millicredits, never negative."""
+    _no_query({"limit", "cursor"})
+    limit = pagination.parse_limit(request.args.get("limit"))
+    cursor = request.args.get("cursor")
+    after = pagination.decode(cursor) if cursor else None
+    sess = db()
+    tenant_id = principal().tenant_id
+
+    def newest(stmt: Any, created: Any, ident: Any) -> list[Any]:
+        if after is not None:
+            stmt = stmt.where(tuple_(created, ident) < tuple_(*after))
+        return list(sess.execute(stmt.order_by(created.desc(), ident.desc()).limit(limit + 1)))
+
+    jobs = newest(
+        select(Job, Hold).outerjoin(Hold, Hold.job_id == Job.id).where(Job.tenant_id == tenant_id),
+        Job.created_at,
+        Job.id,
+    )
+    lots = newest(
+        select(CreditLot).where(CreditLot.tenant_id == tenant_id), CreditLot.created_at, CreditLot.id
+    )
+    removals = newest(
+        select(LedgerEntry).where(LedgerEntry.tenant_id == tenant_id, _REMOVALS),
+        LedgerEntry.created_at,
+        LedgerEntry.id,
+    )
+    lines = sorted(
+        [_job_line(job, hold) for job, hold in jobs]
+        + [_lot_line(lot) for (lot,) in lots]
+        + [_removal_line(entry) for (entry,) in removals],
+        key=lambda line: (line["_at"], line["id"]),
+        reverse=True,
+    )
+    next_cursor = (
+        pagination.encode(lines[limit - 1]["_at"], lines[limit - 1]["id"]) if len(lines) > limit else None
+    )
+    data = [{k: v for k, v in line.items() if k != "_at"} for line in lines[:limit]]
+    return {"object": "list", "data": data, "next_cursor": next_cursor}
+
+
+def _line(ident: str, at: datetime, kind: str, description: str, **amounts: Any) -> dict[str, Any]:
+    return {
+        "object": "credit_history_line",
+        "id": ident,
+        "kind": kind,
+        "created_at": at.isoformat(),
+        "description": description,
+        "added": 0,
+        "charged": 0,
+        "held": 0,
+        "removed": 0,
+        "job_id": None,
+        **amounts,
+        "_at": at,
+    }
+
+
+def _job_line(job: Job, hold: Hold | None) -> dict[str, Any]:
+    what = job.type + (f" ({job.model})" if job.model else "")
+    if hold is None:
+        return _line(job.id, job.created_at, "job", what, job_id=job.id, job_status=job.status, charge="none")
+    charged = hold.captured if hold.status == "captured" else 0
+    held = hold.amount if hold.status == "held" else 0
+    charge = {"captured": "charged", "released": "none"}.get(hold.status, "held")
+    return _line(job.id, job.created_at, "job", what, job_id=job.id, job_status=job.status,
+                 charged=charged, held=held, charge=charge)  # fmt: skip
+
+
+_LOT_WORDS = {
+    "purchase": "Credits bought",
+    "grant": "Credits granted",
+    "starter": "Starter credits",
+    "refund": "Credits given back for a job",
+}
+
+
+def _lot_line(lot: CreditLot) -> dict[str, Any]:
+    what = _LOT_WORDS.get(lot.source, f"Credits added ({lot.source})")
+    if lot.source == "grant" and lot.reference:
+        what = f"{what}: {lot.reference}"
+    return _line(
+        lot.id, lot.created_at, lot.source, what, added=lot.amount, expires_at=lot.expires_at.isoformat()
+    )
+
+
+def _removal_line(entry: LedgerEntry) -> dict[str, Any]:
+    if entry.kind == "expiry":
+        return _line(entry.id, entry.created_at, "expiry", "Credits expired", removed=-entry.available)
+    if entry.kind == "debt":
+        return _line(entry.id, entry.created_at, "debt", "Owed after a refund of credits already spent",
+                     removed=entry.debt)  # fmt: skip
+    return _line(entry.id, entry.created_at, "refunded", "Credits taken back after a refund",
+                 removed=-entry.available)  # fmt: skip
+
+
+def _no_query(allowed: set[str]) -> None:
+    unknown = sorted(name for name in request.args if name not in allowed)
+    if unknown:
+        takes = ", ".join(sorted(allowed)) or "no query parameters"
+        raise ValidationError(
+            f"unknown query parameter {unknown[0]!r}; this endpoint takes: {takes}",
+            field=unknown[0],
+            code="unknown_field",
+        )
