@@ -206,13 +206,13 @@ def test_checkout_needs_an_api_key_or_a_session(shop: Shop) -> None:
     assert shop.client.get("/v1/billing/packs").status_code == 401
 
 
-def test_checkout_without_a_stripe_key_answers_503_billing_disabled(shop: Shop, buyer: Any) -> None:
+def test_checkout_without_a_stripe_key_answers_409_payments_disabled(shop: Shop, buyer: Any) -> None:
     shop.configure(stripe_secret_key="")
 
     response = shop.client.post("/v1/billing/checkout", json={"pack": "starter"}, headers=buyer.headers)
 
-    assert response.status_code == 503
-    assert response.json["error"]["code"] == "billing_disabled"
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "payments_disabled"
 
 
 def test_a_stripe_server_error_is_retried_with_the_same_idempotency_key(shop: Shop, buyer: Any) -> None:
