@@ -187,7 +187,9 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     app.register_blueprint(api)
     from web import pages
     from web.pages import checkout as _checkout  # noqa: F401  (the test checkout's pages)
+    from web.pages import docs
 
+    docs.install(app)  # before page_headers, whose page policy it amends
     app.register_blueprint(pages.blueprint)
     app.after_request(pages.page_headers)
     # The pages' settings are checked at start, like the billing settings above.

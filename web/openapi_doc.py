@@ -28,7 +28,7 @@ from pipelines.services import MAX_METADATA_BYTES
 from pipelines.workflows import graph as workflow_graph
 from pipelines.workflows import store as workflow_store
 from quotas.ledger import MAX_GRANT_CREDITS, MAX_GRANT_KEY, MAX_GRANT_REASON
-from web import openapi_webhooks
+from web import openapi_examples, openapi_webhooks
 
 JSON = "application/json"
 Schema = dict[str, Any]
@@ -553,7 +553,18 @@ def _schemas() -> dict[str, Schema]:
         "ApiKey": _obj(key_properties),
         "NewApiKey": _obj({**key_properties, "key": plain_key}),
         "ApiKeyList": _list_of(_ref("ApiKey"), paged=False),
-        "NewApiKeyRequest": _obj({"name": {"type": "string", "maxLength": 100, "default": ""}}, []),
+        "NewApiKeyRequest": _obj(
+            {
+                "name": {
+                    "type": "string",
+                    "maxLength": 100,
+                    "description": "What the key is for; spaces around it are dropped. Without a "
+                    "name, or with a blank one, the key is named after the time it was made "
+                    "(UTC): `Key created 2026-01-15 09:30 UTC`.",
+                }
+            },
+            [],
+        ),
         "Login": _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}),
         "Export": _obj(
             {
@@ -1122,6 +1133,18 @@ def _workflow_graph() -> Schema:
             },
         },
         ["nodes"],
+        examples=[
+            {
+                "inputs": {"photo": {"kind": "image"}},
+                "nodes": {
+                    "small": {
+                        "type": "image.resize",
+                        "params": {"width": 640, "height": 360},
+                        "input": {"file_id": {"input": "photo"}},
+                    }
+                },
+            }
+        ],
     )
 
 
@@ -2223,7 +2246,7 @@ def _billing_paths() -> Schema:
                     _param(
                         "Stripe-Signature",
                         "header",
-                        {"type": "string"},
+                        {"type": "string", "examples": [f"t=1768469400,v1={'5257a869' * 8}"]},
                         "Stripe's signature of the raw body.",
                         required=True,
                     )
@@ -2552,14 +2575,23 @@ def _meta_paths() -> Schema:
 
 @cache
 def build() -> dict[str, Any]:
-    """The whole document (cached: do not mutate it)."""
+    """The whole document (cached: do not mutate it), with an example request and answer
+    for every operation (`web.openapi_examples`)."""
+    document = _document()
+    openapi_examples.add_examples(document)
+    return document
+
+
+def _document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "faktry",
             "version": "1",
             "description": "Media jobs on a queue: upload files, submit transcodes, thumbnails and "
-            "resizes, follow them, download the outputs; pay with credits.",
+            "resizes, follow them, download the outputs; pay with credits. Every operation comes "
+            "with an example request (curl and Python, under `x-codeSamples`) and answer; "
+            "`/docs` shows this document as a readable reference.",
         },
         "servers": [{"url": "/"}],
         "tags": [

@@ -1,11 +1,17 @@
-"""``/v1/keys``: create (the key is shown once), list and revoke API keys."""
+"""``/v1/keys``: create (the key is shown once), list and revoke API keys.
+
+A key is created with the name it is given, without the spaces around it; without a name,
+or with a blank one, it is named after the time it was made (``Key created 2026-01-15
+09:30 UTC``), so that every key in a list says something about itself."""
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import select
 
+from faktry import clock
 from faktry.errors import ValidationError
 from faktry.tenancy import ApiKey, create_api_key, revoke_api_key
 from web import services
@@ -36,6 +42,7 @@ def create_key() -> Any:
     name = json_object(allowed={"name"}, optional=True).get("name", "")
     if not isinstance(name, str) or len(name) > 100:
         raise ValidationError("name must be a string of at most 100 characters", field="name")
+    name = name.strip() or default_key_name()
     sess = db()
     who = principal()
     key, plain = create_api_key(
@@ -47,6 +54,10 @@ def create_key() -> Any:
     )
     sess.commit()
     return {**key_to_dict(key), "key": plain}, 201
+
+
+def default_key_name() -> str:
+    return f"Key created {clock.now().astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
 @blueprint.get("/keys")
