@@ -481,7 +481,91 @@ def _schemas() -> dict[str, Schema]:
                 "currency": {"type": "string", "pattern": "^[a-z]{3}$"},
             }
         ),
-        "CreditPackList": _list_of(_ref("CreditPack"), paged=False),
+        "CreditPackList": _obj(
+            {
+                "object": {"const": "list"},
+                "data": {"type": "array", "items": _ref("CreditPack")},
+                "payments": {
+                    "enum": ["stripe", "test", "off"],
+                    "description": "How packs are paid here: Stripe Checkout, faktry's own test "
+                    "checkout (no money moves), or not at all (checkout answers 409).",
+                },
+                "examples": {
+                    "type": "array",
+                    "description": "What credits buy at this deployment's prices: one unit of a common job.",
+                    "items": _obj(
+                        {
+                            "job_type": {"type": "string"},
+                            "preset": {"type": ["string", "null"]},
+                            "unit": {"enum": ["minute", "image"]},
+                            "label": {"type": "string"},
+                            "millicredits": {"type": "integer", "minimum": 1},
+                        }
+                    ),
+                },
+            }
+        ),
+        "CheckoutStatus": _obj(
+            {
+                "object": {"const": "checkout_status"},
+                "session_id": {"type": "string"},
+                "status": {
+                    "enum": ["credited", "paid", "unpaid"],
+                    "description": "`credited`: the credits are in the balance; `paid`: paid, the "
+                    "credits arrive with the payment provider's webhook; `unpaid`: not paid or canceled.",
+                },
+                "credits_added": {"type": ["integer", "null"], "description": "Millicredits, once credited."},
+            }
+        ),
+        "CreditHistoryLine": _obj(
+            {
+                "object": {"const": "credit_history_line"},
+                "id": {
+                    "type": "string",
+                    "description": "The job's, the credit lot's or the ledger entry's id.",
+                },
+                "kind": {
+                    "type": "string",
+                    "description": "`job`; a lot's source (`purchase`, `grant`, `starter`, `refund`); or a "
+                    "removal (`expiry`, `refunded`, `debt`).",
+                },
+                "created_at": {"type": "string", "format": "date-time"},
+                "description": {"type": "string", "description": "The line in words."},
+                "added": {"type": "integer", "minimum": 0, "description": "Millicredits added."},
+                "charged": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Millicredits a job was charged.",
+                },
+                "held": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Millicredits held for a running job.",
+                },
+                "removed": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Millicredits expired or taken back.",
+                },
+                "job_id": {"type": ["string", "null"]},
+                "job_status": {"type": "string"},
+                "charge": {"enum": ["charged", "held", "none"]},
+                "expires_at": {"type": "string", "format": "date-time"},
+            },
+            required=[
+                "object",
+                "id",
+                "kind",
+                "created_at",
+                "description",
+                "added",
+                "charged",
+                "held",
+                "removed",
+                "job_id",
+            ],
+        ),
+        "CreditHistory": _list_of(_ref("CreditHistoryLine"), paged=True),
         "CheckoutRequest": _obj({"pack": {"type": "string", "description": "A credit pack's `id`."}}),
         "Model": _obj(
             {
@@ -2216,16 +2300,49 @@ def _billing_paths() -> Schema:
                 "Start buying a credit pack (Stripe Checkout)",
                 {
                     "201": _json(_ref("CheckoutSession"), "The payment page; the credits arrive by webhook."),
+                    "409": _error_response(
+                        "Payments are not set up on this faktry (`payments_disabled`); ask its operator."
+                    ),
                     "422": _use("Invalid"),
                     "503": _error_response(
-                        "Payments are not configured, or the payment provider is unavailable "
-                        "(`billing_disabled`, `billing_unavailable`, `temporarily_unavailable`)."
+                        "The payment provider is unavailable "
+                        "(`billing_unavailable`, `temporarily_unavailable`)."
                     ),
                 },
                 tag="billing",
                 write=True,
                 body=_json_body(_ref("CheckoutRequest")),
                 operation_id="createCheckout",
+            ),
+        },
+        "/v1/billing/checkout/{session_id}": {
+            "get": _op(
+                "Where a checkout of the caller stands",
+                {
+                    "200": _json(_ref("CheckoutStatus"), "Credited, paid or unpaid."),
+                    "404": _error_response(
+                        "No such checkout session, or another tenant's, or payments are off "
+                        "(`checkout_not_found`)."
+                    ),
+                    "422": _use("Invalid"),
+                },
+                tag="billing",
+                params=[
+                    _param("session_id", "path", {"type": "string"}, "The `session_id` checkout returned.")
+                ],
+                operation_id="getCheckoutStatus",
+            ),
+        },
+        "/v1/credits/history": {
+            "get": _op(
+                "The account's credits in plain lines, newest first",
+                {
+                    "200": _json(_ref("CreditHistory"), "One line per job, per credits added, per removal."),
+                    "422": _use("Invalid"),
+                },
+                tag="billing",
+                params=_page_params(),
+                operation_id="listCreditHistory",
             ),
         },
         "/v1/billing/webhook": {
@@ -2238,7 +2355,6 @@ def _billing_paths() -> Schema:
                     ),
                     "400": _error_response("A missing, wrong or stale signature (`invalid_signature`)."),
                     "413": _error_response("Far larger than any Stripe event (`payload_too_large`)."),
-                    "503": _error_response("Webhooks are not configured (`billing_disabled`)."),
                 },
                 tag="billing",
                 public=True,

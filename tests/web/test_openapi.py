@@ -356,6 +356,7 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "project_id": seeds.project_ids,
             "endpoint_id": seeds.endpoint_ids,
             "message_id": seeds.message_ids,
+            "session_id": ["cs_test_unknown"],  # a checkout nobody started: the documented 404
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:
