@@ -1,17 +1,32 @@
-"""``/v1/files``: upload, list, read, download and delete media files."""
+"""``/v1/files``: upload, list, read, download and delete media files.
+
+A job's output downloads under a name made from its source file and the job
+(``clip-480p.mp4``; pipelines/catalog.py `output_name`), whatever its storage key. A
+multi-file output (an HLS ladder) downloads whole as one zip with ``?format=zip`` on its
+content, streamed as it is read, its files under one folder named the same way
+(``clip-hls/master.m3u8``).
+"""
 
 from __future__ import annotations
 
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from flask import Response, redirect, request, send_file, stream_with_context
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from faktry.errors import PayloadTooLarge, ValidationError
 from faktry.tenancy import Tenant
 from pipelines import files, pagination
+from pipelines.catalog import default_catalog, output_name
+from pipelines.models import Job, JobOutput
 from quotas.limits import tier_limits
+from storage.interface import Storage
 from storage.local import LocalStorage
+from storage.models import File
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
@@ -115,14 +130,28 @@ def get_file(file_id: str) -> Any:
 def file_content(file_id: str, relpath: str = "") -> Any:
     sess = db()
     row = files.get_file(sess, file_id)
+    fmt = request.args.get("format")
+    if fmt is not None:
+        if fmt != "zip":
+            raise ValidationError("format must be zip", field="format")
+        if relpath or row.root_id is not None:
+            raise ValidationError(
+                "a zip is made of a whole file: ask for it on the file's own content, without a path",
+                field="format",
+            )
+        return _archive(sess, row)
+    # An HLS player (hls.js) fetches segments from the page: they come from faktry's own
+    # origin too, which the pages' Content-Security-Policy allows, rather than the storage's.
+    through = row.kind == "playlist"
     if row.root_id is None and (relpath or row.relpath):
         row = files.member(sess, row, relpath)
     elif relpath:
         raise ValidationError("this file has no members", field="relpath", code="file_not_found", status=404)
-    key, content_type, name, size = row.storage_key, row.content_type, row.filename, row.size
+    key, content_type, size = row.storage_key, row.content_type, row.size
+    name = row.filename if row.relpath else download_name(sess, row)
     sess.close()  # no transaction stays open while bytes stream
     storage = services().storage
-    if content_type not in _STREAM_THROUGH:
+    if content_type not in _STREAM_THROUGH and not through:
         url = storage.presigned_url(
             key, expires_in=services().settings.presign_ttl, filename=name, content_type=content_type
         )
@@ -140,6 +169,83 @@ def file_content(file_id: str, relpath: str = "") -> Any:
     if not inline:
         response.headers["Content-Disposition"] = "attachment"
     return response
+
+
+def download_name(sess: Session, row: File, extension: str | None = None) -> str:
+    """What the file downloads as: an upload keeps its name; a job's output is named after
+    its source file and the job (``clip-480p.mp4``), or after the job alone when it was made
+    from a prompt."""
+    if row.job_id is None:
+        return row.filename
+    job = sess.get(Job, row.job_id)
+    out = sess.scalars(select(JobOutput.name).where(JobOutput.file_id == row.id)).first()
+    if job is None:
+        return row.filename
+    source = sess.get(File, job.input_file_id) if job.input_file_id else None
+    if extension is None:
+        extension = Path(row.relpath or row.filename).suffix
+    return output_name(
+        default_catalog().labels,
+        source=source.filename if source is not None else None,
+        job_type=job.type,
+        params=job.params or {},
+        output=out or "",
+        extension=extension,
+    )
+
+
+def _archive(sess: Session, root: File) -> Any:
+    """The whole file as one zip, streamed: a multi-file output's files under one folder."""
+    folder = download_name(sess, root, extension="")
+    members = [(root.relpath or root.filename or "file", root.storage_key)]
+    rows = sess.scalars(select(File).where(File.root_id == root.id).order_by(File.relpath))
+    members += [(m.relpath or m.id, m.storage_key) for m in rows]
+    sess.close()  # no transaction stays open while bytes stream
+    storage = services().storage
+    # Opened now, so that a missing object answers before the first byte is sent.
+    first = storage.iter_chunks(members[0][1])
+    response = Response(
+        stream_with_context(_zip_stream(storage, folder, members, first)), mimetype="application/zip"
+    )
+    response.headers["Content-Disposition"] = f'attachment; filename="{folder}.zip"'
+    return response
+
+
+class _Sink:
+    """A write-only stream the zip writes into and the response drains, chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self.chunks.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def drain(self) -> Iterator[bytes]:
+        chunks, self.chunks = self.chunks, []
+        yield from chunks
+
+
+def _zip_stream(storage: Storage, folder: str, members: list[tuple[str, str]], first: Any) -> Iterator[bytes]:
+    sink = _Sink()
+    # Not seekable: sizes and checksums follow each member (data descriptors).
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+        for index, (relpath, key) in enumerate(members):
+            chunks = first if index == 0 else storage.iter_chunks(key)
+            info = zipfile.ZipInfo(f"{folder}/{relpath}")
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with chunks, archive.open(info, "w", force_zip64=True) as dest:
+                for chunk in chunks:
+                    dest.write(chunk)
+                    yield from sink.drain()
+            yield from sink.drain()
+    yield from sink.drain()
 
 
 @blueprint.delete("/files/<file_id>")

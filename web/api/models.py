@@ -1,4 +1,9 @@
-"""``/v1/models``: the model catalog with prices, and where each model runs here."""
+"""``/v1/models``: the model catalog with prices, and where each model runs here.
+
+The pages read the same catalog's names for people (job types, presets, models, the job
+first offered per kind of file, the model that really runs here) through the template
+global ``catalog_labels``.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +28,13 @@ def list_models() -> Any:
     models = policy.catalog.for_type(job_type) if job_type else list(policy.catalog.models.values())
     data = []
     for model in models:
-        runs_on = (
-            model.provider if model.provider in policy.configured or model.provider == "local" else "local"
-        )
+        runs_on = model.provider if policy.catalog.works_here(model, policy.configured) else "local"
         data.append({**model.to_dict(), "runs_on": runs_on})
     return {"object": "list", "data": data}
+
+
+@blueprint.app_template_global("catalog_labels")
+def catalog_labels() -> dict[str, Any]:
+    """Names for people beside the machine names, for the job form and the library."""
+    policy = services().policy
+    return policy.catalog.page_labels(policy.configured)

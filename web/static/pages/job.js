@@ -1,16 +1,88 @@
 // One job, live: status, progress and queue position from GET /v1/jobs/{id}, read again on
-// each event of the job's stream (or polled where streams are cut) until the job ends, then its outputs with a preview and a download link. No reload is ever needed.
+// each event of the job's stream (or polled where streams are cut) until the job ends, then
+// its outputs with a preview and a download link. No reload is ever needed.
+//
+// Outputs are shown under the names they download as (their source's name and the job:
+// "clip-480p.mp4"); an HLS output plays in the page (natively where the browser can, else
+// with the vendored hls.js), and a multi-file output downloads whole as one zip.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, h, $, fill, say, showError, credits, bytes, preview } = faktry;
-  const id = $("#job").dataset.jobId;
+  const { api, h, $, fill, say, showError, bytes, preview } = faktry;
+  const root = $("#job");
+  const id = root.dataset.jobId;
+  const labels = JSON.parse($("#catalog-labels").textContent || "{}");
   const DONE = ["succeeded", "failed", "canceled"];
   const cancel = $("#job-cancel");
   let shown = false;
+  let source; // the job's input file, once read (null: none, or no longer there)
+
+  // Credits on pages, always with two decimals; the API counts millicredits.
+  const money = (milli) =>
+    `${(milli / 1000).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 })} credits`;
+
+  // The name an output downloads as (pipelines/catalog.py output_name, which the server
+  // sends as the download's file name).
+  function outputName(job, file) {
+    const suffixes = labels.suffixes || { job_types: {}, presets: {}, plain: [] };
+    let suffix = suffixes.job_types[job.type] || "";
+    if (job.type === "video.transcode") suffix = suffixes.presets[job.params?.preset] || "";
+    let extra = (file.name || "").replace(/^video_/, "");
+    if (suffixes.plain.includes(extra) || extra.startsWith("captions") || extra === suffix) extra = "";
+    const clean = (s) => s.replace(/[^A-Za-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
+    const base = (source?.filename || "").split("/").pop();
+    const stem = base && /\.[^.]/.test(base.replace(/^\.+/, "")) ? base.replace(/\.[^.]*$/, "") : base;
+    const parts = [source ? clean(stem) || "file" : "", clean(suffix), clean(extra)].filter(Boolean);
+    const multi = file.file_count > 1 || file.kind === "playlist";
+    const ext = multi ? "/" : (/\.([A-Za-z0-9]+)$/.exec(file.relpath || file.filename || "") || [, ""])[1];
+    const name = parts.join("-") || "output";
+    return multi ? `${name}/` : ext ? `${name}.${ext}` : name;
+  }
+
+  // An HLS output in a video element: the browser's own player where it has one (Safari,
+  // iOS), else hls.js, loaded only then.
+  let hlsLoading = null;
+  function loadHls() {
+    if (window.Hls) return Promise.resolve(window.Hls);
+    hlsLoading = hlsLoading || new Promise((ok, fail) => {
+      const script = h("script", { src: root.dataset.hlsSrc });
+      script.addEventListener("load", () => ok(window.Hls));
+      script.addEventListener("error", () => fail(new Error("the HLS player could not be loaded")));
+      document.head.append(script);
+    });
+    return hlsLoading;
+  }
+
+  function hlsPlayer(file, label) {
+    const video = h("video", { controls: true, preload: "metadata", class: "preview", "aria-label": label, "data-player": "" });
+    const status = h("p", { class: "help", role: "status" });
+    if (video.canPlayType("application/vnd.apple.mpegurl")) {
+      video.src = file.url;
+      video.dataset.player = "native";
+    } else {
+      loadHls().then((Hls) => {
+        if (!Hls || !Hls.isSupported()) {
+          say(status, "This browser cannot play HLS; download the zip and play it with an HLS player.", "info");
+          return;
+        }
+        // No worker: the pages' Content-Security-Policy allows none from blob: URLs.
+        const player = new Hls({ enableWorker: false });
+        player.on(Hls.Events.ERROR, (event, data) => {
+          if (data.fatal) say(status, `The stream could not be played (${data.details}).`, "error");
+        });
+        player.loadSource(file.url);
+        player.attachMedia(video);
+        video.dataset.player = "hls.js";
+      }, (err) => say(status, err.message, "error"));
+    }
+    return h("div", {}, video, status);
+  }
 
   function render(job) {
-    $("#job-type").textContent = job.model ? `${job.type} · ${job.model}` : job.type;
+    const name = labels.job_types?.[job.type]?.name;
+    const model = job.model ? ` · ${labels.models?.[job.model] || job.model}` : "";
+    fill($("#job-type"), name ? `${name}${model} ` : `${job.type}${model} `,
+      h("code", { class: "help" }, job.model ? `${job.type} · ${job.model}` : job.type));
     const asked = $("#job-request");
     if (!asked.textContent) asked.textContent = JSON.stringify({ input: job.input, params: job.params, metadata: job.metadata }, null, 2);
     const status = $("#job-status");
@@ -31,8 +103,8 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#job-position").textContent = position;
     const cost = job.cost;
     $("#job-cost").textContent = cost.charged !== null
-      ? `${credits(cost.charged)} credits charged`
-      : `${credits(cost.held)} credits held (estimate ${credits(cost.estimated)})`;
+      ? `${money(cost.charged)} charged`
+      : `${money(cost.held)} held (estimate ${money(cost.estimated)})`;
     cancel.hidden = DONE.includes(job.status) || job.cancel_requested;
     if (job.error) say($("#job-error"), `${job.error.message || "the job failed"} (${job.error.code})`, "error");
     if (DONE.includes(job.status) && !shown) {
@@ -41,17 +113,39 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
-  function outputs(job) {
+  async function readSource(job) {
+    const fileId = job.input?.file_id;
+    if (source !== undefined || !fileId) {
+      source = source ?? null;
+      return;
+    }
+    try {
+      source = await api("GET", `/v1/files/${encodeURIComponent(fileId)}`);
+      fill($("#job-source"), h("a", { href: `/library#file-${source.id}` }, source.filename || source.id));
+    } catch (err) {
+      source = null;
+      $("#job-source").textContent = "no longer in your library";
+    }
+  }
+
+  async function outputs(job) {
+    await readSource(job);
     const list = $("#outputs");
     const roots = job.outputs.filter((f) => !f.root_id || f.root_id === f.id);
-    fill(list, roots.map((file) => h("li", { class: "output", dataset: { fileId: file.id, kind: file.kind } },
-      h("h3", {}, file.name),
-      file.kind === "playlist"
-        ? h("p", { class: "help" }, `HLS playlist with ${file.file_count || 1} files; play it with an HLS player.`)
-        : preview(file),
-      h("p", {},
-        h("a", { href: file.url, download: file.filename || file.name, class: "button" }, "Download"),
-        " ", h("span", { class: "help" }, `${file.content_type}, ${bytes(file.total_size || file.size)}`)))));
+    fill(list, roots.map((file) => {
+      const name = outputName(job, file);
+      const whole = file.file_count > 1 || file.kind === "playlist";
+      const zip = `/v1/files/${encodeURIComponent(file.id)}/content?format=zip`;
+      return h("li", { class: "output", dataset: { fileId: file.id, kind: file.kind } },
+        h("h3", {}, name, " ", h("code", { class: "help" }, file.name)),
+        file.kind === "playlist" ? hlsPlayer(file, name) : preview(file),
+        h("p", {},
+          whole
+            ? h("a", { href: zip, class: "button", download: "" }, "Download all (zip)")
+            : h("a", { href: file.url, download: name, class: "button" }, "Download"),
+          " ", h("span", { class: "help" },
+            whole ? `${file.file_count || 1} files, ${bytes(file.total_size || file.size)}` : `${file.content_type}, ${bytes(file.size)}`)));
+    }));
     $("#outputs-empty").hidden = roots.length > 0;
     if (!roots.length && job.status === "succeeded") $("#outputs-empty").textContent = "This job has no files; its result is below.";
     if (job.status !== "succeeded") $("#outputs-empty").textContent = "This job ended without outputs.";
@@ -77,6 +171,7 @@ document.addEventListener("DOMContentLoaded", () => {
   // where streams are cut on the way).
   faktry.live(`/v1/jobs/${encodeURIComponent(id)}/events/stream`, async () => {
     const job = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`);
+    await readSource(job);
     render(job);
     return !DONE.includes(job.status);
   });

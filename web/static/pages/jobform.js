@@ -1,19 +1,52 @@
 // The job form, built from the API's own description: each job type's JSON Schema in
 // /v1/openapi.json (input and params), the model catalog in /v1/models for AI jobs, and the
-// price from POST /v1/jobs/quote before anything is submitted.
+// price from POST /v1/jobs/quote once the required fields are filled. Names for people
+// (job types, presets, models) come from the catalog, embedded in the page; the machine
+// names stay visible for API users, and a curl and a Python snippet show exactly what the
+// form would submit.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", async () => {
-  const { api, h, $, fill, say, showError, credits, bytes } = faktry;
+  const { api, h, $, fill, say, bytes } = faktry;
   const form = $("#job-form");
   const typeSelect = $("#job-type");
   const modelSelect = $("#model");
   const alert = form.querySelector("[role=alert]");
   const quoteEl = $("#quote");
+  const labels = JSON.parse($("#catalog-labels").textContent || "{}");
+  const PROVIDERS = { openai: "OpenAI", fal: "fal", bfl: "Black Forest Labs", local: "faktry" };
   let types = {};
   let models = [];
   let files = [];
   let idempotencyKey = null;
+
+  // Credits on pages, always with two decimals; the API counts millicredits.
+  const money = (milli) =>
+    `${(milli / 1000).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 })} credits`;
+
+  // Fields that apply only to some choices: shown (and submitted) only when their rule holds
+  // for the values of the other fields. A "choice" is a form-only control that is never sent.
+  const RULES = {
+    "video.thumbnail": {
+      choices: {
+        at: {
+          label: "Pick the frame",
+          after: "sprite",
+          options: [["fraction", "At a point of the video (a fraction of its length)"], ["seconds", "At a time (seconds)"]],
+        },
+      },
+      show: {
+        at: (v) => !v.sprite,
+        at_fraction: (v) => !v.sprite && v.at !== "seconds",
+        at_seconds: (v) => !v.sprite && v.at === "seconds",
+        format: (v) => !v.sprite,
+        frames: (v) => Boolean(v.sprite),
+        columns: (v) => Boolean(v.sprite),
+      },
+    },
+    "image.resize": { show: { quality: (v) => v.format !== "png" } },
+    "video.concat": { show: { transition: (v) => Number(v.crossfade || 0) > 0 } },
+  };
 
   const resolve = (doc, schema) => {
     if (schema && schema.$ref) return resolve(doc, schema.$ref.split("/").slice(1).reduce((o, k) => o[k], doc));
@@ -21,8 +54,20 @@ document.addEventListener("DOMContentLoaded", async () => {
   };
 
   function label(name) {
-    const text = name.replace(/_id$/, "").replace(/_/g, " ");
+    const text = name.replace(/_ids?$/, (m) => (m === "_ids" ? "s" : "")).replace(/_/g, " ");
     return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+
+  const typeName = (type) => labels.job_types?.[type]?.name || type;
+  const modelName = (id) => labels.models?.[id] || id;
+
+  function fileOption(f) {
+    return h("option", { value: f.id }, `${f.filename || f.id} (${f.kind}, ${bytes(f.size)})`);
+  }
+
+  function enumText(group, name, value) {
+    if (group === "params" && name === "preset" && labels.presets?.[value]) return `${labels.presets[value]} (${value})`;
+    return String(value);
   }
 
   // One form control for one JSON Schema property; the name is "input.x" or "params.x".
@@ -30,28 +75,47 @@ document.addEventListener("DOMContentLoaded", async () => {
     const id = `${group}-${name}`;
     const full = `${group}.${name}`;
     const help = [];
-    if (prop.description) help.push(prop.description);
+    if (prop.description && !(group === "params" && name === "preset")) help.push(prop.description);
     const common = { id, name: full, "data-group": group, "data-key": name, required: required || null };
     let el;
     if (prop["x-faktry-kinds"]) {
       const kinds = prop["x-faktry-kinds"];
       const options = files.filter((f) => kinds.includes(f.kind));
-      // No file is chosen for the person: a wrong one would be paid for.
-      el = h("select", common,
-        h("option", { value: "" }, required ? "Choose a file…" : "None"),
-        options.map((f) => h("option", { value: f.id }, `${f.filename || f.id} (${f.kind}, ${bytes(f.size)})`)));
+      if (prop.type === "array") {
+        el = h("select", { ...common, multiple: true, size: Math.min(6, Math.max(2, options.length)), "data-type": "array" },
+          options.map(fileOption));
+        help.push("Choose several, in order (Ctrl or ⌘ to add one).");
+      } else {
+        // No file is chosen for the person: a wrong one would be paid for.
+        el = h("select", common, h("option", { value: "" }, required ? "Choose a file…" : "None"), options.map(fileOption));
+      }
       if (!options.length) help.push(`Upload a file of kind ${kinds.join(" or ")} in the library first.`);
       const preset = form.dataset.presetFile;
       if (group === "input" && name === "file_id" && preset && options.some((f) => f.id === preset)) el.value = preset;
+    } else if (prop.type === "array" && prop.items?.enum) {
+      const chosen = prop.default || [];
+      const boxes = prop.items.enum.map((v) => h("div", { class: "check" },
+        h("input", { type: "checkbox", id: `${id}-${v}`, value: String(v), checked: chosen.includes(v) }),
+        h("label", { for: `${id}-${v}` }, String(v))));
+      el = h("fieldset", { ...common, "data-type": "array" }, h("legend", {}, label(name)), boxes);
+      const helpId = `${id}-help`;
+      if (help.length) el.setAttribute("aria-describedby", helpId);
+      return h("div", { class: "field", "data-field": full }, el,
+        help.length ? h("p", { class: "help", id: helpId }, help.join(" ")) : null,
+        h("p", { class: "message", id: `${id}-error`, "data-kind": "error", hidden: true }));
     } else if (prop.enum) {
       el = h("select", common,
         required || prop.default !== undefined ? null : h("option", { value: "" }, "Default"),
-        prop.enum.map((v) => h("option", { value: String(v) }, String(v))));
+        prop.enum.map((v) => h("option", { value: String(v) }, enumText(group, name, v))));
+      if (required && prop.default === undefined && group === "params" && name === "preset") {
+        el.value = prop.enum.includes("mp4_720p") ? "mp4_720p" : String(prop.enum[0]);
+      }
       if (prop.default !== undefined) el.value = String(prop.default);
       if (prop.type === "integer" || prop.type === "number") el.dataset.type = prop.type;
     } else if (prop.type === "boolean") {
       el = h("input", { ...common, type: "checkbox", checked: prop.default === true });
-      return h("div", { class: "check" }, el, h("label", { for: id }, label(name)));
+      return h("div", { class: "field check", "data-field": full }, el, h("label", { for: id }, label(name)),
+        h("p", { class: "message", id: `${id}-error`, "data-kind": "error", hidden: true }));
     } else if (prop.type === "integer" || prop.type === "number") {
       el = h("input", {
         ...common, type: "number", inputmode: prop.type === "integer" ? "numeric" : "decimal",
@@ -71,10 +135,21 @@ document.addEventListener("DOMContentLoaded", async () => {
     }
     const helpId = `${id}-help`;
     if (help.length) el.setAttribute("aria-describedby", helpId);
-    return h("div", { class: "field" },
+    return h("div", { class: "field", "data-field": full },
       h("label", { for: id }, label(name), required ? h("span", { class: "required", "aria-hidden": "true" }, " *") : null),
       el,
-      help.length ? h("p", { class: "help", id: helpId }, help.join(" ")) : null);
+      help.length ? h("p", { class: "help", id: helpId }, help.join(" ")) : null,
+      h("p", { class: "message", id: `${id}-error`, "data-kind": "error", hidden: true }));
+  }
+
+  // A form-only radio group (time vs fraction): never submitted, it only decides what shows.
+  function choice(key, spec) {
+    const id = `choice-${key}`;
+    return h("fieldset", { class: "field", id, "data-field": `choice.${key}`, "data-choice": key },
+      h("legend", {}, spec.label),
+      spec.options.map(([value, text], i) => h("div", { class: "check" },
+        h("input", { type: "radio", name: id, id: `${id}-${value}`, value, checked: i === 0 }),
+        h("label", { for: `${id}-${value}` }, text))));
   }
 
   function fields(container, group, schema, skip = []) {
@@ -85,7 +160,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     const props = Object.entries(schema?.properties || {})
       .filter(([name]) => !skip.includes(name))
       .sort(([a], [b]) => Number(required.includes(b)) - Number(required.includes(a)));
-    for (const [name, prop] of props) container.append(control(group, name, prop, required.includes(name)));
+    const choices = group === "params" ? RULES[typeSelect.value]?.choices || {} : {};
+    for (const [name, prop] of props) {
+      container.append(control(group, name, prop, required.includes(name)));
+      for (const [key, spec] of Object.entries(choices)) if (spec.after === name) container.append(choice(key, spec));
+    }
     container.hidden = props.length === 0;
   }
 
@@ -95,18 +174,54 @@ document.addEventListener("DOMContentLoaded", async () => {
     return schema.oneOf.find((variant) => variant.properties.model.const === modelSelect.value) || { properties: {} };
   }
 
+  // Show only the fields whose rule holds for the current values.
+  function applyRules() {
+    const rules = RULES[typeSelect.value]?.show || {};
+    const values = {};
+    for (const el of form.querySelectorAll("[data-group=params]")) values[el.dataset.key] = read(el);
+    for (const box of form.querySelectorAll("[data-choice]")) {
+      values[box.dataset.choice] = box.querySelector("input:checked")?.value;
+    }
+    for (const [key, rule] of Object.entries(rules)) {
+      const wrap = form.querySelector(`[data-field="params.${key}"]`) || form.querySelector(`[data-field="choice.${key}"]`);
+      if (wrap) wrap.hidden = !rule(values);
+    }
+  }
+
+  function read(el) {
+    if (el.dataset.type === "array") {
+      if (el.tagName === "SELECT") return Array.from(el.selectedOptions, (o) => o.value);
+      return Array.from(el.querySelectorAll("input:checked"), (box) => box.value);
+    }
+    if (el.type === "checkbox") return el.checked;
+    if (el.value === "") return undefined;
+    if (el.dataset.type === "integer") return Number.parseInt(el.value, 10);
+    if (el.dataset.type === "number") return Number(el.value);
+    return el.value;
+  }
+
   function renderType() {
     const type = typeSelect.value;
+    say(alert, ""); // a refusal of another job type no longer applies
     const spec = types[type];
-    $("#job-type-help").textContent = spec.description || "";
+    const summary = labels.job_types?.[type]?.summary || spec.description || "";
+    fill($("#job-type-help"), summary, " ", h("code", {}, type));
     fields($("#input-fields"), "input", spec.input);
     const generative = Boolean(spec.params.oneOf);
     $("#model-field").hidden = !generative;
     if (generative) {
       const choices = models.filter((m) => m.job_types.includes(type));
-      const previous = modelSelect.value;
-      fill(modelSelect, choices.map((m) => h("option", { value: m.id }, `${m.id} (${m.provider})`)));
+      const here = choices.filter((m) => m.runs_on === m.provider);
+      const standIn = choices.filter((m) => m.runs_on !== m.provider);
+      const option = (m) => h("option", { value: m.id },
+        `${modelName(m.id)} (${m.id})${m.runs_on !== m.provider ? " — offline stand-in here" : ""}`);
+      fill(modelSelect,
+        here.length ? h("optgroup", { label: "Runs here" }, here.map(option)) : null,
+        standIn.length ? h("optgroup", { label: "No provider key here: runs on the offline stand-in" }, standIn.map(option)) : null);
+      const previous = modelSelect.dataset.previous;
+      const preferred = labels.default_model?.[type];
       if (choices.some((m) => m.id === previous)) modelSelect.value = previous;
+      else if (preferred && choices.some((m) => m.id === preferred)) modelSelect.value = preferred;
     }
     renderParams();
   }
@@ -114,71 +229,230 @@ document.addEventListener("DOMContentLoaded", async () => {
   function renderParams() {
     const type = typeSelect.value;
     const model = models.find((m) => m.id === modelSelect.value);
-    $("#model-help").textContent = model ? model.description : "";
+    modelSelect.dataset.previous = modelSelect.value;
+    const help = $("#model-help");
+    if (model) {
+      const parts = [model.description, " ", h("code", {}, model.id)];
+      if (model.runs_on !== model.provider) {
+        const standIn = modelName(labels.stand_in?.[type] || "");
+        parts.push(h("strong", { class: "stand-in" },
+          ` This deployment has no ${PROVIDERS[model.provider] || model.provider} key: jobs with this model run on the offline stand-in (${standIn}), which makes a placeholder, not this model's output.`));
+      }
+      fill(help, parts);
+    } else {
+      fill(help);
+    }
     fields($("#param-fields"), "params", paramsSchema(type), ["model"]);
-    requote();
+    applyRules();
+    changed();
   }
 
   function body() {
     const out = { type: typeSelect.value, input: {}, params: {} };
     if (!$("#model-field").hidden && modelSelect.value) out.params.model = modelSelect.value;
     for (const el of form.querySelectorAll("[data-group]")) {
-      let value;
-      if (el.type === "checkbox") value = el.checked;
-      else if (el.value === "") continue;
-      else if (el.dataset.type === "integer") value = Number.parseInt(el.value, 10);
-      else if (el.dataset.type === "number") value = Number(el.value);
-      else value = el.value;
+      if (el.closest("[hidden]")) continue; // a field that does not apply is not sent
+      const value = read(el);
+      if (value === undefined) continue;
       out[el.dataset.group][el.dataset.key] = value;
     }
     return out;
   }
 
+  // Required fields still empty (shown ones only): no price is asked for before they are filled.
+  function missing() {
+    return Array.from(form.querySelectorAll("[data-group][required]")).filter((el) => {
+      if (el.closest("[hidden]")) return false;
+      const value = read(el);
+      return value === undefined || (Array.isArray(value) && value.length === 0);
+    });
+  }
+
+  // -- errors in words ----------------------------------------------------------------------
+
+  function fieldOf(err) {
+    if (!err.field) return null;
+    const name = err.field.includes(".") ? err.field : `params.${err.field}`;
+    // "input.file_ids.1" belongs to the "input.file_ids" control.
+    const [group, key] = name.split(".");
+    return form.querySelector(`[data-group="${group}"][data-key="${CSS.escape(key || "")}"]`);
+  }
+
+  function schemaOf(el) {
+    if (!el) return {};
+    const spec = types[typeSelect.value];
+    const schema = el.dataset.group === "input" ? spec.input : paramsSchema(typeSelect.value);
+    return schema?.properties?.[el.dataset.key] || {};
+  }
+
+  // A refusal as a sentence about the field, never a JSON Schema fragment.
+  function sentence(err, el) {
+    const message = err.message || "";
+    const prop = schemaOf(el);
+    const name = el ? label(el.dataset.key) : "This";
+    const exclusive = /\{'required': \[([^\]]*)\]\}/.exec(message);
+    if (/should not be valid under/.test(message) && exclusive) {
+      const names = exclusive[1].split(",").map((s) => label(s.trim().replace(/'/g, "")));
+      return `Give ${names.join(" or ")}, not both.`;
+    }
+    if (/missing required/.test(message)) return el?.tagName === "SELECT" ? `Choose ${name.toLowerCase()}.` : `${name} is required.`;
+    let m;
+    if ((m = /greater than( or equal to)? the maximum of ([-\d.e]+)/.exec(message))) return `${name} must be at most ${m[2]}.`;
+    if ((m = /less than( or equal to)? the minimum of ([-\d.e]+)/.exec(message))) return `${name} must be at least ${m[2]}.`;
+    if ((m = /not a multiple of ([-\d.e]+)/.exec(message))) return `${name} must be a multiple of ${m[1]}.`;
+    if (/is not one of/.test(message)) return `Choose one of the listed values for ${name.toLowerCase()}.`;
+    if ((m = /is not of type '(\w+)'/.exec(message))) {
+      const kind = { integer: "a whole number", number: "a number", string: "text", boolean: "yes or no", array: "a list", object: "a set of fields" }[m[1]] || m[1];
+      return `${name} must be ${kind}.`;
+    }
+    if (/should be non-empty|is too short/.test(message)) {
+      return prop.minItems > 1 ? `${name}: choose at least ${prop.minItems}.` : `${name} is required.`;
+    }
+    if (/is too long/.test(message)) {
+      const most = prop.maxLength ?? prop.maxItems;
+      return most !== undefined ? `${name} is too long: at most ${most}${prop.maxLength !== undefined ? " characters" : ""}.` : `${name} is too long.`;
+    }
+    if (/does not match/.test(message)) return `${name} is not in the expected form${prop.pattern?.includes("#") ? " (like #FFFFFF)" : ""}.`;
+    if (/non-unique/.test(message)) return `${name} lists the same value twice.`;
+    if (err.code === "unknown_field") return `${name} is not a setting of this choice.`;
+    // Already words (a check of faktry's own): drop a leading "params.x: " and any schema text.
+    return message.replace(/^(input|params)(\.[\w.]+)?: /, "").replace(/\{[^}]*\}|\[[^\]]*\]/g, "…");
+  }
+
+  function clearErrors() {
+    form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+    form.querySelectorAll(".field > .message").forEach((p) => say(p, ""));
+  }
+
+  function showFieldError(el, text, focus) {
+    const wrap = el.closest(".field");
+    const box = wrap?.querySelector(":scope > .message");
+    if (!box) return false;
+    say(box, text, "error");
+    el.setAttribute("aria-invalid", "true");
+    const described = (el.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+    if (!described.includes(box.id)) el.setAttribute("aria-describedby", [...described, box.id].join(" "));
+    if (focus) el.focus();
+    return true;
+  }
+
+  // An API refusal: on its field when it has one, else above the button. A refused submit
+  // also says, above the button, which field to fix (read out as an alert).
+  function showRefusal(err, { focus }) {
+    const el = fieldOf(err);
+    const text = sentence(err, el);
+    if (el && !el.closest("[hidden]") && showFieldError(el, text, focus)) {
+      if (focus) say(alert, `Not submitted: ${label(el.dataset.key).toLowerCase()} needs a change (see above).`, "error");
+      return;
+    }
+    say(alert, text, "error");
+  }
+
+  // -- price and snippets ---------------------------------------------------------------------
+
   let quoteTimer = null;
   let quoteSeq = 0;
-  function requote() {
+  function changed() {
     idempotencyKey = null; // a changed form is a new job
+    snippets();
     clearTimeout(quoteTimer);
+    quoteSeq += 1;
+    const empty = missing();
+    if (empty.length) {
+      quoteEl.textContent = "Price: fill in the fields marked * to see the price.";
+      quoteEl.dataset.kind = "info";
+      return;
+    }
     quoteTimer = setTimeout(async () => {
       const seq = ++quoteSeq;
       try {
         const quote = await api("POST", "/v1/jobs/quote", body());
         if (seq !== quoteSeq) return;
-        quoteEl.textContent = `Price: ${credits(quote.price)} credits (you have ${credits(quote.available)})`;
+        clearErrors();
+        quoteEl.textContent = `Price: ${money(quote.price)} (you have ${money(quote.available)})`;
         quoteEl.dataset.kind = quote.sufficient ? "ok" : "error";
         if (!quote.sufficient) quoteEl.textContent += " — not enough credits; buy more under Credits";
       } catch (err) {
         if (seq !== quoteSeq) return;
-        quoteEl.textContent = `Price: – (${err.message})`;
+        clearErrors();
+        quoteEl.textContent = "Price: –";
         quoteEl.dataset.kind = "info";
+        showRefusal(err, { focus: false });
       }
     }, 250);
+  }
+
+  const quoteShell = (s) => `'${s.replace(/'/g, "'\\''")}'`;
+  function snippets() {
+    const payload = body();
+    const json = JSON.stringify(payload, null, 2);
+    const origin = location.origin;
+    $("#snippet-curl").textContent = [
+      `curl -X POST ${origin}/v1/jobs \\`,
+      `  -H "Authorization: Bearer $FAKTRY_API_KEY" \\`,
+      `  -H "Content-Type: application/json" \\`,
+      `  -d ${quoteShell(JSON.stringify(payload))}`,
+    ].join("\n");
+    const python = json.replace(/\btrue\b/g, "True").replace(/\bfalse\b/g, "False").replace(/\bnull\b/g, "None");
+    $("#snippet-python").textContent = [
+      "import os",
+      "",
+      "import requests",
+      "",
+      "job = requests.post(",
+      `    "${origin}/v1/jobs",`,
+      '    headers={"Authorization": f"Bearer {os.environ[\'FAKTRY_API_KEY\']}"},',
+      `    json=${python.replace(/\n/g, "\n    ")},`,
+      "    timeout=30,",
+      ")",
+      "job.raise_for_status()",
+      'print(job.json()["id"])',
+    ].join("\n");
+  }
+
+  for (const button of document.querySelectorAll("[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const text = document.getElementById(button.dataset.copy).textContent;
+      try {
+        await navigator.clipboard.writeText(text);
+        say($("#snippet-status"), "Copied.", "ok");
+      } catch (err) {
+        say($("#snippet-status"), "Copying is not allowed here; select the text and copy it.", "error");
+      }
+    });
   }
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const button = form.querySelector("[type=submit]");
-    button.disabled = true;
     say(alert, "");
-    form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+    clearErrors();
+    const empty = missing();
+    if (empty.length) {
+      empty.forEach((el, i) => showFieldError(el, el.tagName === "SELECT" ? `Choose ${label(el.dataset.key).toLowerCase()}.` : `${label(el.dataset.key)} is required.`, i === 0));
+      say(alert, `Not submitted: fill in ${empty.map((el) => label(el.dataset.key).toLowerCase()).join(", ")} (see above).`, "error");
+      return;
+    }
+    button.disabled = true;
     // The same key for retries of this form: a double click or a lost answer submits once.
     idempotencyKey = idempotencyKey || faktry.uid();
     try {
       const job = await api("POST", "/v1/jobs", body(), { "Idempotency-Key": idempotencyKey });
       location.assign(`/jobs/${encodeURIComponent(job.id)}`);
     } catch (err) {
-      showError(alert, err);
-      const name = err.field && (err.field.includes(".") ? err.field : `params.${err.field}`);
-      const el = name && form.querySelector(`[name="${CSS.escape(name)}"]`);
-      if (el) {
-        el.setAttribute("aria-invalid", "true");
-        el.focus();
-      }
+      showRefusal(err, { focus: true });
       button.disabled = false;
     }
   });
   form.addEventListener("input", (event) => {
-    if (event.target !== typeSelect && event.target !== modelSelect) requote();
+    if (event.target === typeSelect || event.target === modelSelect) return;
+    applyRules();
+    changed();
+  });
+  form.addEventListener("change", (event) => {
+    if (event.target === typeSelect || event.target === modelSelect) return;
+    applyRules();
+    changed();
   });
   typeSelect.addEventListener("change", renderType);
   modelSelect.addEventListener("change", renderParams);
@@ -210,15 +484,20 @@ document.addEventListener("DOMContentLoaded", async () => {
         params: resolve(doc, schema.properties.params),
       };
     }
-    fill(typeSelect, Object.keys(types).map((t) => h("option", { value: t }, t)));
+    fill(typeSelect, Object.keys(types).map((t) => h("option", { value: t }, `${typeName(t)} (${t})`)));
+    // The job first offered fits the chosen file's kind; without one, the newest file's; with
+    // an empty library, one that needs no file.
+    const fits = (kind) => {
+      const preferred = labels.default_job?.[kind];
+      if (preferred && types[preferred]) return preferred;
+      return Object.keys(types).find((t) =>
+        Object.values(types[t].input.properties || {}).some((p) => (p["x-faktry-kinds"] || []).includes(kind)));
+    };
     const preset = files.find((f) => f.id === form.dataset.presetFile);
-    if (preset) {
-      const first = Object.keys(types).find((t) =>
-        Object.values(types[t].input.properties || {}).some((p) => (p["x-faktry-kinds"] || []).includes(preset.kind)));
-      if (first) typeSelect.value = first;
-    }
+    const start = preset ? fits(preset.kind) : files.length ? fits(files[0].kind) : types["image.generate"] ? "image.generate" : null;
+    if (start) typeSelect.value = start;
     renderType();
   } catch (err) {
-    showError(alert, err);
+    faktry.showError(alert, err);
   }
 });

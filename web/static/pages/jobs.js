@@ -2,7 +2,16 @@
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
-  const { api, h, $, fill, say, showError, credits, when } = faktry;
+  const { api, h, $, fill, say, showError, when } = faktry;
+  const labels = JSON.parse($("#catalog-labels")?.textContent || "{}");
+  // Credits on pages, always with two decimals; the API counts millicredits.
+  const money = (milli) => (milli / 1000).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  // What ran, by name, with the machine names beside it for API users.
+  const what = (job) => {
+    const name = labels.job_types?.[job.type]?.name;
+    const machine = job.model ? `${job.type} (${job.model})` : job.type;
+    return name ? [`${name} `, h("code", { class: "help" }, machine)] : machine;
+  };
   const body = $("#jobs tbody");
   const status = $("#jobs-status");
   const more = $("#more");
@@ -10,10 +19,10 @@ document.addEventListener("DOMContentLoaded", () => {
 
   const row = (job) => h("tr", { dataset: { jobId: job.id, status: job.status } },
     h("td", {}, h("a", { href: `/jobs/${encodeURIComponent(job.id)}` }, job.id)),
-    h("td", {}, job.model ? `${job.type} (${job.model})` : job.type),
+    h("td", {}, what(job)),
     h("td", {}, h("span", { class: "badge", "data-status": job.status }, job.status)),
     h("td", {}, h("progress", { max: 1, value: job.status === "succeeded" ? 1 : job.progress, "aria-label": `Progress of ${job.id}` })),
-    h("td", {}, credits(job.cost.charged ?? job.cost.held)),
+    h("td", {}, money(job.cost.charged ?? job.cost.held)),
     h("td", {}, when(job.created_at)));
 
   let extended = false;

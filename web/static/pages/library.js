@@ -1,4 +1,7 @@
 // The media library: storage against the quota, uploads with progress, files with filters.
+// An empty library invites the first upload; a finished upload offers the job that fits its
+// kind; an output links back to its source and the job that made it, and an original lists
+// what was made from it.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -8,6 +11,79 @@ document.addEventListener("DOMContentLoaded", () => {
   const more = $("#more");
   let cursor = null;
   let maxUpload = null;
+  const labels = JSON.parse($("#catalog-labels").textContent || "{}");
+  const jobsSeen = new Map(); // job id -> the job (its type and input), read once
+
+  function nextJob(file) {
+    const type = labels.default_job?.[file.kind];
+    if (!type) return null;
+    const name = labels.job_types?.[type]?.name || type;
+    return h("a", { href: `/jobs/new?file=${encodeURIComponent(file.id)}`, class: "button small", "data-next-job": type },
+      `Next: ${name}`);
+  }
+
+  const filesSeen = new Map();
+  async function fileById(id) {
+    if (!filesSeen.has(id)) filesSeen.set(id, api("GET", `/v1/files/${encodeURIComponent(id)}`).catch(() => null));
+    return filesSeen.get(id);
+  }
+
+  // The name an output downloads as (pipelines/catalog.py output_name, which the server
+  // sends as the download's file name): its source's name and the job, "clip-480p.mp4".
+  function outputName(made, file, outputKey, sourceName) {
+    const suffixes = labels.suffixes || { job_types: {}, presets: {}, plain: [] };
+    let suffix = suffixes.job_types[made.type] || "";
+    if (made.type === "video.transcode") suffix = suffixes.presets[made.params?.preset] || "";
+    let extra = (outputKey || "").replace(/^video_/, "");
+    if (suffixes.plain.includes(extra) || extra.startsWith("captions") || extra === suffix) extra = "";
+    const clean = (t) => t.replace(/[^A-Za-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
+    const base = (sourceName || "").split("/").pop();
+    const stem = base && /\.[^.]/.test(base.replace(/^\.+/, "")) ? base.replace(/\.[^.]*$/, "") : base;
+    const parts = [sourceName ? clean(stem) || "file" : "", clean(suffix), clean(extra)].filter(Boolean);
+    const multi = file.file_count > 1 || file.kind === "playlist";
+    const ext = multi ? "" : (/\.([A-Za-z0-9]+)$/.exec(file.relpath || file.filename || "") || [, ""])[1];
+    const name = parts.join("-") || "output";
+    return multi ? `${name}/` : ext ? `${name}.${ext}` : name;
+  }
+
+  async function job(id) {
+    if (!jobsSeen.has(id)) jobsSeen.set(id, api("GET", `/v1/jobs/${encodeURIComponent(id)}`).catch(() => null));
+    return jobsSeen.get(id);
+  }
+
+  // An output names its source and job; the source's tile lists what was made from it.
+  async function relate(file, li) {
+    if (file.origin !== "output" || !file.job_id) return;
+    const made = await job(file.job_id);
+    if (!made) return;
+    const typeName = labels.job_types?.[made.type]?.name || made.type;
+    const sourceId = made.input?.file_id;
+    const from = h("p", { class: "help made-by" }, "Made by ",
+      h("a", { href: `/jobs/${encodeURIComponent(made.id)}` }, typeName));
+    li.dataset.sourceId = sourceId || "";
+    const source = sourceId ? list.querySelector(`li[data-file-id="${CSS.escape(sourceId)}"]`) : null;
+    const sourceName = sourceId ? source?.dataset.name || (await fileById(sourceId))?.filename : null;
+    const output = (made.outputs || []).find((o) => o.id === file.id);
+    const shown = outputName(made, file, output?.name, sourceName);
+    li.dataset.name = shown;
+    li.querySelector(".name").textContent = shown;
+    const download = li.querySelector(".actions a[download]");
+    if (download && !download.getAttribute("href").includes("format=zip")) download.setAttribute("download", shown);
+    if (sourceId) {
+      from.append(" from ", h("a", { href: `#file-${sourceId}` }, sourceName || "a file of yours"));
+      if (source) {
+        let derived = source.querySelector(".derived ul");
+        if (!derived) {
+          const box = h("details", { class: "derived" }, h("summary", {}, "Made from this"), h("ul", {}));
+          source.querySelector(".actions").before(box);
+          derived = box.querySelector("ul");
+        }
+        derived.append(h("li", {}, h("a", { href: `#file-${file.id}` }, li.dataset.name), ` (${typeName})`));
+        derived.closest("details").querySelector("summary").textContent = `Made from this (${derived.children.length})`;
+      }
+    }
+    li.querySelector(".name").after(from);
+  }
 
   const MB = 2 ** 20;
   const SIZES = { small: [null, 10 * MB], medium: [10 * MB, 100 * MB], large: [100 * MB, null] };
@@ -34,6 +110,7 @@ document.addEventListener("DOMContentLoaded", () => {
       try {
         await api("DELETE", `/v1/files/${encodeURIComponent(file.id)}`);
         li.remove();
+        empty();
         say(status, `Deleted ${file.filename || file.id}.`);
         status.focus(); // the button is gone: keep the keyboard where the news is
         refreshStorage();
@@ -50,13 +127,16 @@ document.addEventListener("DOMContentLoaded", () => {
     const media = file.kind === "audio"
       ? h("div", { class: "tile-media" }, preview(file, { thumb: true }))
       : h("a", { href: file.url, class: "tile-media", "aria-label": `Open ${file.filename || file.id}` }, preview(file, { thumb: true }));
-    const li = h("li", { class: "tile", dataset: { fileId: file.id, kind: file.kind } },
+    const name = file.filename || file.name || file.id;
+    const li = h("li", { class: "tile", id: `file-${file.id}`, dataset: { fileId: file.id, kind: file.kind, name } },
       media,
       h("p", { class: "name" }, file.filename || file.name || file.id),
       h("p", { class: "help" }, facts.join(" · "), h("br"), file.origin === "output" ? "output, " : "uploaded ", when(file.created_at)),
       h("div", { class: "actions" },
         h("a", { href: `/jobs/new?file=${encodeURIComponent(file.id)}`, class: "button small" }, "Use in a job"),
-        h("a", { href: file.url, download: file.filename || "", class: "button secondary small" }, "Download"),
+        file.file_count > 1 || file.kind === "playlist"
+          ? h("a", { href: `/v1/files/${encodeURIComponent(file.id)}/content?format=zip`, download: "", class: "button secondary small" }, "Download (zip)")
+          : h("a", { href: file.url, download: file.filename || "", class: "button secondary small" }, "Download"),
         remove));
     return li;
   }
@@ -93,15 +173,25 @@ document.addEventListener("DOMContentLoaded", () => {
     try {
       const page = await api("GET", `/v1/files?${params}`);
       if (asked !== generation) return;
-      page.data.forEach((file) => list.append(item(file)));
+      const tiles = page.data.map((file) => [file, item(file)]);
+      tiles.forEach(([, li]) => list.append(li));
       cursor = page.next_cursor;
       more.hidden = !cursor;
-      say(status, list.children.length ? "" : "No files match.");
+      empty();
+      await Promise.all(tiles.map(([file, li]) => relate(file, li)));
     } catch (err) {
       showError(status, err);
     } finally {
       more.disabled = false;
     }
+  }
+
+  // An empty library without filters invites the first upload; with filters, says none match.
+  function empty() {
+    const filtered = ["#kind", "#origin", "#size"].some((sel) => $(sel).value);
+    const none = list.children.length === 0;
+    $("#library-empty").hidden = !(none && !filtered);
+    say(status, none && filtered ? "No files match." : "");
   }
 
   // Screen readers hear each upload's outcome once, not every progress step.
@@ -134,6 +224,12 @@ document.addEventListener("DOMContentLoaded", () => {
         bar.value = event.loaded / event.total;
         note.textContent = `${bytes(event.loaded)} of ${bytes(event.total)}`;
       });
+      // The last byte is sent: the server now checks the file (probes it) before answering.
+      xhr.upload.addEventListener("load", () => {
+        bar.removeAttribute("value"); // indeterminate: no more bytes to count
+        note.textContent = "processing: checking the file…";
+        row.dataset.state = "processing";
+      });
       xhr.addEventListener("load", () => {
         let body = null;
         try {
@@ -146,16 +242,24 @@ document.addEventListener("DOMContentLoaded", () => {
           note.textContent = "uploaded";
           note.dataset.kind = "ok";
           row.dataset.fileId = body.id;
+          row.dataset.state = "uploaded";
+          const next = nextJob(body);
+          if (next) row.append(" ", next);
           if (visible(body)) list.prepend(item(body));
-          say(status, "");
+          empty();
         } else {
+          // A refusal shows only why: no progress bar beside it.
+          bar.remove();
           note.textContent = body?.error?.message || `failed (${xhr.status})`;
           note.dataset.kind = "error";
+          row.dataset.state = "refused";
         }
         announce(`${file.name}: ${note.textContent}`);
         resolve();
       });
       xhr.addEventListener("error", () => {
+        bar.remove();
+        row.dataset.state = "refused";
         note.textContent = "the connection broke; nothing was stored";
         note.dataset.kind = "error";
         announce(`${file.name}: ${note.textContent}`);
