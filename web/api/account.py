@@ -138,16 +138,27 @@ def export_account() -> Any:
 @authenticated
 def delete_account() -> Any:
     """Delete the account: its people, sessions, keys, files and jobs, and its traces in Redis.
-    Only from a web session, with the password typed again; the pseudonymous ledger stays
-    (seven years, for tax law)."""
+    Only from a web session, with the password typed again (403 ``password_required`` when it
+    is missing, ``wrong_password`` when it is not the person's; both name the ``password``
+    field); the pseudonymous ledger stays (seven years, for tax law)."""
     who = principal()
     if who.via != "session":
         raise Forbidden("deleting an account needs a web session, not an API key", code="session_required")
     password = json_object(allowed={"password"}).get("password")
     sess = db()
     user = sess.get(User, who.user_id)
-    if user is None or not isinstance(password, str) or not check_secret(password, user.password_hash or ""):
-        raise Forbidden("type your password again to delete the account", code="password_required")
+    if user is None or not isinstance(password, str) or not password:
+        raise Forbidden(
+            "type your password again to delete the account",
+            code="password_required",
+            details={"field": "password"},
+        )
+    if not check_secret(password, user.password_hash or ""):
+        raise Forbidden(
+            "that is not your password: nothing was deleted",
+            code="wrong_password",
+            details={"field": "password"},
+        )
     deleted = accounts.delete_account(sess, who.tenant_id)
     if deleted is None:
         sess.commit()

@@ -19,11 +19,14 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from sqlalchemy import func, select
 
+from faktry import clock
 from faktry.errors import NotFound
 from faktry.tenancy import User
 from pipelines import services as jobs
 from pipelines.webhooks import endpoints as webhook_endpoints
+from quotas.models import CreditLot
 from web.auth import csrf_token, db, session_user
 from web.pages import consent
 
@@ -114,6 +117,7 @@ def render(template: str, **context: Any) -> str:
         template,
         user=user,
         notices=_notices(user),
+        balance=_balance(user),
         csrf=csrf_token() if user is not None else "",
         nonce=_nonce(),
         poll_ms=settings.page_poll_ms,
@@ -133,6 +137,33 @@ def _notices(user: User | None) -> list[dict[str, Any]]:
         return webhook_endpoints.notices(db(), user.tenant_id)
     except Exception:
         return []
+
+
+def _balance(user: User | None) -> str | None:
+    """The credits the person can spend, for the header: "12.50 credits", rounded down so
+    it never shows more than there is. One query, the sum `quotas.ledger.balances` calls
+    available; none when the database cannot say (an error page still renders)."""
+    if user is None:
+        return None
+    try:
+        milli = db().scalar(
+            select(func.coalesce(func.sum(CreditLot.remaining), 0)).where(
+                CreditLot.tenant_id == user.tenant_id,
+                CreditLot.remaining > 0,
+                CreditLot.expires_at > clock.now(),
+            )
+        )
+    except Exception:
+        return None
+    return money(int(milli or 0))
+
+
+def money(milli: int) -> str:
+    """Millicredits as people read them on pages: credits with two decimals ("1,234.50
+    credits"), rounded down (toward zero) like ``faktry.money`` in faktry.js."""
+    sign = "-" if milli < 0 else ""
+    cents = abs(milli) // 10
+    return f"{sign}{cents // 100:,}.{cents % 100:02d} credits"
 
 
 def _nonce() -> str:
@@ -244,6 +275,7 @@ def job_detail(job_id: str) -> Any:
 
 # Pages in modules of their own register on this blueprint when imported.
 from web.pages import brands as _brands  # noqa: E402,F401
+from web.pages import privacy as _privacy  # noqa: E402,F401
 from web.pages import projects as _projects  # noqa: E402,F401
 from web.pages import webhooks as _webhooks  # noqa: E402,F401
 from web.pages import workflows as _workflows  # noqa: E402,F401

@@ -88,6 +88,20 @@ const faktry = (() => {
 
   const credits = (milli) => (milli / 1000).toLocaleString(undefined, { maximumFractionDigits: 3 });
 
+  // Millicredits as pages show money: "1,234.50 credits", two decimals, rounded toward zero
+  // (never more than there is), the same as the header's balance rendered by the server.
+  function money(milli) {
+    const cents = Math.trunc(Number(milli) / 10);
+    const whole = Math.trunc(Math.abs(cents) / 100).toLocaleString("en-US");
+    return `${cents < 0 ? "-" : ""}${whole}.${String(Math.abs(cents) % 100).padStart(2, "0")} credits`;
+  }
+
+  // The balance in the header, for a page that learns a newer one (after a purchase, a job).
+  function showBalance(milli) {
+    const el = $("#balance-amount");
+    if (el && Number.isFinite(Number(milli))) el.textContent = money(milli);
+  }
+
   function bytes(n) {
     if (n === null || n === undefined) return "";
     const units = ["B", "KB", "MB", "GB", "TB"];
@@ -422,10 +436,46 @@ const faktry = (() => {
     });
   }
 
+  // Lists as stacked rows on narrow screens (the CSS of table.stack): every cell of a table in
+  // a .table-wrap carries its column's name in data-label, rows added later included. The
+  // explicit roles keep the table a table for screen readers once CSS changes its display.
+  function stackTable(table) {
+    const heads = [...table.querySelectorAll("thead th")].map((th) => {
+      const shown = [...th.childNodes].filter((n) => !(n.classList && n.classList.contains("visually-hidden")));
+      return shown.map((n) => n.textContent).join("").trim();
+    });
+    table.classList.add("stack");
+    table.setAttribute("role", "table");
+    table.querySelectorAll("thead, tbody").forEach((group) => group.setAttribute("role", "rowgroup"));
+    table.querySelectorAll("thead tr").forEach((tr) => tr.setAttribute("role", "row"));
+    table.querySelectorAll("thead th").forEach((th) => th.setAttribute("role", "columnheader"));
+    const label = (tr) => {
+      tr.setAttribute("role", "row");
+      [...tr.children].forEach((cell, i) => {
+        const wide = Number(cell.getAttribute("colspan") || 1) > 1;
+        cell.dataset.label = wide ? "" : heads[i] || "";
+        cell.setAttribute("role", cell.tagName === "TH" ? "rowheader" : "cell");
+      });
+    };
+    for (const body of table.tBodies) {
+      [...body.rows].forEach(label);
+      // Rows added, or a row's cells replaced (a live list redraws either way).
+      new MutationObserver((changes) => {
+        const rows = new Set();
+        for (const change of changes) {
+          if (change.target.tagName === "TR") rows.add(change.target);
+          change.addedNodes.forEach((node) => node.tagName === "TR" && rows.add(node));
+        }
+        rows.forEach(label);
+      }).observe(body, { childList: true, subtree: true });
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     initLogout();
     initConsent();
+    document.querySelectorAll(".table-wrap > table").forEach((table) => table.tHead && stackTable(table));
   });
 
-  return { uid, api, ApiError, h, $, fill, say, showError, credits, bytes, when, duration, poll, live, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
+  return { uid, api, ApiError, h, $, fill, say, showError, credits, money, showBalance, bytes, when, duration, poll, live, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
 })();

@@ -6,29 +6,51 @@ document.addEventListener("DOMContentLoaded", () => {
   const body = $("#keys tbody");
   const status = $("#keys-status");
 
+  // Revoking asks in the row itself: the Revoke button makes way for the question and its
+  // two answers; "Keep it" puts the button back, "Yes, revoke" revokes and says so.
   function row(key) {
+    const name = key.name || key.prefix;
     const revoked = Boolean(key.revoked_at);
-    const revoke = h("button", { type: "button", class: "secondary small", "aria-label": `Revoke ${key.name || key.prefix}` }, "Revoke");
-    revoke.addEventListener("click", async () => {
-      if (!confirm(`Revoke ${key.name || key.prefix}? Programs using it stop working at once.`)) return;
-      revoke.disabled = true;
-      try {
-        const updated = await api("DELETE", `/v1/keys/${encodeURIComponent(key.id)}`);
-        tr.replaceWith(row(updated));
-        say(status, `Revoked ${key.name || key.prefix}.`);
-        status.focus(); // the button is gone: keep the keyboard where the news is
-      } catch (err) {
-        showError(status, err);
-        revoke.disabled = false;
-      }
-    });
+    const actions = h("td", { class: "actions" });
+    const revoke = h("button", { type: "button", class: "secondary small", "aria-label": `Revoke ${name}` }, "Revoke");
+
+    function ask() {
+      const question = h("p", { class: "confirm-text", id: `revoke-q-${key.id}` },
+        `Revoke ${name}? Programs using it stop working at once.`);
+      const yes = h("button", { type: "button", class: "danger small", "aria-describedby": question.id }, `Yes, revoke`);
+      const keep = h("button", { type: "button", class: "secondary small" }, "Keep it");
+      const box = h("div", { class: "confirm", role: "group", "aria-label": `Revoke ${name}?` }, question, yes, keep);
+      keep.addEventListener("click", () => {
+        fill(actions, revoke);
+        revoke.focus();
+      });
+      yes.addEventListener("click", async () => {
+        yes.disabled = true;
+        keep.disabled = true;
+        try {
+          const updated = await api("DELETE", `/v1/keys/${encodeURIComponent(key.id)}`);
+          tr.replaceWith(row(updated));
+          say(status, `Revoked ${name}. Programs using it can no longer call faktry.`, "ok");
+          status.focus(); // the buttons are gone: keep the keyboard where the news is
+        } catch (err) {
+          showError(status, err);
+          fill(actions, revoke);
+          revoke.focus();
+        }
+      });
+      fill(actions, box);
+      yes.focus();
+    }
+
+    revoke.addEventListener("click", ask);
+    if (!revoked) actions.append(revoke);
     const tr = h("tr", { dataset: { keyId: key.id, revoked: String(revoked) } },
       h("td", {}, key.name || "—"),
       h("td", {}, h("code", {}, `${key.prefix}…`)),
       h("td", {}, when(key.created_at)),
       h("td", {}, key.last_used_at ? when(key.last_used_at) : "never"),
       h("td", {}, revoked ? `revoked ${when(key.revoked_at)}` : "active"),
-      h("td", {}, revoked ? "" : revoke));
+      actions);
     return tr;
   }
 

@@ -38,7 +38,7 @@ document.addEventListener("DOMContentLoaded", async () => {
     method: "DELETE",
     path: "/v1/account",
     collect: (f) => ({ password: f.password.value }),
-    done: () => location.assign("/signup"),
+    done: () => location.assign("/account/deleted"),
     confirmText: "Delete your account and everything in it? This cannot be undone.",
   });
 
