@@ -983,7 +983,30 @@ def _files_paths() -> Schema:
         },
         "/v1/files/{file_id}/content": {
             "get": _op(
-                "Download a file", content, tag="files", params=[file_id], operation_id="downloadFile"
+                "Download a file (named after its source and job), or a multi-file output as one zip",
+                {
+                    **content,
+                    "200": {
+                        "description": "The bytes, with the file's content type; with `format=zip`, every "
+                        "file of the output under one folder named after its source and job, streamed. "
+                        "`Content-Disposition` names an output `<source>-<job>.<ext>`.",
+                        "content": {
+                            "*/*": {
+                                "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+                            },
+                            "application/zip": {
+                                "schema": {"type": "string", "contentMediaType": "application/zip"}
+                            },
+                        },
+                    },
+                    "422": _use("Invalid"),
+                },
+                tag="files",
+                params=[
+                    file_id,
+                    _param("format", "query", {"enum": ["zip"]}, "The whole file as one zip archive."),
+                ],
+                operation_id="downloadFile",
             ),
         },
         "/v1/files/{file_id}/content/{relpath}": {
@@ -2240,8 +2263,9 @@ def _account_paths() -> Schema:
                 {
                     "204": {"description": "Deleted; the session is over. The pseudonymous ledger stays."},
                     "403": _error_response(
-                        "Not from a web session, or the password was not typed again "
-                        "(`session_required`, `password_required`)."
+                        "Not from a web session, the password was not typed again, or it is wrong "
+                        "(`session_required`, `password_required`, `wrong_password`; both name the "
+                        "`password` field); nothing was deleted."
                     ),
                     "409": _error_response("Jobs are still running and are being stopped (`jobs_running`)."),
                     "422": _use("Invalid"),

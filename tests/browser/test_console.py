@@ -34,7 +34,7 @@ def test_ai_jobs_come_from_the_catalog_and_blocked_prompts_say_why(page, make_pe
     model = page.get_by_label("Model")
     expect(model).to_be_visible()
     models = model.locator("option").all_inner_texts()
-    assert any(m.startswith("gpt-image-1 ") for m in models) and any("flux" in m for m in models)
+    assert any("(gpt-image-1)" in m for m in models) and any("flux" in m for m in models)
     model.select_option("flux-2-pro")
     # The model's own parameters replace the previous model's.
     expect(page.get_by_label("Safety tolerance")).to_be_visible()
@@ -134,7 +134,7 @@ def test_the_console_shows_queues_live_replays_dead_letters_and_grants_credits(
     expect(tenant_row.get_by_role("status")).to_have_text("Granted.")
     after = http.get(f"{site.base}/v1/account").json()["credits"]
     assert after["available"] == before + 5000
-    expect(tenant_row.locator("td").nth(3)).to_have_text(f"{after['available'] / 1000:g}")
+    expect(tenant_row.locator("td").nth(3)).to_have_text(f"{after['available'] / 1000:,.2f}")
     history = http.get(f"{site.base}/v1/account/transactions").json()["data"]
     assert history[0]["memo"] == "support: failed render"
     assert_accessible(page)

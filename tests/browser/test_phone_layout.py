@@ -20,7 +20,14 @@ from PIL import Image
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
-from tests.browser.conftest import ARTIFACTS, _expected_console_error, api_session, assert_accessible, log_in
+from tests.browser.conftest import (
+    ARTIFACTS,
+    _expected_console_error,
+    api_session,
+    assert_accessible,
+    assert_fits,
+    log_in,
+)
 from tests.platform import Platform
 
 PHONE = {"width": 390, "height": 844}
@@ -83,16 +90,6 @@ def settle(page: Any) -> None:
     )
 
 
-def no_sideways_scroll(page: Any) -> None:
-    """Nothing is wider than the screen. A phone zooms out to fit a page that is too wide,
-    which makes innerWidth grow with it: the screen's own width is the measure too."""
-    screen = page.viewport_size["width"]
-    wide, inner = page.evaluate("[document.scrollingElement.scrollWidth, window.innerWidth]")
-    assert wide <= inner and inner <= screen, (
-        f"{page.url} scrolls sideways: {wide}px wide, {inner}px in {screen}px"
-    )
-
-
 @pytest.fixture(scope="module")
 def furnished(site: Platform, make_person: Any) -> dict[str, Any]:
     """A person whose lists have something in them (a key, a file, a finished job, a
@@ -144,7 +141,7 @@ def test_no_page_scrolls_sideways_or_logs_an_error_logged_out_as_a_person_and_as
         for path in sorted(PUBLIC):
             page.goto(path)
             settle(page)
-            no_sideways_scroll(page)
+            assert_fits(page)
             assert_accessible(page)
             shot(page, f"{size}-out{path.replace('/', '-')}")
             visited.add(path)
@@ -160,7 +157,7 @@ def test_no_page_scrolls_sideways_or_logs_an_error_logged_out_as_a_person_and_as
                 if who == "person" and path.startswith("/admin"):
                     expect(page.get_by_role("heading", name="Staff only")).to_be_visible()
                 settle(page)
-                no_sideways_scroll(page)
+                assert_fits(page)
                 assert_accessible(page)
                 shot(page, f"{size}-{who}{re.sub(r'[^a-z0-9]+', '-', paths[path].lower())}")
                 visited.add(path)
@@ -212,7 +209,7 @@ def test_lists_become_stacked_rows_on_a_phone_with_status_and_progress_in_view(
         facts = _row_facts(page, "#keys")
         assert facts["display"] == "block" and facts["right"] <= facts["width"]
         expect(page.locator("#keys tbody tr").first.get_by_text("active")).to_be_in_viewport()
-        no_sideways_scroll(page)
+        assert_fits(page)
         shot(page, "stacked-keys")
 
     with browser_page(chromium, site, "phone") as page:
@@ -220,7 +217,7 @@ def test_lists_become_stacked_rows_on_a_phone_with_status_and_progress_in_view(
         expect(page.locator("#tenants tbody tr").first).to_be_visible()
         facts = _row_facts(page, "#tenants")
         assert facts["display"] == "block" and facts["right"] <= facts["width"]
-        no_sideways_scroll(page)
+        assert_fits(page)
         shot(page, "stacked-tenants")
     with browser_page(chromium, site, "desktop") as page:
         log_in(page, furnished["staff"], next_path="/admin/tenants")
@@ -260,7 +257,7 @@ def test_the_privacy_policy_is_linked_from_the_footer_sign_up_and_the_banner_whi
         expect(banner.get_by_role("button", name="Necessary cookies only")).to_be_in_viewport()
         box = banner.bounding_box()
         assert box["y"] + box["height"] <= PHONE["height"] + 1 and box["height"] < PHONE["height"] / 2
-        no_sideways_scroll(page)
+        assert_fits(page)
         shot(page, "consent-banner-phone")
         # The end of the page is not hidden behind the banner.
         page.evaluate("window.scrollTo(0, document.scrollingElement.scrollHeight)")
@@ -279,7 +276,7 @@ def test_the_privacy_policy_is_linked_from_the_footer_sign_up_and_the_banner_whi
         expect(page.get_by_role("heading", name="13. Account Deletion")).to_be_visible()
         page.locator("footer").get_by_role("link", name="Privacy policy").click()
         page.wait_for_url("**/privacy")
-        no_sideways_scroll(page)
+        assert_fits(page)
         shot(page, "privacy-phone")
 
 

@@ -223,7 +223,7 @@ def test_a_project_is_priced_then_rendered_on_the_offline_models_and_its_video_p
     expect(page.locator("#render-progress")).to_be_hidden()
     # The price comes first; nothing is held until the render starts.
     page.get_by_role("button", name="Render video…").click()
-    expect(page.locator("#quote")).to_contain_text(re.compile(r"^Price: [\d.,]+ credits \(you have 50\)"))
+    expect(page.locator("#quote")).to_contain_text(re.compile(r"^Price: [\d.,]+ credits \(you have 50\.00\)"))
     assert http.get(f"{site.base}/v1/account").json()["credits"]["held"] == 0
     assert_accessible(page)
     page.get_by_role("button", name="Start render").click()

@@ -126,7 +126,7 @@ def test_a_template_is_edited_saved_run_on_an_uploaded_file_and_watched_to_succe
     http = api_session(site, person)
     run = http.get(f"{site.base}/v1/workflow-runs/{run_id}").json()
     assert run["status"] == "succeeded" and run["workflow_id"] == workflow_id
-    assert page.locator("#run-cost").inner_text().startswith(f"{run['cost']['charged'] / 1000:g} credits")
+    assert page.locator("#run-cost").inner_text().startswith(f"{run['cost']['charged'] / 1000:,.2f} credits")
     page.set_viewport_size({"width": 375, "height": 740})
     assert_fits(page)
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -188,7 +188,7 @@ def test_a_run_is_canceled_from_its_page_and_every_credit_comes_back(
         log_in(page, person, next_path=f"/workflows/{made.json()['id']}")
         expect(page.locator("#nodes [data-node]")).to_have_count(2)
         page.get_by_label(re.compile("Run input “photo”")).select_option(upload.json()["id"])
-        expect(page.locator("#quote")).to_contain_text("credits (you have 10)")
+        expect(page.locator("#quote")).to_contain_text("credits (you have 10.00)")
         page.get_by_role("button", name="Run", exact=True).click()
         page.wait_for_url("**/workflow-runs/run_*")
         expect(page.locator("#run-state")).to_have_text("running")
@@ -343,7 +343,7 @@ def test_every_template_opens_in_the_editor_as_it_is_and_is_priced(page, site: P
             if "model" in spec.get("params", {}):
                 expect(card.get_by_label("Model")).to_have_value(spec["params"]["model"])
         if not template["graph"]["inputs"]:  # nothing to choose: priced at once
-            expect(page.locator("#quote")).to_contain_text("credits (you have 50)")
+            expect(page.locator("#quote")).to_contain_text("credits (you have 50.00)")
         else:
             expect(page.locator("#quote")).to_contain_text("choose the run's files")
         expect(page.locator(".wf-problem")).to_have_count(0)

@@ -224,7 +224,7 @@ def test_deleting_an_account_needs_a_session_and_the_password(client, make_tenan
     assert r.status_code == 403 and r.json["error"]["code"] == "session_required"
     csrf = login(client, person)
     r = client.delete("/v1/account", json={"password": "wrong one"}, headers=csrf)
-    assert r.status_code == 403 and r.json["error"]["code"] == "password_required"
+    assert r.status_code == 403 and r.json["error"]["code"] == "wrong_password"
     r = client.delete("/v1/account", json={"password": PASSWORD, "also": 1}, headers=csrf)
     assert r.status_code == 422 and r.json["error"]["code"] == "unknown_field"
     r = client.delete("/v1/account", json=[PASSWORD], headers=csrf)

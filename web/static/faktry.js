@@ -86,15 +86,17 @@ const faktry = (() => {
     say(el, err instanceof ApiError ? err.message : String(err), "error");
   }
 
-  const credits = (milli) => (milli / 1000).toLocaleString(undefined, { maximumFractionDigits: 3 });
-
-  // Millicredits as pages show money: "1,234.50 credits", two decimals, rounded toward zero
-  // (never more than there is), the same as the header's balance rendered by the server.
-  function money(milli) {
+  // Millicredits as pages show money: "1,234.50", two decimals, rounded toward zero (never
+  // more than there is), the same as the header's balance rendered by the server. The API
+  // keeps millicredits; every page shows credits this way.
+  function credits(milli) {
     const cents = Math.trunc(Number(milli) / 10);
     const whole = Math.trunc(Math.abs(cents) / 100).toLocaleString("en-US");
-    return `${cents < 0 ? "-" : ""}${whole}.${String(Math.abs(cents) % 100).padStart(2, "0")} credits`;
+    return `${cents < 0 ? "-" : ""}${whole}.${String(Math.abs(cents) % 100).padStart(2, "0")}`;
   }
+
+  // The same with its unit: "1,234.50 credits".
+  const money = (milli) => `${credits(milli)} credits`;
 
   // The balance in the header, for a page that learns a newer one (after a purchase, a job).
   function showBalance(milli) {

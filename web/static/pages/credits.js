@@ -6,8 +6,7 @@
 document.addEventListener("DOMContentLoaded", () => {
   const { api, h, $, fill, say, showError, when, ApiError } = faktry;
   // Money on pages: credits with two decimals (the API counts millicredits).
-  const money = (milli) =>
-    (milli / 1000).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const money = faktry.credits;
   const whole = (n) => n.toLocaleString(undefined, { maximumFractionDigits: 0 });
 
   async function balance() {

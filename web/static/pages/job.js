@@ -18,8 +18,7 @@ document.addEventListener("DOMContentLoaded", () => {
   let source; // the job's input file, once read (null: none, or no longer there)
 
   // Credits on pages, always with two decimals; the API counts millicredits.
-  const money = (milli) =>
-    `${(milli / 1000).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 })} credits`;
+  const money = faktry.money;
 
   // The name an output downloads as (pipelines/catalog.py output_name, which the server
   // sends as the download's file name).

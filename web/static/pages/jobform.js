@@ -21,8 +21,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   let idempotencyKey = null;
 
   // Credits on pages, always with two decimals; the API counts millicredits.
-  const money = (milli) =>
-    `${(milli / 1000).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 })} credits`;
+  const money = faktry.money;
 
   // Fields that apply only to some choices: shown (and submitted) only when their rule holds
   // for the values of the other fields. A "choice" is a form-only control that is never sent.

@@ -5,7 +5,7 @@ document.addEventListener("DOMContentLoaded", () => {
   const { api, h, $, fill, say, showError, when } = faktry;
   const labels = JSON.parse($("#catalog-labels")?.textContent || "{}");
   // Credits on pages, always with two decimals; the API counts millicredits.
-  const money = (milli) => (milli / 1000).toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const money = faktry.credits;
   // What ran, by name, with the machine names beside it for API users.
   const what = (job) => {
     const name = labels.job_types?.[job.type]?.name;
