@@ -62,7 +62,7 @@ def test_sign_up_upload_submit_and_watch_a_job_to_its_preview(page, site: Platfo
     page.get_by_label("Type").select_option("")
     expect(tiles).to_have_count(2)
     page.get_by_label("Origin").select_option("output")
-    expect(page.locator("#library-empty")).to_be_visible()
+    expect(page.locator("#files-status")).to_have_text("No files match.")
     page.get_by_label("Origin").select_option("")
     page.get_by_label("Size").select_option("small")
     expect(tiles).to_have_count(2)
@@ -226,7 +226,7 @@ def test_credits_show_lots_history_and_buy_a_pack_through_checkout(page, make_pe
     expect(page.locator("#available")).to_have_text("50.00")
     expect(page.locator("#lots tbody tr")).to_have_count(1)
     expect(page.locator("#lots tbody tr").first).to_contain_text("grant")
-    expect(page.locator("#transactions tbody tr").first).to_contain_text("grant")
+    expect(page.locator("#history tbody tr").first).to_contain_text("Credits granted")
     shot(page, "credits")
     pack = page.locator("#packs li").first
     pack_credits = int(float(pack.locator(".big").inner_text().split()[0].replace(",", "")))
