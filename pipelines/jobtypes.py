@@ -302,7 +302,50 @@ def _field_error(err: SchemaError, where: str = "params") -> ValidationError:
         missing = [r for r in err.validator_value if r not in err.instance]
         name = ".".join(filter(None, [path, missing[0] if missing else ""]))
         return ValidationError(f"missing required {where} field {name!r}", field=f"{where}.{name}")
-    return ValidationError(f"{where}.{path}: {err.message}", field=f"{where}.{path}" if path else where)
+    field = f"{where}.{path}" if path else where
+    if err.validator == "not" and isinstance(err.validator_value, dict) and "required" in err.validator_value:
+        both = list(err.validator_value["required"])
+        return ValidationError(
+            f"give {' or '.join(both)}, not both", field=f"{field}.{both[0]}", code="conflicting_fields"
+        )
+    return ValidationError(f"{field} {_in_words(err)}", field=field)
+
+
+_WORDS_OF_TYPES = {
+    "integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
+    "object": "an object", "array": "a list", "null": "null",
+}  # fmt: skip
+
+
+def _in_words(err: SchemaError) -> str:
+    """What a schema refusal means, said as a sentence (not the schema's own text)."""
+    rule, value = err.validator, err.validator_value
+    if rule == "minimum":
+        return f"must be at least {value}"
+    if rule == "maximum":
+        return f"must be at most {value}"
+    if rule == "exclusiveMinimum":
+        return f"must be more than {value}"
+    if rule == "exclusiveMaximum":
+        return f"must be less than {value}"
+    if rule == "enum":
+        return f"must be one of: {', '.join(str(v) for v in value)}"
+    if rule == "const":
+        return f"must be {value!r}"
+    if rule == "type":
+        kinds = value if isinstance(value, list) else [value]
+        return "must be " + " or ".join(_WORDS_OF_TYPES.get(k, k) for k in kinds)
+    if rule == "minLength":
+        return "must not be empty" if value == 1 else f"must be at least {value} characters long"
+    if rule == "maxLength":
+        return f"must be at most {value} characters long"
+    if rule == "minItems":
+        return "must not be empty" if value == 1 else f"must have at least {value} items"
+    if rule == "maxItems":
+        return f"must have at most {value} items"
+    if rule == "pattern":
+        return "is not in the expected form"
+    return f"is not valid: {err.message}"
 
 
 def _obj(

@@ -460,7 +460,7 @@ def _check_input_schema(
         item = _ITEM_PATH.fullmatch(where)
         if item is not None and item["field"] in job_type.list_fields:
             path = f"input.{item['field']}[{item['index']}]{item['rest'] or ''}"
-            message, where = message.replace(f"{where}:", f"{path}:", 1), path
+            message, where = message.replace(where, path, 1), path
         if where in reported or any(where.startswith(f"{r}[") for r in reported):
             continue
         reported.add(where)

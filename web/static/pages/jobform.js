@@ -284,38 +284,24 @@ document.addEventListener("DOMContentLoaded", async () => {
     return schema?.properties?.[el.dataset.key] || {};
   }
 
-  // A refusal as a sentence about the field, never a JSON Schema fragment.
+  // A refusal as a sentence about the field. The API says what is wrong in words after the
+  // field's path ("params.width must be at least 1"); the page names the field by its label.
   function sentence(err, el) {
     const message = err.message || "";
     const prop = schemaOf(el);
     const name = el ? label(el.dataset.key) : "This";
-    const exclusive = /\{'required': \[([^\]]*)\]\}/.exec(message);
-    if (/should not be valid under/.test(message) && exclusive) {
-      const names = exclusive[1].split(",").map((s) => label(s.trim().replace(/'/g, "")));
-      return `Give ${names.join(" or ")}, not both.`;
+    const both = /^give (.+), not both$/.exec(message);
+    if (err.code === "conflicting_fields" && both) {
+      return `Give ${both[1].split(" or ").map((s) => label(s.trim())).join(" or ")}, not both.`;
     }
     if (/missing required/.test(message)) return el?.tagName === "SELECT" ? `Choose ${name.toLowerCase()}.` : `${name} is required.`;
-    let m;
-    if ((m = /greater than( or equal to)? the maximum of ([-\d.e]+)/.exec(message))) return `${name} must be at most ${m[2]}.`;
-    if ((m = /less than( or equal to)? the minimum of ([-\d.e]+)/.exec(message))) return `${name} must be at least ${m[2]}.`;
-    if ((m = /not a multiple of ([-\d.e]+)/.exec(message))) return `${name} must be a multiple of ${m[1]}.`;
-    if (/is not one of/.test(message)) return `Choose one of the listed values for ${name.toLowerCase()}.`;
-    if ((m = /is not of type '(\w+)'/.exec(message))) {
-      const kind = { integer: "a whole number", number: "a number", string: "text", boolean: "yes or no", array: "a list", object: "a set of fields" }[m[1]] || m[1];
-      return `${name} must be ${kind}.`;
-    }
-    if (/should be non-empty|is too short/.test(message)) {
-      return prop.minItems > 1 ? `${name}: choose at least ${prop.minItems}.` : `${name} is required.`;
-    }
-    if (/is too long/.test(message)) {
-      const most = prop.maxLength ?? prop.maxItems;
-      return most !== undefined ? `${name} is too long: at most ${most}${prop.maxLength !== undefined ? " characters" : ""}.` : `${name} is too long.`;
-    }
-    if (/does not match/.test(message)) return `${name} is not in the expected form${prop.pattern?.includes("#") ? " (like #FFFFFF)" : ""}.`;
-    if (/non-unique/.test(message)) return `${name} lists the same value twice.`;
     if (err.code === "unknown_field") return `${name} is not a setting of this choice.`;
-    // Already words (a check of faktry's own): drop a leading "params.x: " and any schema text.
-    return message.replace(/^(input|params)(\.[\w.]+)?: /, "").replace(/\{[^}]*\}|\[[^\]]*\]/g, "…");
+    if (/must be one of: /.test(message) && el?.tagName === "SELECT") return `Choose one of the listed values for ${name.toLowerCase()}.`;
+    if (/is not in the expected form$/.test(message)) return `${name} is not in the expected form${prop.pattern?.includes("#") ? " (like #FFFFFF)" : ""}.`;
+    const field = err.field || err.details?.field;
+    if (field && message.startsWith(`${field} `)) return `${name} ${message.slice(field.length + 1)}.`;
+    // Already words (a check of faktry's own): drop a leading "params.x: ".
+    return message.replace(/^(input|params)(\.[\w.]+)?: /, "");
   }
 
   function clearErrors() {
