@@ -334,7 +334,7 @@ def _in_words(err: SchemaError) -> str:
         return f"must be {value!r}"
     if rule == "type":
         kinds = value if isinstance(value, list) else [value]
-        return "must be " + " or ".join(_WORDS_OF_TYPES.get(k, k) for k in kinds)
+        return "must be " + " or ".join(_WORDS_OF_TYPES.get(str(k), str(k)) for k in kinds)
     if rule == "minLength":
         return "must not be empty" if value == 1 else f"must be at least {value} characters long"
     if rule == "maxLength":

@@ -73,7 +73,7 @@ def test_history_has_one_plain_line_per_job_and_per_credits_added_with_no_negati
         "charged",
         1500,
     )
-    assert lines[charged]["description"] == "video.transcode"
+    assert lines[charged]["description"] == "Convert a video"  # the job type by its name
     assert (lines[released]["charge"], lines[released]["charged"]) == ("none", 0)
     [grant] = [line for line in body["data"] if line["kind"] == "grant"]
     assert grant["added"] == 10 * MILLI

@@ -10,20 +10,17 @@ Pay delivers its event through `receive_webhook`, the very code the webhook runs
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, request
-from sqlalchemy import or_, select, tuple_
 
 from faktry.config import Settings
 from faktry.db import transaction
 from faktry.errors import NotFound, PayloadTooLarge, ValidationError
 from pipelines import pagination
-from pipelines.models import Job
+from pipelines.credit_history import lines as credit_history_lines
 from pipelines.webhooks import outbox
 from quotas import billing
-from quotas.models import CreditLot, Hold, LedgerEntry
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
@@ -160,113 +157,18 @@ def receive_webhook(payload: bytes, signature: str | None) -> str:
 
 # -- history -----------------------------------------------------------------------------------
 
-#: Ledger movements that are lines of their own: credits that left without a job.
-_REMOVALS = or_(
-    LedgerEntry.kind == "expiry",
-    (LedgerEntry.kind == "refund") & (LedgerEntry.available < 0),
-    (LedgerEntry.kind == "debt") & (LedgerEntry.debt > 0),
-)
-
 
 @blueprint.get("/credits/history")
 @authenticated
 def credit_history() -> Any:
-    """The account's credits in plain lines, newest first: one per job (what ran and what it
-    was charged: the captured amount; nothing for a job that failed or was canceled), one per
-    credit lot added (purchase, grant, starter credits, a refunded job), one per removal
-    (expiry, a Stripe refund). Amounts are millicredits, never negative."""
+    """The account's credits in plain lines, newest first (`pipelines.credit_history`)."""
     _no_query({"limit", "cursor"})
     limit = pagination.parse_limit(request.args.get("limit"))
     cursor = request.args.get("cursor")
     after = pagination.decode(cursor) if cursor else None
-    sess = db()
-    tenant_id = principal().tenant_id
-
-    def newest(stmt: Any, created: Any, ident: Any) -> list[Any]:
-        if after is not None:
-            stmt = stmt.where(tuple_(created, ident) < tuple_(*after))
-        return list(sess.execute(stmt.order_by(created.desc(), ident.desc()).limit(limit + 1)))
-
-    jobs = newest(
-        select(Job, Hold).outerjoin(Hold, Hold.job_id == Job.id).where(Job.tenant_id == tenant_id),
-        Job.created_at,
-        Job.id,
-    )
-    lots = newest(
-        select(CreditLot).where(CreditLot.tenant_id == tenant_id), CreditLot.created_at, CreditLot.id
-    )
-    removals = newest(
-        select(LedgerEntry).where(LedgerEntry.tenant_id == tenant_id, _REMOVALS),
-        LedgerEntry.created_at,
-        LedgerEntry.id,
-    )
-    lines = sorted(
-        [_job_line(job, hold) for job, hold in jobs]
-        + [_lot_line(lot) for (lot,) in lots]
-        + [_removal_line(entry) for (entry,) in removals],
-        key=lambda line: (line["_at"], line["id"]),
-        reverse=True,
-    )
-    next_cursor = (
-        pagination.encode(lines[limit - 1]["_at"], lines[limit - 1]["id"]) if len(lines) > limit else None
-    )
-    data = [{k: v for k, v in line.items() if k != "_at"} for line in lines[:limit]]
+    names = services().policy.catalog.labels.job_types
+    data, next_cursor = credit_history_lines(db(), principal().tenant_id, limit, after, names)
     return {"object": "list", "data": data, "next_cursor": next_cursor}
-
-
-def _line(ident: str, at: datetime, kind: str, description: str, **amounts: Any) -> dict[str, Any]:
-    return {
-        "object": "credit_history_line",
-        "id": ident,
-        "kind": kind,
-        "created_at": at.isoformat(),
-        "description": description,
-        "added": 0,
-        "charged": 0,
-        "held": 0,
-        "removed": 0,
-        "job_id": None,
-        **amounts,
-        "_at": at,
-    }
-
-
-def _job_line(job: Job, hold: Hold | None) -> dict[str, Any]:
-    what = job.type + (f" ({job.model})" if job.model else "")
-    if hold is None:
-        return _line(job.id, job.created_at, "job", what, job_id=job.id, job_status=job.status, charge="none")
-    charged = hold.captured if hold.status == "captured" else 0
-    held = hold.amount if hold.status == "held" else 0
-    charge = {"captured": "charged", "released": "none"}.get(hold.status, "held")
-    return _line(job.id, job.created_at, "job", what, job_id=job.id, job_status=job.status,
-                 charged=charged, held=held, charge=charge)  # fmt: skip
-
-
-_LOT_WORDS = {
-    "purchase": "Credits bought",
-    "grant": "Credits granted",
-    "starter": "Starter credits",
-    "refund": "Credits given back for a job",
-}
-
-
-def _lot_line(lot: CreditLot) -> dict[str, Any]:
-    what = _LOT_WORDS.get(lot.source, f"Credits added ({lot.source})")
-    if lot.source == "grant" and lot.reference:
-        what = f"{what}: {lot.reference}"
-    return _line(
-        lot.id, lot.created_at, lot.source, what, added=lot.amount, expires_at=lot.expires_at.isoformat()
-    )
-
-
-def _removal_line(entry: LedgerEntry) -> dict[str, Any]:
-    if entry.kind == "expiry":
-        return _line(entry.id, entry.created_at, "expiry", "Credits expired", removed=-entry.available)
-    if entry.kind == "debt":
-        return _line(entry.id, entry.created_at, "debt", "Owed after a refund of credits already spent",
-                     removed=entry.debt)  # fmt: skip
-    return _line(entry.id, entry.created_at, "refunded", "Credits taken back after a refund",
-                 removed=-entry.available)  # fmt: skip
 
 
 def _no_query(allowed: set[str]) -> None:
