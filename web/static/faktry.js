@@ -104,6 +104,25 @@ const faktry = (() => {
     if (el && Number.isFinite(Number(milli))) el.textContent = money(milli);
   }
 
+  // The name an output downloads as: its source's name and the job, "clip-480p.mp4" (the
+  // rule of pipelines/catalog.py output_name, which the server sends as the download's file
+  // name). `labels` are the catalog's names the page carries.
+  function outputName(labels, made, file, outputKey, sourceName) {
+    const suffixes = labels.suffixes || { job_types: {}, presets: {}, plain: [] };
+    let suffix = suffixes.job_types[made.type] || "";
+    if (made.type === "video.transcode") suffix = suffixes.presets[made.params?.preset] || "";
+    let extra = (outputKey || "").replace(/^video_/, "");
+    if (suffixes.plain.includes(extra) || extra.startsWith("captions") || extra === suffix) extra = "";
+    const clean = (t) => t.replace(/[^A-Za-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
+    const base = (sourceName || "").split("/").pop();
+    const stem = base && /\.[^.]/.test(base.replace(/^\.+/, "")) ? base.replace(/\.[^.]*$/, "") : base;
+    const parts = [sourceName ? clean(stem) || "file" : "", clean(suffix), clean(extra)].filter(Boolean);
+    const multi = file.file_count > 1 || file.kind === "playlist";
+    const ext = multi ? "" : (/\.([A-Za-z0-9]+)$/.exec(file.relpath || file.filename || "") || [, ""])[1];
+    const name = parts.join("-") || "output";
+    return multi ? `${name}/` : ext ? `${name}.${ext}` : name;
+  }
+
   function bytes(n) {
     if (n === null || n === undefined) return "";
     const units = ["B", "KB", "MB", "GB", "TB"];
@@ -479,5 +498,5 @@ const faktry = (() => {
     document.querySelectorAll(".table-wrap > table").forEach((table) => table.tHead && stackTable(table));
   });
 
-  return { uid, api, ApiError, h, $, fill, say, showError, credits, money, showBalance, bytes, when, duration, poll, live, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
+  return { uid, api, ApiError, h, $, fill, say, showError, credits, money, showBalance, outputName, bytes, when, duration, poll, live, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
 })();

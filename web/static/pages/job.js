@@ -22,22 +22,6 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // The name an output downloads as (pipelines/catalog.py output_name, which the server
   // sends as the download's file name).
-  function outputName(job, file) {
-    const suffixes = labels.suffixes || { job_types: {}, presets: {}, plain: [] };
-    let suffix = suffixes.job_types[job.type] || "";
-    if (job.type === "video.transcode") suffix = suffixes.presets[job.params?.preset] || "";
-    let extra = (file.name || "").replace(/^video_/, "");
-    if (suffixes.plain.includes(extra) || extra.startsWith("captions") || extra === suffix) extra = "";
-    const clean = (s) => s.replace(/[^A-Za-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
-    const base = (source?.filename || "").split("/").pop();
-    const stem = base && /\.[^.]/.test(base.replace(/^\.+/, "")) ? base.replace(/\.[^.]*$/, "") : base;
-    const parts = [source ? clean(stem) || "file" : "", clean(suffix), clean(extra)].filter(Boolean);
-    const multi = file.file_count > 1 || file.kind === "playlist";
-    const ext = multi ? "/" : (/\.([A-Za-z0-9]+)$/.exec(file.relpath || file.filename || "") || [, ""])[1];
-    const name = parts.join("-") || "output";
-    return multi ? `${name}/` : ext ? `${name}.${ext}` : name;
-  }
-
   // An HLS output in a video element: the browser's own player where it has one (Safari,
   // iOS), else hls.js, loaded only then.
   let hlsLoading = null;
@@ -132,7 +116,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const list = $("#outputs");
     const roots = job.outputs.filter((f) => !f.root_id || f.root_id === f.id);
     fill(list, roots.map((file) => {
-      const name = outputName(job, file);
+      const name = faktry.outputName(labels, job, file, file.name, source?.filename);
       const whole = file.file_count > 1 || file.kind === "playlist";
       const zip = `/v1/files/${encodeURIComponent(file.id)}/content?format=zip`;
       return h("li", { class: "output", dataset: { fileId: file.id, kind: file.kind } },

@@ -28,24 +28,6 @@ document.addEventListener("DOMContentLoaded", () => {
     return filesSeen.get(id);
   }
 
-  // The name an output downloads as (pipelines/catalog.py output_name, which the server
-  // sends as the download's file name): its source's name and the job, "clip-480p.mp4".
-  function outputName(made, file, outputKey, sourceName) {
-    const suffixes = labels.suffixes || { job_types: {}, presets: {}, plain: [] };
-    let suffix = suffixes.job_types[made.type] || "";
-    if (made.type === "video.transcode") suffix = suffixes.presets[made.params?.preset] || "";
-    let extra = (outputKey || "").replace(/^video_/, "");
-    if (suffixes.plain.includes(extra) || extra.startsWith("captions") || extra === suffix) extra = "";
-    const clean = (t) => t.replace(/[^A-Za-z0-9_-]+/g, "-").replace(/^-+|-+$/g, "");
-    const base = (sourceName || "").split("/").pop();
-    const stem = base && /\.[^.]/.test(base.replace(/^\.+/, "")) ? base.replace(/\.[^.]*$/, "") : base;
-    const parts = [sourceName ? clean(stem) || "file" : "", clean(suffix), clean(extra)].filter(Boolean);
-    const multi = file.file_count > 1 || file.kind === "playlist";
-    const ext = multi ? "" : (/\.([A-Za-z0-9]+)$/.exec(file.relpath || file.filename || "") || [, ""])[1];
-    const name = parts.join("-") || "output";
-    return multi ? `${name}/` : ext ? `${name}.${ext}` : name;
-  }
-
   async function job(id) {
     if (!jobsSeen.has(id)) jobsSeen.set(id, api("GET", `/v1/jobs/${encodeURIComponent(id)}`).catch(() => null));
     return jobsSeen.get(id);
@@ -64,7 +46,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const source = sourceId ? list.querySelector(`li[data-file-id="${CSS.escape(sourceId)}"]`) : null;
     const sourceName = sourceId ? source?.dataset.name || (await fileById(sourceId))?.filename : null;
     const output = (made.outputs || []).find((o) => o.id === file.id);
-    const shown = outputName(made, file, output?.name, sourceName);
+    const shown = faktry.outputName(labels, made, file, output?.name, sourceName);
     li.dataset.name = shown;
     li.querySelector(".name").textContent = shown;
     const download = li.querySelector(".actions a[download]");
