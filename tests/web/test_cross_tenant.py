@@ -26,6 +26,7 @@ from sqlalchemy import select
 from faktry.db import transaction
 from pipelines import runner
 from storage.models import File
+from tests.conftest import make_settings
 from tests.web.helpers import upload
 
 PASSWORD = "correct horse battery staple"
@@ -42,6 +43,7 @@ UNKNOWN = {
     "project_id": "prj_" + "0" * 24,
     "endpoint_id": "whe_" + "0" * 24,
     "message_id": "msg_" + "0" * 24,
+    "session_id": "cs_test_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -80,6 +82,7 @@ class Holdings:
     project_id: str = ""
     endpoint_id: str = ""
     message_id: str = ""
+    session_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -96,6 +99,7 @@ class Holdings:
             "project_id": self.project_id,
             "endpoint_id": self.endpoint_id,
             "message_id": self.message_id,
+            "session_id": self.session_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
@@ -136,14 +140,24 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path) ->
     held.message_id = client.post(
         f"/v1/webhook-endpoints/{held.endpoint_id}/test", headers=handle.headers
     ).json["id"]
+    pack = client.get("/v1/billing/packs", headers=handle.headers).json["data"][0]["id"]
+    checkout = client.post("/v1/billing/checkout", json={"pack": pack}, headers=handle.headers)
+    assert checkout.status_code == 201, checkout.json  # test mode: faktry's own checkout
+    held.session_id = checkout.json["session_id"]
     files = client.get("/v1/files?limit=100", headers=handle.headers).json["data"]
     jobs = client.get("/v1/jobs?limit=100", headers=handle.headers).json["data"]
     held.marks = {
         handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
-        held.brand_id, held.project_id, held.endpoint_id, held.message_id,
+        held.brand_id, held.project_id, held.endpoint_id, held.message_id, held.session_id,
         *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, redis_namespace: str) -> Any:
+    """Payments in test mode, so that each tenant has a checkout session of its own."""
+    return make_settings(tmp_path, db_url, redis_namespace, payments_test_mode=True)
 
 
 @pytest.fixture
@@ -181,10 +195,13 @@ class Caller:
         self.bodies = {**BODIES, "api.run_workflow": {"inputs": {"photo": held.upload_id}}}
         r = self.browser.post("/v1/session", json={"email": held.handle.email, "password": PASSWORD})
         assert r.status_code == 201, r.json
+        # A page's form carries the session's CSRF token, as the page itself would.
+        self.form = {"csrf": r.json["csrf_token"]}
 
     def call(self, rule: Any, method: str, url: str) -> Any:
         if rule.endpoint.startswith("pages."):
-            return self.browser.open(url, method=method, headers={"Accept": "text/html"})
+            form = self.form if method == "POST" else None
+            return self.browser.open(url, method=method, headers={"Accept": "text/html"}, data=form)
         return self.api.open(
             url, method=method, headers=self.headers, json=self.bodies.get(rule.endpoint, {})
         )
