@@ -29,6 +29,12 @@ def monotonic() -> float:
     return time.monotonic()
 
 
+def wall() -> float:
+    """Real seconds since the epoch, never moved by tests: for what another party checks
+    against its own clock (a signature's timestamp that Stripe's SDK verifies)."""
+    return time.time()
+
+
 def freeze(at: datetime) -> None:
     global _frozen
     if at.tzinfo is None:

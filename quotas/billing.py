@@ -33,7 +33,6 @@ import json
 import logging
 import secrets
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -384,7 +383,7 @@ def webhook_secret_of_test_mode(secret_key: str) -> str:
 def sign_webhook(payload: bytes, secret: str, *, timestamp: int | None = None) -> str:
     """The ``Stripe-Signature`` header Stripe sends with ``payload``: ``t=<unix time>,v1=<hex
     HMAC-SHA256 of "<t>.<body>">`` (`verify_webhook` checks it against real time)."""
-    t = int(time.time()) if timestamp is None else timestamp
+    t = int(clock.wall()) if timestamp is None else timestamp
     mac = hmac.new(secret.encode(), str(t).encode() + b"." + payload, hashlib.sha256).hexdigest()
     return f"t={t},v1={mac}"
 
