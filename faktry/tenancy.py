@@ -11,6 +11,13 @@ and one small read of the key row on every request, so a revoked key stops worki
 Failed checks are counted per key prefix and per client address (`KeyFailures`), and a
 check beyond the limit is refused before any bcrypt runs.
 
+A tenant may be restricted (``restricted_at``): the person asked faktry to stop processing
+their data (the privacy policy's right to restriction). Nothing is deleted and everything
+stays readable and exportable, but no new processing starts: every way of starting a job
+or a run calls `refuse_if_restricted` first (409 ``account_restricted``, nothing held).
+Jobs and runs accepted before the restriction finish; lifting it restores everything, as
+nothing was changed but the mark.
+
 A web session is a `UserSession` row; the cookie carries a random token whose SHA-256 is
 the row's ``token_hash``. Every cookie request reads the row (`find_user_session`), so
 logging out, logging out everywhere, a password change or an account deletion ends a
@@ -32,7 +39,7 @@ import string
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import bcrypt
@@ -55,7 +62,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from faktry import clock
 from faktry.config import Settings
 from faktry.db import READ_ONLY, Base, TenantOwned, new_id
-from faktry.errors import Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
+from faktry.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
 
 KEY_PREFIX = "fk_live_"
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -76,6 +83,8 @@ class Tenant(Base):
     tier: Mapped[str] = mapped_column(String(40), default="free")
     status: Mapped[str] = mapped_column(String(20), default="active")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
+    #: Since when processing is restricted at the person's request (None: it is not).
+    restricted_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class User(Base, TenantOwned):
@@ -92,6 +101,9 @@ class User(Base, TenantOwned):
     company: Mapped[str] = mapped_column(String(200), default="")
     industry: Mapped[str] = mapped_column(String(100), default="")
     website: Mapped[str] = mapped_column(String(300), default="")
+    #: Optional, as the person gave it (a date, never in the future).
+    birthday: Mapped[date | None] = mapped_column(default=None)
+    location: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
 
@@ -736,6 +748,39 @@ def sign_up(session: Session, *, email: str, password_hash: str, tier: str = "fr
     except exc.IntegrityError:
         return None  # the same email, signed up a moment ago by another request
     return user
+
+
+# -- restriction of processing ------------------------------------------------------------
+
+
+class AccountRestricted(Conflict):
+    code = "account_restricted"
+
+
+def set_restricted(session: Session, tenant_id: str, restricted: bool) -> Tenant:
+    """Restrict processing for the tenant, or lift the restriction. Idempotent: restricting a
+    restricted account keeps the time it was first restricted."""
+    tenant = session.get(Tenant, tenant_id, with_for_update=True)
+    if tenant is None:
+        raise NotFound("no such account")
+    if restricted and tenant.restricted_at is None:
+        tenant.restricted_at = clock.now()
+    elif not restricted:
+        tenant.restricted_at = None
+    session.flush()
+    return tenant
+
+
+def refuse_if_restricted(session: Session, tenant_id: str) -> None:
+    """Raise `AccountRestricted` (409 ``account_restricted``) while the tenant's processing is
+    restricted. Called before anything is checked, held or sent elsewhere (moderation)."""
+    since = session.scalar(select(Tenant.restricted_at).where(Tenant.id == tenant_id))
+    if since is not None:
+        raise AccountRestricted(
+            "processing is restricted for this account at your request: nothing new runs until "
+            "you lift the restriction on your profile (PUT /v1/account/restriction)",
+            details={"restricted_at": since.isoformat()},
+        )
 
 
 # -- web sessions ---------------------------------------------------------------------------

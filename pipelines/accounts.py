@@ -1,7 +1,9 @@
-"""Deleting an account and exporting its data, as the privacy policy promises.
+"""Deleting an account, exporting its data and restricting its processing, as the privacy
+policy promises.
 
 The export (`export`) is everything faktry keeps about the account, whoever's eyes it was kept
-for: the tenant and its status, its people and their web sessions (never a password hash or a
+for: the tenant, its status and whether its processing is restricted, its people (with every
+profile field, birthday and location included) and their web sessions (never a password hash or a
 session token), API keys (never a key hash), the money side (the Stripe customer id, credit
 lots with what bought them, holds, every ledger entry, the Stripe events about its purchases),
 storage usage and reservations, files, jobs with their outputs and events, workflows with
@@ -19,6 +21,12 @@ released. Credits left in lots are forfeited with ledger entries. What stays is
 pseudonymous: the tenant id on the ledger, its lots and holds (kept seven years for legal
 and tax reasons), and moderation log entries (kept at most twelve months for safety audits,
 then swept).
+
+Restriction (`restrict`, `restriction`) marks the tenant (`faktry.tenancy.set_restricted`):
+no new job, batch, workflow run or render starts while it is set (409 ``account_restricted``,
+nothing held), nothing is deleted, and reading, exporting and deleting the account still work.
+Jobs and runs accepted before it finish, or the person cancels them; `restriction` counts
+them so the answer can say so. Lifting it clears the mark; nothing else changed.
 
 Redis holds traces of the account too: log-in throttles named by email, the submit rate and
 running slots named by tenant, API key digests, fair admission's lists, weights and caps,
@@ -38,11 +46,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from faktry import clock
-from faktry.tenancy import ApiKey, Tenant, User, UserSession, VerifiedKeys
+from faktry.tenancy import ApiKey, Tenant, User, UserSession, VerifiedKeys, set_restricted
 from pipelines import files
 from pipelines.admission import Admission
 from pipelines.brands import store as brands
@@ -92,6 +100,32 @@ def entry_to_dict(entry: LedgerEntry) -> dict[str, Any]:
     }
 
 
+def restriction(session: Session, tenant_id: str) -> dict[str, Any]:
+    """Whether the account's processing is restricted, since when, and how much work accepted
+    before still runs (it finishes unless canceled)."""
+    tenant = session.get(Tenant, tenant_id)
+    assert tenant is not None
+    count = select(func.count())
+    jobs = count.select_from(Job).where(Job.tenant_id == tenant_id, Job.status.not_in(FINISHED))
+    live = count.select_from(WorkflowRun).where(
+        WorkflowRun.tenant_id == tenant_id, WorkflowRun.status == RUN_RUNNING
+    )
+    return {
+        "object": "restriction",
+        "restricted": tenant.restricted_at is not None,
+        "restricted_at": _stamp(tenant.restricted_at),
+        "unfinished_jobs": session.scalar(jobs) or 0,
+        "running_workflow_runs": session.scalar(live) or 0,
+    }
+
+
+def restrict(session: Session, tenant_id: str, restricted: bool) -> dict[str, Any]:
+    """Restrict the account's processing (``restricted``) or lift the restriction; the
+    restriction as it stands now (see `restriction`)."""
+    set_restricted(session, tenant_id, restricted)
+    return restriction(session, tenant_id)
+
+
 def export(session: Session, tenant_id: str) -> dict[str, Any]:
     """Everything faktry keeps about an account, as one JSON document (see the module's
     docstring for what that is, and `tests/web/test_account_privacy.py` for the proof that
@@ -119,6 +153,8 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             "tier": tenant.tier,
             "status": tenant.status,
             "created_at": tenant.created_at.isoformat(),
+            "restricted": tenant.restricted_at is not None,
+            "restricted_at": _stamp(tenant.restricted_at),
         },
         "users": [
             {
@@ -132,6 +168,8 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
                 "company": u.company,
                 "industry": u.industry,
                 "website": u.website,
+                "birthday": _stamp(u.birthday),
+                "location": u.location,
                 "created_at": u.created_at.isoformat(),
                 "last_login_at": _stamp(u.last_login_at),
             }
@@ -432,7 +470,9 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
     session.execute(delete(User).where(User.tenant_id == tenant_id))
     account.storage_used_bytes = 0
     account.storage_reserved_bytes = 0
-    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(status="deleted", name=""))
+    session.execute(
+        update(Tenant).where(Tenant.id == tenant_id).values(status="deleted", name="", restricted_at=None)
+    )
     session.flush()
     return Deleted(prefixes=[f"t/{tenant_id}/"], traces=traces)
 

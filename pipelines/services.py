@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from faktry import clock
 from faktry.db import new_id
 from faktry.errors import Conflict, FaktryError, NotFound, ValidationError
+from faktry.tenancy import refuse_if_restricted
 from pipelines import files, jobtypes, lifecycle, pagination
 from pipelines.brands.models import Brand
 from pipelines.catalog import Catalog, Model, default_catalog
@@ -233,7 +234,9 @@ def submit(
     all or nothing. The caller sends it (`dispatch`) once the transaction has committed; if
     that send is lost, the reconciler sends it again (pipelines/presence.py).
 
-    Refused with 402 ``insufficient_credits`` (or ``account_in_debt``) having held nothing."""
+    Refused with 402 ``insufficient_credits`` (or ``account_in_debt``) having held nothing,
+    and with 409 ``account_restricted`` while the account's processing is restricted (the
+    same Idempotency-Key still answers the job it made before)."""
     if idempotency_key is not None and not (1 <= len(idempotency_key) <= 200):
         raise ValidationError("Idempotency-Key must be 1 to 200 characters", field="Idempotency-Key")
     digest = request_hash(body) if isinstance(body, dict) else ""
@@ -241,6 +244,7 @@ def submit(
         existing = _by_idempotency_key(session, idempotency_key)
         if existing is not None:
             return _replay(existing, digest)
+    refuse_if_restricted(session, tenant_id)  # a replay above answers what was made before
     p = prepare(session, tenant_id=tenant_id, body=body, policy=policy)
     try:
         job = create_job(session, tenant_id, p, p.metadata, idempotency_key=idempotency_key, digest=digest)
@@ -311,7 +315,8 @@ def submit_batch(
     transaction: all of them or none. A refused item refuses the batch (422
     ``batch_refused`` listing every refused item with its index, field and code); credits
     short for the batch's total refuse it with 402 having held nothing. The same
-    Idempotency-Key with the same body returns the same jobs."""
+    Idempotency-Key with the same body returns the same jobs. A restricted account is
+    refused (409 ``account_restricted``)."""
     items = batch_items(body)
     if idempotency_key is not None and not (1 <= len(idempotency_key) <= 180):
         raise ValidationError(
@@ -323,6 +328,7 @@ def submit_batch(
         replayed = _batch_replay(session, keys, digest)
         if replayed is not None:
             return replayed
+    refuse_if_restricted(session, tenant_id)
     prepared: list[Prepared] = []
     problems: list[dict[str, Any]] = []
     for i, item in enumerate(items):
@@ -477,6 +483,7 @@ def replay(session: Session, original: Job, *, policy: Policy) -> Job:
     if original.status != FAILED:
         raise Conflict("only failed jobs can be replayed", code="not_failed")
     session.info["tenant_id"] = original.tenant_id  # the replay belongs to the job's tenant
+    refuse_if_restricted(session, original.tenant_id)  # staff cannot run what the person stopped
     body = {"type": original.type, "input": original.input, "params": original.params}
     p = prepare(session, tenant_id=original.tenant_id, body=body, policy=policy)
     job = _new_job(original.tenant_id, p, {**(original.meta or {}), "replay_of": original.id})

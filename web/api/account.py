@@ -1,4 +1,5 @@
-"""``/v1/account``: the caller's tenant, tier, credits and storage; its transaction history."""
+"""``/v1/account``: the caller's tenant, tier, credits and storage; its transaction history;
+its export, its deletion, and the restriction of its processing."""
 
 from __future__ import annotations
 
@@ -47,6 +48,10 @@ def account() -> Any:
             "name": tenant.name,
             "tier": tenant.tier,
             "created_at": tenant.created_at.isoformat(),
+        },
+        "restriction": {
+            "restricted": tenant.restricted_at is not None,
+            "restricted_at": tenant.restricted_at.isoformat() if tenant.restricted_at else None,
         },
         "user": {"id": user.id, "email": user.email, "is_staff": user.is_staff} if user else None,
         "credits": {
@@ -132,6 +137,29 @@ def export_account() -> Any:
     """Everything faktry keeps about this account, as one JSON document."""
     body = accounts.export(db(), principal().tenant_id)
     return body, 200, {"Content-Disposition": 'attachment; filename="faktry-export.json"'}
+
+
+@blueprint.put("/account/restriction")
+@authenticated
+def put_restriction() -> Any:
+    """Restrict the account's processing (``{"restricted": true}``) or lift the restriction
+    (``false``): the person's right, so only from a web session (403 ``session_required``).
+    While restricted no job, batch, workflow run or render starts (409 ``account_restricted``);
+    nothing is deleted and everything stays readable and exportable."""
+    who = principal()
+    if who.via != "session":
+        raise Forbidden(
+            "restricting processing is the person's choice: use a web session, not an API key",
+            code="session_required",
+        )
+    body = json_object(allowed={"restricted"})
+    restricted = body.get("restricted")
+    if not isinstance(restricted, bool):
+        raise ValidationError("restricted must be true or false", field="restricted")
+    sess = db()
+    answer = accounts.restrict(sess, who.tenant_id, restricted)
+    sess.commit()
+    return answer
 
 
 @blueprint.delete("/account")

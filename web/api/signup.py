@@ -9,17 +9,20 @@ faktry sends no mail yet: once it does, the existing owner is to be told by emai
 someone tried to sign up with their address (see `faktry.tenancy.sign_up`).
 
 The profile holds the person's own details (first and last name, company, industry,
-website): personal data lives only on the user. ``POST /v1/profile/password`` changes the
-password and ends every other session of the person.
+website, location, and a birthday: a ``YYYY-MM-DD`` date, not in the future, or null), all
+optional: personal data lives only on the user, and goes with it when the account is deleted.
+``POST /v1/profile/password`` changes the password and ends every other session of the person.
 """
 
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 from typing import Any
 
 from flask import request
 
+from faktry import clock
 from faktry.errors import Forbidden, RateLimited, ValidationError
 from faktry.tenancy import User, change_password, check_password, hash_secret, normalize_email, sign_up
 from quotas import ledger
@@ -31,7 +34,12 @@ from web.api.session import throttle_login
 from web.auth import authenticated, begin_session, db, principal
 from web.bodies import json_object
 
-PROFILE_FIELDS = {"first_name": 100, "last_name": 100, "company": 200, "industry": 100, "website": 300}
+#: The profile's text fields and their longest length.
+PROFILE_FIELDS = {
+    "first_name": 100, "last_name": 100, "company": 200, "industry": 100, "website": 300, "location": 100,
+}  # fmt: skip
+#: The earliest birthday faktry takes (anything earlier is a typing slip).
+EARLIEST_BIRTHDAY = date(1900, 1, 1)
 
 
 @blueprint.post("/signup")
@@ -71,7 +79,28 @@ def profile_to_dict(user: User) -> dict[str, Any]:
         "object": "profile",
         "email": user.email,
         **{name: getattr(user, name) for name in PROFILE_FIELDS},
+        "birthday": user.birthday.isoformat() if user.birthday else None,
     }
+
+
+def parse_birthday(value: Any) -> date | None:
+    """A birthday as the profile takes it: ``YYYY-MM-DD``, from 1900 to today (today where it
+    is latest on Earth, UTC+14, so nobody's own today is refused), or null or the empty string
+    for none."""
+    if value is None or value == "":
+        return None
+    problem = ValidationError(
+        "birthday must be a date like 1990-04-30 (or null), not in the future", field="birthday"
+    )
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise problem
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise problem from None
+    if not EARLIEST_BIRTHDAY <= day <= (clock.now() + timedelta(hours=14)).date():
+        raise problem
+    return day
 
 
 def _user() -> User:
@@ -91,8 +120,10 @@ def get_profile() -> Any:
 @blueprint.patch("/profile")
 @authenticated
 def update_profile() -> Any:
-    body = json_object(allowed=PROFILE_FIELDS)
+    body = json_object(allowed=[*PROFILE_FIELDS, "birthday"])
     user = _user()
+    if "birthday" in body:
+        user.birthday = parse_birthday(body.pop("birthday"))
     for name, value in body.items():
         if not isinstance(value, str) or len(value) > PROFILE_FIELDS[name] or not value.isprintable():
             raise ValidationError(
