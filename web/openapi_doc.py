@@ -249,6 +249,15 @@ def _account() -> Schema:
                 }
             ),
             "auth": {"enum": ["api_key", "session"], "description": "How this request authenticated."},
+            "restriction": _obj(
+                {
+                    "restricted": {
+                        "type": "boolean",
+                        "description": "Processing is restricted at the person's request: no new jobs.",
+                    },
+                    "restricted_at": {"type": ["string", "null"], "format": "date-time"},
+                }
+            ),
             "notices": {
                 "type": "array",
                 "description": "What the account must be told, also shown at the top of every page: each "
@@ -710,6 +719,12 @@ def _schemas() -> dict[str, Schema]:
                     "company": {"type": "string", "maxLength": 200},
                     "industry": {"type": "string", "maxLength": 100},
                     "website": {"type": "string", "maxLength": 300},
+                    "location": {"type": "string", "maxLength": 100},
+                },
+                "birthday": {
+                    "type": ["string", "null"],
+                    "format": "date",
+                    "description": "YYYY-MM-DD, 1900-01-01 to today; null when not given.",
                 },
             }
         ),
@@ -720,6 +735,11 @@ def _schemas() -> dict[str, Schema]:
                 "company": {"type": "string", "maxLength": 200},
                 "industry": {"type": "string", "maxLength": 100},
                 "website": {"type": "string", "maxLength": 300},
+                "location": {"type": "string", "maxLength": 100},
+                "birthday": {
+                    "type": ["string", "null"],
+                    "description": 'YYYY-MM-DD, not in the future; null or "" clears it.',
+                },
             },
             [],
         ),
@@ -2251,6 +2271,33 @@ def _projects_paths() -> Schema:
 
 def _account_paths() -> Schema:
     return {
+        "/v1/account/restriction": {
+            "put": _op(
+                "Restrict the account's processing, or lift the restriction (web session only)",
+                {
+                    "200": _json(
+                        _obj(
+                            {
+                                "object": {"const": "restriction"},
+                                "restricted": {"type": "boolean"},
+                                "restricted_at": {"type": ["string", "null"], "format": "date-time"},
+                                "unfinished_jobs": {"type": "integer", "minimum": 0},
+                                "running_workflow_runs": {"type": "integer", "minimum": 0},
+                            }
+                        ),
+                        "The restriction as it stands; work accepted before it runs on unless canceled.",
+                    ),
+                    "403": _error_response(
+                        "Not from a web session, or no CSRF token (`session_required`, `csrf_failed`)."
+                    ),
+                    "422": _use("Invalid"),
+                },
+                tag="account",
+                write=True,
+                body=_json_body(_obj({"restricted": {"type": "boolean"}})),
+                operation_id="setAccountRestriction",
+            ),
+        },
         "/v1/account": {
             "get": _op(
                 "The caller's tenant, user, credits, storage and tier limits",
@@ -2718,8 +2765,35 @@ def build() -> dict[str, Any]:
     """The whole document (cached: do not mutate it), with an example request and answer
     for every operation (`web.openapi_examples`)."""
     document = _document()
+    _refused_while_restricted(document)
     openapi_examples.add_examples(document)
     return document
+
+
+#: The operations that start work, refused while the account's processing is restricted.
+_STARTS_WORK = {
+    "submitJob", "submitJobBatch", "runWorkflow", "runInlineWorkflow", "retryWorkflowRun", "renderProject",
+    "replayJob",
+}  # fmt: skip
+_RESTRICTED = (
+    "processing of the account is restricted at the person's request (`account_restricted`); nothing was held"
+)
+
+
+def _refused_while_restricted(document: dict[str, Any]) -> None:
+    for path in document["paths"].values():
+        for op in path.values():
+            if op.get("operationId") not in _STARTS_WORK:
+                continue
+            said = op["responses"].get("409")
+            if said is None:
+                op["responses"]["409"] = _error_response(_RESTRICTED[0].upper() + _RESTRICTED[1:] + ".")
+            else:
+                op["responses"]["409"] = {
+                    **said,
+                    "description": f"{said['description'].rstrip('.')}; or {_RESTRICTED}.",
+                }
+            op["responses"] = dict(sorted(op["responses"].items()))
 
 
 def _document() -> dict[str, Any]:

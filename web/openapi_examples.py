@@ -177,6 +177,8 @@ def _string(schema: Schema, name: str) -> str:
     fmt = schema.get("format")
     if fmt == "date-time":
         return EXAMPLE_TIME
+    if fmt == "date":
+        return EXAMPLE_TIME[:10]
     if fmt == "email":
         return "ada@example.com"
     if fmt in ("uri", "url"):

@@ -44,6 +44,7 @@ from faktry import clock
 from faktry.config import Settings
 from faktry.db import read_only
 from faktry.errors import Conflict, FaktryError, NotFound, ValidationError
+from faktry.tenancy import refuse_if_restricted
 from pipelines import jobtypes, lifecycle, services
 from pipelines.catalog import default_catalog
 from pipelines.models import FINISHED, Job
@@ -158,6 +159,7 @@ def start(
         existing = _by_idempotency_key(session, tenant_id, idempotency_key)
         if existing is not None:
             return _replay(existing, digest)
+    refuse_if_restricted(session, tenant_id)
     limits = policy.tiers.limits(session, tenant_id)
     checked = graphs.parse(graph, policy=policy, limits=limits)
     bound = graphs.bind_inputs(session, tenant_id, checked, inputs)
@@ -892,6 +894,7 @@ def retry(session: Session, run_id: str, policy: services.Policy) -> Started:
     assert run is not None
     if run.status != FAILED:
         raise Conflict("only a failed run can be retried", code="workflow_run_not_failed")
+    refuse_if_restricted(session, run.tenant_id)
     limits = policy.tiers.limits(session, run.tenant_id)
     checked = graphs.parse(run.graph, policy=policy, limits=limits)
     bound = graphs.bind_inputs(session, run.tenant_id, checked, run.inputs)

@@ -4,8 +4,6 @@ taken; nothing is deleted, everything stays readable and exportable; lifting it 
 
 from __future__ import annotations
 
-import pytest
-
 from tests.web.helpers import upload
 
 PASSWORD = "correct horse battery"
@@ -130,14 +128,6 @@ def test_a_restricted_account_can_still_be_deleted(app, make_tenant):
     assert r.status_code == 204
 
 
-# Workflow runs and project renders start through pipelines/workflows/runs.py, which calls
-# `faktry.tenancy.refuse_if_restricted` once the change asked for in /tmp/h/requests-h6.md is in.
-NEEDS_RUNS = pytest.mark.xfail(
-    strict=True, reason="needs refuse_if_restricted in runs.start/runs.retry (requests-h6 R1)"
-)
-
-
-@NEEDS_RUNS
 def test_a_restricted_account_starts_no_workflow_run_or_render(app, make_tenant, png_image):
     person = make_tenant(password=PASSWORD, credits=5)
     browser = app.test_client()

@@ -66,7 +66,7 @@ def test_the_profile_holds_the_persons_details(client):
     token = sign_up_and_log_in(client)
     assert client.get("/v1/profile").json == {
         "object": "profile", "email": "ada@example.com", "first_name": "", "last_name": "", "company": "",
-        "industry": "", "website": "",
+        "industry": "", "website": "", "location": "", "birthday": None,
     }  # fmt: skip
     body = {
         "first_name": "Ada",
@@ -81,9 +81,11 @@ def test_the_profile_holds_the_persons_details(client):
         "/v1/profile", json={"website": "javascript:alert(1)"}, headers={"X-CSRF-Token": token}
     )
     assert bad.status_code == 422 and bad.json["error"]["field"] == "website"
-    extra = client.patch("/v1/profile", json={"birthday": "1815"}, headers={"X-CSRF-Token": token})
-    assert extra.status_code == 422 and extra.json["error"]["field"] == "birthday"
+    extra = client.patch("/v1/profile", json={"nickname": "Ada"}, headers={"X-CSRF-Token": token})
+    assert extra.status_code == 422 and extra.json["error"]["field"] == "nickname"
     assert extra.json["error"]["code"] == "unknown_field"
+    bad_day = client.patch("/v1/profile", json={"birthday": "1815"}, headers={"X-CSRF-Token": token})
+    assert bad_day.status_code == 422 and bad_day.json["error"]["field"] == "birthday"
 
 
 def test_an_api_key_reads_its_users_profile(client, tenant):

@@ -8,6 +8,7 @@ from flask import request
 
 from faktry.db import transaction
 from faktry.errors import RateLimited
+from faktry.tenancy import refuse_if_restricted
 from pipelines import moderation, pagination
 from pipelines import services as jobs
 from pipelines.lifecycle import UnitOfWork
@@ -142,6 +143,8 @@ def _rate_limit(sess: Any, cost: int = 1) -> None:
     Redis is away). A batch spends a token per job, at most a full bucket (a minute's
     worth), so a batch larger than the tier's rate waits for a full bucket, not forever."""
     who = principal()
+    # A restricted account is refused before anything else: no rate spent, no prompt moderated.
+    refuse_if_restricted(sess, who.tenant_id)
     limits = services().policy.tiers.limits(sess, who.tenant_id)
     wait = None
     cost = max(1, min(cost, limits.submits_per_minute))
