@@ -267,6 +267,12 @@ class Settings:
     #: How long the delivery log keeps a message that ended (delivered or failed), in seconds.
     webhook_log_seconds: float = 30 * 24 * 3600.0
 
+    #: Retention (pipelines/retention.py). Ledger entries older than this many days are
+    #: folded into one carried-forward entry per lot by the scheduler (the privacy policy
+    #: keeps transaction records seven years). Job outputs are kept as their tier says
+    #: (``tiers.output_retention_days``).
+    ledger_retention_days: int = 7 * 365
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from faktry.db import new_id, transaction
 from faktry.errors import Conflict, NotFound
@@ -26,6 +26,7 @@ from quotas.limits import (
     check_duration,
     commit_reservation,
     free_storage,
+    output_expires_at,
     reserve_storage,
 )
 from storage.interface import Storage
@@ -190,6 +191,8 @@ def to_dict(row: File) -> dict[str, Any]:
         "created_at": row.created_at.isoformat(),
         "url": f"/v1/files/{row.id}/content",
     }
+    if expires := output_expires_at(object_session(row), row.tenant_id, row.origin, row.created_at):
+        data["expires_at"] = expires.isoformat()  # removed then by its tier's retention
     if row.relpath:
         # Served under the root's folder, so the playlist's relative links resolve.
         data["url"] = f"/v1/files/{row.root_id or row.id}/content/{row.relpath}"

@@ -14,7 +14,9 @@
 
 Each pass also expires credit lots past their expiry, cancels storage reservations left by
 processes that died mid-write, and applies Stripe events that were parked waiting for an
-earlier one, and deletes moderation log entries older than 12 months.
+earlier one, and deletes moderation log entries older than 12 months. Its retention
+sweeps (`pipelines.retention`) fold ledger entries older than ``ledger_retention_days`` into
+carried-forward entries and remove job outputs past their tier's ``output_retention_days``.
 
 It is safe to run in several processes at once: each job is taken by a conditional update
 that only one of them wins, and the actor is idempotent, so an extra message is harmless.
@@ -33,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from faktry import clock
 from faktry.config import Settings
 from faktry.db import transaction
-from pipelines import lifecycle, moderation, tempfiles
+from pipelines import lifecycle, moderation, retention, tempfiles
 from pipelines.admission import AdmittingSender
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from pipelines.services import Sender
@@ -59,6 +61,9 @@ class Report:
     reservations_swept: int = 0
     billing_events_applied: int = 0
     moderation_entries_deleted: int = 0
+    ledger_entries_deleted: int = 0
+    ledger_entries_carried: int = 0
+    outputs_removed: int = 0
     admitted: int = 0
     temp_removed: int = 0
     runs_advanced: list[str] = field(default_factory=list)
@@ -111,6 +116,10 @@ def reconcile(
         report.reservations_swept = sweep_reservations(session, RESERVATION_MAX_AGE)
     with transaction(sessions) as session:
         report.moderation_entries_deleted = moderation.sweep(session)
+    swept = retention.sweep(sessions, storage, ledger_retention_days=settings.ledger_retention_days)
+    report.ledger_entries_deleted = swept.ledger_entries_deleted
+    report.ledger_entries_carried = swept.ledger_entries_carried
+    report.outputs_removed = swept.outputs_removed
     with transaction(sessions) as session:
         # Stripe events that arrived before the event they depend on.
         report.billing_events_applied = billing.retry_parked(

@@ -676,3 +676,95 @@ def check(session: Session, tenant_id: str | None = None) -> list[Problem]:
         if int(owed or 0) != account.debt:
             problems.append(Problem(account.tenant_id, f"debt {account.debt}, ledger says {owed}"))
     return problems
+
+
+#: The kind of the entry that stands for purged ones (`carry_forward`).
+CARRIED = "carried"
+#: Ledger entries one delete statement names at most (a bound on bound parameters).
+_DELETE_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What one `carry_forward` pass did: entries deleted, carried-forward entries written."""
+
+    deleted: int = 0
+    written: int = 0
+
+
+def carry_forward(session: Session, before: datetime, *, groups: int = 500, rows: int = 5000) -> Carried:
+    """Purge the ledger entries made before ``before``, keeping `check` exact.
+
+    For each tenant and each lot (and the lot-less debt entries), the entries older than
+    ``before`` are replaced by one ``carried`` entry whose ``available``, ``held`` and
+    ``debt`` are their sums, dated at the newest of them; when the sums are all zero (a lot
+    spent or expired long ago, a debt paid) no entry is written. A lot's numbers still equal
+    the sum of its entries and a debt the sum of its tenant's, so balances and `check` are
+    unchanged. A group that is one carried entry already is left alone, so a second pass
+    changes nothing.
+
+    Each tenant's account row is locked first, like every money movement, and the deleted
+    entries are named by id, so a movement made meanwhile can neither be lost nor counted
+    twice. One pass takes ``groups`` (tenant, lot) groups and at most ``rows`` entries of
+    each, oldest first; a longer group is folded again by the next pass, which shrinks it by
+    ``rows - 1`` entries at least, so it ends as one carried entry."""
+    if before.tzinfo is None:
+        raise ValueError("carry_forward() takes an aware datetime")
+    if rows < 2:
+        raise ValueError("carry_forward() folds at least two entries at a time")
+    due = session.execute(
+        select(LedgerEntry.tenant_id, LedgerEntry.lot_id)
+        .where(LedgerEntry.created_at < before)
+        .group_by(LedgerEntry.tenant_id, LedgerEntry.lot_id)
+        .having((func.count() > 1) | (func.sum(case((LedgerEntry.kind == CARRIED, 0), else_=1)) > 0))
+        .order_by(LedgerEntry.tenant_id, LedgerEntry.lot_id)
+        .limit(groups)
+    ).all()
+    deleted = written = 0
+    locked: set[str] = set()
+    for tenant_id, lot_id in due:
+        if tenant_id not in locked:
+            lock_account(session, tenant_id)
+            locked.add(tenant_id)
+        same_lot = LedgerEntry.lot_id.is_(None) if lot_id is None else LedgerEntry.lot_id == lot_id
+        entries = session.execute(
+            select(
+                LedgerEntry.id, LedgerEntry.kind, LedgerEntry.available, LedgerEntry.held,
+                LedgerEntry.debt, LedgerEntry.created_at,
+            )
+            .where(LedgerEntry.tenant_id == tenant_id, same_lot, LedgerEntry.created_at < before)
+            .order_by(LedgerEntry.created_at, LedgerEntry.id)
+            .limit(rows)
+        ).all()  # fmt: skip
+        if not entries or (len(entries) == 1 and entries[0].kind == CARRIED):
+            continue  # folded meanwhile by another pass
+        ids = [row.id for row in entries]
+        for start in range(0, len(ids), _DELETE_CHUNK):
+            chunk = ids[start : start + _DELETE_CHUNK]
+            gone = session.execute(
+                delete(LedgerEntry)
+                .where(LedgerEntry.id.in_(chunk))
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(gone, "rowcount", None) != len(chunk):  # the lock should make this impossible
+                raise RuntimeError(f"ledger entries of {tenant_id} changed while they were carried forward")
+            deleted += len(chunk)
+        available = sum(int(row.available) for row in entries)
+        held = sum(int(row.held) for row in entries)
+        debt = sum(int(row.debt) for row in entries)
+        if not (available or held or debt):
+            continue
+        newest = max(row.created_at for row in entries)
+        entry_id = new_id("txn")
+        session.connection().execute(
+            _ENTRY,
+            {
+                "id": entry_id, "tenant_id": tenant_id, "kind": CARRIED,
+                "idempotency_key": f"carried:{entry_id}", "available": available, "held": held,
+                "debt": debt, "lot_id": lot_id, "job_id": None, "created_at": newest,
+                "memo": f"balance carried forward from {len(entries)} entries up to {newest:%Y-%m-%d}",
+            },
+        )  # fmt: skip
+        written += 1
+    session.flush()
+    return Carried(deleted, written)

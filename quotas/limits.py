@@ -12,13 +12,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Update, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from faktry import clock
+from faktry.db import memo
 from faktry.errors import FaktryError
 from quotas.ledger import lock_account
 from quotas.models import Account, StorageReservation, Tier
@@ -85,6 +86,8 @@ class TierLimits:
     scheduling_weight: int
     workflow_max_nodes: int = WORKFLOW_TIER_LIMITS["free"]["workflow_max_nodes"]
     workflow_max_items: int = WORKFLOW_TIER_LIMITS["free"]["workflow_max_items"]
+    #: Days job outputs are kept (`pipelines.retention`); None keeps them.
+    output_retention_days: int | None = None
 
 
 def tier_limits(session: Session, name: str) -> TierLimits:
@@ -101,7 +104,38 @@ def tier_limits(session: Session, name: str) -> TierLimits:
         scheduling_weight=row.scheduling_weight,
         workflow_max_nodes=row.workflow_max_nodes,
         workflow_max_items=row.workflow_max_items,
+        output_retention_days=row.output_retention_days,
     )
+
+
+#: The `faktry.db.memo` key of a tenant's output retention, as ``(OUTPUT_RETENTION, tenant_id)``.
+OUTPUT_RETENTION = "tier.output_retention_days"
+
+
+def output_retention_days(session: Session, tenant_id: str) -> int | None:
+    """Days the tenant's tier keeps job outputs (None: until deleted), read once per
+    transaction: a page of files asks for each of them."""
+    remembered = memo(session)
+    key = (OUTPUT_RETENTION, tenant_id)
+    if key not in remembered:
+        from faktry.tenancy import Tenant  # the kernel's table; imported here to keep quotas light
+
+        tier = session.scalar(select(Tenant.tier).where(Tenant.id == tenant_id))
+        remembered[key] = tier_limits(session, tier or "free").output_retention_days
+    days: int | None = remembered[key]
+    return days
+
+
+def output_expires_at(
+    session: Session | None, tenant_id: str, origin: str, created_at: datetime
+) -> datetime | None:
+    """When the scheduler removes a file: ``created_at`` plus the tier's output retention
+    for a job's output, None for an upload, a tier that keeps outputs, or a row with no
+    session to ask (a detached row)."""
+    if origin != "output" or session is None:
+        return None
+    days = output_retention_days(session, tenant_id)
+    return None if days is None else created_at + timedelta(days=days)
 
 
 class TierCache:

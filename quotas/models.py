@@ -36,6 +36,11 @@ class Tier(Base):
     """A subscription tier's limits. Rows are data: operators change them without a deploy."""
 
     __tablename__ = "tiers"
+    __table_args__ = (
+        CheckConstraint(
+            "output_retention_days IS NULL OR output_retention_days > 0", name="output_retention_positive"
+        ),
+    )
 
     name: Mapped[str] = mapped_column(String(40), primary_key=True)
     storage_quota_bytes: Mapped[int] = mapped_column(BigInteger)
@@ -47,6 +52,9 @@ class Tier(Base):
     #: Workflows: nodes per graph, and items per mapped list (a fan-out's width).
     workflow_max_nodes: Mapped[int] = mapped_column(Integer, default=20)
     workflow_max_items: Mapped[int] = mapped_column(Integer, default=100)
+    #: Days a job's output files are kept before the scheduler removes them; None keeps
+    #: them until the tenant deletes them (uploads are never removed).
+    output_retention_days: Mapped[int | None] = mapped_column(Integer, default=None)
 
 
 #: The `faktry.db.memo` key under which a transaction keeps what it read of

@@ -144,6 +144,7 @@ def _file(**extra: Schema) -> Schema:
         "created_at": _STAMP,
         "url": {"type": "string", "description": "Where the bytes are served."},
     }
+    expiring = {"expires_at": {**_STAMP, "description": "When the tier's output retention removes it."}}
     multi_file = {
         "root_id": {"type": ["string", "null"], "description": "The root (master playlist) of the output."},
         "relpath": {"type": ["string", "null"], "description": "The path inside the output."},
@@ -151,11 +152,11 @@ def _file(**extra: Schema) -> Schema:
         "total_size": {"type": "integer", "minimum": 0},
     }
     return _obj(
-        {**properties, **multi_file},
+        {**properties, **expiring, **multi_file},
         list(properties),
         description="A media file. Members of multi-file outputs (HLS) and their roots carry "
         + ", ".join(f"`{name}`" for name in multi_file)
-        + ".",
+        + "; outputs of a tier that keeps them for a while, `expires_at`.",
     )
 
 
