@@ -302,7 +302,9 @@ def _transaction() -> Schema:
             "created_at": _STAMP,
             "kind": {
                 "type": "string",
-                "examples": ["grant", "purchase", "hold", "capture", "release", "refund"],
+                "examples": ["grant", "purchase", "hold", "capture", "release", "refund", "carried"],
+                "description": "`carried`: the sum of a lot's entries older than the ledger's keeping "
+                "time (seven years), which the scheduler purged.",
             },
             "available": {"type": "integer", "description": "Change to the available millicredits."},
             "held": {"type": "integer", "description": "Change to the held millicredits."},

@@ -1,7 +1,7 @@
 """retention: a tier may keep job outputs for a number of days
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2027-01-04 12:00:00.000000
 
 - ``tiers.output_retention_days`` (nullable): days the scheduler keeps a job's output
@@ -15,8 +15,8 @@ years need no schema: purged entries are replaced by ``carried`` entries of the 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
