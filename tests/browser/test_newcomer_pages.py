@@ -11,7 +11,7 @@ from typing import Any
 
 from playwright.sync_api import expect
 
-from tests.browser.conftest import assert_accessible, assert_fits, log_in, shot
+from tests.browser.conftest import api_session, assert_accessible, assert_fits, log_in, shot
 
 
 def _until(locator: Any, script: str, what: str, seconds: float = 30) -> Any:
@@ -221,3 +221,40 @@ def test_a_refused_upload_shows_only_its_error(page, make_person, tmp_path):
     assert row.locator("progress").count() == 0
     expect(row.locator(".help")).not_to_be_empty()
     expect(page.locator("#library-empty")).to_be_visible()
+
+
+def test_outputs_of_a_plan_that_keeps_them_for_a_while_say_when_they_go(page, site, make_person, png_image):
+    """A tier with output retention: the library and the job page say, beforehand, the day
+    each output will be removed (the scheduler's retention sweep removes it then)."""
+    from sqlalchemy import select
+
+    from faktry.db import make_engine, make_sessionmaker, transaction
+    from quotas.models import Tier
+
+    engine = make_engine(site.settings.resolved_database_url)
+    try:
+        with transaction(make_sessionmaker(engine)) as session:
+            if session.get(Tier, "trial-30d") is None:
+                creator = session.scalars(select(Tier).where(Tier.name == "creator")).one()
+                columns = {c.key: getattr(creator, c.key) for c in Tier.__mapper__.column_attrs}
+                session.add(Tier(**{**columns, "name": "trial-30d", "output_retention_days": 30}))
+    finally:
+        engine.dispose()
+    person = make_person(credits=10, tier="trial-30d")
+    http = api_session(site, person)
+    upload = http.post(f"{site.base}/v1/files", files={"file": ("p.png", png_image.read_bytes())}).json()
+    body = {"type": "image.resize", "input": {"file_id": upload["id"]}, "params": {"width": 8, "height": 8}}
+    job = http.post(f"{site.base}/v1/jobs", json=body).json()
+    deadline = time.monotonic() + 60
+    while (done := http.get(f"{site.base}/v1/jobs/{job['id']}").json())["status"] != "succeeded":
+        assert time.monotonic() < deadline and done["status"] not in ("failed", "canceled"), done
+        time.sleep(0.2)
+    assert done["outputs"][0]["expires_at"]
+
+    log_in(page, person, next_path="/library")
+    output = page.locator('#files li[data-kind="image"]').filter(has=page.locator(".made-by"))
+    expect(output.locator(".expires")).to_contain_text("Removed on")
+    original = page.locator('#files li[data-kind="image"]').filter(has_not=page.locator(".made-by"))
+    expect(original.locator(".expires")).to_have_count(0)  # uploads are never removed
+    page.goto(f"/jobs/{job['id']}")
+    expect(page.locator("#outputs .expires")).to_contain_text("removed on")

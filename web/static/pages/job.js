@@ -127,7 +127,8 @@ document.addEventListener("DOMContentLoaded", () => {
             ? h("a", { href: zip, class: "button", download: "" }, "Download all (zip)")
             : h("a", { href: file.url, download: name, class: "button" }, "Download"),
           " ", h("span", { class: "help" },
-            whole ? `${file.file_count || 1} files, ${bytes(file.total_size || file.size)}` : `${file.content_type}, ${bytes(file.size)}`)));
+            whole ? `${file.file_count || 1} files, ${bytes(file.total_size || file.size)}` : `${file.content_type}, ${bytes(file.size)}`),
+          file.expires_at ? h("span", { class: "help expires" }, ` · removed on ${faktry.when(file.expires_at)}`) : null));
     }));
     $("#outputs-empty").hidden = roots.length > 0;
     if (!roots.length && job.status === "succeeded") $("#outputs-empty").textContent = "This job has no files; its result is below.";

@@ -114,6 +114,8 @@ document.addEventListener("DOMContentLoaded", () => {
       media,
       h("p", { class: "name" }, file.filename || file.name || file.id),
       h("p", { class: "help" }, facts.join(" · "), h("br"), file.origin === "output" ? "output, " : "uploaded ", when(file.created_at)),
+      // A tier that keeps outputs for a while says, beforehand, when this one goes.
+      file.expires_at ? h("p", { class: "help expires" }, `Removed on ${when(file.expires_at)} (your plan keeps outputs for a limited time)`) : null,
       h("div", { class: "actions" },
         h("a", { href: `/jobs/new?file=${encodeURIComponent(file.id)}`, class: "button small" }, "Use in a job"),
         file.file_count > 1 || file.kind === "playlist"
