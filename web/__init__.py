@@ -186,7 +186,6 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     ratelimits.install(app)
     app.register_blueprint(api)
     from web import pages
-    from web.pages import checkout as _checkout  # noqa: F401  (the test checkout's pages)
     from web.pages import docs
 
     docs.install(app)  # before page_headers, whose page policy it amends

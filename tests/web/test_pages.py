@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from faktry.config import Settings
+from tests import services as svc
 from tests.web.helpers import upload
 
+ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
 PEOPLE_PAGES = [
     "/jobs",
@@ -262,3 +264,29 @@ def test_a_logged_in_person_is_redirected_only_within_the_site(client, make_tena
     for target in ("/\t///evil.example/x", "//evil.example", "/\t/x"):
         assert client.get("/login", query_string={"next": target}).headers["Location"] == "/jobs"
     assert client.get("/login", query_string={"next": "/keys"}).headers["Location"] == "/keys"
+
+
+def test_every_page_module_is_on_the_blueprint_before_any_app_registers_it(tmp_path):
+    """A module that adds pages must be imported by ``web.pages`` itself: registering the
+    blueprint on any app (a test's bare one) and building the real app afterwards must both
+    work, in a fresh interpreter where nothing was imported before."""
+    import subprocess
+    import sys
+
+    script = (
+        "from flask import Flask\n"
+        "from web import pages\n"
+        "bare = Flask('bare'); bare.register_blueprint(pages.blueprint)\n"
+        "from pathlib import Path\nfrom faktry.config import Settings\n"
+        "from web import create_app\n"
+        f"app = create_app(Settings(var_dir=Path({str(tmp_path / 'var')!r}), secret_key='s', "
+        f"database_url={'sqlite:///' + str(tmp_path / 'f.db')!r}, redis_url={svc.REDIS_URL!r}))\n"
+        "ours = {r.rule for r in bare.url_map.iter_rules()} - {'/static/<path:filename>'}\n"
+        "assert ours <= {r.rule for r in app.url_map.iter_rules()}, ours\n"
+        "print(len(ours))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.strip()) > 10

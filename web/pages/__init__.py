@@ -275,6 +275,7 @@ def job_detail(job_id: str) -> Any:
 
 # Pages in modules of their own register on this blueprint when imported.
 from web.pages import brands as _brands  # noqa: E402,F401
+from web.pages import checkout as _checkout  # noqa: E402,F401
 from web.pages import privacy as _privacy  # noqa: E402,F401
 from web.pages import projects as _projects  # noqa: E402,F401
 from web.pages import webhooks as _webhooks  # noqa: E402,F401
