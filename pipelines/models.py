@@ -140,7 +140,8 @@ class ModerationEntry(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("mod"))
     tenant_id: Mapped[str] = mapped_column(String(40))
     at: Mapped[datetime] = mapped_column(default=clock.now)
-    #: blocked (refused with 422) or flagged (allowed, but over the borderline score)
+    #: blocked (refused with 422), flagged (allowed, but over the borderline score), or
+    #: removed (a gallery entry staff took down; ``reason`` says why)
     action: Mapped[str] = mapped_column(String(20))
     category: Mapped[str] = mapped_column(String(60))
     score: Mapped[float] = mapped_column(Float)
@@ -149,12 +150,15 @@ class ModerationEntry(Base):
     endpoint: Mapped[str] = mapped_column(String(100))
     model: Mapped[str | None] = mapped_column(String(100), default=None)
     prompt: Mapped[str] = mapped_column(Text)
+    #: Why staff removed a gallery entry (action ``removed``); null otherwise.
+    reason: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 # The workflow tables live beside the jobs they run, the brand and project tables in their
 # own packages; importing them here registers them wherever the job tables are (migrations,
 # tests, the account export).
 from pipelines.brands import models as _brand_models  # noqa: E402, F401
+from pipelines.gallery import models as _gallery_models  # noqa: E402, F401
 from pipelines.projects import models as _project_models  # noqa: E402, F401
 from pipelines.webhooks import models as _webhook_models  # noqa: E402, F401
 from pipelines.workflows import models as _workflow_models  # noqa: E402, F401

@@ -21,6 +21,7 @@ from faktry.tenancy import KEY_PREFIX, SECRET_CHARS, VISIBLE_CHARS
 from pipelines import jobtypes, pagination
 from pipelines.brands import schema as brand_schema
 from pipelines.catalog import PROVIDERS, default_catalog
+from pipelines.gallery import store as gallery
 from pipelines.media import detect
 from pipelines.models import STATUSES
 from pipelines.projects import schema as project_schema
@@ -601,15 +602,19 @@ def _schemas() -> dict[str, Schema]:
                 "id": {"type": "string", "pattern": "^mod_"},
                 "at": _STAMP,
                 "tenant_id": {"type": "string"},
-                "action": {"enum": ["blocked", "flagged"]},
+                "action": {"enum": ["blocked", "flagged", "removed"]},
                 "category": {"type": "string"},
                 "score": {"type": "number"},
-                "source": {"type": "string", "examples": ["local", "openai"]},
+                "source": {"type": "string", "examples": ["local", "openai", "staff"]},
                 "endpoint": {"type": "string"},
                 "model": {"type": ["string", "null"]},
                 "prompt": {"type": "string"},
+                "reason": {
+                    "type": ["string", "null"],
+                    "description": "Why staff removed a gallery entry (action `removed`); null otherwise.",
+                },
             },
-            description="A flagged or blocked prompt.",
+            description="A flagged or blocked prompt, or a gallery entry staff removed.",
         ),
         "ModerationLog": _list_of(_ref("ModerationEntry"), paged=True),
         "Queue": _obj(
@@ -690,6 +695,11 @@ def _schemas() -> dict[str, Schema]:
                 "webhook_endpoints": {"type": "array", "items": {"type": "object"}},
                 "webhook_messages": {"type": "array", "items": _ref("WebhookMessage")},
                 "webhook_signing_keys": {"type": "array", "items": {"type": "object"}},
+                "gallery_entries": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "Your gallery entries, published or removed by staff (with the reason).",
+                },
             }
         ),
         "Signup": _obj(
@@ -1983,6 +1993,151 @@ def _brands_paths() -> Schema:
     }
 
 
+def _gallery_schemas() -> dict[str, Schema]:
+    """An entry as `pipelines.gallery.store.public_dict` writes it, and what staff removal
+    answers."""
+    public = {
+        "object": {"const": "gallery_entry"},
+        "id": {"type": "string", "pattern": "^gal_", "description": "The entry's own public id."},
+        "kind": {"enum": list(gallery.KINDS)},
+        "content_type": {"type": "string"},
+        "media_url": {
+            "type": "string",
+            "description": "The output, public and cacheable: `/gallery/media/{id}`.",
+        },
+        "page_url": {"type": "string", "description": "The entry's public page: `/gallery/{id}`."},
+        "category": {"enum": list(gallery.CATEGORIES)},
+        "display_name": {"type": "string", "description": "The submitter, as they chose to be named."},
+        "prompt": {"type": "string"},
+        "job_type": {"enum": list(gallery.PUBLISHABLE)},
+        "model": {"type": "string"},
+        "params": {"type": "object", "description": "The generation parameters besides `model`."},
+        "created_at": _STAMP,
+    }
+    return {
+        "GalleryEntry": _obj(
+            public, description="A published entry of the prompt gallery (docs/gallery.md)."
+        ),
+        "GalleryList": _list_of(_ref("GalleryEntry"), paged=True),
+        "GalleryRemoval": _obj(
+            {
+                **public,
+                "status": {"const": "removed"},
+                "removed_reason": {"type": "string"},
+                "removed_at": _STAMP,
+            },
+            description="A gallery entry staff removed.",
+        ),
+    }
+
+
+def _gallery_paths() -> Schema:
+    entry_id = _param(
+        "entry_id", "path", {**_SEGMENT, "examples": ["gal_0123456789abcdef01234567"]}, "The gallery entry."
+    )
+    unknown = _error_response(
+        "No published entry of that id (`gallery_entry_not_found`): unpublished, removed and unknown "
+        "entries look the same."
+    )
+    publish_body = _obj(
+        {
+            "job_id": {"type": "string", "description": "A succeeded generation job of yours."},
+            "category": {"enum": list(gallery.CATEGORIES)},
+            "display_name": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": gallery.MAX_DISPLAY_NAME,
+                "description": "Shown publicly as the submitter.",
+            },
+        }
+    )
+    return {
+        "/v1/gallery": {
+            "get": _op(
+                "The public prompt gallery: published entries, newest first (no credentials needed)",
+                {"200": _json(_ref("GalleryList"), "One page of entries."), "422": _use("Invalid")},
+                tag="gallery",
+                public=True,
+                params=[
+                    *_page_params(),
+                    _param("category", "query", {"enum": list(gallery.CATEGORIES)}, "Only this category."),
+                    _param(
+                        "model",
+                        "query",
+                        {"type": "string", "maxLength": gallery.MAX_MODEL},
+                        "Only this model.",
+                    ),
+                    _param("kind", "query", {"enum": list(gallery.KINDS)}, "Only images, videos or audio."),
+                ],
+                operation_id="listGallery",
+            ),
+            "post": _op(
+                "Publish a succeeded generation job to the gallery; its prompt passes moderation again",
+                {
+                    "201": _json(_ref("GalleryEntry"), "Published.", Location=_location("/v1/gallery/{id}")),
+                    "404": _error_response("No such job of yours (`job_not_found`)."),
+                    "409": _error_response(
+                        "The job has not succeeded (`job_not_succeeded`), is in the gallery already "
+                        "(`already_published`), or its output was deleted (`output_missing`)."
+                    ),
+                    "422": _error_response(
+                        "A field is refused (`field` names it); the job is not a generation job with a "
+                        "prompt and one image, video or audio output (`not_publishable`); or the prompt "
+                        "was blocked by moderation (`content_blocked`, with `category`): nothing was "
+                        "published."
+                    ),
+                    "503": _error_response(
+                        "A borderline prompt while the moderation service cannot be reached "
+                        "(`moderation_unavailable`); nothing was published."
+                    ),
+                },
+                tag="gallery",
+                write=True,
+                body=_json_body(publish_body),
+                operation_id="publishToGallery",
+            ),
+        },
+        "/v1/gallery/{entry_id}": {
+            "get": _op(
+                "A published gallery entry (no credentials needed)",
+                {"200": _json(_ref("GalleryEntry"), "The entry."), "404": unknown},
+                tag="gallery",
+                public=True,
+                params=[entry_id],
+                operation_id="getGalleryEntry",
+            ),
+            "delete": _op(
+                "Unpublish one of your entries (published or removed by staff): the entry and its "
+                "public copy go; the job and its output stay in your library",
+                {"204": {"description": "Unpublished."}, "404": _use("NotFound")},
+                tag="gallery",
+                write=True,
+                params=[entry_id],
+                operation_id="unpublishGalleryEntry",
+            ),
+        },
+        "/v1/admin/gallery/{entry_id}/remove": {
+            "post": _op(
+                "Remove a gallery entry for a policy violation, with the reason kept in the moderation "
+                "log (staff only)",
+                {
+                    "200": _json(_ref("GalleryRemoval"), "Removed (or removed already: nothing changed)."),
+                    "403": _error_response(_STAFF_WRITE_FORBIDDEN),
+                    "404": _error_response("No such gallery entry (`gallery_entry_not_found`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="admin",
+                write=True,
+                params=[entry_id],
+                body=_json_body(
+                    _obj({"reason": {"type": "string", "minLength": 1, "maxLength": gallery.MAX_REASON}})
+                ),
+                operation_id="removeGalleryEntry",
+            ),
+        },
+    }
+
+
 def _project_schemas() -> dict[str, Schema]:
     """A project as `pipelines.projects.store.to_dict` writes it, its body
     (`project_schema.BODY`, the schema the API checks bodies against), what its timeline and
@@ -2322,7 +2477,21 @@ def _account_paths() -> Schema:
                 },
                 tag="account",
                 write=True,
-                body=_json_body(_obj({"password": {"type": "string"}})),
+                body=_json_body(
+                    _obj(
+                        {
+                            "password": {"type": "string"},
+                            "keep_gallery_public": {
+                                "type": "boolean",
+                                "default": False,
+                                "description": "Keep your published gallery entries public after the "
+                                "account is gone, attributed to their display name only (then ask "
+                                "[email protected] to remove one). By default they are unpublished.",
+                            },
+                        },
+                        ["password"],
+                    )
+                ),
                 operation_id="deleteAccount",
             ),
         },
@@ -2615,7 +2784,8 @@ def _catalog_paths() -> Schema:
         },
         "/v1/admin/moderation": {
             "get": _op(
-                "Flagged and blocked prompts of every tenant, newest first (staff only)",
+                "Flagged and blocked prompts and removed gallery entries of every tenant, newest first "
+                "(staff only)",
                 {
                     "200": _json(_ref("ModerationLog"), "One page of the moderation log."),
                     "403": _error_response("The caller is not faktry staff (`staff_only`)."),
@@ -2625,7 +2795,9 @@ def _catalog_paths() -> Schema:
                 params=[
                     *_page_params(),
                     _param("category", "query", {"type": "string"}, "Only this category."),
-                    _param("action", "query", {"enum": ["blocked", "flagged"]}, "Only this action."),
+                    _param(
+                        "action", "query", {"enum": ["blocked", "flagged", "removed"]}, "Only this action."
+                    ),
                     _param("tenant_id", "query", {"type": "string"}, "Only this tenant's prompts."),
                 ],
                 operation_id="listModerationLog",
@@ -2818,6 +2990,7 @@ def _document() -> dict[str, Any]:
                 "jobs",
                 "workflows",
                 "brands",
+                "gallery",
                 "projects",
                 "models",
                 "account",
@@ -2836,6 +3009,7 @@ def _document() -> dict[str, Any]:
             **_workflows_paths(),
             **_workflow_runs_paths(),
             **_brands_paths(),
+            **_gallery_paths(),
             **_projects_paths(),
             **_account_paths(),
             **_billing_paths(),
@@ -2848,6 +3022,7 @@ def _document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 **_schemas(),
+                **_gallery_schemas(),
                 **openapi_webhooks.schemas(_obj, _list_of, _STAMP, _NULLABLE_STAMP),
             },
             "responses": _RESPONSES,

@@ -21,6 +21,7 @@ from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from pipelines import runner
 from pipelines.brands.models import Brand
+from pipelines.gallery.models import GalleryEntry
 from pipelines.models import ModerationEntry
 from pipelines.projects.models import Project
 from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
@@ -70,8 +71,8 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
     """Two tenants with a row of their own in every table that holds a tenant's data: a
     file, a finished job with an output, a hold and its allocation, a ledger, a web
     session, a moderation log entry, a storage reservation, a workflow with its run, a
-    brand, a video project, and a webhook endpoint with a message, an attempt and a
-    signing key."""
+    brand, a video project, a webhook endpoint with a message, an attempt and a
+    signing key, and a gallery entry."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -123,6 +124,13 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
             s.flush()
             s.add(WebhookAttempt(tenant_id=t.id, message_id=message.id, endpoint_id=hook.id, status_code=200))
             s.add(WebhookSigningKey(tenant_id=t.id, secret="whsec_AA=="))
+            s.add(
+                GalleryEntry(
+                    tenant_id=t.id, job_id=job["id"], storage_key=f"gallery/{t.id}/output.png", kind="image",
+                    content_type="image/png", size=1, job_type="image.generate", model="local-image",
+                    prompt="a prompt", category="other", display_name="someone",
+                )
+            )  # fmt: skip
         made.append(t)
     return made
 

@@ -6,7 +6,10 @@ nothing of theirs. The routes come from the Flask URL map, so a new route is cov
 changing this file (a new kind of id fails `_ids` until it is given values here).
 
 Staff routes (``/v1/admin/...``) act on every tenant by design: a tenant that is not staff
-gets ``403 staff_only`` there, the same for an existing id as for an unknown one.
+gets ``403 staff_only`` there, the same for an existing id as for an unknown one. The prompt
+gallery's reads are public by design: the other tenant's entry here is one staff removed,
+which every reader, its owner included, is answered for like an unknown one (the caller's
+own entry is published, and found).
 
 This suite and the schemathesis suite (``test_openapi.py``) run in every ``scripts/test``
 run: `test_the_cross_tenant_and_schemathesis_suites_run_in_ci` keeps it so.
@@ -25,6 +28,7 @@ from sqlalchemy import select
 
 from faktry.db import transaction
 from pipelines import runner
+from pipelines.gallery import store as gallery
 from storage.models import File
 from tests.conftest import make_settings
 from tests.web.helpers import upload
@@ -44,6 +48,7 @@ UNKNOWN = {
     "endpoint_id": "whe_" + "0" * 24,
     "message_id": "msg_" + "0" * 24,
     "session_id": "cs_test_" + "0" * 24,
+    "entry_id": "gal_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -83,6 +88,7 @@ class Holdings:
     endpoint_id: str = ""
     message_id: str = ""
     session_id: str = ""
+    entry_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -100,13 +106,17 @@ class Holdings:
             "endpoint_id": self.endpoint_id,
             "message_id": self.message_id,
             "session_id": self.session_id,
+            "entry_id": self.entry_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
         return {name: values[name] for name in rule.arguments}
 
 
-def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path) -> Holdings:
+def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path, *, shown: bool) -> Holdings:
+    """One tenant's holdings. Its gallery entry is published when ``shown`` (the public reads
+    find it, as they find anyone's), else removed by staff: hidden from everyone, the
+    public reads included, but still the tenant's to delete."""
     handle = make_tenant(credits=100, password=PASSWORD)
     held = Holdings(handle)
     held.upload_id = upload(client, handle, png).json["id"]
@@ -144,12 +154,24 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path) ->
     checkout = client.post("/v1/billing/checkout", json={"pack": pack}, headers=handle.headers)
     assert checkout.status_code == 201, checkout.json  # test mode: faktry's own checkout
     held.session_id = checkout.json["session_id"]
+    shot = {
+        "type": "image.generate",
+        "input": {"prompt": f"shot {handle.id}"},
+        "params": {"model": "local-image"},
+    }
+    generated = client.post("/v1/jobs", json=shot, headers=handle.headers).json["id"]
+    runner.run(runtime.context, generated)
+    entry = {"job_id": generated, "category": "other", "display_name": f"name {handle.id}"}
+    held.entry_id = client.post("/v1/gallery", json=entry, headers=handle.headers).json["id"]
+    if not shown:
+        with transaction(client.application.extensions["faktry"].sessions) as session:
+            gallery.remove(session, held.entry_id, "cross-tenant test")
     files = client.get("/v1/files?limit=100", headers=handle.headers).json["data"]
     jobs = client.get("/v1/jobs?limit=100", headers=handle.headers).json["data"]
     held.marks = {
         handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
-        held.brand_id, held.project_id, held.endpoint_id, held.message_id, held.session_id,
-        *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
+        held.brand_id, held.project_id, held.endpoint_id, held.message_id, held.session_id, held.entry_id,
+        f"shot {handle.id}", f"name {handle.id}", *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held
 
@@ -163,8 +185,8 @@ def settings(tmp_path: Path, db_url: str, redis_namespace: str) -> Any:
 @pytest.fixture
 def tenants(app, client, runtime, make_tenant, png_image, clip_small) -> tuple[Holdings, Holdings]:
     return (
-        _seed(client, runtime, make_tenant, png_image, clip_small),
-        _seed(client, runtime, make_tenant, png_image, clip_small),
+        _seed(client, runtime, make_tenant, png_image, clip_small, shown=True),
+        _seed(client, runtime, make_tenant, png_image, clip_small, shown=False),
     )
 
 

@@ -66,6 +66,7 @@ NEEDS_WORKFLOWS = re.compile(r"^\w+ /v1/workflow")
 NEEDS_BRANDS = re.compile(r"^\w+ /v1/brands")
 NEEDS_PROJECTS = re.compile(r"^\w+ /v1/projects")
 NEEDS_WEBHOOKS = re.compile(r"^\w+ /v1/webhook-(endpoints|messages)")
+NEEDS_GALLERY = re.compile(r"^\w+ /v1/(admin/)?gallery")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
 #: A valid workflow graph, so that generated requests reach more than 422s.
 GRAPH = {
@@ -159,6 +160,7 @@ class Seeds:
         self.project_ids: list[str] = []
         self.endpoint_ids: list[str] = []
         self.message_ids: list[str] = []
+        self.entry_ids: list[str] = []
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -268,6 +270,19 @@ class Seeds:
         assert sent.status_code == 202, sent.json
         self.message_ids.append(str(sent.json["id"]))
 
+    def make_gallery(self, runtime: Any) -> None:
+        """Two published gallery entries, and a succeeded generation job not yet published."""
+        for prompt in ("a red chair", "a blue vase", "a green lamp"):
+            job_id = self.submit(
+                {"type": "image.generate", "input": {"prompt": prompt}, "params": {"model": "local-image"}}
+            )
+            runner.run(runtime.context, job_id)
+        for job_id in self.job_ids[-3:-1]:
+            body = {"job_id": job_id, "category": "product", "display_name": "Pat"}
+            r = self.client.post("/v1/gallery", headers=self.tenant.headers, json=body)
+            assert r.status_code == 201, r.json
+            self.entry_ids.append(str(r.json["id"]))
+
     def use_stripe(self, fake: StripeFake) -> None:
         """Billing talks to the Stripe stand-in; signed webhook deliveries are ready to send."""
         services = self.app.extensions["faktry"]
@@ -298,6 +313,7 @@ class Seeds:
                 "workflows",
                 "brands",
                 "projects",
+                "gallery",
                 *(f"workflows/{w}/runs" for w in self.workflow_ids),
             )
         ]
@@ -322,6 +338,8 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
         seeds.make_projects(png_image)
     if NEEDS_WEBHOOKS.match(operation):
         seeds.make_webhooks()
+    if NEEDS_GALLERY.match(operation):
+        seeds.make_gallery(request.getfixturevalue("runtime"))
     if NEEDS_STRIPE.match(operation):
         seeds.use_stripe(request.getfixturevalue("stripe_fake"))
     if NEEDS_STAFF.match(operation):
@@ -357,6 +375,7 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "endpoint_id": seeds.endpoint_ids,
             "message_id": seeds.message_ids,
             "session_id": ["cs_test_unknown"],  # a checkout nobody started: the documented 404
+            "entry_id": seeds.entry_ids,
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:
@@ -412,6 +431,16 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
     if operation.label == "POST /v1/billing/webhook":
         deliveries = st.sampled_from(seeds.deliveries)
         options.append(deliveries.flatmap(lambda d: operation.as_strategy(body=d[0], headers=d[1])))
+    if operation.label == "POST /v1/gallery":
+        # The tenant's generation jobs, so that more than 404s and 422s come back.
+        jobs = st.sampled_from(seeds.job_ids)
+        options.append(
+            jobs.flatmap(
+                lambda job: operation.as_strategy(
+                    body={"job_id": job, "category": "art", "display_name": "Pat"}
+                )
+            )
+        )
     if operation.label == "POST /v1/session":
         options.append(operation.as_strategy(body=seeds.login))
     return st.one_of(options)

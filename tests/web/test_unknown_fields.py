@@ -69,6 +69,8 @@ class Caller:
             "endpoint_id": self.made("/v1/webhook-endpoints", {"url": "https://hooks.example.com/in"}),
             "key_id": self.made("/v1/keys", {"name": "walk"}),
             "tenant_id": staff.id,
+            # A gallery entry's body is checked before the entry is looked up.
+            "entry_id": "gal_" + "0" * 24,
         }
 
     def made(self, path: str, body: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from faktry import clock
 from faktry.errors import Forbidden, NotFound, ValidationError
 from faktry.tenancy import Tenant, User
 from pipelines import services as jobs
+from pipelines.gallery import store as gallery
 from pipelines.models import FAILED, FINISHED, RUNNING, Job, ModerationEntry
 from pipelines.routing import all_queues
 from quotas import ledger
@@ -25,6 +26,7 @@ from web.api.account import lot_to_dict
 from web.api.jobs import announce
 from web.auth import authenticated, db, principal
 from web.bodies import json_object
+from web.errors import best_effort
 from workers.queues import stats
 
 log = logging.getLogger("faktry.admin")
@@ -48,8 +50,8 @@ def moderation_log() -> Any:
         if value:
             stmt = stmt.where(getattr(ModerationEntry, name) == value)
     action = request.args.get("action")
-    if action and action not in ("blocked", "flagged"):
-        raise ValidationError("action must be blocked or flagged", field="action")
+    if action and action not in ("blocked", "flagged", "removed"):
+        raise ValidationError("action must be blocked, flagged or removed", field="action")
     rows, next_cursor = requested_page(sess, stmt, created=ModerationEntry.at, ident=ModerationEntry.id)
     return {
         "object": "list",
@@ -65,6 +67,7 @@ def moderation_log() -> Any:
                 "endpoint": e.endpoint,
                 "model": e.model,
                 "prompt": e.prompt,
+                "reason": e.reason,
             }
             for e in rows
         ],
@@ -237,3 +240,30 @@ def grant_credits(tenant_id: str) -> Any:
         "lot": lot_to_dict(lot) if lot is not None else None,
         "credits": credits,
     }, (200 if lot is None else 201)
+
+
+@blueprint.post("/admin/gallery/<entry_id>/remove")
+@authenticated
+def remove_gallery_entry(entry_id: str) -> Any:
+    """Remove a gallery entry for a policy violation: hidden from the gallery at once, its
+    public copy deleted, the ``reason`` kept on the entry and in the moderation log. Removing
+    a removed entry changes nothing and logs nothing again."""
+    _staff_only()
+    body = json_object(allowed={"reason"})
+    sess = db()
+    sess.info.pop("tenant_id", None)  # the entry is another tenant's
+    entry, key = gallery.remove(sess, entry_id, body.get("reason"))
+    answer = {
+        **gallery.public_dict(entry),
+        "status": entry.status,
+        "removed_reason": entry.removed_reason,
+        "removed_at": entry.removed_at.isoformat() if entry.removed_at else None,
+    }
+    sess.commit()
+    if key is not None:
+        log.info(
+            "staff user %s removed gallery entry %s: %s", principal().user_id, entry_id, entry.removed_reason
+        )
+        with best_effort("gallery entry %s removed: its copy %s not deleted", entry_id, key):
+            services().storage.delete(key)
+    return answer
