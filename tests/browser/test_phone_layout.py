@@ -35,10 +35,10 @@ DESKTOP = {"width": 1280, "height": 800}
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
 SHOTS = ARTIFACTS / "phone"
 #: Pages anyone may see; every other page of the pages blueprint needs a session.
-PUBLIC = {"/login", "/signup", "/privacy", "/account/deleted"}
+PUBLIC = {"/login", "/signup", "/privacy", "/account/deleted", "/gallery", "/gallery/<entry_id>"}
 #: Pages this site does not serve: it takes payments through Stripe, so faktry's own test
 #: checkout is not there (tests/browser/test_first_success.py walks it on `faktry up`).
-NOT_HERE = {"/billing/test-checkout/<session_id>"}
+NOT_HERE = {"/billing/test-checkout/<session_id>", "/gallery/media/<entry_id>"}  # and media, not a page
 
 
 def page_paths() -> list[str]:
@@ -113,13 +113,22 @@ def furnished(site: Platform, make_person: Any) -> dict[str, Any]:
     brand = http.post(f"{base}/v1/brands", json={"name": "Acme"}).json()
     project = {"name": "Spring", "scenes": [{"script": "Hello.", "media": {"file_id": file_id}}]}
     project_id = http.post(f"{base}/v1/projects", json=project).json()["id"]
-    for _ in range(300):  # the job's row shows its final status and full progress
-        if http.get(f"{base}/v1/jobs/{job_id}").json()["status"] in ("succeeded", "failed"):
+    drawing = {
+        "type": "image.generate",
+        "input": {"prompt": "a blue square"},
+        "params": {"model": "local-image"},
+    }
+    drawn = http.post(f"{base}/v1/jobs", json=drawing).json()["id"]
+    for _ in range(300):  # the jobs' rows show their final status and full progress
+        states = {http.get(f"{base}/v1/jobs/{j}").json()["status"] for j in (job_id, drawn)}
+        if states <= {"succeeded", "failed"}:
             break
         requests.get(f"{base}/healthz", timeout=5)
+    shown = {"job_id": drawn, "category": "abstract", "display_name": "Phone tester"}
+    entry = http.post(f"{base}/v1/gallery", json=shown).json()
     values = {
         "job_id": job_id, "workflow_id": flow["id"], "run_id": run["id"], "brand_id": brand["id"],
-        "project_id": project_id,
+        "project_id": project_id, "entry_id": entry["id"],
     }  # fmt: skip
     return {"person": person, "staff": make_person(staff=True, credits=0), "values": values}
 

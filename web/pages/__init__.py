@@ -260,7 +260,16 @@ for _page in PAGES:
 @blueprint.get("/jobs/new")
 @person
 def job_new() -> Any:
-    return render("job_new.html", title="New job", active="jobs", preset_file=request.args.get("file", ""))
+    # ``type``, ``model`` and ``prompt`` pre-fill the form ("Use this prompt" in the gallery).
+    return render(
+        "job_new.html",
+        title="New job",
+        active="jobs",
+        preset_file=request.args.get("file", ""),
+        preset_type=request.args.get("type", ""),
+        preset_model=request.args.get("model", ""),
+        preset_prompt=request.args.get("prompt", ""),
+    )
 
 
 @blueprint.get("/jobs/<job_id>")
@@ -270,12 +279,24 @@ def job_detail(job_id: str) -> Any:
         job = jobs.get_job(db(), job_id)
     except NotFound:
         return render("error.html", title="Not found", message="There is no such job."), 404
-    return render("job.html", title=f"Job {job.id}", active="jobs", job_id=job.id)
+    from pipelines.gallery import store as gallery
+
+    return render(
+        "job.html",
+        title=f"Job {job.id}",
+        active="jobs",
+        job_id=job.id,
+        # A generation job with a prompt may be published once it has succeeded.
+        publishable=job.type in gallery.PUBLISHABLE,
+        gallery_categories=gallery.CATEGORIES,
+        max_display_name=gallery.MAX_DISPLAY_NAME,
+    )
 
 
 # Pages in modules of their own register on this blueprint when imported.
 from web.pages import brands as _brands  # noqa: E402,F401
 from web.pages import checkout as _checkout  # noqa: E402,F401
+from web.pages import gallery as _gallery  # noqa: E402,F401
 from web.pages import privacy as _privacy  # noqa: E402,F401
 from web.pages import projects as _projects  # noqa: E402,F401
 from web.pages import webhooks as _webhooks  # noqa: E402,F401

@@ -140,6 +140,27 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
+  // "Publish to gallery": offered (by the server) for generation jobs with a prompt, shown
+  // once the job has succeeded.
+  const publish = $("#publish");
+  function offerPublishing(job) {
+    if (publish) publish.hidden = job.status !== "succeeded";
+  }
+  if (publish) {
+    faktry.jsonForm($("#publish-form"), {
+      method: "POST",
+      path: "/v1/gallery",
+      collect: (f) => ({ job_id: id, category: f.category.value, display_name: f.display_name.value }),
+      done: (entry, f) => {
+        const status = $("#publish-status");
+        fill(status, "Published: ", h("a", { href: entry.page_url, id: "published-link" }, "see it in the gallery"), ".");
+        status.hidden = false;
+        status.dataset.kind = "ok";
+        f.querySelector("[type=submit]").disabled = true;
+      },
+    });
+  }
+
   cancel.addEventListener("click", async () => {
     cancel.disabled = true;
     try {
@@ -157,6 +178,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const job = await api("GET", `/v1/jobs/${encodeURIComponent(id)}`);
     await readSource(job);
     render(job);
+    offerPublishing(job);
     return !DONE.includes(job.status);
   });
 });

@@ -479,9 +479,18 @@ document.addEventListener("DOMContentLoaded", async () => {
         Object.values(types[t].input.properties || {}).some((p) => (p["x-faktry-kinds"] || []).includes(kind)));
     };
     const preset = files.find((f) => f.id === form.dataset.presetFile);
-    const start = preset ? fits(preset.kind) : files.length ? fits(files[0].kind) : types["image.generate"] ? "image.generate" : null;
+    // "Use this prompt" in the gallery names the job type, the model and the prompt.
+    const { presetType, presetModel, presetPrompt } = form.dataset;
+    const start = presetType && types[presetType] ? presetType
+      : preset ? fits(preset.kind) : files.length ? fits(files[0].kind) : types["image.generate"] ? "image.generate" : null;
     if (start) typeSelect.value = start;
+    if (presetModel) modelSelect.dataset.previous = presetModel;
     renderType();
+    const prompt = form.querySelector('[data-group="input"][data-key="prompt"]');
+    if (presetPrompt && prompt) {
+      prompt.value = presetPrompt;
+      changed();
+    }
   } catch (err) {
     faktry.showError(alert, err);
   }

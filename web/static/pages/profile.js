@@ -74,7 +74,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   faktry.jsonForm($("#delete-form"), {
     method: "DELETE",
     path: "/v1/account",
-    collect: (f) => ({ password: f.password.value }),
+    collect: (f) => ({ password: f.password.value, keep_gallery_public: f.keep_gallery_public.checked }),
     done: () => location.assign("/account/deleted"),
     confirmText: "Delete your account and everything in it? This cannot be undone.",
   });
