@@ -9,13 +9,15 @@ lots with what bought them, holds, every ledger entry, the Stripe events about i
 storage usage and reservations, files, jobs with their outputs and events, workflows with
 their versions (node configurations), their runs with each step's result and the runs'
 events (execution history), brand guidelines, video projects (with their last render),
-webhook endpoints (not their secrets) with every message and attempt, and the moderation log
-entries about its prompts.
+webhook endpoints (not their secrets) with every message and attempt, gallery entries (with
+their status and, for those staff removed, the reason), and the moderation log entries about
+its prompts.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
 data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
 and parameters, events and outputs), workflows, their versions, runs, steps and events,
-brand guidelines, video projects, webhook endpoints, their secrets and delivery logs.
+brand guidelines, video projects, webhook endpoints, their secrets and delivery logs, and
+gallery entries (unless the person asked to keep published ones public: see `delete_account`).
 Running workflow runs and jobs still running are canceled first, so their holds are
 released. Credits left in lots are forfeited with ledger entries. What stays is
 pseudonymous: the tenant id on the ledger, its lots and holds (kept seven years for legal
@@ -43,7 +45,7 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
@@ -55,6 +57,7 @@ from pipelines import files
 from pipelines.admission import Admission
 from pipelines.brands import store as brands
 from pipelines.brands.models import Brand
+from pipelines.gallery import store as gallery
 from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.projects import store as projects
 from pipelines.projects.models import Project
@@ -264,6 +267,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
         ],
         "projects": _projects(session, tenant_id),
         **_webhooks(session, tenant_id),
+        "gallery_entries": [gallery.export_dict(e) for e in gallery.of_tenant(session, tenant_id)],
         "moderation_log": [
             {
                 "id": m.id,
@@ -275,6 +279,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
                 "endpoint": m.endpoint,
                 "model": m.model,
                 "prompt": m.prompt,
+                "reason": m.reason,
             }
             for m in session.scalars(
                 select(ModerationEntry)
@@ -424,11 +429,17 @@ class Deleted:
 
     prefixes: list[str]
     traces: Traces
+    #: Single objects to remove too: the public copies of unpublished gallery entries.
+    keys: list[str] = field(default_factory=list)
 
 
-def delete_account(session: Session, tenant_id: str) -> Deleted | None:
+def delete_account(session: Session, tenant_id: str, *, keep_gallery_public: bool = False) -> Deleted | None:
     """Delete the account's people and content. While a job still runs it only asks it to
-    stop and returns None: the caller commits that and asks again shortly."""
+    stop and returns None: the caller commits that and asks again shortly.
+
+    Gallery entries are unpublished (their public copies deleted with the account's files),
+    unless the person chose ``keep_gallery_public``: then published ones stay public under
+    their display name, no longer linked to the person (`pipelines.gallery.store`)."""
     running = False
     # Runs first: their waiting steps never start, their own holds are released.
     live = select(WorkflowRun.id).where(WorkflowRun.tenant_id == tenant_id, WorkflowRun.status == RUN_RUNNING)
@@ -464,6 +475,7 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
     for hook_model in (WebhookAttempt, WebhookMessage, WebhookEndpoint, WebhookSigningKey):
         session.execute(delete(hook_model).where(hook_model.tenant_id == tenant_id))
     session.execute(delete(Brand).where(Brand.tenant_id == tenant_id))
+    gallery_keys = gallery.on_account_deleted(session, tenant_id, keep_public=keep_gallery_public)
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))
@@ -474,7 +486,7 @@ def delete_account(session: Session, tenant_id: str) -> Deleted | None:
         update(Tenant).where(Tenant.id == tenant_id).values(status="deleted", name="", restricted_at=None)
     )
     session.flush()
-    return Deleted(prefixes=[f"t/{tenant_id}/"], traces=traces)
+    return Deleted(prefixes=[f"t/{tenant_id}/"], traces=traces, keys=gallery_keys)
 
 
 def _traces(session: Session, tenant_id: str) -> Traces:

@@ -72,6 +72,7 @@ EXPORTED = {
     "webhook_messages": ("webhook_messages",),
     "webhook_attempts": ("webhook_messages", "*", "log"),
     "webhook_signing_keys": ("webhook_signing_keys",),
+    "gallery_entries": ("gallery_entries",),
 }
 
 
@@ -131,6 +132,13 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
         "params": {"model": model},
     }
     client.post("/v1/jobs", json=flagged, headers=person.headers)  # a moderation log entry
+    shot = {"type": "image.generate", "input": {"prompt": "a chair"}, "params": {"model": model}}
+    generated = client.post("/v1/jobs", json=shot, headers=person.headers).json["id"]
+    runner.run(ctx, generated)
+    shown = {"job_id": generated, "category": "product", "display_name": "Pat"}
+    assert (
+        client.post("/v1/gallery", json=shown, headers=person.headers).status_code == 201
+    )  # a gallery entry
     with transaction(ctx.sessions) as s:
         reserve_storage(s, person.id, 1000, 10**9)  # an upload on its way to storage
     graph = {"nodes": {"probe": {"type": "media.probe", "input": {"file_id": file_id}}}}

@@ -168,11 +168,17 @@ def delete_account() -> Any:
     """Delete the account: its people, sessions, keys, files and jobs, and its traces in Redis.
     Only from a web session, with the password typed again (403 ``password_required`` when it
     is missing, ``wrong_password`` when it is not the person's; both name the ``password``
-    field); the pseudonymous ledger stays (seven years, for tax law)."""
+    field); the pseudonymous ledger stays (seven years, for tax law). Gallery entries are
+    unpublished, unless ``keep_gallery_public`` is true: then published ones stay public,
+    attributed to their display name only."""
     who = principal()
     if who.via != "session":
         raise Forbidden("deleting an account needs a web session, not an API key", code="session_required")
-    password = json_object(allowed={"password"}).get("password")
+    body = json_object(allowed={"password", "keep_gallery_public"})
+    password = body.get("password")
+    keep_gallery = body.get("keep_gallery_public", False)
+    if not isinstance(keep_gallery, bool):
+        raise ValidationError("keep_gallery_public must be true or false", field="keep_gallery_public")
     sess = db()
     user = sess.get(User, who.user_id)
     if user is None or not isinstance(password, str) or not password:
@@ -187,7 +193,7 @@ def delete_account() -> Any:
             code="wrong_password",
             details={"field": "password"},
         )
-    deleted = accounts.delete_account(sess, who.tenant_id)
+    deleted = accounts.delete_account(sess, who.tenant_id, keep_gallery_public=keep_gallery)
     if deleted is None:
         sess.commit()
         raise Conflict(
@@ -201,6 +207,9 @@ def delete_account() -> Any:
     # Once more after it: a request in between (a log-in attempt) may have made a key again.
     with best_effort("deleted account %s: Redis keys not removed", who.tenant_id):
         accounts.forget(svc.redis, namespace, deleted.traces, queues=queues)
+    for key in deleted.keys:
+        with best_effort("deleted account %s: gallery copy %s not deleted", who.tenant_id, key):
+            svc.storage.delete(key)
     for prefix in deleted.prefixes:
         # The account is gone once committed: bytes left behind are logged, not answered.
         with best_effort("deleted account %s: files under %s not deleted", who.tenant_id, prefix):
