@@ -321,11 +321,19 @@ def web() -> None:
 
 
 #: Worker kinds: media work is CPU-bound (a process per core, one thread each); AI work waits
-#: on providers (few processes, many threads).
+#: on providers (few processes, many threads). The ai kind also delivers webhooks and builds
+#: export archives: both mostly wait on the network or on storage.
 KINDS = {
     "media": (("local.small", "local.large"), 0, 1),
-    "ai": (("openai.small", "openai.large", "fal.small", "fal.large", "bfl.small", "bfl.large"), 2, 16),
-}
+    "ai": (
+        (
+            "openai.small", "openai.large", "fal.small", "fal.large", "bfl.small", "bfl.large",
+            "webhooks", "exports",
+        ),
+        2,
+        16,
+    ),
+}  # fmt: skip
 
 
 def _worker_shape(
@@ -402,7 +410,8 @@ def dependency_of(exc: BaseException) -> str:
 
 
 class SchedulerLoop:
-    """The scheduler's passes: the reconciler, admission's resync, then the webhook sweep.
+    """The scheduler's passes: the reconciler, admission's resync, then the webhook and export
+    archive sweeps.
 
     `run_once` never raises. A pass that fails (the database, Redis or the broker is away) is
     logged, counted as ``faktry_dependency_errors_total{process="scheduler"}`` and tried
@@ -430,6 +439,7 @@ class SchedulerLoop:
             reconcile(sessions, sender, store, self.settings)
             _resync_admission(self.settings, sender, redis_url)
             sweep_webhooks(self.settings, sessions, sender)
+            sweep_exports(self.settings, sessions, sender)
         except Exception as exc:
             self.failures += 1
             dependency = dependency_of(exc)
@@ -516,6 +526,18 @@ def sweep_webhooks(settings: Settings, sessions: Any, sender: Any) -> int:
     if due:
         send(getattr(sender, "broker_sender", sender).broker, due)
     delivery.prune(sessions, settings.webhook_log_seconds)
+    return len(due)
+
+
+def sweep_exports(settings: Settings, sessions: Any, sender: Any) -> int:
+    """Send a build for every export archive whose message was lost, whose failed build waits
+    for another start, or whose build went silent; returns how many were sent."""
+    from pipelines.exports import store
+    from workers.actors.exports import send
+
+    due = store.due(sessions, store.Policy.from_settings(settings))
+    if due:
+        send(getattr(sender, "broker_sender", sender).broker, due)
     return len(due)
 
 
