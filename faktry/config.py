@@ -273,6 +273,13 @@ class Settings:
     #: (``tiers.output_retention_days``).
     ledger_retention_days: int = 7 * 365
 
+    #: Export archives (pipelines/exports). How long a built archive can be downloaded before
+    #: the scheduler removes it, in hours; how long a build may go without a sign of life
+    #: before the scheduler starts it again, in seconds; and how many starts it gets.
+    export_archive_hours: float = 7 * 24.0
+    export_stale_seconds: float = 300.0
+    export_max_attempts: int = 3
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -70,6 +70,13 @@ class Conflict(FaktryError):
     status = 409
 
 
+class Gone(FaktryError):
+    """What was asked for existed but is no longer kept (an expired export archive)."""
+
+    code = "gone"
+    status = 410
+
+
 class PayloadTooLarge(FaktryError):
     code = "payload_too_large"
     status = 413

@@ -10,14 +10,17 @@ storage usage and reservations, files, jobs with their outputs and events, workf
 their versions (node configurations), their runs with each step's result and the runs'
 events (execution history), brand guidelines, video projects (with their last render),
 webhook endpoints (not their secrets) with every message and attempt, gallery entries (with
-their status and, for those staff removed, the reason), and the moderation log entries about
-its prompts.
+their status and, for those staff removed, the reason), the export archives asked for, and
+the moderation log entries about its prompts. The export archive (`pipelines.exports`) holds
+this document, the same data as CSV and Markdown where people read it that way, and the
+media files themselves.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
 data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
 and parameters, events and outputs), workflows, their versions, runs, steps and events,
-brand guidelines, video projects, webhook endpoints, their secrets and delivery logs, and
-gallery entries (unless the person asked to keep published ones public: see `delete_account`).
+brand guidelines, video projects, webhook endpoints, their secrets and delivery logs, export
+archives (and their zips), and gallery entries (unless the person asked to keep published
+ones public: see `delete_account`).
 Running workflow runs and jobs still running are canceled first, so their holds are
 released. Credits left in lots are forfeited with ledger entries. What stays is
 pseudonymous: the tenant id on the ledger, its lots and holds (kept seven years for legal
@@ -57,6 +60,7 @@ from pipelines import files
 from pipelines.admission import Admission
 from pipelines.brands import store as brands
 from pipelines.brands.models import Brand
+from pipelines.exports import store as exports
 from pipelines.gallery import store as gallery
 from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.projects import store as projects
@@ -70,6 +74,10 @@ from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, Wor
 from quotas import ledger
 from quotas.models import Account, CreditLot, Hold, LedgerEntry, StorageReservation, StripeEvent
 from storage.models import File
+
+#: The columns of the transactions' CSV (``GET /v1/account/transactions?format=csv`` and the
+#: export archive's ``transactions.csv``).
+TRANSACTION_CSV_FIELDS = ["id", "created_at", "kind", "available", "held", "debt", "lot_id", "job_id", "memo"]
 
 
 def _stamp(value: Any) -> str | None:
@@ -268,6 +276,9 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
         "projects": _projects(session, tenant_id),
         **_webhooks(session, tenant_id),
         "gallery_entries": [gallery.export_dict(e) for e in gallery.of_tenant(session, tenant_id)],
+        "export_archives": [
+            exports.to_dict(a) for a in exports.list_archives(session, tenant_id, limit=None)
+        ],
         "moderation_log": [
             {
                 "id": m.id,
@@ -476,6 +487,7 @@ def delete_account(session: Session, tenant_id: str, *, keep_gallery_public: boo
         session.execute(delete(hook_model).where(hook_model.tenant_id == tenant_id))
     session.execute(delete(Brand).where(Brand.tenant_id == tenant_id))
     gallery_keys = gallery.on_account_deleted(session, tenant_id, keep_public=keep_gallery_public)
+    exports.delete_all(session, tenant_id)
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))
@@ -486,7 +498,9 @@ def delete_account(session: Session, tenant_id: str, *, keep_gallery_public: boo
         update(Tenant).where(Tenant.id == tenant_id).values(status="deleted", name="", restricted_at=None)
     )
     session.flush()
-    return Deleted(prefixes=[f"t/{tenant_id}/"], traces=traces, keys=gallery_keys)
+    return Deleted(
+        prefixes=[f"t/{tenant_id}/", exports.storage_prefix(tenant_id)], traces=traces, keys=gallery_keys
+    )
 
 
 def _traces(session: Session, tenant_id: str) -> Traces:

@@ -64,6 +64,7 @@ class Report:
     ledger_entries_deleted: int = 0
     ledger_entries_carried: int = 0
     outputs_removed: int = 0
+    archives_expired: int = 0
     admitted: int = 0
     temp_removed: int = 0
     runs_advanced: list[str] = field(default_factory=list)
@@ -120,6 +121,7 @@ def reconcile(
     report.ledger_entries_deleted = swept.ledger_entries_deleted
     report.ledger_entries_carried = swept.ledger_entries_carried
     report.outputs_removed = swept.outputs_removed
+    report.archives_expired = swept.archives_expired
     with transaction(sessions) as session:
         # Stripe events that arrived before the event they depend on.
         report.billing_events_applied = billing.retry_parked(

@@ -9,6 +9,8 @@ the scheduler's pass (`pipelines.reconcile`), each sweep bounded and safe to rep
   its bytes given back to the storage quota, exactly as a delete by the tenant
   (`pipelines.files.delete_file`). Until then its API answer says when
   (``expires_at``, `quotas.limits.output_expires_at`). A tier without it keeps outputs.
+- Export archives past their expiry (``export_archive_hours`` after they were built): their
+  zips are removed and the archives marked expired (`pipelines.exports.store.expire`).
 - The moderation log's 12 months are `pipelines.moderation.sweep`'s.
 
 Each file is removed in a transaction of its own, its stored objects after the commit: a
@@ -30,6 +32,7 @@ from faktry.db import transaction
 from faktry.errors import NotFound
 from faktry.tenancy import Tenant
 from pipelines import files
+from pipelines.exports import store as exports
 from quotas import ledger
 from quotas.limits import output_expires_at
 from quotas.models import Tier
@@ -47,13 +50,15 @@ class Swept:
     ledger_entries_deleted: int = 0
     ledger_entries_carried: int = 0
     outputs_removed: int = 0
+    archives_expired: int = 0
 
 
 def sweep(sessions: sessionmaker[Session], storage: Storage, *, ledger_retention_days: int) -> Swept:
-    """One pass of the ledger's and the outputs' retention."""
+    """One pass of the ledger's, the outputs' and the export archives' retention."""
     carried = purge_ledger(sessions, ledger_retention_days)
     removed = remove_expired_outputs(sessions, storage)
-    return Swept(carried.deleted, carried.written, len(removed))
+    expired = exports.expire(sessions, storage)
+    return Swept(carried.deleted, carried.written, len(removed), expired)
 
 
 def purge_ledger(sessions: sessionmaker[Session], days: int) -> ledger.Carried:

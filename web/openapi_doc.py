@@ -700,8 +700,41 @@ def _schemas() -> dict[str, Schema]:
                     "items": {"type": "object"},
                     "description": "Your gallery entries, published or removed by staff (with the reason).",
                 },
+                "export_archives": {"type": "array", "items": _ref("ExportArchive")},
             }
         ),
+        "ExportArchive": _obj(
+            {
+                "id": {"type": "string", "pattern": "^exp_"},
+                "object": {"const": "export_archive"},
+                "status": {
+                    "enum": ["queued", "building", "ready", "expired", "failed"],
+                    "description": "`ready` until `expires_at`, then `expired` (the zip is removed).",
+                },
+                "size": {"type": ["integer", "null"], "description": "Bytes of the zip, once ready."},
+                "sha256": {"type": ["string", "null"], "description": "The zip's SHA-256, once ready."},
+                "file_count": {
+                    "type": ["integer", "null"],
+                    "description": "Media files in the archive (the library's and the gallery's copies).",
+                },
+                "error": {
+                    "type": ["object", "null"],
+                    "description": "Why it failed (`export_failed`); ask for a new one.",
+                },
+                "created_at": _STAMP,
+                "started_at": _NULLABLE_STAMP,
+                "finished_at": _NULLABLE_STAMP,
+                "expires_at": _NULLABLE_STAMP,
+                "download_url": {
+                    "type": ["string", "null"],
+                    "description": "`/v1/account/exports/{id}/download` while it is ready.",
+                },
+                "urls": {"type": "object"},
+            },
+            description="An export archive: the account's export, CSV and Markdown copies and the media "
+            "files, as one zip built in the background (docs/privacy.md).",
+        ),
+        "ExportArchiveList": _list_of(_ref("ExportArchive"), paged=False),
         "Signup": _obj(
             {
                 "email": {"type": "string", "format": "email"},
@@ -2428,6 +2461,12 @@ def _projects_paths() -> Schema:
 
 
 def _account_paths() -> Schema:
+    archive_id = _param(
+        "archive_id",
+        "path",
+        {**_SEGMENT, "examples": ["exp_0123456789abcdef01234567"]},
+        "The export archive.",
+    )
     return {
         "/v1/account/restriction": {
             "put": _op(
@@ -2501,6 +2540,70 @@ def _account_paths() -> Schema:
                 {"200": _json(_ref("Export"), "The export.")},
                 tag="account",
                 operation_id="exportAccount",
+            ),
+        },
+        "/v1/account/exports": {
+            "get": _op(
+                "Your last export archives, newest first",
+                {"200": _json(_ref("ExportArchiveList"), "The archives.")},
+                tag="account",
+                operation_id="listExportArchives",
+            ),
+            "post": _op(
+                "Ask for an export archive: built in the background, downloadable until it expires. "
+                "Allowed while the account's processing is restricted",
+                {
+                    "202": _json(
+                        _ref("ExportArchive"),
+                        "Queued: follow it at `Location`; `export.ready` is sent to your webhooks when ready.",
+                        Location=_location("/v1/account/exports/{id}"),
+                    ),
+                    "200": _json(_ref("ExportArchive"), "One is being built already: that one."),
+                    "422": _use("Invalid"),
+                },
+                tag="account",
+                write=True,
+                body={
+                    "required": False,
+                    "content": {JSON: {"schema": _obj({})}},
+                },
+                operation_id="requestExportArchive",
+            ),
+        },
+        "/v1/account/exports/{archive_id}": {
+            "get": _op(
+                "An export archive",
+                {"200": _json(_ref("ExportArchive"), "The archive."), "404": _use("NotFound")},
+                tag="account",
+                params=[archive_id],
+                operation_id="getExportArchive",
+            ),
+        },
+        "/v1/account/exports/{archive_id}/download": {
+            "get": _op(
+                "Download an export archive (a zip) until it expires",
+                {
+                    "200": {
+                        "description": "The zip, named `faktry-export-<date>-<id>.zip` (`README.txt` inside "
+                        "says what is where).",
+                        "content": {
+                            "application/zip": {
+                                "schema": {"type": "string", "contentMediaType": "application/zip"}
+                            }
+                        },
+                    },
+                    "302": {"description": "Where storage serves it (S3): a link valid for minutes."},
+                    "404": _use("NotFound"),
+                    "409": _error_response(
+                        "Not built yet (`export_not_ready`), or it could not be built (`export_failed`)."
+                    ),
+                    "410": _error_response(
+                        "It expired and was removed (`export_expired`): ask for a new one."
+                    ),
+                },
+                tag="account",
+                params=[archive_id],
+                operation_id="downloadExportArchive",
             ),
         },
         "/v1/account/transactions": {

@@ -145,9 +145,10 @@ class Runtime:
 
 
 def setup(settings: Settings) -> Runtime:
+    from pipelines.exports import store as exports_store
     from pipelines.webhooks import delivery, outbox
     from pipelines.workflows import runs
-    from workers.actors import jobs, webhooks
+    from workers.actors import exports, jobs, webhooks
 
     redis_url, embedded = resolve_url(settings)
     broker = make_broker(settings, redis_url)
@@ -171,4 +172,11 @@ def setup(settings: Settings) -> Runtime:
     # Webhook messages written by this process's transactions start delivering at commit.
     webhooks.declare(broker, context.sessions, delivery.Policy.from_settings(settings))
     outbox.install(context.sessions, webhooks.kicker(broker))
+    exports.declare(
+        broker,
+        context.sessions,
+        context.storage,
+        exports_store.Policy.from_settings(settings),
+        settings.tmp_dir,
+    )
     return Runtime(settings=settings, broker=broker, context=context, embedded_redis=embedded)

@@ -50,6 +50,9 @@ RUN_EVENTS = {
 CREDITS_LOW = "credits.low"
 PAYMENT_COMPLETED = "payment.completed"
 ENDPOINT_DISABLED = "webhook_endpoint.disabled"
+#: An export archive the account asked for is ready to download, or could not be built.
+EXPORT_READY = "export.ready"
+EXPORT_FAILED = "export.failed"
 TEST = "webhook.test"
 EVENT_TYPES = (
     *JOB_EVENTS.values(),
@@ -57,6 +60,8 @@ EVENT_TYPES = (
     CREDITS_LOW,
     PAYMENT_COMPLETED,
     ENDPOINT_DISABLED,
+    EXPORT_READY,
+    EXPORT_FAILED,
     TEST,
 )
 

@@ -21,6 +21,7 @@ from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from pipelines import runner
 from pipelines.brands.models import Brand
+from pipelines.exports.models import ExportArchive
 from pipelines.gallery.models import GalleryEntry
 from pipelines.models import ModerationEntry
 from pipelines.projects.models import Project
@@ -72,7 +73,7 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
     file, a finished job with an output, a hold and its allocation, a ledger, a web
     session, a moderation log entry, a storage reservation, a workflow with its run, a
     brand, a video project, a webhook endpoint with a message, an attempt and a
-    signing key, and a gallery entry."""
+    signing key, a gallery entry and an export archive."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -131,6 +132,7 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
                     prompt="a prompt", category="other", display_name="someone",
                 )
             )  # fmt: skip
+            s.add(ExportArchive(tenant_id=t.id, user_id=t.user_id))  # an export archive
         made.append(t)
     return made
 

@@ -73,6 +73,7 @@ EXPORTED = {
     "webhook_attempts": ("webhook_messages", "*", "log"),
     "webhook_signing_keys": ("webhook_signing_keys",),
     "gallery_entries": ("gallery_entries",),
+    "export_archives": ("export_archives",),
 }
 
 
@@ -158,6 +159,7 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     sent = client.post(f"/v1/webhook-endpoints/{hook['id']}/test", headers=person.headers).json
     delivery.deliver(ctx.sessions, delivery.Policy(resolve=lambda host, port: ["10.0.0.1"]), sent["id"])
     job_hook_secret = client.get("/v1/webhook-signing-key", headers=person.headers).json["secret"]
+    assert client.post("/v1/account/exports", headers=person.headers).status_code == 202  # an archive
 
     r = client.get("/v1/account/export", headers=person.headers)
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]

@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from faktry.db import transaction
 from pipelines import runner
+from pipelines.exports import store as exports
 from pipelines.gallery import store as gallery
 from storage.models import File
 from tests.conftest import make_settings
@@ -49,6 +50,7 @@ UNKNOWN = {
     "message_id": "msg_" + "0" * 24,
     "session_id": "cs_test_" + "0" * 24,
     "entry_id": "gal_" + "0" * 24,
+    "archive_id": "exp_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -89,6 +91,7 @@ class Holdings:
     message_id: str = ""
     session_id: str = ""
     entry_id: str = ""
+    archive_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -107,6 +110,7 @@ class Holdings:
             "message_id": self.message_id,
             "session_id": self.session_id,
             "entry_id": self.entry_id,
+            "archive_id": self.archive_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
@@ -166,11 +170,19 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path, *,
     if not shown:
         with transaction(client.application.extensions["faktry"].sessions) as session:
             gallery.remove(session, held.entry_id, "cross-tenant test")
+    held.archive_id = client.post("/v1/account/exports", headers=handle.headers).json["id"]
+    ctx = runtime.context
+    policy = exports.Policy.from_settings(ctx.settings)
+    assert (
+        exports.build(ctx.sessions, ctx.storage, held.archive_id, policy, tmp_dir=ctx.settings.tmp_dir)
+        == "ready"
+    )
     files = client.get("/v1/files?limit=100", headers=handle.headers).json["data"]
     jobs = client.get("/v1/jobs?limit=100", headers=handle.headers).json["data"]
     held.marks = {
         handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
         held.brand_id, held.project_id, held.endpoint_id, held.message_id, held.session_id, held.entry_id,
+        held.archive_id,
         f"shot {handle.id}", f"name {handle.id}", *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held

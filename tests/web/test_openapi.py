@@ -33,6 +33,7 @@ from sqlalchemy import select
 from faktry.db import transaction
 from pipelines import runner
 from pipelines.catalog import default_catalog
+from pipelines.exports import store as exports
 from pipelines.jobtypes import JOB_TYPES
 from storage.models import File
 from tests.stripe_fake import StripeFake, event, signed_headers
@@ -67,6 +68,7 @@ NEEDS_BRANDS = re.compile(r"^\w+ /v1/brands")
 NEEDS_PROJECTS = re.compile(r"^\w+ /v1/projects")
 NEEDS_WEBHOOKS = re.compile(r"^\w+ /v1/webhook-(endpoints|messages)")
 NEEDS_GALLERY = re.compile(r"^\w+ /v1/(admin/)?gallery")
+NEEDS_EXPORTS = re.compile(r"^\w+ /v1/account/exports/")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
 #: A valid workflow graph, so that generated requests reach more than 422s.
 GRAPH = {
@@ -161,6 +163,7 @@ class Seeds:
         self.endpoint_ids: list[str] = []
         self.message_ids: list[str] = []
         self.entry_ids: list[str] = []
+        self.archive_ids: list[str] = []
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -283,6 +286,20 @@ class Seeds:
             assert r.status_code == 201, r.json
             self.entry_ids.append(str(r.json["id"]))
 
+    def make_exports(self, runtime: Any) -> None:
+        """An export archive built, and one asked for after it (queued)."""
+        ctx = runtime.context
+        policy = exports.Policy.from_settings(ctx.settings)
+        for built in (True, False):
+            r = self.client.post("/v1/account/exports", headers=self.tenant.headers)
+            assert r.status_code == 202, r.json
+            self.archive_ids.append(str(r.json["id"]))
+            if built:
+                outcome = exports.build(
+                    ctx.sessions, ctx.storage, r.json["id"], policy, tmp_dir=ctx.settings.tmp_dir
+                )
+                assert outcome == "ready"
+
     def use_stripe(self, fake: StripeFake) -> None:
         """Billing talks to the Stripe stand-in; signed webhook deliveries are ready to send."""
         services = self.app.extensions["faktry"]
@@ -340,6 +357,8 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
         seeds.make_webhooks()
     if NEEDS_GALLERY.match(operation):
         seeds.make_gallery(request.getfixturevalue("runtime"))
+    if NEEDS_EXPORTS.match(operation):
+        seeds.make_exports(request.getfixturevalue("runtime"))
     if NEEDS_STRIPE.match(operation):
         seeds.use_stripe(request.getfixturevalue("stripe_fake"))
     if NEEDS_STAFF.match(operation):
@@ -376,6 +395,7 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "message_id": seeds.message_ids,
             "session_id": ["cs_test_unknown"],  # a checkout nobody started: the documented 404
             "entry_id": seeds.entry_ids,
+            "archive_id": seeds.archive_ids,
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:

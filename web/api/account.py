@@ -12,10 +12,12 @@ from flask import Response, request, session
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from faktry.errors import Conflict, Forbidden, ValidationError
+from faktry.errors import Conflict, Forbidden, Gone, ValidationError
 from faktry.tenancy import Tenant, User, check_secret
 from pipelines import accounts, pagination
 from pipelines.accounts import entry_to_dict, lot_to_dict
+from pipelines.exports import store as exports
+from pipelines.lifecycle import UnitOfWork
 from pipelines.routing import all_queues
 from pipelines.webhooks import endpoints as webhook_endpoints
 from quotas import ledger
@@ -23,11 +25,11 @@ from quotas.limits import tier_limits
 from quotas.models import Account, LedgerEntry
 from web import services
 from web.api import blueprint, requested_page
+from web.api.files import stored_response
 from web.auth import authenticated, db, principal
 from web.bodies import json_object
 from web.errors import best_effort
-
-CSV_FIELDS = ["id", "created_at", "kind", "available", "held", "debt", "lot_id", "job_id", "memo"]
+from workers.actors.exports import send as send_export
 
 
 @blueprint.get("/account")
@@ -105,7 +107,7 @@ def _csv(sess: Any) -> Response:
 
     def lines() -> Iterator[str]:
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=CSV_FIELDS)
+        writer = csv.DictWriter(buffer, fieldnames=accounts.TRANSACTION_CSV_FIELDS)
         writer.writeheader()
         cursor = None
         # Its own session, page by page: the response streams after the request's session closed.
@@ -117,7 +119,13 @@ def _csv(sess: Any) -> Response:
                     cursor=cursor, limit=pagination.MAX_LIMIT,
                 )  # fmt: skip
                 for entry in rows:
-                    writer.writerow({k: v for k, v in entry_to_dict(entry).items() if k in CSV_FIELDS})
+                    writer.writerow(
+                        {
+                            k: v
+                            for k, v in entry_to_dict(entry).items()
+                            if k in accounts.TRANSACTION_CSV_FIELDS
+                        }
+                    )
                 yield buffer.getvalue()
                 buffer.seek(0)
                 buffer.truncate()
@@ -137,6 +145,62 @@ def export_account() -> Any:
     """Everything faktry keeps about this account, as one JSON document."""
     body = accounts.export(db(), principal().tenant_id)
     return body, 200, {"Content-Disposition": 'attachment; filename="faktry-export.json"'}
+
+
+@blueprint.post("/account/exports")
+@authenticated
+def request_export() -> Any:
+    """Ask for an export archive: everything in the JSON export, as CSV and Markdown where
+    people read it that way, and the media files themselves, built in the background
+    (docs/privacy.md). While one is being built, asking again answers that one. Allowed while
+    the account's processing is restricted: the data stays the person's to take."""
+    json_object(allowed=(), optional=True)
+    who = principal()
+    sess = db()
+    archive, created = exports.request(sess, who.tenant_id, who.user_id)
+    body = exports.to_dict(archive)
+    uow = UnitOfWork(sess)
+    if created:
+        sender: Any = services().sender
+        broker = getattr(sender, "broker_sender", sender).broker
+        uow.after_commit(lambda: send_export(broker, [archive.id]))
+    uow.commit()
+    return body, 202 if created else 200, {"Location": f"/v1/account/exports/{archive.id}"}
+
+
+@blueprint.get("/account/exports")
+@authenticated
+def list_exports() -> Any:
+    """The account's last export archives, newest first."""
+    rows = exports.list_archives(db(), principal().tenant_id)
+    return {"object": "list", "data": [exports.to_dict(r) for r in rows]}
+
+
+@blueprint.get("/account/exports/<archive_id>")
+@authenticated
+def get_export(archive_id: str) -> Any:
+    return exports.to_dict(exports.get(db(), principal().tenant_id, archive_id))
+
+
+@blueprint.get("/account/exports/<archive_id>/download")
+@authenticated
+def download_export(archive_id: str) -> Any:
+    """The archive's zip, until it expires (410 ``export_expired``); 409 ``export_not_ready``
+    while it is being built, 409 ``export_failed`` if it could not be."""
+    sess = db()
+    row = exports.get(sess, principal().tenant_id, archive_id)
+    if exports.is_expired(row):
+        raise Gone("this archive has expired and was removed: ask for a new one", code="export_expired")
+    if row.status == "failed":
+        raise Conflict("this archive could not be built: ask for a new one", code="export_failed")
+    if row.status != "ready" or row.storage_key is None:
+        raise Conflict("this archive is still being built: try again shortly", code="export_not_ready")
+    key, size = row.storage_key, row.size or 0
+    name = f"faktry-export-{row.created_at:%Y-%m-%d}-{row.id}.zip"
+    sess.close()
+    response = stored_response(key, "application/zip", size, name)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @blueprint.put("/account/restriction")

@@ -27,6 +27,7 @@ from quotas.limits import tier_limits
 from storage.interface import Storage
 from storage.local import LocalStorage
 from storage.models import File
+from storage.s3 import content_disposition
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, principal
@@ -150,14 +151,23 @@ def file_content(file_id: str, relpath: str = "") -> Any:
     key, content_type, size = row.storage_key, row.content_type, row.size
     name = row.filename if row.relpath else download_name(sess, row)
     sess.close()  # no transaction stays open while bytes stream
+    return stored_response(
+        key, content_type, size, name, presign=content_type not in _STREAM_THROUGH and not through
+    )
+
+
+def stored_response(key: str, content_type: str, size: int, name: str, *, presign: bool = True) -> Any:
+    """A stored object as a download: a redirect to a presigned URL where storage gives one
+    (S3, with ``presign``), else the bytes, with ranges and conditional requests on local
+    storage. A type a browser would run is always an attachment."""
     storage = services().storage
-    if content_type not in _STREAM_THROUGH and not through:
+    if presign:
         url = storage.presigned_url(
             key, expires_in=services().settings.presign_ttl, filename=name, content_type=content_type
         )
         if url is not None:
             return redirect(url, code=302)
-    inline = files.served_inline(content_type)  # a type a browser would run is an attachment
+    inline = files.served_inline(content_type)
     if isinstance(storage, LocalStorage):
         with storage.local_path(key) as path:
             return send_file(
@@ -167,7 +177,7 @@ def file_content(file_id: str, relpath: str = "") -> Any:
     response = Response(stream_with_context(storage.iter_chunks(key)), mimetype=content_type)
     response.headers["Content-Length"] = str(size)
     if not inline:
-        response.headers["Content-Disposition"] = "attachment"
+        response.headers["Content-Disposition"] = content_disposition(name) if name else "attachment"
     return response
 
 
