@@ -2555,7 +2555,7 @@ def _account_paths() -> Schema:
                 {
                     "202": _json(
                         _ref("ExportArchive"),
-                        "Queued: follow it at `Location`; `export.ready` is sent to your webhooks when ready.",
+                        "Queued: follow it at `Location`; your webhooks get `export.ready` when it is.",
                         Location=_location("/v1/account/exports/{id}"),
                     ),
                     "200": _json(_ref("ExportArchive"), "One is being built already: that one."),

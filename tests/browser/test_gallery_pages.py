@@ -72,10 +72,56 @@ def test_publish_browse_logged_out_use_the_prompt_and_unpublish(page, chromium, 
     expect(page.get_by_label("What to do")).to_have_value("image.generate")
     expect(page.get_by_label("Prompt")).to_have_value(PROMPT)
 
-    # The person unpublishes it; the entry page is gone for everyone.
+    # The person unpublishes it from the entry's page; it is gone for everyone.
+    page.goto(entry_url)
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#unpublish-form").get_by_role("button", name="Unpublish").click()
+    page.wait_for_url("**/gallery?unpublished=1")
+    expect(page.locator("#gallery-unpublished")).to_be_visible()
     entry_id = entry_url.rsplit("/", 1)[1]
-    assert http.delete(f"{site.base}/v1/gallery/{entry_id}").status_code == 204
+    assert http.get(f"{site.base}/v1/gallery/{entry_id}").status_code == 404
     page.goto(entry_url)
     expect(page.locator("h1")).not_to_have_text(PROMPT)
     page.goto("/gallery")
     expect(page.locator("#gallery li").filter(has_text="Sam from the coast")).to_have_count(0)
+
+
+def test_staff_remove_an_entry_from_its_page_with_the_reason_in_the_moderation_log(
+    page, chromium, site, make_person
+):
+    person = make_person(credits=20)
+    http = api_session(site, person)
+    job_id = _generated(site, http)
+    body = {"job_id": job_id, "category": "art", "display_name": "Rule Breaker"}
+    entry = http.post(f"{site.base}/v1/gallery", json=body).json()
+    assert "id" in entry, entry
+    reason = f"copyright claim {entry['id'][-6:]}"
+
+    # Someone else sees no removal form and no unpublish button.
+    log_in(page, make_person(credits=0), next_path=f"/gallery/{entry['id']}")
+    expect(page.locator("#entry-by")).to_have_text("Rule Breaker")
+    expect(page.locator("#remove-form")).to_have_count(0)
+    expect(page.locator("#unpublish-form")).to_have_count(0)
+    page.context.clear_cookies()
+
+    log_in(page, make_person(staff=True, credits=0), next_path=f"/gallery/{entry['id']}")
+    form = page.locator("#remove-form")
+    form.get_by_role("button", name="Remove from the gallery").click()  # no reason: refused
+    expect(page.get_by_label("Reason")).to_have_attribute("aria-invalid", "true")
+    page.get_by_label("Reason").fill(reason)
+    form.get_by_role("button", name="Remove from the gallery").click()
+    expect(form.locator("[role=alert]")).to_contain_text("Removed")
+    assert_accessible(page)
+    shot(page, "gallery-removed-by-staff")
+
+    # Hidden from everyone at once; the reason is in the console's moderation log.
+    assert http.get(f"{site.base}/v1/gallery/{entry['id']}").status_code == 404
+    page.goto("/gallery")
+    expect(page.locator("#gallery li").filter(has_text="Rule Breaker")).to_have_count(0)
+    page.goto("/admin/moderation")
+    page.get_by_label("Action").select_option("removed")
+    page.locator("#moderation-filters").get_by_role("button", name="Filter").click()
+    row = page.locator("#moderation tr").filter(has_text=reason)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("removed")
+    expect(row).to_contain_text(PROMPT)

@@ -233,7 +233,6 @@ PAGES = [
     Page("/billing/cancel", "billing_cancel", "billing_return.html", "Checkout canceled", "credits",
          extra=(("outcome", "cancel"),)),
     Page("/keys", "keys", "keys.html", "API keys", "keys"),
-    Page("/profile", "profile", "profile.html", "Profile", "profile"),
     # The operators' console.
     Page("/admin", "admin_queues", "admin/queues.html", "Queues", "admin", True, (("section", "queues"),)),
     Page("/admin/dead-letters", "admin_dead_letters", "admin/dead_letters.html", "Dead letters", "admin",
@@ -270,6 +269,15 @@ def job_new() -> Any:
         preset_model=request.args.get("model", ""),
         preset_prompt=request.args.get("prompt", ""),
     )
+
+
+@blueprint.get("/profile")
+@person
+def profile() -> Any:
+    hours = current_app.extensions["faktry"].settings.export_archive_hours
+    days = hours / 24
+    span = f"{days:g} day{'s' if days != 1 else ''}" if days == int(days) else f"{hours:g} hours"
+    return render("profile.html", title="Profile", active="profile", export_days=span)
 
 
 @blueprint.get("/jobs/<job_id>")

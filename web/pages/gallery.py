@@ -16,14 +16,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Response, request, send_file, stream_with_context
+from flask import Response, g, request, send_file, stream_with_context
 
 from faktry.errors import FaktryError, NotFound
 from pipelines import files
 from pipelines.gallery import store
 from storage.local import LocalStorage
 from web import services
-from web.auth import db
+from web.auth import db, session_user
 from web.pages import blueprint, render
 
 #: Seconds a browser or CDN may keep an entry's media without asking again.
@@ -53,6 +53,7 @@ def gallery() -> Any:
         models=sorted({e.model for e in rows} | ({filters["model"]} if "model" in filters else set())),
         more=more,
         first_page=not request.args.get("cursor"),
+        unpublished=request.args.get("unpublished") == "1",
     )
 
 
@@ -64,6 +65,7 @@ def gallery_entry(entry_id: str) -> Any:
         return render("error.html", title="Not found", message="There is no such gallery entry."), 404
     shown = store.public_dict(entry)
     reuse = "/jobs/new?" + urlencode({"type": entry.job_type, "model": entry.model, "prompt": entry.prompt})
+    viewer = _viewer()
     return render(
         "gallery_entry.html",
         title=f"Gallery: {entry.category}",
@@ -71,7 +73,18 @@ def gallery_entry(entry_id: str) -> Any:
         entry=shown,
         params=sorted(shown["params"].items()),
         reuse=reuse,
+        # The submitter may unpublish it here; staff may remove it for a policy violation.
+        mine=viewer is not None and viewer.tenant_id == entry.tenant_id,
+        staff=viewer is not None and viewer.is_staff,
+        max_reason=store.MAX_REASON,
     )
+
+
+def _viewer() -> Any:
+    """The person logged in, if any (the gallery's pages are public)."""
+    if "user" not in g:
+        g.user = session_user(db())
+    return g.user
 
 
 @blueprint.get("/gallery/media/<entry_id>")

@@ -96,7 +96,7 @@ document.addEventListener("DOMContentLoaded", () => {
       render: (e) => h("tr", { dataset: { action: e.action } },
         h("td", {}, when(e.at)), h("td", {}, h("code", {}, e.tenant_id)), h("td", {}, e.action),
         h("td", {}, e.category), h("td", {}, Number(e.score).toFixed(2)), h("td", {}, e.source),
-        h("td", {}, e.model || ""), h("td", { class: "prompt" }, e.prompt)),
+        h("td", {}, e.model || ""), h("td", { class: "prompt" }, e.prompt), h("td", {}, e.reason || "")),
     });
   }
 

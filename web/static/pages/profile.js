@@ -1,4 +1,5 @@
-// Profile: the person's own details; password and sessions; export of everything kept;
+// Profile: the person's own details; password and sessions; export of everything kept (an
+// archive built in the background, or one JSON document);
 // restriction of processing; objection to analytics (the consent choice); account deletion.
 "use strict";
 
@@ -63,6 +64,65 @@ document.addEventListener("DOMContentLoaded", async () => {
     },
   });
 
+  // Export archives: ask for one, follow it while it is built, download it while it is kept.
+  const exportList = $("#export-list");
+  const exportState = $("#export-state");
+  const exportButton = $("#export-request");
+  let following = null;
+  let announced = new Set();
+  function archiveItem(archive) {
+    const made = new Date(archive.created_at).toLocaleString();
+    const parts = [faktry.h("span", {}, `Asked for ${made}: `)];
+    if (archive.status === "ready") {
+      parts.push(
+        faktry.h("a", { href: archive.download_url, class: "button secondary", download: "" },
+          `Download (${faktry.bytes(archive.size)}, ${archive.file_count} files)`),
+        faktry.h("span", { class: "help" }, ` until ${new Date(archive.expires_at).toLocaleString()}`),
+      );
+    } else if (archive.status === "expired") {
+      parts.push(faktry.h("span", { class: "help" }, "expired and removed."));
+    } else if (archive.status === "failed") {
+      parts.push(faktry.h("span", { class: "error" }, "could not be built. Nothing was lost: ask for a new one."));
+    } else {
+      parts.push(faktry.h("span", { class: "help" }, archive.status === "queued" ? "waiting to be built…" : "being built…"));
+    }
+    return faktry.h("li", { "data-status": archive.status, "data-id": archive.id }, ...parts);
+  }
+  async function showArchives() {
+    const archives = (await api("GET", "/v1/account/exports")).data;
+    faktry.fill(exportList, ...archives.map(archiveItem));
+    const pending = archives.some((a) => a.status === "queued" || a.status === "building");
+    exportButton.disabled = pending;
+    for (const a of archives) {
+      if (a.status === "ready" && announced.has(a.id)) {
+        announced.delete(a.id);
+        say(exportState, "Your archive is ready to download.", "ok");
+      }
+      if (a.status === "failed" && announced.has(a.id)) {
+        announced.delete(a.id);
+        say(exportState, "Your archive could not be built. Nothing was lost: ask for a new one.", "error");
+      }
+    }
+    if (pending) {
+      archives.filter((a) => a.status === "queued" || a.status === "building").forEach((a) => announced.add(a.id));
+      if (!following) following = faktry.poll(async () => { await showArchives(); return !!following; });
+    } else if (following) {
+      const stop = following;
+      following = null;
+      stop();
+    }
+    return pending;
+  }
+  faktry.jsonForm($("#export-form"), {
+    path: "/v1/account/exports",
+    status: exportState,
+    collect: () => undefined,
+    done: async () => {
+      say(exportState, "Your archive is being built. This page tells you when it is ready; you can leave it and come back.", "info");
+      await showArchives();
+    },
+  });
+
   faktry.jsonForm($("#sessions-form"), {
     method: "DELETE",
     path: "/v1/sessions",
@@ -86,6 +146,11 @@ document.addEventListener("DOMContentLoaded", async () => {
     form.birthday.value = profile.birthday || "";
   } catch (err) {
     showError(form.querySelector("[role=status]"), err);
+  }
+  try {
+    await showArchives();
+  } catch (err) {
+    showError(exportState, err);
   }
   try {
     showRestriction((await api("GET", "/v1/account")).restriction);
