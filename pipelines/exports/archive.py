@@ -40,7 +40,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from pipelines.brands.markdown import to_markdown
 from storage.interface import ObjectNotFound, Storage
 
 
@@ -52,6 +51,15 @@ class Media:
     key: str
     size: int
     sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Brand:
+    """A brand guideline written out (`pipelines.brands.book`): Markdown and JSON."""
+
+    id: str
+    markdown: str
+    json: dict[str, Any]
 
 
 @dataclass
@@ -91,6 +99,7 @@ def write(
     *,
     transactions: Iterable[dict[str, Any]],
     transaction_fields: list[str],
+    brands: Iterable[Brand] = (),
     made: datetime,
     beat: Callable[[], None] = lambda: None,
 ) -> Written:
@@ -118,9 +127,9 @@ def write(
         text("jobs.csv", _csv(JOBS_CSV, (_job_line(job) for job in document["jobs"])))
         text("job_events.csv", _csv(EVENTS_CSV, document["job_events"]))
         text("transactions.csv", _csv(transaction_fields, transactions))
-        for brand in document["brands"]:
-            text(f"brands/{brand['id']}.json", _json(brand))
-            text(f"brands/{brand['id']}.md", to_markdown(brand))
+        for brand in brands:
+            text(f"brands/{brand.id}.json", _json(brand.json))
+            text(f"brands/{brand.id}.md", brand.markdown)
         if document["workflows"]:
             keys = ("workflows", "workflow_versions", "workflow_runs", "workflow_steps", "workflow_events")
             text("workflows.json", _json({key: document[key] for key in keys}))

@@ -34,6 +34,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from faktry import clock
 from faktry.db import transaction
 from faktry.errors import NotFound
+from pipelines.brands import book
+from pipelines.brands import store as brand_store
+from pipelines.brands.models import Brand
 from pipelines.exports import archive
 from pipelines.exports.models import BUILDING, EXPIRED, FAILED, PENDING, QUEUED, READY, ExportArchive
 from pipelines.gallery import store as gallery
@@ -199,13 +202,14 @@ def build(
         with transaction(sessions, tenant_id=started.tenant_id) as session:
             document = accounts.export(session, started.tenant_id)
             media = _media(session, started.tenant_id)
+            brands = _brands(session, started.tenant_id)
         beat = _Beat(sessions, started)
         with tempfile.NamedTemporaryFile(dir=tmp_dir, prefix=f"{archive_id}-", suffix=".zip") as tmp:
             path = Path(tmp.name)
             written = archive.write(
                 path, document, media, storage,
                 transactions=_transactions(document),
-                transaction_fields=accounts.TRANSACTION_CSV_FIELDS,
+                transaction_fields=accounts.TRANSACTION_CSV_FIELDS, brands=brands,
                 made=clock.now(), beat=beat,
             )  # fmt: skip
             storage.put_file(key, path, content_type="application/zip")
@@ -239,6 +243,17 @@ def _media(session: Session, tenant_id: str) -> list[archive.Media]:
         name = f"gallery/{entry.id}/{Path(entry.storage_key).name}"
         media.append(archive.Media(name, entry.storage_key, entry.size))
     return media
+
+
+def _brands(session: Session, tenant_id: str) -> list[archive.Brand]:
+    """Each brand guideline as its brand book writes it, Markdown and JSON."""
+    written = []
+    for brand in session.scalars(
+        select(Brand).where(Brand.tenant_id == tenant_id).order_by(Brand.created_at, Brand.id)
+    ):
+        found = brand_store.files_of(session, brand)
+        written.append(archive.Brand(brand.id, book.to_markdown(brand, found), book.to_json(brand, found)))
+    return written
 
 
 def _transactions(document: dict[str, Any]) -> Iterator[dict[str, Any]]:

@@ -162,7 +162,7 @@ def test_the_archive_holds_the_account_as_documents_and_the_media_files_themselv
     assert sorted(t["id"] for t in ledger_rows) == sorted(kept)
     assert json.loads(archive.read(f"brands/{made_brand['id']}.json"))["tagline"] == "Things that work"
     markdown = archive.read(f"brands/{made_brand['id']}.md").decode()
-    assert markdown.startswith("# Acme\n") and "`#112233`" in markdown and "### Dana, Editor" in markdown
+    assert markdown.startswith("# Acme\n") and "`#112233`" in markdown and "### Dana (Editor)" in markdown
     assert "\\# not a heading" in markdown  # typed text never becomes a heading
     gallery = json.loads(archive.read("gallery.json"))
     assert [g["id"] for g in gallery] == [published.json["id"]]
