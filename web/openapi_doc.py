@@ -732,7 +732,7 @@ def _schemas() -> dict[str, Schema]:
                 "urls": {"type": "object"},
             },
             description="An export archive: the account's export, CSV and Markdown copies and the media "
-            "files, as one zip built in the background (docs/api.md, "Export archive").",
+            "files, as one zip built in the background (docs/api.md, 'Export archive').",
         ),
         "ExportArchiveList": _list_of(_ref("ExportArchive"), paged=False),
         "Signup": _obj(

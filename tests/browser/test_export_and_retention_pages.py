@@ -1,7 +1,8 @@
 """The data lifecycle in a browser: a person asks for an export archive on their profile, is
 told when it is ready, downloads it and finds their data and their files in it, file by file;
 then the retention sweeps, run with the clock moved past each limit, remove the archive (the
-profile says it expired) and a plan's outputs (the library said when, and they are gone)."""
+profile says it expired) and a plan's outputs (the library said when, and they are gone), and
+carry the ledger forward after seven years with the balance shown unchanged."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from playwright.sync_api import expect
 from faktry import clock
 from faktry.db import make_engine, make_sessionmaker, transaction
 from pipelines import retention
+from quotas import ledger
 from quotas.limits import DEFAULT_TIERS
 from quotas.models import Tier
 from storage import from_settings as storage_from_settings
@@ -134,7 +136,7 @@ def test_a_plans_output_retention_shows_in_the_library_and_the_sweep_removes_out
     assert output["expires_at"]
 
     log_in(page, person, next_path="/library")
-    cards = page.locator("#files li")
+    cards = page.locator("#files > li")
     expect(cards).to_have_count(2)
     expect(page.locator(".expires")).to_have_count(1)  # the output, not the upload
     expect(page.locator(".expires")).to_contain_text("Removed on")
@@ -148,3 +150,33 @@ def test_a_plans_output_retention_shows_in_the_library_and_the_sweep_removes_out
     expect(page.locator(".expires")).to_have_count(0)
     assert http.get(f"{site.base}/v1/files/{output['id']}").status_code == 404
     assert http.get(f"{site.base}/v1/files/{upload['id']}").status_code == 200
+
+
+def test_after_seven_years_the_ledger_is_carried_forward_and_the_balance_shown_is_the_same(
+    page, site, site_db, make_person, png_image
+):
+    person = make_person(credits=20)
+    http = api_session(site, person)
+    upload = http.post(f"{site.base}/v1/files", files={"file": ("quay.png", png_image.read_bytes())}).json()
+    resize = {
+        "type": "image.resize",
+        "input": {"file_id": upload["id"]},
+        "params": {"width": 40, "height": 30},
+    }
+    succeeded(site, http, resize)
+    before = http.get(f"{site.base}/v1/account/transactions?limit=100").json()["data"]
+    assert len(before) >= 3 and "carried" not in {t["kind"] for t in before}  # grant, hold, capture
+
+    log_in(page, person, next_path="/credits")
+    shown = page.locator("#balance-amount").inner_text()
+    credits = http.get(f"{site.base}/v1/account").json()["credits"]
+
+    swept = sweep(site, site_db, timedelta(days=site.settings.ledger_retention_days + 1))
+    assert swept.ledger_entries_deleted >= len(before)
+    page.reload()
+    expect(page.locator("#balance-amount")).to_have_text(shown)
+    after = http.get(f"{site.base}/v1/account/transactions?limit=100").json()["data"]
+    assert [t["kind"] for t in after] == ["carried"]
+    assert http.get(f"{site.base}/v1/account").json()["credits"] == credits
+    with transaction(site_db) as session:
+        assert ledger.check(session, person.tenant_id) == []

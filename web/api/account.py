@@ -152,8 +152,9 @@ def export_account() -> Any:
 def request_export() -> Any:
     """Ask for an export archive: everything in the JSON export, as CSV and Markdown where
     people read it that way, and the media files themselves, built in the background
-    (docs/api.md, "Export archive"). While one is being built, asking again answers that one. Allowed while
-    the account's processing is restricted: the data stays the person's to take."""
+    (docs/api.md, "Export archive"). While one is being built, asking again answers that
+    one. Allowed while the account's processing is restricted: the data stays the person's
+    to take."""
     json_object(allowed=(), optional=True)
     who = principal()
     sess = db()
