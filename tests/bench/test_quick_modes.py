@@ -36,6 +36,7 @@ pytestmark = pytest.mark.slow
         ("bench.project_render", "ratio run/steps-alone"),
         ("bench.webhook_latency", "ratio sweep/fast"),
         ("bench.sse_clients", "ratio streams/threads"),
+        ("bench.gallery_listing", "worst ratio"),
     ],
 )
 def test_a_benchmark_quick_mode_runs_and_prints_its_ratio(module, expect):
