@@ -45,7 +45,9 @@ from typing import Any
 import bcrypt
 from redis import exceptions as redis_errors
 from sqlalchemy import (
+    JSON,
     Boolean,
+    CheckConstraint,
     ColumnElement,
     Engine,
     ForeignKey,
@@ -59,7 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from faktry import clock
+from faktry import clock, permissions
 from faktry.config import Settings
 from faktry.db import READ_ONLY, Base, TenantOwned, memo, new_id
 from faktry.errors import Conflict, Forbidden, NotFound, RateLimited, Unauthorized, ValidationError
@@ -89,6 +91,9 @@ class Tenant(Base):
 
 class User(Base, TenantOwned):
     __tablename__ = "users"
+    __table_args__ = (
+        CheckConstraint("role IN ('owner', 'admin', 'developer', 'billing', 'viewer')", name="role_known"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True, default=lambda: new_id("usr"))
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -141,10 +146,15 @@ class ApiKey(Base, TenantOwned):
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: What the key may do (`faktry.permissions`), within its maker's role; None: all of it
+    #: (keys made before keys had scopes).
+    scopes: Mapped[list[str] | None] = mapped_column(JSON, default=None)
+    #: After this the key is refused (None: never).
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
     @property
     def active(self) -> bool:
-        return self.revoked_at is None
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > clock.now())
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,9 @@ class Principal:
     is_staff: bool
     via: str  # "api_key" or "session"
     api_key_id: str | None = None
+    #: The person's role in the account, and what the request may do (`faktry.permissions`).
+    role: str = "owner"
+    scopes: frozenset[str] = permissions.ALL
 
 
 def normalize_email(email: str) -> str:
@@ -201,7 +214,14 @@ def create_tenant(
 
 
 def create_api_key(
-    session: Session, *, tenant_id: str, user_id: str | None, name: str = "", bcrypt_rounds: int = 12
+    session: Session,
+    *,
+    tenant_id: str,
+    user_id: str | None,
+    name: str = "",
+    bcrypt_rounds: int = 12,
+    scopes: list[str] | None = None,
+    expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Create a key; returns the row and the plain key, which is never stored or shown again."""
     visible = "".join(secrets.choice(_ALPHABET) for _ in range(VISIBLE_CHARS))
@@ -213,6 +233,8 @@ def create_api_key(
         name=name[:100],
         prefix=f"{KEY_PREFIX}{visible}",
         key_hash=hash_secret(plain, rounds=bcrypt_rounds),
+        scopes=scopes,
+        expires_at=expires_at,
     )
     session.add(key)
     session.flush()
@@ -540,7 +562,10 @@ _KEY_STATE = (
         ApiKey.user_id,
         ApiKey.revoked_at,
         ApiKey.last_used_at,
+        ApiKey.scopes,
+        ApiKey.expires_at,
         User.is_staff,
+        User.role,
         Tenant.restricted_at,
     )
     .outerjoin(User, User.id == ApiKey.user_id)
@@ -596,13 +621,18 @@ def authenticate_key(
             keys.local.drop(digest)
             keys.forget(key_id)
         raise denied
+    now = clock.now()
+    if state.expires_at is not None and state.expires_at <= now:
+        raise Unauthorized(
+            f"this API key expired on {state.expires_at.isoformat()}: make a new one",
+            code="api_key_expired",
+        )
     if not remembered:
         keys.local.put(digest, key_id)
         if not from_redis and keys.shared is not None:
             keys.shared.put(digest, key_id)
     # Read with the key, whether the account is restricted spares a submit its own lookup.
     memo(session)[(RESTRICTED, state.tenant_id)] = state.restricted_at
-    now = clock.now()
     if state.last_used_at is None or now - state.last_used_at > LAST_USED_RESOLUTION:
         _write_now(session, update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
     return Principal(
@@ -611,6 +641,8 @@ def authenticate_key(
         is_staff=bool(state.is_staff),
         via="api_key",
         api_key_id=key_id,
+        role=state.role or "owner",
+        scopes=permissions.scopes_of(state.role or "owner", state.scopes),
     )
 
 

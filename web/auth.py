@@ -18,6 +18,7 @@ from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request, session
 
+from faktry import permissions
 from faktry.db import read_only
 from faktry.errors import Forbidden, Unauthorized
 from faktry.tenancy import (
@@ -128,7 +129,10 @@ def _resolve() -> Principal:
             sent = request.headers.get("X-CSRF-Token", "")
             if not sent or not constant_time_equal(sent, str(session.get("csrf", ""))):
                 raise Forbidden("missing or wrong X-CSRF-Token header", code="csrf_failed")
-        return Principal(tenant_id=user.tenant_id, user_id=user.id, is_staff=user.is_staff, via="session")
+        return Principal(
+            tenant_id=user.tenant_id, user_id=user.id, is_staff=user.is_staff, via="session",
+            role=user.role, scopes=permissions.scopes_of(user.role),
+        )  # fmt: skip
     raise Unauthorized("authentication required: an API key or a session", code="unauthenticated")
 
 
@@ -136,6 +140,7 @@ def authenticated(view: F) -> F:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         principal = _resolve()
+        guard(principal)
         sess = db()
         # Last-used stamps and the like from authentication commit with the request.
         sess.info["tenant_id"] = principal.tenant_id
@@ -143,7 +148,18 @@ def authenticated(view: F) -> F:
         ratelimits.spend_for_tenant(principal.tenant_id)
         return view(*args, **kwargs)
 
+    # The roles test finds guarded views by this mark.
+    wrapper.faktry_guarded = True  # type: ignore[attr-defined]
     return cast(F, wrapper)
+
+
+def guard(who: Principal) -> None:
+    """The one check of what a request may do (`faktry.permissions`), for the route it is on:
+    refused with ``403 insufficient_scope`` naming the scope it lacks."""
+    rule = request.url_rule.rule if request.url_rule is not None else request.path
+    needed = permissions.required(request.method, rule)
+    what = "this API key" if who.via == "api_key" else f"your role ({who.role})"
+    permissions.check(who.scopes, needed, what=what)
 
 
 def principal() -> Principal:

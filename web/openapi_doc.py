@@ -17,6 +17,7 @@ import sys
 from functools import cache
 from typing import Any, get_args
 
+from faktry import permissions
 from faktry.tenancy import KEY_PREFIX, SECRET_CHARS, VISIBLE_CHARS
 from pipelines import jobtypes, pagination
 from pipelines.brands import schema as brand_schema
@@ -434,7 +435,9 @@ def _schemas() -> dict[str, Schema]:
         "created_at": _STAMP,
         "last_used_at": _NULLABLE_STAMP,
         "revoked_at": _NULLABLE_STAMP,
-        "active": {"type": "boolean"},
+        "expires_at": _NULLABLE_STAMP,
+        "scopes": {"type": "array", "items": {"enum": list(permissions.SCOPES)}},
+        "active": {"type": "boolean", "description": "Neither revoked nor expired."},
     }
     plain_key = {
         "type": "string",
@@ -662,10 +665,37 @@ def _schemas() -> dict[str, Schema]:
                     "description": "What the key is for; spaces around it are dropped. Without a "
                     "name, or with a blank one, the key is named after the time it was made "
                     "(UTC): `Key created 2026-01-15 09:30 UTC`.",
-                }
+                },
+                "scopes": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"enum": list(permissions.SCOPES)},
+                    "description": "What the key may do, each a scope your role has (docs/api.md, Roles "
+                    "and scopes). Default: every scope of your role.",
+                },
+                "expires_at": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "After this the key is refused (`api_key_expired`); in the future, "
+                    "at most ten years ahead. Default: never.",
+                },
             },
             [],
         ),
+        "Member": _obj(
+            {
+                "id": {"type": "string", "pattern": "^usr_"},
+                "object": {"const": "member"},
+                "email": {"type": "string"},
+                "role": {"enum": list(permissions.ROLES)},
+                "first_name": {"type": "string"},
+                "last_name": {"type": "string"},
+                "you": {"type": "boolean", "description": "Whether this is the caller."},
+                "created_at": _STAMP,
+                "last_login_at": _NULLABLE_STAMP,
+            }
+        ),
+        "MemberList": _list_of(_ref("Member"), paged=False),
         "Login": _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}),
         "Export": _obj(
             {
@@ -833,7 +863,12 @@ _RESPONSES = {
         "checks for this key's prefix or from this address (`rate_limited`)."
     ),
     "CsrfFailed": _error_response(
-        "A cookie-authenticated write without the right `X-CSRF-Token` (`csrf_failed`)."
+        "Outside the caller's role or the API key's scopes (`insufficient_scope`, with `scope`), or a "
+        "cookie-authenticated write without the right `X-CSRF-Token` (`csrf_failed`)."
+    ),
+    "InsufficientScope": _error_response(
+        "Outside the caller's role or the API key's scopes (`insufficient_scope`, with `scope`: "
+        "docs/api.md, Roles and scopes)."
     ),
     "NotFound": _error_response("No such resource for this tenant; another tenant's looks exactly the same."),
     "Invalid": _error_response("The request is invalid; `field` names the culprit."),
@@ -919,9 +954,8 @@ def _op(
         op["security"] = _WRITE if write else _READ
         responses = {**responses, "401": _use("Unauthorized")}
         responses.setdefault("429", _use("KeyThrottled"))
-        if write:
-            # An operation that refuses for its own reasons too says so, CSRF included.
-            responses.setdefault("403", _use("CsrfFailed"))
+        # An operation that refuses for its own reasons too says so, scopes and CSRF included.
+        responses.setdefault("403", _use("CsrfFailed" if write else "InsufficientScope"))
     op["responses"] = dict(sorted(responses.items()))
     return op
 
@@ -2722,6 +2756,9 @@ def _billing_paths() -> Schema:
 
 def _auth_paths() -> Schema:
     key_id = _param("key_id", "path", {**_SEGMENT, "examples": ["key_0123456789abcdef01234567"]}, "The key.")
+    member_id = _param(
+        "user_id", "path", {**_SEGMENT, "examples": ["usr_0123456789abcdef01234567"]}, "The member."
+    )
     session = _json(_ref("Session"), "The session.")
     throttled = _rate_limited("Too many attempts (`rate_limited`).")
     cookie = {
@@ -2746,6 +2783,53 @@ def _auth_paths() -> Schema:
                 {"200": _json(_ref("ApiKeyList"), "Every key, revoked ones included.")},
                 tag="keys",
                 operation_id="listApiKeys",
+            ),
+        },
+        "/v1/members": {
+            "get": _op(
+                "The account's members and their roles",
+                {"200": _json(_ref("MemberList"), "Everyone, oldest first.")},
+                tag="keys",
+                operation_id="listMembers",
+            ),
+        },
+        "/v1/members/{user_id}": {
+            "patch": _op(
+                "Change a member's role (only an owner makes or changes an owner)",
+                {
+                    "200": _json(_ref("Member"), "The member with the new role."),
+                    "403": _error_response(
+                        "Not allowed: `insufficient_scope` (needs `members:write`), `owner_only`, or "
+                        "`csrf_failed`."
+                    ),
+                    "404": _use("NotFound"),
+                    "409": _error_response("The account's last owner cannot be demoted (`last_owner`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="keys",
+                write=True,
+                params=[member_id],
+                body=_json_body(_obj({"role": {"enum": list(permissions.ROLES)}})),
+                operation_id="changeMemberRole",
+            ),
+            "delete": _op(
+                "Remove a member, or leave the account (your own id): their sessions end and their keys "
+                "are revoked",
+                {
+                    "204": {"description": "Removed."},
+                    "403": _error_response(
+                        "Not allowed: `insufficient_scope` (removing someone else needs `members:write`), "
+                        "`owner_only`, or `csrf_failed`."
+                    ),
+                    "404": _use("NotFound"),
+                    "409": _error_response(
+                        "The account's last owner cannot leave or be removed (`last_owner`)."
+                    ),
+                },
+                tag="keys",
+                write=True,
+                params=[member_id],
+                operation_id="removeMember",
             ),
         },
         "/v1/keys/{key_id}": {

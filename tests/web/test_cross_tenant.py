@@ -51,6 +51,7 @@ UNKNOWN = {
     "session_id": "cs_test_" + "0" * 24,
     "entry_id": "gal_" + "0" * 24,
     "archive_id": "exp_" + "0" * 24,
+    "user_id": "usr_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -69,6 +70,7 @@ BODIES = {
     "api.grant_credits": {"credits": 1, "reason": "cross-tenant test"},
     "api.add_workflow_version": {"graph": GRAPH},
     "api.redeliver_webhook_messages": {"since": "2000-01-01T00:00:00+00:00"},
+    "api.change_role": {"role": "owner"},
 }
 
 
@@ -111,6 +113,7 @@ class Holdings:
             "session_id": self.session_id,
             "entry_id": self.entry_id,
             "archive_id": self.archive_id,
+            "user_id": self.handle.user_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"

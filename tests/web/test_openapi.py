@@ -396,6 +396,7 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "session_id": ["cs_test_unknown"],  # a checkout nobody started: the documented 404
             "entry_id": seeds.entry_ids,
             "archive_id": seeds.archive_ids,
+            "user_id": [seeds.tenant.user_id],
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:

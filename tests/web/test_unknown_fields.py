@@ -71,6 +71,7 @@ class Caller:
             "tenant_id": staff.id,
             # A gallery entry's body is checked before the entry is looked up.
             "entry_id": "gal_" + "0" * 24,
+            "user_id": staff.user_id,
         }
 
     def made(self, path: str, body: dict[str, Any]) -> str:
@@ -127,13 +128,15 @@ def test_an_unknown_field_is_refused_by_every_operation_that_takes_a_json_body(c
 def test_keys_and_signup_name_the_unknown_field_and_what_they_take(client, tenant, name):
     method, path = name.split(" ")
     sent = (
-        {"name": "ci", "scopes": ["read"]} if path == "/v1/keys" else {"email": "a@example.com", "nick": "x"}
+        {"name": "ci", "permissions": ["read"]}
+        if path == "/v1/keys"
+        else {"email": "a@example.com", "nick": "x"}
     )
     r = client.open(path, method=method, json=sent, headers=tenant.headers)
     assert r.status_code == 422
     error = r.json["error"]
     assert error["code"] == "unknown_field"
-    assert error["field"] in ("scopes", "nick")
+    assert error["field"] in ("permissions", "nick")
     assert "this endpoint takes:" in error["message"]
 
 

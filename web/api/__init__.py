@@ -30,6 +30,7 @@ from web.api import (  # noqa: E402,F401
     gallery,
     jobs,
     keys,
+    members,
     models,
     openapi,
     projects,

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from faktry import clock
+from faktry import clock, permissions
 from faktry.errors import NotFound
 from faktry.tenancy import User
 from pipelines import services as jobs
@@ -84,9 +84,22 @@ def person(view: F) -> F:
             return redirect(url_for("pages.login", next=request.full_path.rstrip("?")))
         sess.info["tenant_id"] = user.tenant_id
         g.user = user
+        # The same check as the API's (faktry/permissions.py), for the page's path.
+        rule = request.url_rule.rule if request.url_rule is not None else request.path
+        needed = permissions.required("GET", rule)
+        if needed not in (None, permissions.SELF, permissions.STAFF) and needed not in _scopes(user):
+            message = (
+                f"Your role in this account ({user.role}) does not include this page: it needs the scope "
+                f"{needed}. An owner or admin of the account can change your role."
+            )
+            return render("error.html", title="Not for your role", message=message), 403
         return view(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+def _scopes(user: User | None) -> frozenset[str]:
+    return permissions.scopes_of(user.role) if user is not None else frozenset()
 
 
 def staff(view: F) -> F:
@@ -123,6 +136,8 @@ def render(template: str, **context: Any) -> str:
         poll_ms=settings.page_poll_ms,
         analytics=analytics.json,
         has_analytics=bool(analytics.json),
+        scopes=_scopes(user),
+        scope_names=permissions.SCOPES,
         consent=request.cookies.get("faktry_consent"),
         **context,
     )
@@ -233,6 +248,7 @@ PAGES = [
     Page("/billing/cancel", "billing_cancel", "billing_return.html", "Checkout canceled", "credits",
          extra=(("outcome", "cancel"),)),
     Page("/keys", "keys", "keys.html", "API keys", "keys"),
+    Page("/members", "members", "members.html", "Members", "members"),
     # The operators' console.
     Page("/admin", "admin_queues", "admin/queues.html", "Queues", "admin", True, (("section", "queues"),)),
     Page("/admin/dead-letters", "admin_dead_letters", "admin/dead_letters.html", "Dead letters", "admin",

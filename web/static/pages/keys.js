@@ -1,10 +1,13 @@
-// API keys: create (the key is shown once, with a copy button), list, revoke.
+// API keys: create (the key is shown once, with a copy button) with its scopes and an
+// optional expiry, list, revoke.
 "use strict";
 
 document.addEventListener("DOMContentLoaded", () => {
   const { api, h, $, fill, say, showError, when } = faktry;
   const body = $("#keys tbody");
   const status = $("#keys-status");
+  // What the person's role may do: the scopes the form offers.
+  const roleScopes = [...document.querySelectorAll('#key-scopes [name="scopes"]')].map((c) => c.value);
 
   // Revoking asks in the row itself: the Revoke button makes way for the question and its
   // two answers; "Keep it" puts the button back, "Yes, revoke" revokes and says so.
@@ -49,7 +52,10 @@ document.addEventListener("DOMContentLoaded", () => {
       h("td", {}, h("code", {}, `${key.prefix}…`)),
       h("td", {}, when(key.created_at)),
       h("td", {}, key.last_used_at ? when(key.last_used_at) : "never"),
-      h("td", {}, revoked ? `revoked ${when(key.revoked_at)}` : "active"),
+      h("td", { class: "scopes" }, roleScopes.every((s) => key.scopes.includes(s)) ? "everything your role may do" : key.scopes.join(", ")),
+      h("td", {}, revoked ? `revoked ${when(key.revoked_at)}`
+        : !key.active ? `expired ${when(key.expires_at)}`
+        : key.expires_at ? `active until ${when(key.expires_at)}` : "active"),
       actions);
     return tr;
   }
@@ -63,7 +69,11 @@ document.addEventListener("DOMContentLoaded", () => {
   const form = $("#key-form");
   faktry.jsonForm(form, {
     path: "/v1/keys",
-    collect: (f) => ({ name: f.name.value.trim() }),
+    collect: (f) => {
+      const body = { name: f.name.value.trim(), scopes: [...f.querySelectorAll('[name="scopes"]:checked')].map((c) => c.value) };
+      if (f.expires.value) body.expires_at = `${f.expires.value}T23:59:59Z`;
+      return body;
+    },
     done: async (key) => {
       $("#new-key").hidden = false;
       const value = $("#new-key-value");
