@@ -25,10 +25,12 @@ FAMILIES = (
     "files", "jobs", "workflows", "brands", "projects", "gallery", "webhooks", "keys", "members",
     "billing", "account",
 )  # fmt: skip
-#: Every scope: ``<family>:read``, ``<family>:write``, and deleting the account.
+#: Every scope: ``<family>:read``, ``<family>:write``, deleting the account, and reading
+#: its audit log.
 SCOPES: tuple[str, ...] = (
     *(f"{family}:{action}" for family in FAMILIES for action in ("read", "write")),
     "account:delete",
+    "audit:read",
 )
 ALL = frozenset(SCOPES)
 READS = frozenset(s for s in SCOPES if s.endswith(":read"))
@@ -48,7 +50,7 @@ ROLE_SCOPES: dict[str, frozenset[str]] = {
     "billing": frozenset(
         {"billing:read", "billing:write", "account:read", "members:read", "jobs:read", "files:read"}
     ),
-    "viewer": READS - {"keys:read", "webhooks:read"},
+    "viewer": READS - {"keys:read", "webhooks:read", "audit:read"},
 }
 
 SELF = "self"
@@ -81,6 +83,7 @@ RESOURCES: tuple[tuple[str, str], ...] = (
     ("/profile", SELF),
     ("/session", SELF),
     ("/sessions", SELF),
+    ("/audit-log", "audit"),
     ("/admin", STAFF),
 )
 

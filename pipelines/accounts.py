@@ -10,10 +10,10 @@ storage usage and reservations, files, jobs with their outputs and events, workf
 their versions (node configurations), their runs with each step's result and the runs'
 events (execution history), brand guidelines, video projects (with their last render),
 webhook endpoints (not their secrets) with every message and attempt, gallery entries (with
-their status and, for those staff removed, the reason), the export archives asked for, and
-the moderation log entries about its prompts. The export archive (`pipelines.exports`) holds
-this document, the same data as CSV and Markdown where people read it that way, and the
-media files themselves.
+their status and, for those staff removed, the reason), the export archives asked for, the
+audit log of its security events, and the moderation log entries about its prompts. The
+export archive (`pipelines.exports`) holds this document, the same data as CSV and Markdown
+where people read it that way, and the media files themselves.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
 data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
@@ -58,6 +58,7 @@ from faktry import clock
 from faktry.tenancy import ApiKey, Tenant, User, UserSession, VerifiedKeys, set_restricted
 from pipelines import files
 from pipelines.admission import Admission
+from pipelines.audit import log as audit
 from pipelines.brands import store as brands
 from pipelines.brands.models import Brand
 from pipelines.exports import store as exports
@@ -279,6 +280,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
         "export_archives": [
             exports.to_dict(a) for a in exports.list_archives(session, tenant_id, limit=None)
         ],
+        "audit_log": [audit.to_dict(e) for e in audit.of_tenant(session, tenant_id)],
         "moderation_log": [
             {
                 "id": m.id,
@@ -488,6 +490,7 @@ def delete_account(session: Session, tenant_id: str, *, keep_gallery_public: boo
     session.execute(delete(Brand).where(Brand.tenant_id == tenant_id))
     gallery_keys = gallery.on_account_deleted(session, tenant_id, keep_public=keep_gallery_public)
     exports.delete_all(session, tenant_id)
+    audit.delete_all(session, tenant_id)
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))

@@ -20,6 +20,7 @@ from typing import Any, get_args
 from faktry import permissions
 from faktry.tenancy import KEY_PREFIX, SECRET_CHARS, VISIBLE_CHARS
 from pipelines import jobtypes, pagination
+from pipelines.audit.log import ACTIONS as AUDIT_ACTIONS
 from pipelines.brands import schema as brand_schema
 from pipelines.catalog import PROVIDERS, default_catalog
 from pipelines.gallery import store as gallery
@@ -696,6 +697,24 @@ def _schemas() -> dict[str, Schema]:
             }
         ),
         "MemberList": _list_of(_ref("Member"), paged=False),
+        "AuditEntry": _obj(
+            {
+                "id": {"type": "string", "pattern": "^aud_"},
+                "object": {"const": "audit_entry"},
+                "at": _STAMP,
+                "action": {"enum": list(AUDIT_ACTIONS)},
+                "via": {"enum": ["session", "api_key", "staff", "anonymous"]},
+                "actor": {
+                    "type": "object",
+                    "description": "Who: `user_id`, `email`, `api_key_id`; faktry staff: `staff: true`.",
+                },
+                "target": {"type": ["string", "null"], "description": "What it was about (an id)."},
+                "address": {"type": ["string", "null"]},
+                "data": {"type": "object"},
+            },
+            description="A security event of the account (docs/api.md, Audit log).",
+        ),
+        "AuditLog": _list_of(_ref("AuditEntry"), paged=True),
         "Login": _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}),
         "Export": _obj(
             {
@@ -2830,6 +2849,22 @@ def _auth_paths() -> Schema:
                 write=True,
                 params=[member_id],
                 operation_id="removeMember",
+            ),
+        },
+        "/v1/audit-log": {
+            "get": _op(
+                "The account's security events, newest first (owners and admins: `audit:read`)",
+                {"200": _json(_ref("AuditLog"), "One page of entries."), "422": _use("Invalid")},
+                tag="keys",
+                params=[
+                    *_page_params(),
+                    _param("action", "query", {"enum": list(AUDIT_ACTIONS)}, "Only this kind of event."),
+                    _param(
+                        "actor", "query", {"type": "string"}, "Only this person's: a user id or an email."
+                    ),
+                    _param("since", "query", {"type": "string", "format": "date-time"}, "Only events since."),
+                ],
+                operation_id="listAuditLog",
             ),
         },
         "/v1/keys/{key_id}": {

@@ -63,6 +63,16 @@ def test_a_read_only_key_with_an_expiry(page, site, make_person):
     assert refused.json()["error"]["code"] == "insufficient_scope"
     assert refused.json()["error"]["scope"] == "jobs:write"
 
+    # The audit log says who made it.
+    page.goto("/audit-log")
+    page.get_by_label("Event").select_option("key_created")
+    page.locator("#audit-filters").get_by_role("button", name="Filter").click()
+    row = page.locator("#audit tbody tr")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text(owner.email)
+    expect(row).to_contain_text("dashboard")
+    assert_accessible(page)
+
 
 def test_roles_on_the_members_page_and_what_a_viewer_sees(page, chromium, site, make_person):
     owner = make_person(credits=5)

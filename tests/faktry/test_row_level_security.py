@@ -20,6 +20,7 @@ from faktry import migrate
 from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from pipelines import runner
+from pipelines.audit.models import AuditEntry
 from pipelines.brands.models import Brand
 from pipelines.exports.models import ExportArchive
 from pipelines.gallery.models import GalleryEntry
@@ -73,7 +74,7 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
     file, a finished job with an output, a hold and its allocation, a ledger, a web
     session, a moderation log entry, a storage reservation, a workflow with its run, a
     brand, a video project, a webhook endpoint with a message, an attempt and a
-    signing key, a gallery entry and an export archive."""
+    signing key, a gallery entry, an export archive and an audit entry."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -133,6 +134,7 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
                 )
             )  # fmt: skip
             s.add(ExportArchive(tenant_id=t.id, user_id=t.user_id))  # an export archive
+            s.add(AuditEntry(tenant_id=t.id, action="login", via="session"))  # an audit entry
         made.append(t)
     return made
 

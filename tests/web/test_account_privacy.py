@@ -74,6 +74,7 @@ EXPORTED = {
     "webhook_signing_keys": ("webhook_signing_keys",),
     "gallery_entries": ("gallery_entries",),
     "export_archives": ("export_archives",),
+    "audit_log": ("audit_log",),
 }
 
 

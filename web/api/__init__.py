@@ -24,6 +24,7 @@ def requested_page(sess: Any, stmt: Any, *, created: Any, ident: Any) -> tuple[l
 from web.api import (  # noqa: E402,F401
     account,
     admin,
+    audit,
     billing,
     brands,
     files,

@@ -12,10 +12,12 @@ from flask import Response, request, session
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from faktry.db import transaction
 from faktry.errors import Conflict, Forbidden, Gone, ValidationError
 from faktry.tenancy import Tenant, User, check_secret
 from pipelines import accounts, pagination
 from pipelines.accounts import entry_to_dict, lot_to_dict
+from pipelines.audit import log as audit
 from pipelines.exports import store as exports
 from pipelines.lifecycle import UnitOfWork
 from pipelines.routing import all_queues
@@ -143,7 +145,15 @@ def _csv(sess: Any) -> Response:
 @authenticated
 def export_account() -> Any:
     """Everything faktry keeps about this account, as one JSON document."""
-    body = accounts.export(db(), principal().tenant_id)
+    who = principal()
+    # A read takes no write lock: the audit entry is written in a transaction of its own,
+    # first, so that the export holds it too.
+    with transaction(services().sessions, tenant_id=who.tenant_id) as own:
+        audit.record(own, who.tenant_id, "export_requested", who=who, address=request.remote_addr,
+                     data={"form": "json"})  # fmt: skip
+    sess = db()
+    sess.commit()  # a new read, after that entry (SQLite's reads see the database as it was)
+    body = accounts.export(sess, who.tenant_id)
     return body, 200, {"Content-Disposition": 'attachment; filename="faktry-export.json"'}
 
 
@@ -160,6 +170,9 @@ def request_export() -> Any:
     sess = db()
     archive, created = exports.request(sess, who.tenant_id, who.user_id)
     body = exports.to_dict(archive)
+    if created:
+        audit.record(sess, who.tenant_id, "export_requested", who=who, target=archive.id,
+                     address=request.remote_addr, data={"form": "archive"})  # fmt: skip
     uow = UnitOfWork(sess)
     if created:
         sender: Any = services().sender
@@ -223,6 +236,8 @@ def put_restriction() -> Any:
         raise ValidationError("restricted must be true or false", field="restricted")
     sess = db()
     answer = accounts.restrict(sess, who.tenant_id, restricted)
+    audit.record(sess, who.tenant_id, "restriction_changed", who=who, address=request.remote_addr,
+                 data={"restricted": restricted})  # fmt: skip
     sess.commit()
     return answer
 
@@ -260,6 +275,8 @@ def delete_account() -> Any:
         )
     deleted = accounts.delete_account(sess, who.tenant_id, keep_gallery_public=keep_gallery)
     if deleted is None:
+        # Kept until the deletion goes through (it takes the log with the account).
+        audit.record(sess, who.tenant_id, "account_deletion_requested", who=who, address=request.remote_addr)
         sess.commit()
         raise Conflict(
             "jobs are still running; they are being stopped: try again in a minute", code="jobs_running"

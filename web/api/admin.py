@@ -14,6 +14,7 @@ from faktry import clock
 from faktry.errors import Forbidden, NotFound, ValidationError
 from faktry.tenancy import Tenant, User
 from pipelines import services as jobs
+from pipelines.audit import log as audit
 from pipelines.gallery import store as gallery
 from pipelines.models import FAILED, FINISHED, RUNNING, Job, ModerationEntry
 from pipelines.routing import all_queues
@@ -150,6 +151,8 @@ def replay(job_id: str) -> Any:
     if original is None:
         raise NotFound("no such job", code="job_not_found")
     job = jobs.replay(sess, original, policy=svc.policy)
+    audit.record(sess, job.tenant_id, "staff_job_replayed", who=principal(), staff=True, target=original.id,
+                 address=request.remote_addr, data={"replay": job.id})  # fmt: skip
     sess.commit()
     announce(job)
     # From memory: once the replay and its hold are committed the answer is a 202.
@@ -227,6 +230,10 @@ def grant_credits(tenant_id: str) -> Any:
         key=request.headers.get("Idempotency-Key"),
     )
     credits = _credits(ledger.balance(sess, tenant_id))  # read before the commit, not after
+    if lot is not None:
+        granted = {"millicredits": lot.amount, "reason": lot.reference}
+        audit.record(sess, tenant_id, "staff_credits_granted", who=principal(), staff=True, target=lot.id,
+                     address=request.remote_addr, data=granted)  # fmt: skip
     sess.commit()
     if lot is not None:
         # Who granted what stays in the operators' log (the ledger holds no staff identity).
@@ -253,6 +260,10 @@ def remove_gallery_entry(entry_id: str) -> Any:
     sess = db()
     sess.info.pop("tenant_id", None)  # the entry is another tenant's
     entry, key = gallery.remove(sess, entry_id, body.get("reason"))
+    if key is not None:
+        why = {"reason": entry.removed_reason}
+        audit.record(sess, entry.tenant_id, "staff_gallery_entry_removed", who=principal(), staff=True,
+                     target=entry.id, address=request.remote_addr, data=why)  # fmt: skip
     answer = {
         **gallery.public_dict(entry),
         "status": entry.status,

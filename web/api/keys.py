@@ -15,11 +15,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from flask import request
 from sqlalchemy import select
 
 from faktry import clock, permissions
 from faktry.errors import ValidationError
 from faktry.tenancy import ApiKey, create_api_key, revoke_api_key
+from pipelines.audit import log as audit
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, key_checker, principal
@@ -67,6 +69,11 @@ def create_key() -> Any:
         scopes=scopes,
         expires_at=_expiry(body.get("expires_at")),
     )
+    expires = key.expires_at.isoformat() if key.expires_at else None
+    audit.record(
+        sess, who.tenant_id, "key_created", who=who, target=key.id, address=request.remote_addr,
+        data={"name": key.name, "scopes": key.scopes, "expires_at": expires},
+    )  # fmt: skip
     sess.commit()
     return {**key_to_dict(key), "key": plain}, 201
 
@@ -110,6 +117,9 @@ def list_keys() -> Any:
 def revoke_key(key_id: str) -> Any:
     sess = db()
     key = revoke_api_key(sess, key_id)
+    who = principal()
+    audit.record(sess, who.tenant_id, "key_revoked", who=who, target=key.id, address=request.remote_addr,
+                 data={"name": key.name})  # fmt: skip
     sess.commit()
     # The row refuses the key from now on, in every process; this removes what Redis
     # remembers of it (and never fails: Redis may be away).

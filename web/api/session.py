@@ -11,9 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from sqlalchemy import select
 
-from faktry.errors import RateLimited, ValidationError
-from faktry.tenancy import authenticate_password, dummy_hash, end_user_sessions
+from faktry.db import transaction
+from faktry.errors import RateLimited, Unauthorized, ValidationError
+from faktry.tenancy import User, authenticate_password, dummy_hash, end_user_sessions
+from pipelines.audit import log as audit
 from quotas.ratelimit import retry_after_header
 from web import services
 from web.api import blueprint
@@ -35,16 +38,31 @@ def login() -> Any:
         raise ValidationError("send email and password", field="email")
     throttle_login(body["email"])
     sess = db()
-    user = authenticate_password(
-        sess,
-        body["email"],
-        body["password"],
-        bcrypt_rounds=services().settings.bcrypt_rounds,
-        before_hashing=sess.commit,
-    )
+    try:
+        user = authenticate_password(
+            sess,
+            body["email"],
+            body["password"],
+            bcrypt_rounds=services().settings.bcrypt_rounds,
+            before_hashing=sess.commit,
+        )
+    except Unauthorized:
+        _failed_login(body["email"])
+        raise
     answer = begin_session(sess, user)
+    audit.record(sess, user.tenant_id, "login", user=user, address=request.remote_addr)
     sess.commit()
     return answer, 201
+
+
+def _failed_login(email: str) -> None:
+    """A failed log-in with an account's address goes to that account's audit log (in a
+    transaction of its own: the request's is rolled back). An unknown address leaves none."""
+    with transaction(services().sessions) as own:
+        user = own.scalars(select(User).where(User.email == email.strip().lower())).first()
+        if user is not None:
+            audit.record(own, user.tenant_id, "login_failed", address=request.remote_addr,
+                         data={"email": user.email})  # fmt: skip
 
 
 def throttle_login(email: str) -> None:
@@ -92,6 +110,7 @@ def logout_everywhere() -> Any:
     sess = db()
     if who.user_id is not None:
         end_user_sessions(sess, who.user_id)
+        audit.record(sess, who.tenant_id, "sessions_ended", who=who, address=request.remote_addr)
     if who.via == "session":
         end_session(sess)
     sess.commit()

@@ -25,6 +25,7 @@ from flask import request
 from faktry import clock
 from faktry.errors import Forbidden, RateLimited, ValidationError
 from faktry.tenancy import User, change_password, check_password, hash_secret, normalize_email, sign_up
+from pipelines.audit import log as audit
 from quotas import ledger
 from quotas.models import MILLI
 from quotas.ratelimit import retry_after_header
@@ -158,5 +159,6 @@ def update_password() -> Any:
         before_hashing=sess.commit,
     )  # fmt: skip
     answer = begin_session(sess, user)
+    audit.record(sess, user.tenant_id, "password_changed", who=who, address=request.remote_addr)
     sess.commit()
     return answer

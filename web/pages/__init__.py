@@ -296,6 +296,14 @@ def profile() -> Any:
     return render("profile.html", title="Profile", active="profile", export_days=span)
 
 
+@blueprint.get("/audit-log")
+@person
+def audit_log() -> Any:
+    from pipelines.audit.log import ACTIONS
+
+    return render("audit_log.html", title="Audit log", active="audit", actions=ACTIONS)
+
+
 @blueprint.get("/jobs/<job_id>")
 @person
 def job_detail(job_id: str) -> Any:
