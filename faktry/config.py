@@ -280,6 +280,9 @@ class Settings:
     export_stale_seconds: float = 300.0
     export_max_attempts: int = 3
 
+    #: Days an invitation to join an account may be accepted (pipelines/invitations.py).
+    invitation_days: float = 7.0
+
     log_level: str = "INFO"
     log_json: bool = False
 

@@ -76,6 +76,7 @@ RESOURCES: tuple[tuple[str, str], ...] = (
     ("/webhooks", "webhooks"),
     ("/keys", "keys"),
     ("/members", "members"),
+    ("/invitations", "members"),
     ("/billing", "billing"),
     ("/credits", "billing"),
     ("/account/transactions", "billing"),

@@ -56,7 +56,7 @@ from sqlalchemy.orm import Session
 
 from faktry import clock
 from faktry.tenancy import ApiKey, Tenant, User, UserSession, VerifiedKeys, set_restricted
-from pipelines import files
+from pipelines import files, invitations
 from pipelines.admission import Admission
 from pipelines.audit import log as audit
 from pipelines.brands import store as brands
@@ -281,6 +281,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             exports.to_dict(a) for a in exports.list_archives(session, tenant_id, limit=None)
         ],
         "audit_log": [audit.to_dict(e) for e in audit.of_tenant(session, tenant_id)],
+        "invitations": [invitations.to_dict(i) for i in invitations.listing(session, tenant_id, limit=None)],
         "moderation_log": [
             {
                 "id": m.id,
@@ -491,6 +492,7 @@ def delete_account(session: Session, tenant_id: str, *, keep_gallery_public: boo
     gallery_keys = gallery.on_account_deleted(session, tenant_id, keep_public=keep_gallery_public)
     exports.delete_all(session, tenant_id)
     audit.delete_all(session, tenant_id)
+    invitations.delete_all(session, tenant_id)
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))

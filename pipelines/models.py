@@ -157,6 +157,7 @@ class ModerationEntry(Base):
 # The workflow tables live beside the jobs they run, the brand and project tables in their
 # own packages; importing them here registers them wherever the job tables are (migrations,
 # tests, the account export).
+from pipelines import invitations as _invitation_models  # noqa: E402, F401
 from pipelines.audit import models as _audit_models  # noqa: E402, F401
 from pipelines.brands import models as _brand_models  # noqa: E402, F401
 from pipelines.exports import models as _export_models  # noqa: E402, F401

@@ -715,6 +715,20 @@ def _schemas() -> dict[str, Schema]:
             description="A security event of the account (docs/api.md, Audit log).",
         ),
         "AuditLog": _list_of(_ref("AuditEntry"), paged=True),
+        "Invitation": _obj(
+            {
+                "id": {"type": "string", "pattern": "^inv_"},
+                "object": {"const": "invitation"},
+                "email": {"type": "string"},
+                "role": {"enum": list(permissions.ROLES)},
+                "status": {"enum": ["pending", "accepted", "revoked", "expired"]},
+                "created_at": _STAMP,
+                "expires_at": _STAMP,
+                "accepted_at": _NULLABLE_STAMP,
+            },
+            description="An invitation to join the account (docs/api.md, Roles and scopes).",
+        ),
+        "InvitationList": _list_of(_ref("Invitation"), paged=False),
         "Login": _obj({"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}),
         "Export": _obj(
             {
@@ -2775,6 +2789,9 @@ def _billing_paths() -> Schema:
 
 def _auth_paths() -> Schema:
     key_id = _param("key_id", "path", {**_SEGMENT, "examples": ["key_0123456789abcdef01234567"]}, "The key.")
+    invitation_id = _param(
+        "invitation_id", "path", {**_SEGMENT, "examples": ["inv_0123456789abcdef01234567"]}, "The invitation."
+    )
     member_id = _param(
         "user_id", "path", {**_SEGMENT, "examples": ["usr_0123456789abcdef01234567"]}, "The member."
     )
@@ -2849,6 +2866,77 @@ def _auth_paths() -> Schema:
                 write=True,
                 params=[member_id],
                 operation_id="removeMember",
+            ),
+        },
+        "/v1/invitations": {
+            "post": _op(
+                "Invite someone by email to join the account with a role (only an owner invites an owner)",
+                {
+                    "201": _json(
+                        _ref("Invitation"),
+                        "Invited: a mail with the link is on its way.",
+                        Location=_location("/v1/invitations/{id}"),
+                    ),
+                    "403": _error_response(
+                        "`insufficient_scope` (needs `members:write`), `owner_only`, or `csrf_failed`."
+                    ),
+                    "422": _use("Invalid"),
+                },
+                tag="keys",
+                write=True,
+                body=_json_body(
+                    _obj(
+                        {
+                            "email": {"type": "string", "format": "email"},
+                            "role": {"enum": list(permissions.ROLES)},
+                        }
+                    )
+                ),
+                operation_id="invite",
+            ),
+            "get": _op(
+                "The account's invitations, newest first",
+                {"200": _json(_ref("InvitationList"), "The last 100.")},
+                tag="keys",
+                operation_id="listInvitations",
+            ),
+        },
+        "/v1/invitations/{invitation_id}": {
+            "delete": _op(
+                "Revoke a pending invitation",
+                {"200": _json(_ref("Invitation"), "The invitation, revoked."), "404": _use("NotFound")},
+                tag="keys",
+                write=True,
+                params=[invitation_id],
+                operation_id="revokeInvitation",
+            ),
+        },
+        "/v1/invitations/accept": {
+            "post": _op(
+                "Accept an invitation with the token from its mail and a password of your own: you join the "
+                "account with the invited role and are logged in",
+                {
+                    "201": _json(_ref("Session"), "Joined and logged in (a session cookie is set)."),
+                    "404": _error_response("The token is not valid (`invitation_not_found`)."),
+                    "409": _error_response(
+                        "Used already (`invitation_accepted`), revoked (`invitation_revoked`), or the "
+                        "address has a faktry account (`email_taken`)."
+                    ),
+                    "410": _error_response("It expired (`invitation_expired`)."),
+                    "422": _use("Invalid"),
+                },
+                tag="session",
+                public=True,
+                body=_json_body(
+                    _obj(
+                        {
+                            "token": {"type": "string"},
+                            "password": {"type": "string", "minLength": 10},
+                            "confirm_age_16": {"const": True},
+                        }
+                    )
+                ),
+                operation_id="acceptInvitation",
             ),
         },
         "/v1/audit-log": {

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, create_engine, event, exc, make_url, text
 import pipelines.models  # noqa: F401  (every model's table on Base.metadata)
 import quotas.models  # noqa: F401
 import storage.models  # noqa: F401
-from faktry import migrate
+from faktry import clock, migrate
 from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from pipelines import runner
@@ -24,6 +24,7 @@ from pipelines.audit.models import AuditEntry
 from pipelines.brands.models import Brand
 from pipelines.exports.models import ExportArchive
 from pipelines.gallery.models import GalleryEntry
+from pipelines.invitations import Invitation
 from pipelines.models import ModerationEntry
 from pipelines.projects.models import Project
 from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
@@ -135,6 +136,12 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
             )  # fmt: skip
             s.add(ExportArchive(tenant_id=t.id, user_id=t.user_id))  # an export archive
             s.add(AuditEntry(tenant_id=t.id, action="login", via="session"))  # an audit entry
+            s.add(
+                Invitation(
+                    tenant_id=t.id, email=f"invited-{t.id}@example.com", role="viewer",
+                    token_hash=t.id.ljust(64, "0"), expires_at=clock.now(),
+                )
+            )  # an invitation  # fmt: skip
         made.append(t)
     return made
 

@@ -75,6 +75,7 @@ EXPORTED = {
     "gallery_entries": ("gallery_entries",),
     "export_archives": ("export_archives",),
     "audit_log": ("audit_log",),
+    "invitations": ("invitations",),
 }
 
 
@@ -161,6 +162,8 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     delivery.deliver(ctx.sessions, delivery.Policy(resolve=lambda host, port: ["10.0.0.1"]), sent["id"])
     job_hook_secret = client.get("/v1/webhook-signing-key", headers=person.headers).json["secret"]
     assert client.post("/v1/account/exports", headers=person.headers).status_code == 202  # an archive
+    invited = {"email": "colleague@example.com", "role": "viewer"}
+    assert client.post("/v1/invitations", json=invited, headers=person.headers).status_code == 201
 
     r = client.get("/v1/account/export", headers=person.headers)
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]

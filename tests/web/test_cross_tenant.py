@@ -52,6 +52,7 @@ UNKNOWN = {
     "entry_id": "gal_" + "0" * 24,
     "archive_id": "exp_" + "0" * 24,
     "user_id": "usr_" + "0" * 24,
+    "invitation_id": "inv_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -94,6 +95,7 @@ class Holdings:
     session_id: str = ""
     entry_id: str = ""
     archive_id: str = ""
+    invitation_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -114,6 +116,7 @@ class Holdings:
             "entry_id": self.entry_id,
             "archive_id": self.archive_id,
             "user_id": self.handle.user_id,
+            "invitation_id": self.invitation_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
@@ -174,6 +177,8 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path, *,
         with transaction(client.application.extensions["faktry"].sessions) as session:
             gallery.remove(session, held.entry_id, "cross-tenant test")
     held.archive_id = client.post("/v1/account/exports", headers=handle.headers).json["id"]
+    invited = {"email": f"invited-{handle.id}@example.com", "role": "viewer"}
+    held.invitation_id = client.post("/v1/invitations", json=invited, headers=handle.headers).json["id"]
     ctx = runtime.context
     policy = exports.Policy.from_settings(ctx.settings)
     assert (
@@ -185,7 +190,7 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path, *,
     held.marks = {
         handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
         held.brand_id, held.project_id, held.endpoint_id, held.message_id, held.session_id, held.entry_id,
-        held.archive_id,
+        held.archive_id, held.invitation_id, f"invited-{handle.id}@example.com",
         f"shot {handle.id}", f"name {handle.id}", *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held

@@ -69,6 +69,7 @@ NEEDS_PROJECTS = re.compile(r"^\w+ /v1/projects")
 NEEDS_WEBHOOKS = re.compile(r"^\w+ /v1/webhook-(endpoints|messages)")
 NEEDS_GALLERY = re.compile(r"^\w+ /v1/(admin/)?gallery")
 NEEDS_EXPORTS = re.compile(r"^\w+ /v1/account/exports/")
+NEEDS_INVITATIONS = re.compile(r"^\w+ /v1/invitations/")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
 #: A valid workflow graph, so that generated requests reach more than 422s.
 GRAPH = {
@@ -164,6 +165,7 @@ class Seeds:
         self.message_ids: list[str] = []
         self.entry_ids: list[str] = []
         self.archive_ids: list[str] = []
+        self.invitation_ids: list[str] = []
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -357,6 +359,12 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
         seeds.make_webhooks()
     if NEEDS_GALLERY.match(operation):
         seeds.make_gallery(request.getfixturevalue("runtime"))
+    if NEEDS_INVITATIONS.match(operation):
+        r = seeds.client.post(
+            "/v1/invitations", headers=seeds.tenant.headers, json={"email": "x@example.com", "role": "viewer"}
+        )
+        assert r.status_code == 201, r.json
+        seeds.invitation_ids.append(str(r.json["id"]))
     if NEEDS_EXPORTS.match(operation):
         seeds.make_exports(request.getfixturevalue("runtime"))
     if NEEDS_STRIPE.match(operation):
@@ -397,6 +405,7 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "entry_id": seeds.entry_ids,
             "archive_id": seeds.archive_ids,
             "user_id": [seeds.tenant.user_id],
+            "invitation_id": seeds.invitation_ids or ["inv_" + "0" * 24],
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:

@@ -72,6 +72,7 @@ class Caller:
             # A gallery entry's body is checked before the entry is looked up.
             "entry_id": "gal_" + "0" * 24,
             "user_id": staff.user_id,
+            "invitation_id": "inv_" + "0" * 24,
         }
 
     def made(self, path: str, body: dict[str, Any]) -> str:

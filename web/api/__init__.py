@@ -29,6 +29,7 @@ from web.api import (  # noqa: E402,F401
     brands,
     files,
     gallery,
+    invitations,
     jobs,
     keys,
     members,

@@ -248,7 +248,6 @@ PAGES = [
     Page("/billing/cancel", "billing_cancel", "billing_return.html", "Checkout canceled", "credits",
          extra=(("outcome", "cancel"),)),
     Page("/keys", "keys", "keys.html", "API keys", "keys"),
-    Page("/members", "members", "members.html", "Members", "members"),
     # The operators' console.
     Page("/admin", "admin_queues", "admin/queues.html", "Queues", "admin", True, (("section", "queues"),)),
     Page("/admin/dead-letters", "admin_dead_letters", "admin/dead_letters.html", "Dead letters", "admin",
@@ -296,6 +295,14 @@ def profile() -> Any:
     return render("profile.html", title="Profile", active="profile", export_days=span)
 
 
+@blueprint.get("/members")
+@person
+def members() -> Any:
+    days = current_app.extensions["faktry"].settings.invitation_days
+    span = f"{days:g} day{'s' if days != 1 else ''}"
+    return render("members.html", title="Members", active="members", invitation_days=span)
+
+
 @blueprint.get("/audit-log")
 @person
 def audit_log() -> Any:
@@ -329,6 +336,7 @@ def job_detail(job_id: str) -> Any:
 from web.pages import brands as _brands  # noqa: E402,F401
 from web.pages import checkout as _checkout  # noqa: E402,F401
 from web.pages import gallery as _gallery  # noqa: E402,F401
+from web.pages import invitations as _invitations  # noqa: E402,F401
 from web.pages import privacy as _privacy  # noqa: E402,F401
 from web.pages import projects as _projects  # noqa: E402,F401
 from web.pages import webhooks as _webhooks  # noqa: E402,F401

@@ -66,4 +66,42 @@ document.addEventListener("DOMContentLoaded", () => {
     fill(body, list.data.map(row));
   }
   load().catch((err) => showError(status, err));
+
+  // Invitations (owners and admins): send, list, revoke.
+  const inviteForm = $("#invite-form");
+  if (!inviteForm) return;
+  const invitations = $("#invitations tbody");
+  function invitationRow(inv) {
+    const actions = h("td", { class: "actions" });
+    if (inv.status === "pending") {
+      const revoke = h("button", { type: "button", class: "secondary small", "aria-label": `Revoke the invitation to ${inv.email}` }, "Revoke");
+      revoke.addEventListener("click", async () => {
+        try {
+          await api("DELETE", `/v1/invitations/${encodeURIComponent(inv.id)}`);
+          say(status, `The invitation to ${inv.email} is revoked.`, "ok");
+          await loadInvitations();
+        } catch (err) {
+          showError(status, err);
+        }
+      });
+      actions.append(revoke);
+    }
+    const state = inv.status === "pending" ? `pending until ${when(inv.expires_at)}` : inv.status;
+    return h("tr", { dataset: { invitationId: inv.id, status: inv.status } },
+      h("td", {}, inv.email), h("td", {}, inv.role), h("td", {}, state), actions);
+  }
+  async function loadInvitations() {
+    const list = await api("GET", "/v1/invitations");
+    fill(invitations, list.data.map(invitationRow));
+  }
+  faktry.jsonForm(inviteForm, {
+    path: "/v1/invitations",
+    collect: (f) => ({ email: f.email.value.trim(), role: f.role.value }),
+    done: async (inv, f) => {
+      say(f.querySelector("[role=status]"), `Invitation sent to ${inv.email}.`, "ok");
+      f.email.value = "";
+      await loadInvitations();
+    },
+  });
+  loadInvitations().catch((err) => showError(status, err));
 });
