@@ -1,7 +1,7 @@
 """invitations: asking someone by email to join an account with a role
 
-Revision ID: 0017
-Revises: 0016
+Revision ID: 0018
+Revises: 0017
 Create Date: 2027-01-20 14:00:00.000000
 
 - ``invitations``: the address, the role, the SHA-256 of the single-use token sent by mail,
@@ -19,8 +19,8 @@ from alembic import op
 
 import faktry.db
 
-revision = "0017"
-down_revision = "0016"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """audit log: an account's security events, for its owners and admins
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2027-01-20 13:00:00.000000
 
 - ``audit_log``: one row per security event (log-ins and failed log-ins, keys made and
@@ -21,8 +21,8 @@ from alembic import op
 
 import faktry.db
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """roles and scopes: API keys carry scopes and may expire; a person's role is one of five
 
-Revision ID: 0015
-Revises: 0014
+Revision ID: 0016
+Revises: 0015
 Create Date: 2027-01-20 12:00:00.000000
 
 - ``api_keys.scopes`` (JSON list, null for the keys made before: they keep every scope their
@@ -15,8 +15,8 @@ from alembic import op
 
 import faktry.db
 
-revision = "0015"
-down_revision = "0014"
+revision = "0016"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
