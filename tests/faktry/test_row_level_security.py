@@ -16,13 +16,14 @@ from sqlalchemy import Connection, create_engine, event, exc, make_url, text
 import pipelines.models  # noqa: F401  (every model's table on Base.metadata)
 import quotas.models  # noqa: F401
 import storage.models  # noqa: F401
-from faktry import migrate
+from faktry import clock, migrate
 from faktry.db import Base, make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from pipelines import runner
 from pipelines.brands.models import Brand
 from pipelines.exports.models import ExportArchive
 from pipelines.gallery.models import GalleryEntry
+from pipelines.mail.models import AccountToken, MailMessage
 from pipelines.models import ModerationEntry
 from pipelines.projects.models import Project
 from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
@@ -73,7 +74,7 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
     file, a finished job with an output, a hold and its allocation, a ledger, a web
     session, a moderation log entry, a storage reservation, a workflow with its run, a
     brand, a video project, a webhook endpoint with a message, an attempt and a
-    signing key, a gallery entry and an export archive."""
+    signing key, a gallery entry, an export archive, a mail and a mail link's token."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -133,6 +134,23 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
                 )
             )  # fmt: skip
             s.add(ExportArchive(tenant_id=t.id, user_id=t.user_id))  # an export archive
+            # A mail about the account, and a token of a link it carried.
+            s.add(
+                MailMessage(
+                    tenant_id=t.id,
+                    to_address=t.email,
+                    kind="security_notice",
+                    subject="s",
+                    text_body="t",
+                    html_body="h",
+                )
+            )
+            s.add(
+                AccountToken(
+                    tenant_id=t.id, user_id=t.user_id, purpose="verify_email", token_hash=uuid.uuid4().hex,
+                    expires_at=clock.now(),
+                )
+            )  # fmt: skip
         made.append(t)
     return made
 

@@ -26,6 +26,7 @@ from web.api import (  # noqa: E402,F401
     admin,
     billing,
     brands,
+    email,
     files,
     gallery,
     jobs,

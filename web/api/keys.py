@@ -14,6 +14,7 @@ from sqlalchemy import select
 from faktry import clock
 from faktry.errors import ValidationError
 from faktry.tenancy import ApiKey, create_api_key, revoke_api_key
+from pipelines.mail import notices
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, key_checker, principal
@@ -52,6 +53,10 @@ def create_key() -> Any:
         name=name,
         bcrypt_rounds=services().settings.bcrypt_rounds,
     )
+    notices.security_notice(
+        sess, notices.Links.from_settings(services().settings), who.tenant_id,
+        "an API key was created", f"Its name is {key.name!r} and it starts with {key.prefix}.",
+    )  # fmt: skip
     sess.commit()
     return {**key_to_dict(key), "key": plain}, 201
 
