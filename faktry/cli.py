@@ -4,6 +4,7 @@ faktry up [--host H] [--port P]  zero-setup: migrate, start web + workers + sche
 faktry db upgrade             apply migrations
 faktry tenants create --email E [--tier T] [--admin]
 faktry keys create|list|revoke
+faktry mail list|show ID|policy-change --effective YYYY-MM-DD --summary TEXT
 faktry web | worker | scheduler
 """
 
@@ -244,6 +245,74 @@ def storage_check(email: str | None) -> None:
     click.echo("storage usage exact")
 
 
+@main.group()
+def mail() -> None:
+    """The mail outbox: read what was sent or kept, send a policy-change notice."""
+
+
+@mail.command("list")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--to", "to", default=None, help="Only mails to this address.")
+def mail_list(limit: int, to: str | None) -> None:
+    """The latest mails, newest first: id, status, how they left, address, subject."""
+    from pipelines.mail.models import MailMessage
+
+    settings = _settings()
+    stmt = select(MailMessage).order_by(MailMessage.created_at.desc(), MailMessage.id.desc()).limit(limit)
+    if to:
+        stmt = stmt.where(MailMessage.to_address == normalize_email(to))
+    with transaction(_sessions(settings)) as session:
+        for m in session.scalars(stmt):
+            click.echo(
+                f"{m.id}  {m.created_at:%Y-%m-%d %H:%M}  {m.status:<7}  {m.transport or '-':<4}  "
+                f"{m.to_address}  {m.subject}"
+            )
+
+
+@mail.command("show")
+@click.argument("message_id")
+@click.option("--html", is_flag=True, help="Print the HTML body instead of the text.")
+def mail_show(message_id: str, html: bool) -> None:
+    """One mail in full: its headers, status and text (links included)."""
+    from pipelines.mail.models import MailMessage
+
+    settings = _settings()
+    with transaction(_sessions(settings)) as session:
+        m = session.get(MailMessage, message_id)
+        if m is None:
+            raise click.ClickException(f"no mail {message_id}")
+        click.echo(f"To: {m.to_address}\nSubject: {m.subject}\nKind: {m.kind}")
+        click.echo(f"Status: {m.status} ({m.transport or 'not sent'}), attempts: {m.attempts}")
+        if m.last_error:
+            click.echo(f"Last error: {m.last_error}")
+        click.echo("")
+        click.echo(m.html_body if html else m.text_body)
+
+
+@mail.command("policy-change")
+@click.option("--effective", required=True, help="YYYY-MM-DD, at least 30 days from today.")
+@click.option("--summary", required=True, help="What changes, in a sentence or two.")
+def mail_policy_change(effective: str, summary: str) -> None:
+    """Tell every person of every active account that the privacy policy changes on
+    EFFECTIVE. Refuses a date less than 30 days ahead; running it again for the same date
+    queues nothing new. The scheduler sends the mails."""
+    from datetime import date
+
+    from pipelines.mail import notices
+
+    settings = _settings()
+    try:
+        day = date.fromisoformat(effective)
+    except ValueError:
+        raise click.BadParameter("a date like 2027-03-01", param_hint="--effective") from None
+    try:
+        with transaction(_sessions(settings)) as session:
+            queued = notices.policy_change(session, notices.Links.from_settings(settings), day, summary)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"{queued} policy-change mails queued for {day.isoformat()}")
+
+
 def _storage(settings: Settings) -> Any:
     from storage import from_settings
 
@@ -321,14 +390,14 @@ def web() -> None:
 
 
 #: Worker kinds: media work is CPU-bound (a process per core, one thread each); AI work waits
-#: on providers (few processes, many threads). The ai kind also delivers webhooks and builds
-#: export archives: both mostly wait on the network or on storage.
+#: on providers (few processes, many threads). The ai kind also delivers webhooks, builds
+#: export archives and sends mail: all mostly wait on the network or on storage.
 KINDS = {
     "media": (("local.small", "local.large"), 0, 1),
     "ai": (
         (
             "openai.small", "openai.large", "fal.small", "fal.large", "bfl.small", "bfl.large",
-            "webhooks", "exports",
+            "webhooks", "exports", "mail",
         ),
         2,
         16,
@@ -410,8 +479,8 @@ def dependency_of(exc: BaseException) -> str:
 
 
 class SchedulerLoop:
-    """The scheduler's passes: the reconciler, admission's resync, then the webhook and export
-    archive sweeps.
+    """The scheduler's passes: the reconciler, admission's resync, then the webhook, export
+    archive and mail sweeps.
 
     `run_once` never raises. A pass that fails (the database, Redis or the broker is away) is
     logged, counted as ``faktry_dependency_errors_total{process="scheduler"}`` and tried
@@ -440,6 +509,7 @@ class SchedulerLoop:
             _resync_admission(self.settings, sender, redis_url)
             sweep_webhooks(self.settings, sessions, sender)
             sweep_exports(self.settings, sessions, sender)
+            sweep_mail(self.settings, sessions, sender)
         except Exception as exc:
             self.failures += 1
             dependency = dependency_of(exc)
@@ -538,6 +608,19 @@ def sweep_exports(settings: Settings, sessions: Any, sender: Any) -> int:
     due = store.due(sessions, store.Policy.from_settings(settings))
     if due:
         send(getattr(sender, "broker_sender", sender).broker, due)
+    return len(due)
+
+
+def sweep_mail(settings: Settings, sessions: Any, sender: Any) -> int:
+    """Send every mail due: those whose after-commit send was lost, and retries after a
+    refusal; forget what the outbox no longer keeps; returns how many were sent."""
+    from pipelines.mail import sender as mail_sender
+    from workers.actors.mail import send
+
+    due = mail_sender.due(sessions, mail_sender.Policy.from_settings(settings))
+    if due:
+        send(getattr(sender, "broker_sender", sender).broker, due)
+    mail_sender.prune(sessions, settings.mail_log_seconds)
     return len(due)
 
 

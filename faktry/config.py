@@ -282,6 +282,34 @@ class Settings:
 
     #: Days an invitation to join an account may be accepted (pipelines/invitations.py).
     invitation_days: float = 7.0
+    #: Mail (pipelines/mail): account mails go through a durable outbox and SMTP. With no
+    #: ``mail_smtp_host`` (the zero-setup default, ``faktry up``) mail is *kept*: it stays in
+    #: the outbox, marked sent with ``transport = "kept"``, its text is written to the log,
+    #: and ``faktry mail list`` / ``faktry mail show ID`` read it.
+    mail_smtp_host: str = ""
+    mail_smtp_port: int = 587
+    #: ``starttls`` (upgrade a plain connection, port 587), ``tls`` (TLS from the start,
+    #: port 465) or ``none`` (plain text: loopback and tests only).
+    mail_smtp_tls: str = "starttls"
+    #: SMTP AUTH credentials; no AUTH when the username is empty.
+    mail_smtp_username: str = ""
+    mail_smtp_password: str = ""
+    #: The From header of every mail.
+    mail_from: str = "faktry <no-reply@faktry.local>"
+    #: Seconds for connecting to the SMTP server and for each of its answers.
+    mail_timeout: float = 10.0
+    #: Seconds to wait after the 1st, 2nd, … failed attempt, comma-separated; once spent,
+    #: the message is failed (the attempts are capped at one more than the delays).
+    mail_retry_schedule: str = "30,120,600,1800,3600,7200"
+    #: Due messages one scheduler sweep hands out.
+    mail_sweep_batch: int = 200
+    #: How long the outbox keeps a mail that ended (sent, kept or failed), and a link's token
+    #: after it expired, in seconds; the scheduler deletes them after that.
+    mail_log_seconds: float = 30 * 24 * 3600.0
+    #: How long the link of an email verification mail works, in hours.
+    email_verification_hours: float = 48.0
+    #: How long the link of a password reset mail works, in minutes.
+    password_reset_minutes: float = 30.0
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -297,6 +325,8 @@ class Settings:
                 "FAKTRY_BROKER_HEARTBEAT_MS must be at least "
                 "(FAKTRY_JOB_LEASE_SECONDS + FAKTRY_JOB_HEARTBEAT_SECONDS) * 1000"
             )
+        if self.mail_smtp_tls not in ("starttls", "tls", "none"):
+            raise ValueError("FAKTRY_MAIL_SMTP_TLS must be starttls, tls or none")
 
     # -- derived values -------------------------------------------------------------------
 

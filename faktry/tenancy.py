@@ -111,6 +111,10 @@ class User(Base, TenantOwned):
     location: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=clock.now)
     last_login_at: Mapped[datetime | None] = mapped_column(default=None)
+    #: When the person followed the link of a verification mail (pipelines/mail). None: not
+    #: yet; such an account may log in but not buy credits. Accounts an operator creates
+    #: (`create_tenant`) and those from before mail count as verified.
+    email_verified_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class UserSession(Base, TenantOwned):
@@ -205,7 +209,10 @@ def create_tenant(
     tenant = Tenant(name=name or email, tier=tier)
     session.add(tenant)
     session.flush()
-    user = User(tenant_id=tenant.id, email=email, role="owner", is_staff=is_staff)
+    # An operator vouches for the address it creates an account for.
+    user = User(
+        tenant_id=tenant.id, email=email, role="owner", is_staff=is_staff, email_verified_at=clock.now()
+    )
     if password is not None:
         user.password_hash = hash_secret(password, rounds=bcrypt_rounds)
     session.add(user)
@@ -773,9 +780,8 @@ def sign_up(session: Session, *, email: str, password_hash: str, tier: str = "fr
     a concurrent sign-up took it first). The caller answers both the same way, so that a
     sign-up does not tell whether an address is registered.
 
-    faktry sends no mail yet. Once accounts send mail, this is where the existing owner is
-    to be told that someone tried to sign up with their address (with a link to log in or
-    reset the password), instead of nothing at all."""
+    The new owner's address is not verified yet (``email_verified_at`` is None). For a taken
+    address the caller tells the existing owner by mail (`pipelines.mail.notices`)."""
     email = normalize_email(email)
     if session.scalar(select(User.id).where(User.email == email)) is not None:
         return None
@@ -833,6 +839,22 @@ def refuse_if_restricted(session: Session, tenant_id: str) -> None:
             "processing is restricted for this account at your request: nothing new runs until "
             "you lift the restriction on your profile (PUT /v1/account/restriction)",
             details={"restricted_at": since.isoformat()},
+        )
+
+
+def refuse_if_unverified(session: Session, tenant_id: str) -> None:
+    """Raise `Forbidden` ``email_unverified`` unless an owner of the tenant has verified their
+    email address (pipelines/mail): an account must prove it can be reached before it pays."""
+    verified = session.scalar(
+        select(User.id)
+        .where(User.tenant_id == tenant_id, User.role == "owner", User.email_verified_at.is_not(None))
+        .limit(1)
+    )
+    if verified is None:
+        raise Forbidden(
+            "confirm your email address first: follow the link in the mail faktry sent you, "
+            "or ask for a new one (POST /v1/email/verification)",
+            code="email_unverified",
         )
 
 

@@ -9,18 +9,19 @@ lots with what bought them, holds, every ledger entry, the Stripe events about i
 storage usage and reservations, files, jobs with their outputs and events, workflows with
 their versions (node configurations), their runs with each step's result and the runs'
 events (execution history), brand guidelines, video projects (with their last render),
-webhook endpoints (not their secrets) with every message and attempt, gallery entries (with
-their status and, for those staff removed, the reason), the export archives asked for, the
-audit log of its security events, and the moderation log entries about its prompts. The
-export archive (`pipelines.exports`) holds this document, the same data as CSV and Markdown
-where people read it that way, and the media files themselves.
+webhook endpoints (not their secrets) with every message and attempt, the mails sent about the
+account and their links' tokens (not their hashes), gallery entries (with their status and,
+for those staff removed, the reason), the export archives asked for, the audit log of its
+security events, and the moderation log entries about its prompts. The export archive
+(`pipelines.exports`) holds this document, the same data as CSV and Markdown where people
+read it that way, and the media files themselves.
 
 Deletion (`delete_account`) removes the person and the content: the users (their personal
 data) and their sessions, API keys, files (and their bytes in storage), jobs (their prompts
 and parameters, events and outputs), workflows, their versions, runs, steps and events,
-brand guidelines, video projects, webhook endpoints, their secrets and delivery logs, export
-archives (and their zips), and gallery entries (unless the person asked to keep published
-ones public: see `delete_account`).
+brand guidelines, video projects, webhook endpoints, their secrets and delivery logs, mails
+and their tokens, export archives (and their zips), and gallery entries (unless the person
+asked to keep published ones public: see `delete_account`).
 Running workflow runs and jobs still running are canceled first, so their holds are
 released. Credits left in lots are forfeited with ledger entries. What stays is
 pseudonymous: the tenant id on the ledger, its lots and holds (kept seven years for legal
@@ -63,6 +64,7 @@ from pipelines.brands import store as brands
 from pipelines.brands.models import Brand
 from pipelines.exports import store as exports
 from pipelines.gallery import store as gallery
+from pipelines.mail.models import AccountToken, MailMessage
 from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.projects import store as projects
 from pipelines.projects.models import Project
@@ -184,6 +186,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
                 "location": u.location,
                 "created_at": u.created_at.isoformat(),
                 "last_login_at": _stamp(u.last_login_at),
+                "email_verified_at": _stamp(u.email_verified_at),
             }
             for u in session.scalars(select(User).where(User.tenant_id == tenant_id))
         ],
@@ -276,6 +279,7 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
         ],
         "projects": _projects(session, tenant_id),
         **_webhooks(session, tenant_id),
+        **_mail(session, tenant_id),
         "gallery_entries": [gallery.export_dict(e) for e in gallery.of_tenant(session, tenant_id)],
         "export_archives": [
             exports.to_dict(a) for a in exports.list_archives(session, tenant_id, limit=None)
@@ -326,6 +330,44 @@ def _webhooks(session: Session, tenant_id: str) -> dict[str, Any]:
             for k in session.scalars(
                 select(WebhookSigningKey).where(WebhookSigningKey.tenant_id == tenant_id)
             )
+        ],
+    }
+
+
+def _mail(session: Session, tenant_id: str) -> dict[str, Any]:
+    """Every mail about the account, as sent, and the links' tokens (never their hashes)."""
+
+    def rows(model: Any) -> Any:
+        return session.scalars(
+            select(model).where(model.tenant_id == tenant_id).order_by(model.created_at, model.id)
+        )
+
+    return {
+        "mail_messages": [
+            {
+                "id": m.id,
+                "to": m.to_address,
+                "kind": m.kind,
+                "subject": m.subject,
+                "text": m.text_body,
+                "status": m.status,
+                "attempts": m.attempts,
+                "transport": m.transport,
+                "created_at": m.created_at.isoformat(),
+                "sent_at": _stamp(m.sent_at),
+            }
+            for m in rows(MailMessage)
+        ],
+        "account_tokens": [
+            {
+                "id": t.id,
+                "user_id": t.user_id,
+                "purpose": t.purpose,
+                "created_at": t.created_at.isoformat(),
+                "expires_at": t.expires_at.isoformat(),
+                "used_at": _stamp(t.used_at),
+            }
+            for t in rows(AccountToken)
         ],
     }
 
@@ -493,6 +535,9 @@ def delete_account(session: Session, tenant_id: str, *, keep_gallery_public: boo
     exports.delete_all(session, tenant_id)
     audit.delete_all(session, tenant_id)
     invitations.delete_all(session, tenant_id)
+    # Mail last too: their addresses are the person's. A mail not sent yet is not sent.
+    for mail_model in (MailMessage, AccountToken):
+        session.execute(delete(mail_model).where(mail_model.tenant_id == tenant_id))
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))

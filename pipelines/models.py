@@ -162,6 +162,7 @@ from pipelines.audit import models as _audit_models  # noqa: E402, F401
 from pipelines.brands import models as _brand_models  # noqa: E402, F401
 from pipelines.exports import models as _export_models  # noqa: E402, F401
 from pipelines.gallery import models as _gallery_models  # noqa: E402, F401
+from pipelines.mail import models as _mail_models  # noqa: E402, F401
 from pipelines.projects import models as _project_models  # noqa: E402, F401
 from pipelines.webhooks import models as _webhook_models  # noqa: E402, F401
 from pipelines.workflows import models as _workflow_models  # noqa: E402, F401

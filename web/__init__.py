@@ -239,16 +239,20 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
 
 
 def _kick_webhooks(sessions: sessionmaker[Session], sender: Sender) -> None:
-    """Webhook messages a request wrote start delivering once it commits (pipelines/webhooks);
-    without a broker to send them on, the scheduler's sweep delivers them."""
+    """Webhook messages and mails a request wrote start going out once it commits
+    (pipelines/webhooks, pipelines/mail); without a broker to send them on, the scheduler's
+    sweep sends them."""
+    from pipelines.mail import outbox as mail_outbox
     from pipelines.webhooks import outbox
 
     broker_sender = getattr(sender, "broker_sender", sender)
     broker = getattr(broker_sender, "broker", None)
     if broker is not None:
+        from workers.actors import mail
         from workers.actors.webhooks import kicker
 
         outbox.install(sessions, kicker(broker))
+        mail_outbox.install(sessions, mail.kicker(broker))
 
 
 def _moderator(settings: Settings) -> Moderator:

@@ -85,7 +85,13 @@ def begin_session(sess: Any, user: User) -> dict[str, Any]:
     session.clear()
     session["sid"] = token
     g.pop("faktry_session", None)
-    return {"object": "session", "user_id": user.id, "tenant_id": user.tenant_id, "csrf_token": csrf_token()}
+    return {
+        "object": "session",
+        "user_id": user.id,
+        "tenant_id": user.tenant_id,
+        "email_verified": user.email_verified_at is not None,
+        "csrf_token": csrf_token(),
+    }
 
 
 def end_session(sess: Any) -> None:

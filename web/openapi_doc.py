@@ -758,6 +758,16 @@ def _schemas() -> dict[str, Schema]:
                 "webhook_endpoints": {"type": "array", "items": {"type": "object"}},
                 "webhook_messages": {"type": "array", "items": _ref("WebhookMessage")},
                 "webhook_signing_keys": {"type": "array", "items": {"type": "object"}},
+                "mail_messages": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "The mails sent about the account, as sent.",
+                },
+                "account_tokens": {
+                    "type": "array",
+                    "items": {"type": "object"},
+                    "description": "The tokens of the mails' links: purpose, expiry, use (never the token).",
+                },
                 "gallery_entries": {
                     "type": "array",
                     "items": {"type": "object"},
@@ -835,6 +845,11 @@ def _schemas() -> dict[str, Schema]:
                     "format": "date",
                     "description": "YYYY-MM-DD, 1900-01-01 to today; null when not given.",
                 },
+                "email_verified": {
+                    "type": "boolean",
+                    "description": "Whether the person confirmed their email address (needed to buy "
+                    "credits; `POST /v1/email/verification` mails the link again).",
+                },
             }
         ),
         "ProfileChange": _obj(
@@ -861,6 +876,40 @@ def _schemas() -> dict[str, Schema]:
                     "type": ["string", "null"],
                     "description": "Send as `X-CSRF-Token` on cookie writes; null with an API key.",
                 },
+                "email_verified": {
+                    "type": ["boolean", "null"],
+                    "description": "Whether the person confirmed their email address (needed to buy "
+                    "credits); null for an API key without a user.",
+                },
+            }
+        ),
+        "EmailVerify": _obj({"token": {"type": "string", "minLength": 1, "maxLength": 200}}),
+        "EmailVerification": _obj(
+            {
+                "object": {"const": "email_verification"},
+                "email": {"type": "string"},
+                "email_verified": {"type": "boolean"},
+            }
+        ),
+        "PasswordResetRequest": _obj({"email": {"type": "string", "format": "email"}}),
+        "PasswordResetAccepted": _obj(
+            {
+                "object": {"const": "password_reset"},
+                "email": {"type": "string", "description": "The email as faktry keeps it (lower case)."},
+            },
+            description="The same whether or not the email has an account.",
+        ),
+        "PasswordResetConfirm": _obj(
+            {
+                "token": {"type": "string", "minLength": 1, "maxLength": 200},
+                "new_password": {"type": "string", "minLength": 10},
+            }
+        ),
+        "PasswordResetDone": _obj(
+            {
+                "object": {"const": "password_reset"},
+                "email": {"type": "string"},
+                "sessions_ended": {"const": True},
             }
         ),
     }
@@ -2713,6 +2762,10 @@ def _billing_paths() -> Schema:
                 "Start buying a credit pack (Stripe Checkout)",
                 {
                     "201": _json(_ref("CheckoutSession"), "The payment page; the credits arrive by webhook."),
+                    "403": _error_response(
+                        "The account's email address is not confirmed yet (`email_unverified`), or no CSRF "
+                        "token (`csrf_failed`)."
+                    ),
                     "409": _error_response(
                         "Payments are not set up on this faktry (`payments_disabled`); ask its operator."
                     ),
@@ -2797,6 +2850,7 @@ def _auth_paths() -> Schema:
     )
     session = _json(_ref("Session"), "The session.")
     throttled = _rate_limited("Too many attempts (`rate_limited`).")
+    invalid_token = _error_response("The link's token is wrong, used already or expired (`invalid_token`).")
     cookie = {
         "description": "The `faktry_session` cookie (HttpOnly, SameSite=Lax).",
         "schema": {"type": "string"},
@@ -2973,8 +3027,9 @@ def _auth_paths() -> Schema:
                         _ref("SignupAccepted"),
                         "Accepted. If the email had no account, it has one now; if it had one, nothing "
                         "was created or changed. The answer is the same either way and starts no "
-                        "session: log in with `POST /v1/session`. (Once faktry sends mail, the owner "
-                        "of a taken address will be told by email.)",
+                        "session: log in with `POST /v1/session`. A new owner is mailed a link that "
+                        "confirms the address (`POST /v1/email/verify`); the owner of a taken address "
+                        "is told by mail that someone tried to sign up with it.",
                     ),
                     "422": _error_response(
                         "Missing age confirmation, a weak password, a bad email, an unknown field "
@@ -2986,6 +3041,68 @@ def _auth_paths() -> Schema:
                 public=True,
                 body=_json_body(_ref("Signup")),
                 operation_id="signUp",
+            ),
+        },
+        "/v1/email/verify": {
+            "post": _op(
+                "Confirm the email address with the token of the verification mail's link",
+                {
+                    "200": _json(_ref("EmailVerification"), "Confirmed (also when it was already)."),
+                    "400": invalid_token,
+                    "422": _use("Invalid"),
+                    "429": throttled,
+                },
+                tag="session",
+                public=True,
+                body=_json_body(_ref("EmailVerify")),
+                operation_id="verifyEmail",
+            ),
+        },
+        "/v1/email/verification": {
+            "post": _op(
+                "Mail the link that confirms the address again (at most once a minute)",
+                {
+                    "200": _json(_ref("EmailVerification"), "Already confirmed: nothing was sent."),
+                    "202": _json(_ref("EmailVerification"), "A new link is on its way."),
+                    "422": _use("Invalid"),
+                    "429": throttled,
+                },
+                tag="session",
+                write=True,
+                operation_id="resendEmailVerification",
+            ),
+        },
+        "/v1/password-reset": {
+            "post": _op(
+                "Ask for a password reset link by mail",
+                {
+                    "202": _json(
+                        _ref("PasswordResetAccepted"),
+                        "Accepted. The same answer whether or not the email has an account; only an "
+                        "account's address is mailed a link (valid `password_reset_minutes`, once).",
+                    ),
+                    "422": _use("Invalid"),
+                    "429": throttled,
+                },
+                tag="session",
+                public=True,
+                body=_json_body(_ref("PasswordResetRequest")),
+                operation_id="requestPasswordReset",
+            ),
+        },
+        "/v1/password-reset/confirm": {
+            "post": _op(
+                "Set a new password with the token of the reset mail's link; every session ends",
+                {
+                    "200": _json(_ref("PasswordResetDone"), "Set. Every session of the person ended."),
+                    "400": invalid_token,
+                    "422": _use("Invalid"),
+                    "429": throttled,
+                },
+                tag="session",
+                public=True,
+                body=_json_body(_ref("PasswordResetConfirm")),
+                operation_id="confirmPasswordReset",
             ),
         },
         "/v1/profile": {

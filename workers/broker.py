@@ -146,9 +146,11 @@ class Runtime:
 
 def setup(settings: Settings) -> Runtime:
     from pipelines.exports import store as exports_store
+    from pipelines.mail import outbox as mail_outbox
+    from pipelines.mail import sender as mail_sender
     from pipelines.webhooks import delivery, outbox
     from pipelines.workflows import runs
-    from workers.actors import exports, jobs, webhooks
+    from workers.actors import exports, jobs, mail, webhooks
 
     redis_url, embedded = resolve_url(settings)
     broker = make_broker(settings, redis_url)
@@ -172,6 +174,9 @@ def setup(settings: Settings) -> Runtime:
     # Webhook messages written by this process's transactions start delivering at commit.
     webhooks.declare(broker, context.sessions, delivery.Policy.from_settings(settings))
     outbox.install(context.sessions, webhooks.kicker(broker))
+    # Mail too: written in the transaction that decided it, sent once that commits.
+    mail.declare(broker, context.sessions, mail_sender.Policy.from_settings(settings))
+    mail_outbox.install(context.sessions, mail.kicker(broker))
     exports.declare(
         broker,
         context.sessions,

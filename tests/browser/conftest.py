@@ -22,12 +22,14 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from aiosmtpd.controller import Controller
 
 from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.tenancy import create_tenant
 from quotas import ledger
 from quotas.models import MILLI
 from tests import services as svc
+from tests.mail.conftest import Smtp, free_port
 from tests.platform import ROOT, Platform, production_platform
 from tests.stripe_fake import StripeFake
 
@@ -91,10 +93,27 @@ def stripe() -> Iterator[StripeFake]:
 
 
 @pytest.fixture(scope="module")
+def smtp() -> Iterator[Smtp]:
+    """A real SMTP server on loopback that keeps what it is sent (tests/mail)."""
+    handler = Smtp()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    handler.port = controller.port
+    try:
+        yield handler
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="module")
 def site(
-    tmp_path_factory: pytest.TempPathFactory, s3_server: str, analytics_origin: str, stripe: StripeFake
+    tmp_path_factory: pytest.TempPathFactory,
+    s3_server: str,
+    analytics_origin: str,
+    stripe: StripeFake,
+    smtp: Smtp,
 ) -> Iterator[Platform]:
-    """faktry as deployed (PostgreSQL, Redis, S3), with analytics and Stripe configured."""
+    """faktry as deployed (PostgreSQL, Redis, S3), with analytics, Stripe and SMTP configured."""
     snippets = [
         {"name": "Vendor", "src": f"{analytics_origin}/a.js", "cookies": ["_fa_src"]},
         {
@@ -112,6 +131,9 @@ def site(
         stripe_secret_key=stripe.secret_key,
         stripe_api_base=stripe.url,
         stripe_webhook_secret=stripe.webhook_secret,
+        mail_smtp_host="127.0.0.1",
+        mail_smtp_port=smtp.port,
+        mail_smtp_tls="none",
     ) as platform:
         stripe.webhook_url = f"{platform.base}/v1/billing/webhook"
         yield platform

@@ -1,5 +1,6 @@
 """A newcomer's first success on `faktry up`, as they meet it: sign up, see the starter
-credits, upload a video, run the job the library offers, watch the HLS output play, buy
+credits, upload a video, run the job the library offers, watch the HLS output play, confirm
+the email address with the link `faktry up` logs (no SMTP server: the mail is kept), buy
 credits in test mode, then the same pages on a phone. No console errors and no sideways
 scroll anywhere; the screenshots are kept under ``test-artifacts/browser/first-success/``."""
 
@@ -10,6 +11,7 @@ import re
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,8 +28,15 @@ DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
 
 
+@dataclass(frozen=True)
+class Up:
+    base: str
+    #: What `faktry up` printed, its log lines included.
+    log: Path
+
+
 @pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     """`faktry up` on a free port, with nothing configured: the zero-setup default."""
     home = tmp_path_factory.mktemp("up")
     port = svc.free_port()
@@ -40,7 +49,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         while f"faktry is up at {base}" not in proc.output():
             assert proc.popen.poll() is None and time.monotonic() < deadline, proc.output()
             time.sleep(0.1)
-        yield base
+        yield Up(base, proc.log)
     finally:
         proc.stop(timeout=60)
 
@@ -79,10 +88,10 @@ def _until(locator: Any, script: str, what: str, seconds: float = 30) -> None:
 
 
 def test_sign_up_to_a_played_hls_output_and_a_test_mode_purchase_on_faktry_up(
-    up: str, chromium: Any, clip_small: Path
+    up: Up, chromium: Any, clip_small: Path
 ) -> None:
     errors: list[str] = []
-    page = _page(chromium, up, DESKTOP, errors, phone=False)
+    page = _page(chromium, up.base, DESKTOP, errors, phone=False)
     email = "newcomer@example.com"
 
     # Sign up (the privacy policy a click away); the starter credits are in the header.
@@ -113,7 +122,7 @@ def test_sign_up_to_a_played_hls_output_and_a_test_mode_purchase_on_faktry_up(
     _shot(page, "desktop-job-form")
     page.get_by_role("button", name="Submit job").click()
     page.wait_for_url("**/jobs/job_*")
-    job_path = page.url.split(up, 1)[1]
+    job_path = page.url.split(up.base, 1)[1]
 
     # The job finishes on the workers `faktry up` started, and its HLS output plays here.
     expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
@@ -127,6 +136,15 @@ def test_sign_up_to_a_played_hls_output_and_a_test_mode_purchase_on_faktry_up(
     assert_accessible(page)
     assert_fits(page)
     _shot(page, "desktop-hls-playing")
+
+    # Confirm the address first: with no SMTP server the mail is kept and its link logged.
+    deadline = time.monotonic() + 30
+    while not (links := re.findall(rf"{re.escape(up.base)}/verify-email\?token=\S+", up.log.read_text())):
+        assert time.monotonic() < deadline, "the verification link never reached the log"
+        time.sleep(0.2)
+    page.goto(links[-1].split(up.base, 1)[1])
+    page.get_by_role("button", name="Confirm my email address").click()
+    expect(page.locator("#verify-done")).to_be_visible()
 
     # Buy credits in test mode: faktry's own checkout, marked, then back with the credits.
     page.goto("/credits")
@@ -146,7 +164,7 @@ def test_sign_up_to_a_played_hls_output_and_a_test_mode_purchase_on_faktry_up(
     page.context.close()
 
     # The same person on a phone: every page they met fits the screen and logs no error.
-    phone = _page(chromium, up, PHONE, errors, phone=True)
+    phone = _page(chromium, up.base, PHONE, errors, phone=True)
     phone.goto("/login?next=/library")
     phone.get_by_label("Email").fill(email)
     phone.get_by_label("Password").fill(PASSWORD)

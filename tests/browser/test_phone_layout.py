@@ -35,7 +35,10 @@ DESKTOP = {"width": 1280, "height": 800}
 SIZES = {"phone": PHONE, "desktop": DESKTOP}
 SHOTS = ARTIFACTS / "phone"
 #: Pages anyone may see; every other page of the pages blueprint needs a session.
-PUBLIC = {"/login", "/signup", "/privacy", "/account/deleted", "/gallery", "/gallery/<entry_id>"}
+PUBLIC = {
+    "/login", "/signup", "/privacy", "/account/deleted", "/gallery", "/gallery/<entry_id>", "/verify-email",
+    "/password-reset", "/password-reset/confirm",
+}  # fmt: skip
 #: Pages this site does not serve: it takes payments through Stripe, so faktry's own test
 #: checkout is not there (tests/browser/test_first_success.py walks it on `faktry up`).
 NOT_HERE = {"/billing/test-checkout/<session_id>", "/gallery/media/<entry_id>"}  # and media, not a page

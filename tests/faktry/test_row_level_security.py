@@ -25,6 +25,7 @@ from pipelines.brands.models import Brand
 from pipelines.exports.models import ExportArchive
 from pipelines.gallery.models import GalleryEntry
 from pipelines.invitations import Invitation
+from pipelines.mail.models import AccountToken, MailMessage
 from pipelines.models import ModerationEntry
 from pipelines.projects.models import Project
 from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
@@ -75,7 +76,8 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
     file, a finished job with an output, a hold and its allocation, a ledger, a web
     session, a moderation log entry, a storage reservation, a workflow with its run, a
     brand, a video project, a webhook endpoint with a message, an attempt and a
-    signing key, a gallery entry, an export archive and an audit entry."""
+    signing key, a gallery entry, an export archive, an audit entry, an invitation, a mail
+    and a mail link's token."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -142,6 +144,23 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
                     token_hash=t.id.ljust(64, "0"), expires_at=clock.now(),
                 )
             )  # an invitation  # fmt: skip
+            # A mail about the account, and a token of a link it carried.
+            s.add(
+                MailMessage(
+                    tenant_id=t.id,
+                    to_address=t.email,
+                    kind="security_notice",
+                    subject="s",
+                    text_body="t",
+                    html_body="h",
+                )
+            )
+            s.add(
+                AccountToken(
+                    tenant_id=t.id, user_id=t.user_id, purpose="verify_email", token_hash=uuid.uuid4().hex,
+                    expires_at=clock.now(),
+                )
+            )  # fmt: skip
         made.append(t)
     return made
 

@@ -76,6 +76,8 @@ EXPORTED = {
     "export_archives": ("export_archives",),
     "audit_log": ("audit_log",),
     "invitations": ("invitations",),
+    "mail_messages": ("mail_messages",),
+    "account_tokens": ("account_tokens",),
 }
 
 
@@ -120,6 +122,8 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
         json={"email": person.email, "password": PASSWORD},
         headers={"User-Agent": "PrivacyTest/1.0"},
     )
+    # A mail (a password reset link) and its link's token.
+    assert client.post("/v1/password-reset", json={"email": person.email}).status_code == 202
     file_id = upload(client, person, png_image).json["id"]
     upload(client, other, png_image)
     resize = {"type": "image.resize", "input": {"file_id": file_id}, "params": {"width": 8, "height": 8}}

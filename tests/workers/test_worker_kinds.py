@@ -1,6 +1,6 @@
 """Every queue a message can be sent to is consumed by a worker kind: a deployment that runs
 the Procfile's workers (``faktry worker --kind media`` and ``--kind ai``), or ``faktry up``,
-serves every actor, webhook deliveries and export builds included."""
+serves every actor, webhook deliveries, export builds and mail included."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_every_declared_queue_is_consumed_by_a_worker_kind(runtime: Any) -> None
     assert set(all_queues()) <= served
 
 
-def test_the_ai_kind_delivers_webhooks_and_builds_export_archives(settings: Any) -> None:
+def test_the_ai_kind_delivers_webhooks_builds_export_archives_and_sends_mail(settings: Any) -> None:
     _, queues, _, threads = _worker_shape(settings, "ai", (), 0, 0)
-    assert {"webhooks", "exports"} <= set(queues)
+    assert {"webhooks", "exports", "mail"} <= set(queues)
     assert threads > 1  # a slow receiver or a big archive does not hold up the other queues

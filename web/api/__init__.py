@@ -27,6 +27,7 @@ from web.api import (  # noqa: E402,F401
     audit,
     billing,
     brands,
+    email,
     files,
     gallery,
     invitations,

@@ -17,6 +17,7 @@ from flask import current_app, request
 from faktry.config import Settings
 from faktry.db import transaction
 from faktry.errors import NotFound, PayloadTooLarge, ValidationError
+from faktry.tenancy import refuse_if_unverified
 from pipelines import pagination
 from pipelines.credit_history import lines as credit_history_lines
 from pipelines.webhooks import outbox
@@ -97,6 +98,7 @@ def create_checkout() -> Any:
         )
     sess = db()
     tenant_id = principal().tenant_id
+    refuse_if_unverified(sess, tenant_id)
     customer_id = billing.customer_id_of(sess, tenant_id)
     # No transaction stays open while Stripe answers (on SQLite it would hold the write lock).
     sess.commit()

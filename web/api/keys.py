@@ -22,6 +22,7 @@ from faktry import clock, permissions
 from faktry.errors import ValidationError
 from faktry.tenancy import ApiKey, create_api_key, revoke_api_key
 from pipelines.audit import log as audit
+from pipelines.mail import notices
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, db, key_checker, principal
@@ -73,6 +74,10 @@ def create_key() -> Any:
     audit.record(
         sess, who.tenant_id, "key_created", who=who, target=key.id, address=request.remote_addr,
         data={"name": key.name, "scopes": key.scopes, "expires_at": expires},
+    )  # fmt: skip
+    notices.security_notice(
+        sess, notices.Links.from_settings(services().settings), who.tenant_id,
+        "an API key was created", f"Its name is {key.name!r} and it starts with {key.prefix}.",
     )  # fmt: skip
     sess.commit()
     return {**key_to_dict(key), "key": plain}, 201

@@ -82,10 +82,13 @@ def throttle_login(email: str) -> None:
 @authenticated
 def current_session() -> Any:
     who = principal()
+    user = db().get(User, who.user_id) if who.user_id else None
     return {
         "object": "session",
         "user_id": who.user_id,
         "tenant_id": who.tenant_id,
+        # Null for an API key without a person; false until the verification mail's link is followed.
+        "email_verified": None if user is None else user.email_verified_at is not None,
         # An API key has no session and needs no CSRF token: do not start a session for it.
         "csrf_token": csrf_token() if who.via == "session" else None,
     }

@@ -4,9 +4,11 @@ Signing up creates a tenant on the free tier with its owner, who must confirm be
 older. It answers ``202`` with the same body whether or not the email had an account
 already (nothing is created or changed then), and starts no session: the person logs in
 next, as the sign-up page does at once. So a sign-up never tells whether an address is
-registered, not even through a cookie; it also spends the same bcrypt either way.
-faktry sends no mail yet: once it does, the existing owner is to be told by email that
-someone tried to sign up with their address (see `faktry.tenancy.sign_up`).
+registered, not even through a cookie; it also spends the same bcrypt either way. The mail
+goes out after the answer, from the outbox: a new owner is sent a link that verifies the
+address (needed before buying credits, see web/api/email.py); the owner of a taken address
+is told that someone tried to sign up with it (at most once a minute), with links to log in
+and to reset the password.
 
 The profile holds the person's own details (first and last name, company, industry,
 website, location, and a birthday: a ``YYYY-MM-DD`` date, not in the future, or null), all
@@ -26,6 +28,7 @@ from faktry import clock
 from faktry.errors import Forbidden, RateLimited, ValidationError
 from faktry.tenancy import User, change_password, check_password, hash_secret, normalize_email, sign_up
 from pipelines.audit import log as audit
+from pipelines.mail import notices
 from quotas import ledger
 from quotas.models import MILLI
 from quotas.ratelimit import retry_after_header
@@ -64,13 +67,22 @@ def signup() -> Any:
     # Hashed first, whether or not the email is taken (the same bcrypt either way), and
     # before the transaction, which on SQLite holds the write lock.
     password_hash = hash_secret(password, rounds=settings.bcrypt_rounds)
+    # At most one "someone tried to sign up with your address" mail a minute per address;
+    # asked for whether or not the address is taken, so both answers take the same path.
+    notice_allowed = services().ratelimiter.hit(f"signup-notice:{email}", per_minute=1) is None
+    links = notices.Links.from_settings(settings)
     sess = db()
     user = sign_up(sess, email=email, password_hash=password_hash, tier="free")
-    if user is not None and settings.signup_credits > 0:
-        ledger.add_credits(
-            sess, user.tenant_id, settings.signup_credits * MILLI, source="starter",
-            key=f"starter:{user.tenant_id}", memo="starter credits for a new account",
-        )  # fmt: skip
+    if user is None:
+        if notice_allowed:
+            notices.signup_attempt(sess, links, email)
+    else:
+        if settings.signup_credits > 0:
+            ledger.add_credits(
+                sess, user.tenant_id, settings.signup_credits * MILLI, source="starter",
+                key=f"starter:{user.tenant_id}", memo="starter credits for a new account",
+            )  # fmt: skip
+        notices.send_verification(sess, links, user)
     sess.commit()
     return {"object": "signup", "email": email}, 202
 
@@ -81,6 +93,7 @@ def profile_to_dict(user: User) -> dict[str, Any]:
         "email": user.email,
         **{name: getattr(user, name) for name in PROFILE_FIELDS},
         "birthday": user.birthday.isoformat() if user.birthday else None,
+        "email_verified": user.email_verified_at is not None,
     }
 
 

@@ -333,6 +333,7 @@ def job_detail(job_id: str) -> Any:
 
 
 # Pages in modules of their own register on this blueprint when imported.
+from web.pages import account_mail as _account_mail  # noqa: E402,F401
 from web.pages import brands as _brands  # noqa: E402,F401
 from web.pages import checkout as _checkout  # noqa: E402,F401
 from web.pages import gallery as _gallery  # noqa: E402,F401

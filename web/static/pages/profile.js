@@ -1,4 +1,4 @@
-// Profile: the person's own details; password and sessions; export of everything kept (an
+// Profile: the person's own details; the verification mail again; password and sessions; export of everything kept (an
 // archive built in the background, or one JSON document);
 // restriction of processing; objection to analytics (the consent choice); account deletion.
 "use strict";
@@ -19,6 +19,16 @@ document.addEventListener("DOMContentLoaded", async () => {
     }),
     done: () => say(form.querySelector("[role=status]"), "Saved.", "ok"),
   });
+
+  // An address not confirmed yet: the verification mail again (at most once a minute).
+  const verification = $("#verification-form");
+  if (verification) {
+    faktry.jsonForm(verification, {
+      path: "/v1/email/verification",
+      collect: () => ({}),
+      done: () => say(verification.querySelector("[role=status]"), "A new link is on its way: check your mail.", "ok"),
+    });
+  }
 
   // Restriction: one button that freezes the account or lifts the freeze.
   const restrictionForm = $("#restriction-form");
