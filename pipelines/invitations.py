@@ -151,7 +151,14 @@ def accept(session: Session, token: Any, password_hash: str) -> User:
             code="email_taken",
         )
     now = clock.now()
-    user = User(tenant_id=row.tenant_id, email=row.email, role=row.role, password_hash=password_hash)
+    # Verified: the link came to this mailbox.
+    user = User(
+        tenant_id=row.tenant_id,
+        email=row.email,
+        role=row.role,
+        password_hash=password_hash,
+        email_verified_at=now,
+    )
     session.add(user)
     row.accepted_at = now
     session.flush()

@@ -16,6 +16,7 @@ Every function takes the caller's session and queues its mail in the caller's tr
   the password reset by link). Once accounts have members, the service that adds one calls
   it the same way, in the transaction that writes the member ("a member was added").
 - `policy_change`: one mail per active person of every account, once per effective date.
+- `invitation`: the link to join an account (`pipelines.invitations` issues its token).
 
 A token is 256 random bits in the link; only its SHA-256 is stored (`AccountToken`). It is
 spent by one conditional UPDATE (unused, unexpired, of the right purpose), so it works once
@@ -40,6 +41,7 @@ from faktry.errors import FaktryError
 from faktry.tenancy import Tenant, User, end_user_sessions, normalize_email
 from pipelines.mail import outbox
 from pipelines.mail.models import (
+    INVITATION,
     PASSWORD_RESET,
     POLICY_CHANGE,
     SECURITY_NOTICE,
@@ -249,3 +251,23 @@ def policy_change(session: Session, links: Links, effective: date, summary: str)
         )
         queued += 1
     return queued
+
+
+def invitation(
+    session: Session,
+    links: Links,
+    *,
+    to: str,
+    tenant_id: str,
+    inviter: str,
+    role: str,
+    token: str,
+    expires: str,
+) -> str:
+    """Mail the link to join the account (`pipelines.invitations`)."""
+    account = session.scalar(select(Tenant.name).where(Tenant.id == tenant_id)) or "a faktry account"
+    context = {
+        "inviter": inviter, "account": account, "role": role, "expires": expires,
+        "link": links.to("/invitations/accept", token),
+    }  # fmt: skip
+    return outbox.queue(session, to=to, kind=INVITATION, context=context, tenant_id=tenant_id)

@@ -115,3 +115,47 @@ def test_roles_on_the_members_page_and_what_a_viewer_sees(page, chromium, site, 
         other.close()
     page.reload()
     expect(page.locator("#members tbody tr")).to_have_count(1)
+
+
+def test_invite_someone_who_accepts_from_the_mail_and_joins_with_the_role(
+    page, chromium, site, make_person, smtp
+):
+    from tests.browser.test_account_mail_pages import _mail, _path
+
+    owner = make_person(credits=5)
+    invited = f"invited-{uuid.uuid4().hex[:8]}@example.com"
+    log_in(page, owner, next_path="/members")
+    form = page.locator("#invite-form")
+    form.get_by_label("Email").fill(invited)
+    form.get_by_label("Role").select_option("billing")
+    form.get_by_role("button", name="Send the invitation").click()
+    expect(form.locator("[role=status]")).to_have_text(f"Invitation sent to {invited}.")
+    expect(page.locator("#invitations tbody tr").filter(has_text=invited)).to_contain_text("pending until")
+    assert_accessible(page)
+
+    mail = _mail(smtp, invited, "invites you")
+    assert owner.email in mail.subject and "billing" in mail.text
+    other = chromium.new_context(base_url=site.base, viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        joiner = other.new_page()
+        joiner.set_default_timeout(20_000)
+        joiner.goto(_path(mail.link("/invitations/accept")))
+        expect(joiner.locator("#invited-email")).to_have_text(invited)
+        expect(joiner.locator("#invited-role")).to_have_text("billing")
+        assert_fits(joiner)
+        joiner.get_by_label("Password").fill("a long enough password")
+        joiner.get_by_label("I am 16 years of age or older").check()
+        joiner.get_by_role("button", name="Accept and join").click()
+        joiner.wait_for_url("**/jobs")
+        nav = joiner.get_by_role("navigation", name="Main")
+        expect(nav.get_by_role("link", name="Credits")).to_be_visible()  # billing's
+        expect(nav.get_by_role("link", name="API keys")).to_have_count(0)
+        # The link works once.
+        joiner.goto(_path(mail.link("/invitations/accept")))
+        expect(joiner.locator("#invitation-problem")).to_contain_text("accepted already")
+    finally:
+        other.close()
+    page.reload()
+    expect(page.locator("#members tbody tr").filter(has_text=invited)).to_contain_text("billing")
+    expect(page.locator("#invitations tbody tr").filter(has_text=invited)).to_contain_text("accepted")
+    _mail(smtp, owner.email, "a member joined")

@@ -3,32 +3,27 @@
 Inviting, listing and revoking need ``members:read``/``members:write``. Accepting
 (``POST /v1/invitations/accept``) needs no credentials: the token from the mail is the proof;
 it creates the person with a password of their own and logs them in (like a log-in: a
-session cookie and a CSRF token).
+session cookie and a CSRF token). The invitation's link goes by mail
+(`pipelines.mail.notices.invitation`); an account whose owner has not verified their address
+cannot invite (``403 email_unverified``). The owners hear of each person who joins.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import request
+from sqlalchemy import select
 
 from faktry.errors import ValidationError
-from faktry.tenancy import check_password, hash_secret
+from faktry.tenancy import User, check_password, hash_secret, refuse_if_unverified
 from pipelines import invitations
 from pipelines.audit import log as audit
+from pipelines.mail import notices
 from web import services
 from web.api import blueprint
 from web.auth import authenticated, begin_session, db, principal
 from web.bodies import json_object
-
-log = logging.getLogger("faktry.invitations")
-
-
-def invitation_link(token: str) -> str:
-    """The link the mail carries (absolute where the site's public URL is known)."""
-    base = getattr(services().settings, "public_url", "") or request.host_url.rstrip("/")
-    return f"{base.rstrip('/')}/invitations/accept?token={token}"
 
 
 @blueprint.post("/invitations")
@@ -37,20 +32,20 @@ def invite() -> Any:
     who = principal()
     body = json_object(allowed={"email", "role"})
     sess = db()
+    refuse_if_unverified(sess, who.tenant_id)  # an account proves it can be reached first
     row, token = invitations.invite(
         sess, who, body.get("email"), body.get("role"), days=services().settings.invitation_days
     )
     audit.record(sess, who.tenant_id, "member_invited", who=who, target=row.id, address=request.remote_addr,
                  data={"email": row.email, "role": row.role})  # fmt: skip
-    send_invitation(sess, row, token)
+    inviter = sess.scalar(select(User.email).where(User.id == who.user_id)) or "An owner"
+    notices.invitation(
+        sess, notices.Links.from_settings(services().settings), to=row.email, tenant_id=who.tenant_id,
+        inviter=inviter, role=row.role, token=token, expires=f"{row.expires_at:%Y-%m-%d %H:%M} UTC",
+    )  # fmt: skip
     answer = invitations.to_dict(row)
     sess.commit()
     return answer, 201, {"Location": f"/v1/invitations/{row.id}"}
-
-
-def send_invitation(sess: Any, row: invitations.Invitation, token: str) -> None:
-    """Tell the invited person: the link goes to the operator's log until accounts send mail."""
-    log.info("invitation %s for %s: %s", row.id, row.email, invitation_link(token))
 
 
 @blueprint.get("/invitations")
@@ -91,5 +86,9 @@ def accept_invitation() -> Any:
     answer = begin_session(sess, user)
     audit.record(sess, user.tenant_id, "member_joined", user=user, target=user.id,
                  address=request.remote_addr, data={"email": user.email, "role": user.role})  # fmt: skip
+    notices.security_notice(
+        sess, notices.Links.from_settings(services().settings), user.tenant_id,
+        "a member joined", f"{user.email} accepted an invitation and joined as {user.role}.",
+    )  # fmt: skip
     sess.commit()
     return answer, 201

@@ -21,6 +21,7 @@ SUBJECTS = {
     "signup_attempt": "Someone tried to sign up to faktry with your address",
     "security_notice": "faktry security notice: {{ event }}",
     "policy_change": "faktry's privacy policy changes on {{ effective }}",
+    "invitation": "{{ inviter }} invites you to faktry",
 }
 
 

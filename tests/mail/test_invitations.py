@@ -10,20 +10,23 @@ from typing import Any
 
 from faktry import clock
 from faktry.db import make_engine, make_sessionmaker, transaction
-from faktry.tenancy import Principal
-from pipelines import invitations
+from tests.mail.conftest import drain
 
 PASSWORD = "correct horse battery staple"
 
 
-def token_for(settings: Any, tenant: Any, email: str, role: str = "developer") -> str:
-    """An invitation made as the tenant's owner, and its token (what the mail carries)."""
+def token_for(
+    client: Any, tenant: Any, email: str, role: str = "developer", *, smtp: Any, settings: Any
+) -> str:
+    """Invite as the tenant's owner; the token of the link the invitation's mail carries."""
+    r = client.post("/v1/invitations", json={"email": email, "role": role}, headers=tenant.headers)
+    assert r.status_code == 201, r.json
     engine = make_engine(settings.resolved_database_url)
-    who = Principal(tenant_id=tenant.id, user_id=tenant.user_id, is_staff=False, via="session")
-    with transaction(make_sessionmaker(engine)) as session:
-        _, token = invitations.invite(session, who, email, role, days=settings.invitation_days)
+    drain(make_sessionmaker(engine), settings)
     engine.dispose()
-    return token
+    [mail] = [m for m in smtp.to(email) if "invites you" in m.subject][-1:]
+    assert role in mail.text and tenant.email in mail.subject
+    return mail.token("/invitations/accept")
 
 
 def accept(app: Any, token: str, password: str = PASSWORD) -> Any:
@@ -32,7 +35,9 @@ def accept(app: Any, token: str, password: str = PASSWORD) -> Any:
     )
 
 
-def test_invite_list_accept_and_join_with_the_role(app: Any, client: Any, tenant: Any, settings: Any) -> None:
+def test_invite_list_accept_and_join_with_the_role(
+    app: Any, client: Any, tenant: Any, settings: Any, smtp: Any
+) -> None:
     r = client.post(
         "/v1/invitations", json={"email": "New.Person@Example.com", "role": "billing"}, headers=tenant.headers
     )
@@ -43,7 +48,9 @@ def test_invite_list_accept_and_join_with_the_role(app: Any, client: Any, tenant
         ("new.person@example.com", "billing", "pending")
     ]
 
-    token = token_for(settings, tenant, "new.person@example.com", "billing")  # replaces the first
+    token = token_for(
+        client, tenant, "new.person@example.com", "billing", smtp=smtp, settings=settings
+    )  # replaces the first
     page = app.test_client().get(f"/invitations/accept?token={token}")
     assert page.status_code == 200 and b"new.person@example.com" in page.data and b"billing" in page.data
     joined = accept(app, token)
@@ -58,10 +65,29 @@ def test_invite_list_accept_and_join_with_the_role(app: Any, client: Any, tenant
     assert states == ["accepted", "revoked"]
     log = [e["action"] for e in client.get("/v1/audit-log", headers=tenant.headers).json["data"]]
     assert log[:2] == ["member_joined", "member_invited"]
+    # The owners hear of it.
+    engine = make_engine(settings.resolved_database_url)
+    drain(make_sessionmaker(engine), settings)
+    engine.dispose()
+    notice = [m for m in smtp.to(tenant.email) if "a member joined" in m.subject]
+    assert len(notice) == 1 and "new.person@example.com" in notice[0].text and "billing" in notice[0].text
 
 
-def test_an_invitation_expires_and_can_be_revoked(app: Any, client: Any, tenant: Any, settings: Any) -> None:
-    token = token_for(settings, tenant, "late@example.com")
+def test_an_account_that_has_not_verified_its_address_cannot_invite(app: Any, client: Any) -> None:
+    browser = app.test_client()
+    signup = {"email": "fresh@example.com", "password": PASSWORD, "confirm_age_16": True}
+    assert browser.post("/v1/signup", json=signup).status_code == 202
+    login = browser.post("/v1/session", json={"email": "fresh@example.com", "password": PASSWORD})
+    csrf = {"X-CSRF-Token": login.json["csrf_token"]}
+    r = browser.post("/v1/invitations", json={"email": "friend@example.com", "role": "viewer"}, headers=csrf)
+    assert r.status_code == 403 and r.json["error"]["code"] == "email_unverified"
+    assert browser.get("/v1/invitations").json["data"] == []
+
+
+def test_an_invitation_expires_and_can_be_revoked(
+    app: Any, client: Any, tenant: Any, settings: Any, smtp: Any
+) -> None:
+    token = token_for(client, tenant, "late@example.com", smtp=smtp, settings=settings)
     clock.freeze(clock.now() + timedelta(days=settings.invitation_days, seconds=1))
     late = accept(app, token)
     assert late.status_code == 410 and late.json["error"]["code"] == "invitation_expired"
@@ -76,13 +102,15 @@ def test_an_invitation_expires_and_can_be_revoked(app: Any, client: Any, tenant:
 
 
 def test_what_cannot_be_accepted_or_sent_is_refused(
-    app: Any, client: Any, tenant: Any, make_tenant: Any, settings: Any
+    app: Any, client: Any, tenant: Any, make_tenant: Any, settings: Any, smtp: Any
 ) -> None:
     taken = make_tenant()
-    token = token_for(settings, tenant, taken.email)
+    token = token_for(client, tenant, taken.email, smtp=smtp, settings=settings)
     r = accept(app, token)
     assert r.status_code == 409 and r.json["error"]["code"] == "email_taken"
-    short = accept(app, token_for(settings, tenant, "short@example.com"), password="short")
+    short = accept(
+        app, token_for(client, tenant, "short@example.com", smtp=smtp, settings=settings), password="short"
+    )
     assert short.status_code == 422 and short.json["error"]["field"] == "password"
     for body, field in (
         ({"email": "nope", "role": "viewer"}, "email"),
