@@ -204,3 +204,54 @@ def test_the_docs_table_is_the_codes_table() -> None:
     assert set(documented) == set(permissions.SCOPES)
     for scope, roles in documented.items():
         assert roles == {r for r in permissions.ROLES if scope in permissions.ROLE_SCOPES[r]}, scope
+
+
+def person_pages(app: Any) -> list[Any]:
+    """Every page that needs a log-in (the pages' `person` decorator marks them)."""
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("pages.")
+        and getattr(app.view_functions[rule.endpoint], "faktry_person", False)
+    ]
+
+
+def test_every_page_that_needs_a_log_in_is_named_by_the_table(app: Any) -> None:
+    pages = person_pages(app)
+    assert len(pages) > 15
+    unnamed = [r.rule for r in pages if permissions.required("GET", r.rule) is None]
+    assert unnamed == [], "add these pages to faktry/permissions.py RESOURCES"
+
+
+def test_every_role_against_every_page(app: Any, settings: Any, make_tenant: Any) -> None:
+    owner = make_tenant(password="correct horse battery staple")
+    engine = make_engine(settings.resolved_database_url)
+    with transaction(make_sessionmaker(engine)) as session:
+        for role in permissions.ROLES[1:]:
+            session.add(User(tenant_id=owner.id, email=f"{role}-{owner.id}@example.com", role=role,
+                             password_hash=owner_hash(session, owner.user_id)))  # fmt: skip
+    engine.dispose()
+    wrong = []
+    for role in permissions.ROLES:
+        browser = app.test_client()
+        email = owner.email if role == "owner" else f"{role}-{owner.id}@example.com"
+        assert (
+            browser.post(
+                "/v1/session", json={"email": email, "password": "correct horse battery staple"}
+            ).status_code
+            == 201
+        )
+        for rule in person_pages(app):
+            needed = permissions.required("GET", rule.rule)
+            r = browser.get(url(rule), headers={"Accept": "text/html"})
+            refused = r.status_code == 403 and b"does not include this page" in r.data
+            allowed = (
+                needed in (permissions.SELF, permissions.STAFF) or needed in permissions.ROLE_SCOPES[role]
+            )
+            if refused == allowed:
+                wrong.append(f"{role}: {rule.rule} -> {r.status_code}")
+    assert wrong == []
+
+
+def owner_hash(session: Any, user_id: str) -> str:
+    return str(session.get(User, user_id).password_hash)

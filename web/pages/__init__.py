@@ -95,6 +95,7 @@ def person(view: F) -> F:
             return render("error.html", title="Not for your role", message=message), 403
         return view(*args, **kwargs)
 
+    wrapper.faktry_person = True  # type: ignore[attr-defined]
     return cast(F, wrapper)
 
 
