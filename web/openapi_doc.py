@@ -774,6 +774,8 @@ def _schemas() -> dict[str, Schema]:
                     "description": "Your gallery entries, published or removed by staff (with the reason).",
                 },
                 "export_archives": {"type": "array", "items": _ref("ExportArchive")},
+                "audit_log": {"type": "array", "items": _ref("AuditEntry")},
+                "invitations": {"type": "array", "items": _ref("Invitation")},
             }
         ),
         "ExportArchive": _obj(

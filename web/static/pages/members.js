@@ -93,6 +93,7 @@ document.addEventListener("DOMContentLoaded", () => {
   async function loadInvitations() {
     const list = await api("GET", "/v1/invitations");
     fill(invitations, list.data.map(invitationRow));
+    $("#invitations-empty").hidden = list.data.length > 0;
   }
   faktry.jsonForm(inviteForm, {
     path: "/v1/invitations",
