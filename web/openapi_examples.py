@@ -93,6 +93,8 @@ ANSWERS: dict[tuple[str, str, str], Any] = {
         "created_at": EXAMPLE_TIME,
         "last_used_at": None,
         "revoked_at": None,
+        "expires_at": None,
+        "scopes": ["files:read", "files:write", "jobs:read", "jobs:write"],
         "active": True,
         "key": "fk_live_a1b2c3d4" + "e5f6g7h8" * 4,
     },
