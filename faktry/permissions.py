@@ -82,6 +82,7 @@ RESOURCES: tuple[tuple[str, str], ...] = (
     ("/account/transactions", "billing"),
     ("/account", "account"),
     ("/profile", SELF),
+    ("/email", SELF),
     ("/session", SELF),
     ("/sessions", SELF),
     ("/audit-log", "audit"),
