@@ -64,10 +64,11 @@ def test_log_in_is_throttled_per_account(client):
 
 def test_the_profile_holds_the_persons_details(client):
     token = sign_up_and_log_in(client)
+    # A new sign-up has not followed its verification link yet.
     assert client.get("/v1/profile").json == {
         "object": "profile", "email": "ada@example.com", "first_name": "", "last_name": "", "company": "",
         "industry": "", "website": "", "location": "", "birthday": None, "email_verified": False,
-    }  # fmt: skip  (a new sign-up has not followed its verification link yet)
+    }  # fmt: skip
     body = {
         "first_name": "Ada",
         "last_name": "Lovelace",
