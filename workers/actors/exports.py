@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import dramatiq
-from dramatiq import Broker, Message
+from dramatiq import Broker
 from sqlalchemy.orm import Session, sessionmaker
 
 from pipelines.exports import store
 from storage.interface import Storage
+from workers.actors.enqueue import send_ids
 
 QUEUE = "exports"
 ACTOR = "build_export"
@@ -38,10 +38,4 @@ def declare(
 
 def send(broker: Broker, archive_ids: Sequence[str]) -> None:
     """Enqueue a build of each archive."""
-    if QUEUE not in broker.get_declared_queues():
-        broker.declare_queue(QUEUE)
-    for archive_id in archive_ids:
-        message: Message[Any] = Message(
-            queue_name=QUEUE, actor_name=ACTOR, args=(archive_id,), kwargs={}, options={}
-        )
-        broker.enqueue(message)
+    send_ids(broker, QUEUE, ACTOR, archive_ids)

@@ -12,11 +12,11 @@ from datetime import datetime
 from typing import Any
 
 import dramatiq
-from dramatiq import Broker, Message
+from dramatiq import Broker
 from sqlalchemy.orm import Session, sessionmaker
 
-from faktry import clock
 from pipelines.mail import sender
+from workers.actors.enqueue import send_ids
 
 QUEUE = "mail"
 ACTOR = "send_mail"
@@ -38,16 +38,7 @@ def declare(
 
 def send(broker: Broker, message_ids: Sequence[str], *, at: datetime | None = None) -> None:
     """Enqueue a send of each mail (at ``at``, if given)."""
-    if QUEUE not in broker.get_declared_queues():
-        broker.declare_queue(QUEUE)
-    delay = None
-    if at is not None:
-        delay = max(0, int((at - clock.now()).total_seconds() * 1000))
-    for message_id in message_ids:
-        message: Message[Any] = Message(
-            queue_name=QUEUE, actor_name=ACTOR, args=(message_id,), kwargs={}, options={}
-        )
-        broker.enqueue(message, delay=delay or None)
+    send_ids(broker, QUEUE, ACTOR, message_ids, at=at)
 
 
 def kicker(broker: Broker) -> Any:
