@@ -98,6 +98,14 @@ class Settings:
     large_input_bytes: int = 200 * 1024**2
     large_input_seconds: float = 600.0
 
+    #: URL inputs (pipelines/urlinputs.py): the deadline of one fetch, redirects included, in
+    #: seconds (connecting and each read also time out within it); the most redirects followed.
+    url_fetch_timeout_seconds: float = 60.0
+    url_fetch_max_redirects: int = 5
+    #: Let URL inputs be fetched from loopback addresses (tests and a laptop only; never in
+    #: production). Private, link-local and metadata addresses are refused whatever it says.
+    url_fetch_allow_loopback: bool = False
+
     #: ffprobe time limit, and the floor and factor of an ffmpeg job's time limit.
     probe_timeout: float = 30.0
     ffmpeg_timeout_min: float = 120.0
@@ -327,6 +335,10 @@ class Settings:
             )
         if self.mail_smtp_tls not in ("starttls", "tls", "none"):
             raise ValueError("FAKTRY_MAIL_SMTP_TLS must be starttls, tls or none")
+        if self.url_fetch_timeout_seconds <= 0 or self.url_fetch_max_redirects < 0:
+            raise ValueError(
+                "FAKTRY_URL_FETCH_TIMEOUT_SECONDS must be above 0, FAKTRY_URL_FETCH_MAX_REDIRECTS at least 0"
+            )
 
     # -- derived values -------------------------------------------------------------------
 

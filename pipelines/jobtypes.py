@@ -32,6 +32,7 @@ from pipelines.media.images import MAX_IMAGE_PIXELS
 from pipelines.media.subtitles import COLOR, FONT_FAMILY
 from pipelines.steps import edit, media, render
 from pipelines.steps.base import StepContext, StepResult
+from pipelines.urlinputs import MAX_URL_LENGTH
 
 AUDIO_PRESETS = tuple(name for name in PRESETS if name.startswith("audio_"))
 #: Heights of `video.captions`' 9:16 outputs.
@@ -192,7 +193,15 @@ class JobType:
             if prop is not None:
                 prop["x-faktry-kinds"] = sorted(kinds)
                 prop.setdefault("description", f"The id of a file of yours: {', '.join(sorted(kinds))}.")
+        if self.takes_url:
+            _with_url(schema)
         return schema
+
+    @property
+    def takes_url(self) -> bool:
+        """Whether ``input.url`` may stand for ``input.file_id`` (pipelines/urlinputs.py): a
+        type whose main input is one file."""
+        return "file_id" in self.files and not self.list_fields
 
     @property
     def files(self) -> dict[str, frozenset[str]]:
@@ -302,6 +311,13 @@ def _field_error(err: SchemaError, where: str = "params") -> ValidationError:
         missing = [r for r in err.validator_value if r not in err.instance]
         name = ".".join(filter(None, [path, missing[0] if missing else ""]))
         return ValidationError(f"missing required {where} field {name!r}", field=f"{where}.{name}")
+    if err.validator == "anyOf" and all(set(alt) == {"required"} for alt in err.validator_value):
+        # One of several fields (``file_id`` or ``url``): missing, said of the first.
+        names = [alt["required"][0] for alt in err.validator_value]
+        name = ".".join(filter(None, [path, names[0]]))
+        others = " or ".join(repr(n) for n in names[1:])
+        message = f"missing required {where} field {name!r} (or {others})"
+        return ValidationError(message, field=f"{where}.{name}")
     field = f"{where}.{path}" if path else where
     if err.validator == "not" and isinstance(err.validator_value, dict) and "required" in err.validator_value:
         both = list(err.validator_value["required"])
@@ -362,6 +378,27 @@ def _obj(
 _dimension = {"type": "integer", "minimum": 1, "maximum": 8192}
 _FILE = {"type": "string", "minLength": 1, "maxLength": 40}
 _BRAND = {"type": "string", "minLength": 1, "maxLength": 40}
+
+
+def _with_url(schema: dict[str, Any]) -> None:
+    """Let ``url`` stand for ``file_id`` in an input schema: one of the two, never both."""
+    schema["properties"]["url"] = {
+        "type": "string",
+        "format": "uri",
+        "minLength": 1,
+        "maxLength": MAX_URL_LENGTH,
+        "description": "An http(s) URL to fetch instead of giving file_id: the worker stores it in "
+        "your library as an upload (or uses a file of yours with the same bytes), then runs the job.",
+    }
+    required = schema.get("required", [])
+    if "file_id" in required:
+        schema["required"] = [name for name in required if name != "file_id"]
+        schema["anyOf"] = [{"required": ["file_id"]}, {"required": ["url"]}]
+    both = {"not": {"required": ["file_id", "url"]}}
+    if "not" in schema:  # a pair of its own already: both apply
+        schema.setdefault("allOf", []).append(both)
+    else:
+        schema.update(both)
 
 
 def _input_schema(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:

@@ -12,6 +12,10 @@ Outcomes:
 - a transient error: the job goes back to ``queued`` and `RetryLater` asks the caller's
   queue to deliver it again with backoff, until the attempts are spent;
 - cancel: the step's processes are killed, partial outputs removed, the job ``canceled``.
+
+A job whose input is a URL (``input.url``) has it fetched into the tenant's library first
+(`pipelines.urlinputs`), and then runs on that file; a fetch that fails fails the job (or
+retries it, when transient) like any other error of its attempt.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from faktry import clock, logs
 from faktry.config import Settings
 from faktry.db import for_tenant, is_unavailable, new_id, transaction
 from faktry.errors import Canceled, FaktryError
-from pipelines import jobtypes, lifecycle, tempfiles
+from pipelines import jobtypes, lifecycle, tempfiles, urlinputs
 from pipelines.media import detect
 from pipelines.metrics import Metrics
 from pipelines.models import CANCELED, FAILED, QUEUED, RUNNING, SUCCEEDED, Job, JobOutput
@@ -50,6 +54,7 @@ from pipelines.providers.base import (
 )
 from pipelines.steps import media as media_steps
 from pipelines.steps.base import Output, StepContext
+from pipelines.webhooks import safehttp
 from pipelines.workflows import runs
 from quotas import ledger
 from quotas.limits import StorageQuotaExceeded, TierCache, use_storage
@@ -117,6 +122,8 @@ class Context:
     #: Advances a job's workflow run once its end is committed (`runs.Engine`); None leaves
     #: it to the reconciler.
     workflows: runs.Engine | None = None
+    #: Resolves the host of a URL input (tests answer for names of their own).
+    url_resolve: safehttp.Resolver = safehttp.system_resolve
 
 
 @dataclass(frozen=True)
@@ -385,6 +392,16 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
         _discard(ctx, c)
         _finish(ctx, c, CANCELED, code=None, message=None)
         return
+    if "url" in facts.input and facts.files.get("file_id") is None:
+        # Not fetched yet (or fetched by an earlier attempt into a file since deleted).
+        try:
+            with Heartbeat(ctx, c) as hb:
+                facts = _fetch_url_input(ctx, c, workdir, facts)
+                if hb.should_cancel():
+                    raise Canceled("canceled")
+        except Exception as err:
+            _fail(ctx, c, err)
+            return
     if any(found is None for found in facts.files.values()):
         _finish(ctx, c, FAILED, code="input_missing", message="an input file was deleted")
         return
@@ -447,6 +464,37 @@ def _run_claimed(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> None:
         return
     charge = ctx.prices.actual(job_type.name, params, media, [item.rows[0]["media"] for item in stored])
     _succeed(ctx, c, stored, result.result, charge=charge)
+
+
+def _fetch_url_input(ctx: Context, c: Claim, workdir: Path, facts: _Facts) -> _Facts:
+    """Fetch the job's ``input.url`` into the tenant's library (`pipelines.urlinputs`) and
+    point the job at the file (fenced by this attempt's lease); the facts it then runs on."""
+    job_type = jobtypes.get(facts.type)
+    with transaction(ctx.sessions) as session:
+        limits = ctx.tiers.limits(session, c.tenant_id)
+
+    def record(session: Session, file_id: str) -> None:
+        values = {"input_file_id": file_id, "updated_at": clock.now()}
+        if lifecycle.fenced(session, c.job_id, lifecycle.held_by(c.token), values, (Job.id,)) is None:
+            raise Canceled("this attempt lost its lease while it fetched its input")
+
+    got = urlinputs.fetch(
+        ctx.sessions,
+        ctx.storage,
+        ctx.settings,
+        tenant_id=c.tenant_id,
+        url=str(facts.input["url"]),
+        workdir=workdir / "url",
+        limits=limits,
+        accepts=lambda kind: job_type.accepts(kind, facts.params),
+        record=record,
+        resolve=ctx.url_resolve,
+    )
+    return replace(
+        facts,
+        input={**facts.input, "file_id": got.file_id},
+        files={**facts.files, "file_id": (got.storage_key, got.kind, got.media)},
+    )
 
 
 def _fail(ctx: Context, c: Claim, err: Exception, *, forget_upstream: bool = False) -> None:

@@ -22,7 +22,7 @@ from faktry import clock
 from faktry.db import new_id
 from faktry.errors import Conflict, FaktryError, NotFound, ValidationError
 from faktry.tenancy import refuse_if_restricted
-from pipelines import files, jobtypes, lifecycle, pagination
+from pipelines import files, jobtypes, lifecycle, pagination, urlinputs
 from pipelines.brands.models import Brand
 from pipelines.catalog import Catalog, Model, default_catalog
 from pipelines.media.subtitles import COLOR, FONT_FAMILY
@@ -89,6 +89,7 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
     job_type = jobtypes.get(body.get("type"))
     params, model = checked_params(job_type, body.get("params", {}), policy.catalog)
     inputs = job_type.validate_input(body.get("input"))
+    url = urlinputs.check(inputs["url"]) if "url" in inputs and job_type.takes_url else None
     params, inputs = _with_brand(session, tenant_id, job_type, body.get("params", {}), params, inputs)
     metadata = _metadata(body.get("metadata", {}))
     # A slot is a field naming one file, or one item of a field naming a list of files.
@@ -116,7 +117,12 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
     media = jobtypes.priced_media(
         job_type, {slot: dict(row.media or {}) for slot, row in given.items()}, params
     )
-    check_duration(policy.tiers.limits(session, tenant_id), media.get("duration"))
+    limits = policy.tiers.limits(session, tenant_id)
+    if url is not None and "duration" not in media:
+        # Unknown until the worker fetches it: priced (and routed) as long as the tier lets an
+        # input be; what is charged is the price of what it turned out to be.
+        media = {**media, "duration": float(limits.max_duration_seconds)}
+    check_duration(limits, media.get("duration"))
     text = str(inputs.get("text") or inputs.get("prompt") or "")
     if model is not None:
         provider, runs = policy.catalog.runs_on(model, policy.configured, job_type.name)
@@ -126,7 +132,7 @@ def prepare(session: Session, *, tenant_id: str, body: Any, policy: Policy) -> P
     price = policy.prices.estimate(job_type.name, params, media)
     queue = route(
         provider=job_type.provider,
-        input_bytes=main.size if main else 0,
+        input_bytes=main.size if main else (limits.max_upload_bytes if url is not None else 0),
         input_seconds=media.get("duration"),
         limits=policy.routing,
     )
@@ -603,6 +609,16 @@ def _upstream(job: Job) -> dict[str, Any] | None:
     }
 
 
+def _input_of(job: Job) -> dict[str, Any]:
+    """The job's input as submitted; for a URL input, with the file it was fetched into once
+    it has been (``{"url": …, "file_id": …}``)."""
+    if not job.input:
+        return {"file_id": job.input_file_id} if job.input_file_id else {}
+    if "url" in job.input and job.input_file_id:
+        return {**job.input, "file_id": job.input_file_id}
+    return dict(job.input)
+
+
 def to_dict(job: Job, outputs: list[tuple[JobOutput, File]] | None = None) -> dict[str, Any]:
     def stamp(value: Any) -> str | None:
         return value.isoformat() if value is not None else None
@@ -615,7 +631,7 @@ def to_dict(job: Job, outputs: list[tuple[JobOutput, File]] | None = None) -> di
         "progress": round(job.progress, 4),
         "attempts": job.attempts,
         "queue": job.queue,
-        "input": job.input or ({"file_id": job.input_file_id} if job.input_file_id else {}),
+        "input": _input_of(job),
         "model": job.model,
         "provider": job.provider,
         "upstream": _upstream(job),

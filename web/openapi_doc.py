@@ -180,7 +180,11 @@ def _job() -> Schema:
                 "minimum": 0,
                 "description": "While queued: jobs the fair order admits before this one (single-job reads).",
             },
-            "input": {"type": "object", "description": "As submitted: files by id, prompts."},
+            "input": {
+                "type": "object",
+                "description": "As submitted: files by id, prompts. A URL input (`url`) shows the "
+                "`file_id` of the library file it was fetched into, once it has been.",
+            },
             "model": {"type": ["string", "null"], "description": "The generation model."},
             "provider": {"type": ["string", "null"], "description": "Who runs the model."},
             "upstream": {

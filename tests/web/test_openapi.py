@@ -133,6 +133,21 @@ def test_a_job_submission_is_one_of_the_job_types_with_their_own_input_and_param
         assert ("params" in by_type[name].get("required", [])) == bool(job_type.params_schema.get("required"))
 
 
+def test_a_job_type_over_one_file_takes_a_url_in_its_place_in_the_document():
+    schemas = build()["components"]["schemas"]
+    mapping = schemas["JobSubmission"]["discriminator"]["mapping"]
+
+    def input_of(job_type: str) -> dict[str, Any]:
+        return dict(schemas[mapping[job_type].rsplit("/", 1)[-1]]["properties"]["input"])
+
+    resize = input_of("image.resize")
+    assert resize["properties"]["url"]["maxLength"] == 2048
+    assert resize["anyOf"] == [{"required": ["file_id"]}, {"required": ["url"]}]
+    assert resize["not"] == {"required": ["file_id", "url"]}
+    concat = input_of("video.concat")
+    assert "url" not in concat["properties"]  # a list of files has no URL form
+
+
 def test_the_document_is_built_once():
     assert build() is build()
 

@@ -498,5 +498,15 @@ const faktry = (() => {
     document.querySelectorAll(".table-wrap > table").forEach((table) => table.tHead && stackTable(table));
   });
 
-  return { uid, api, ApiError, h, $, fill, say, showError, credits, money, showBalance, outputName, bytes, when, duration, poll, live, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue };
+  // A job type's input schema as the forms use it: they pick files of the library, so the
+  // API's `url` (fetched by the worker in place of `file_id`) is left out, and the field it
+  // stands in for is required again.
+  const formInput = (schema) => {
+    const properties = { ...(schema.properties || {}) };
+    delete properties.url;
+    const either = (schema.anyOf || []).map((alt) => (alt.required || [])[0]).filter((n) => n && n !== "url");
+    return { ...schema, properties, required: [...(schema.required || []), ...either] };
+  };
+
+  return { uid, api, ApiError, h, $, fill, say, showError, credits, money, showBalance, outputName, bytes, when, duration, poll, live, jsonForm, pagedList, deleteButton, preview, pollMs, consentValue, formInput };
 })();

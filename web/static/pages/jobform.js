@@ -465,7 +465,7 @@ document.addEventListener("DOMContentLoaded", async () => {
       const type = schema.properties.type.const;
       types[type] = {
         description: schema.description,
-        input: resolve(doc, schema.properties.input),
+        input: faktry.formInput(resolve(doc, schema.properties.input)),
         params: resolve(doc, schema.properties.params),
       };
     }

@@ -753,7 +753,7 @@ document.addEventListener("DOMContentLoaded", async () => {
       const schema = resolve(doc, ref);
       types[schema.properties.type.const] = {
         description: schema.description,
-        input: resolve(doc, schema.properties.input),
+        input: faktry.formInput(resolve(doc, schema.properties.input)),
         params: resolve(doc, schema.properties.params),
       };
     }
