@@ -186,7 +186,7 @@ def test_every_json_endpoint_refuses_a_field_it_does_not_know(client, staff, ten
     [
         ({"type": "image.resize", "input": {"file_id": "fil_x"}, "params": {"width": 9, "height": 9, "dpi": 72}},
          "params.dpi"),
-        ({"type": "media.probe", "input": {"file_id": "fil_x", "url": "http://x"}}, "input.url"),
+        ({"type": "media.probe", "input": {"file_id": "fil_x", "link": "http://x"}}, "input.link"),
         ({"type": "image.generate", "input": {"prompt": "a cat"}, "params": {"model": "local-image", "seed2": 1}},
          "params.seed2"),
     ],
