@@ -47,7 +47,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from faktry.config import Settings
 from faktry.errors import FaktryError
-from web.server import headers_read
+from web.server import close_after, headers_read
 
 log = logging.getLogger("faktry.web")
 
@@ -223,6 +223,9 @@ class PacedBodies:
         def starting(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             if sock is not None and int(status[:3]) >= 400 and not tracked.complete:
                 shut_reading(sock)
+                # Said in the answer too: a client's connection pool must not send its next
+                # request down this connection, which would be reset.
+                close_after(sock)
             return start_response(status, headers, exc_info)
 
         try:

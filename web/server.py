@@ -115,7 +115,11 @@ class ThreadWorker(gthread.ThreadWorker):
         super().init_process()
 
     def handle_request(self, req: Any, conn: Any) -> bool:
-        keepalive: bool = super().handle_request(req, conn)
+        _REQUESTS[conn.sock] = req
+        try:
+            keepalive: bool = super().handle_request(req, conn)
+        finally:
+            _REQUESTS.pop(conn.sock, None)
         # A connection handed off (an event stream) is closed here, on gunicorn's side only.
         return keepalive and conn.sock not in _HANDED_OFF
 
@@ -123,6 +127,19 @@ class ThreadWorker(gthread.ThreadWorker):
         if type(conn.sock) is socket.socket:  # not a TLS socket, which reads for itself
             conn.sock.__class__ = _HeaderDeadline
         super().enqueue_req(conn)
+
+
+#: The request each connection is serving (`close_after`).
+_REQUESTS: weakref.WeakKeyDictionary[socket.socket, Any] = weakref.WeakKeyDictionary()
+
+
+def close_after(sock: Any) -> None:
+    """Close the connection ``sock`` after this answer, and say so in it
+    (``Connection: close``), so that a client's pool sends nothing more down it. Call before
+    the answer's first byte is written; outside `ThreadWorker` it does nothing."""
+    req = _REQUESTS.get(sock)
+    if req is not None:
+        req.must_close = True
 
 
 #: Connections handed to the event streams' hub (web/streams.py): gunicorn's socket object

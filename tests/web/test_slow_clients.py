@@ -271,6 +271,9 @@ def test_health_checks_and_other_tenants_are_answered_while_32_uploads_crawl(ser
             assert upload.answer.status == 429 and upload.answer.code == "too_many_uploads"
             assert int(upload.answer.headers["Retry-After"]) > 0
             assert upload.answer.closed  # not drained: the connection is closed
+            # ... and the answer says so, so that a client's pool never sends the next
+            # request down a connection the server is closing.
+            assert upload.answer.headers["Connection"].lower() == "close"
         crawling = [u for u in uploads if u.answer is None]
         assert len(crawling) == THREADS // 2 and not any(u.error for u in crawling)
 
@@ -323,7 +326,7 @@ def test_a_stalled_upload_gets_a_408_within_the_idle_timeout_and_its_temp_file_i
         assert answer.status == 408 and answer.code == "body_timeout"
         assert "sent nothing" in answer.json["error"]["message"]
         assert IDLE - 0.3 < answer.at - sent < IDLE + 1.5
-        assert answer.closed
+        assert answer.closed and answer.headers["Connection"].lower() == "close"
         assert server.staged_uploads() == []
     finally:
         upload.close()
