@@ -21,11 +21,14 @@ views, the reconciler, migrations). See docs/operations.md, "Row-level security"
 from __future__ import annotations
 
 import copy
+import fcntl
+import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,7 +118,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
 
-    writers = _WriterQueue()
+    database = engine.url.database or ""
+    shared = database not in ("", ":memory:") and not database.startswith("file:")
+    writers = _WriterQueue(f"{database}-writers" if shared else None)
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -156,20 +161,33 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class _WriterQueue:
-    """The writers of one process take SQLite's write lock one after another, handed over
-    the moment the last one has committed. Without it, threads that find the lock taken
-    wait in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and wakes in
-    no order: under load most writers wait a few milliseconds and some wait seconds.
-    Writers in other processes still meet the busy handler, and a thread that already
-    writes on another connection goes past the queue (SQLite's own lock decides, as
-    before)."""
+    """Writers take SQLite's write lock one after another, handed over the moment the last
+    one has committed. Without it, writers that find the lock taken wait in SQLite's busy
+    handler, which sleeps in growing steps (up to 100 ms) and wakes in no order: under load
+    most writers wait a few milliseconds and some wait seconds.
+
+    Within a process, a thread lock orders the threads. Between the processes sharing the
+    file (several web processes, workers, the scheduler), the one writer of each process
+    then takes an advisory lock on a sidecar file (``<database>-writers``), polled every
+    `POLL` seconds: a process's writer waits at most a poll's length after the last one
+    committed, instead of SQLite's backoff. A writer that waited `TIMEOUT` tries SQLite's
+    lock anyway (its busy timeout then decides), so a stuck process delays others, never
+    deadlocks them. A thread that already writes on another connection goes past the queue
+    (SQLite's own lock decides, as before). A process that dies releases its lock with it.
+    """
 
     #: How long a writer waits here before trying SQLite's lock anyway (its busy timeout).
     TIMEOUT = 30.0
+    #: How often a writer asks again for the lock another process holds.
+    POLL = 0.0005
 
-    def __init__(self) -> None:
+    def __init__(self, sidecar: str | None = None) -> None:
         self._lock = threading.Lock()
         self._owner: tuple[int, int] | None = None  # (thread, DB-API connection)
+        self._sidecar = sidecar
+        self._fd: int | None = None
+        self._pid = 0
+        self._held = False
 
     def enter(self, dbapi_conn: Any) -> None:
         me = threading.get_ident()
@@ -178,12 +196,42 @@ class _WriterQueue:
             return  # this thread writes already, on another connection
         if self._lock.acquire(timeout=self.TIMEOUT):
             self._owner = (me, id(dbapi_conn))
+            self._held = self._lock_file()
 
     def leave(self, dbapi_conn: Any) -> None:
         owner = self._owner
         if owner is not None and owner[1] == id(dbapi_conn):
+            if self._held:
+                self._held = False
+                with suppress(OSError):
+                    fcntl.flock(self._file(), fcntl.LOCK_UN)
             self._owner = None
             self._lock.release()
+
+    def _file(self) -> int:
+        # Opened per process: a descriptor inherited over a fork would share the lock.
+        if self._fd is None or self._pid != os.getpid():
+            assert self._sidecar is not None
+            self._fd = os.open(self._sidecar, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    def _lock_file(self) -> bool:
+        if self._sidecar is None:
+            return False
+        deadline = time.monotonic() + self.TIMEOUT
+        try:
+            fd = self._file()
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return True
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        return False
+                    time.sleep(self.POLL)
+        except OSError:
+            return False  # a read-only directory, say: SQLite's own lock still decides
 
 
 #: The execution option (and session info key) of a transaction that only reads.
