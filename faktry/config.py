@@ -94,6 +94,12 @@ class Settings:
     #: process also takes at most half its ``web_threads`` in uploads.
     max_uploads_per_tenant: int = 2
     max_uploads_per_address: int = 4
+    #: Uploads that arrive in pieces (pipelines/uploads: tus, direct to S3): hours an upload
+    #: may take before the scheduler expires it, its bytes removed and its storage given back.
+    upload_expiry_hours: float = 24.0
+    #: A request writing to such an upload holds it this long, renewed every third of it
+    #: while it writes; another request for the same upload meanwhile is answered 423.
+    upload_lock_seconds: float = 60.0
     #: Jobs whose input is at least this large, or this long, go to the ``large`` queues.
     large_input_bytes: int = 200 * 1024**2
     large_input_seconds: float = 600.0
@@ -335,6 +341,8 @@ class Settings:
             )
         if self.mail_smtp_tls not in ("starttls", "tls", "none"):
             raise ValueError("FAKTRY_MAIL_SMTP_TLS must be starttls, tls or none")
+        if self.upload_expiry_hours <= 0 or self.upload_lock_seconds <= 0:
+            raise ValueError("FAKTRY_UPLOAD_EXPIRY_HOURS and FAKTRY_UPLOAD_LOCK_SECONDS must be above 0")
         if self.url_fetch_timeout_seconds <= 0 or self.url_fetch_max_redirects < 0:
             raise ValueError(
                 "FAKTRY_URL_FETCH_TIMEOUT_SECONDS must be above 0, FAKTRY_URL_FETCH_MAX_REDIRECTS at least 0"

@@ -60,6 +60,7 @@ STAFF = "staff"
 #: first match wins, so longer prefixes come first where they overlap.
 RESOURCES: tuple[tuple[str, str], ...] = (
     ("/files", "files"),
+    ("/uploads", "files"),
     ("/library", "files"),
     ("/jobs", "jobs"),
     ("/events", "jobs"),

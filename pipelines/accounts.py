@@ -69,6 +69,8 @@ from pipelines.models import FINISHED, Job, JobEvent, JobOutput, ModerationEntry
 from pipelines.projects import store as projects
 from pipelines.projects.models import Project
 from pipelines.services import cancel, to_dict
+from pipelines.uploads import service as uploads
+from pipelines.uploads.models import Upload
 from pipelines.webhooks import endpoints as webhook_endpoints
 from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
 from pipelines.workflows import runs
@@ -252,6 +254,12 @@ def export(session: Session, tenant_id: str) -> dict[str, Any]:
             ],
         },
         "files": [files.to_dict(f) for f in session.scalars(select(File).where(File.tenant_id == tenant_id))],
+        "uploads": [
+            uploads.to_dict(u)
+            for u in session.scalars(
+                select(Upload).where(Upload.tenant_id == tenant_id).order_by(Upload.created_at, Upload.id)
+            )
+        ],
         "jobs": [
             {**to_dict(j), "outputs": outputs.get(j.id, [])}
             for j in session.scalars(select(Job).where(Job.tenant_id == tenant_id))
@@ -538,6 +546,9 @@ def delete_account(session: Session, tenant_id: str, *, keep_gallery_public: boo
     # Mail last too: their addresses are the person's. A mail not sent yet is not sent.
     for mail_model in (MailMessage, AccountToken):
         session.execute(delete(mail_model).where(mail_model.tenant_id == tenant_id))
+    # Their bytes go with the account's prefix; an S3 multipart upload left without its row
+    # is aborted by the scheduler (pipelines/uploads/sweep.py).
+    session.execute(delete(Upload).where(Upload.tenant_id == tenant_id))
     session.execute(delete(StorageReservation).where(StorageReservation.tenant_id == tenant_id))
     session.execute(delete(ApiKey).where(ApiKey.tenant_id == tenant_id))
     session.execute(delete(UserSession).where(UserSession.tenant_id == tenant_id))

@@ -59,7 +59,8 @@ def storage_usage(session: Session, storage: Storage, *, tenant_id: str | None =
                 problems.append(
                     Problem(tid, f"file object {key} holds {storage.size(key)} bytes, its row says {size}")
                 )
-        # Objects of attempts still running live under jobs/<id>/a<n>/ until they are recorded.
-        orphans = [k for k in stored - set(files) if "/jobs/" not in k]
+        # Objects of attempts still running live under jobs/<id>/a<n>/ until they are recorded,
+        # and uploads arriving in pieces under uploads/<id>/ (the scheduler expires those).
+        orphans = [k for k in stored - set(files) if "/jobs/" not in k and "/uploads/" not in k]
         problems.extend(Problem(tid, f"object without a file row: {key}") for key in orphans)
     return problems

@@ -19,6 +19,7 @@ from faktry.db import new_id, transaction
 from faktry.errors import Conflict, NotFound
 from pipelines import pagination
 from pipelines.media import detect
+from pipelines.media.ffmpeg import MediaInfo
 from quotas.ledger import lock_account
 from quotas.limits import (
     TierLimits,
@@ -28,8 +29,9 @@ from quotas.limits import (
     free_storage,
     output_expires_at,
     reserve_storage,
+    use_storage,
 )
-from storage.interface import Storage
+from storage.interface import Storage, Stored
 from storage.models import File
 
 
@@ -56,8 +58,9 @@ def ingest_upload(
 
     ``session`` must have no transaction open: the reservation commits on its own first, so
     that concurrent uploads see it."""
-    sniffed, info = detect.inspect(staged, timeout=probe_timeout, max_image_pixels=max_image_pixels)
-    check_duration(limits, info.duration)
+    sniffed, info = inspect_upload(
+        staged, limits, probe_timeout=probe_timeout, max_image_pixels=max_image_pixels
+    )
     size = staged.stat().st_size
     with transaction(sessions) as reserving:
         reservation = reserve_storage(reserving, tenant_id, size, limits.storage_quota_bytes).id
@@ -74,21 +77,10 @@ def ingest_upload(
             cancel_reservation(undo, reservation)
         raise
     try:
-        row = File(
-            id=file_id,
-            tenant_id=tenant_id,
-            origin="upload",
-            storage_key=key,
-            size=size,
-            total_size=size,
-            content_type=sniffed.content_type,
-            kind=sniffed.kind,
-            sha256=kept.sha256,
-            media=info.to_dict(),
-            filename=_display_name(filename),
-        )
-        session.add(row)
-        commit_reservation(session, reservation)
+        row = record_upload(
+            session, tenant_id=tenant_id, file_id=file_id, key=key, stored=kept, sniffed=sniffed,
+            info=info, filename=filename, reservation=reservation, limits=limits,
+        )  # fmt: skip
         session.flush()
         yield row
     except BaseException:
@@ -99,7 +91,55 @@ def ingest_upload(
         raise
 
 
-def _display_name(name: str) -> str:
+def inspect_upload(
+    staged: Path, limits: TierLimits, *, probe_timeout: float, max_image_pixels: int
+) -> tuple[detect.Sniffed, MediaInfo]:
+    """What an upload's bytes are (`pipelines.media.detect.inspect`), within the tier's
+    duration: the checks every upload passes, however its bytes arrived. Raises the
+    `FaktryError` an upload of bad content is refused with."""
+    sniffed, info = detect.inspect(staged, timeout=probe_timeout, max_image_pixels=max_image_pixels)
+    check_duration(limits, info.duration)
+    return sniffed, info
+
+
+def record_upload(
+    session: Session,
+    *,
+    tenant_id: str,
+    file_id: str,
+    key: str,
+    stored: Stored,
+    sniffed: detect.Sniffed,
+    info: MediaInfo,
+    filename: str,
+    reservation: str,
+    limits: TierLimits,
+) -> File:
+    """The library's row of an upload stored under ``key``, its reservation turned into used
+    storage, in the caller's transaction (which commits both or neither). A reservation the
+    scheduler swept meanwhile is taken again from the quota (`StorageQuotaExceeded` if it
+    no longer fits)."""
+    row = File(
+        id=file_id,
+        tenant_id=tenant_id,
+        origin="upload",
+        storage_key=key,
+        size=stored.size,
+        total_size=stored.size,
+        content_type=sniffed.content_type,
+        kind=sniffed.kind,
+        sha256=stored.sha256,
+        media=info.to_dict(),
+        filename=display_name(filename),
+    )
+    session.add(row)
+    if not commit_reservation(session, reservation):
+        use_storage(session, tenant_id, stored.size, limits.storage_quota_bytes)
+    return row
+
+
+def display_name(name: str) -> str:
+    """A client's file name as the library shows it: its last path segment, printable, cut to 255."""
     name = name.replace("\\", "/").rsplit("/", 1)[-1]
     return "".join(ch for ch in name if ch.isprintable())[:255]
 

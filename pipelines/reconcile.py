@@ -12,8 +12,10 @@
 - a running workflow run whose advance was lost (its job ended, the process died before
   the after-commit call): advanced, from the database (`pipelines.workflows.runs.sweep`).
 
-Each pass also expires credit lots past their expiry, cancels storage reservations left by
-processes that died mid-write, and applies Stripe events that were parked waiting for an
+Each pass also expires credit lots past their expiry, expires uploads abandoned mid-way
+and aborts S3 multipart uploads a crash left (`pipelines.uploads.sweep`), cancels storage
+reservations left by processes that died mid-write (an upload's lasts as long as the
+upload), and applies Stripe events that were parked waiting for an
 earlier one, and deletes moderation log entries older than 12 months. Its retention
 sweeps (`pipelines.retention`) fold ledger entries older than ``ledger_retention_days`` into
 carried-forward entries and remove job outputs past their tier's ``output_retention_days``.
@@ -39,6 +41,8 @@ from pipelines import lifecycle, moderation, retention, tempfiles
 from pipelines.admission import AdmittingSender
 from pipelines.models import CANCELED, FINISHED, QUEUED, RUNNING, SUCCEEDED, Job
 from pipelines.services import Sender
+from pipelines.uploads import service as upload_service
+from pipelines.uploads import sweep as upload_sweep
 from pipelines.workflows import runs
 from quotas import billing, ledger
 from quotas.limits import sweep_reservations
@@ -59,6 +63,8 @@ class Report:
     holds_resolved: list[str] = field(default_factory=list)
     lots_expired: int = 0
     reservations_swept: int = 0
+    uploads_expired: int = 0
+    upload_orphans_aborted: int = 0
     billing_events_applied: int = 0
     moderation_entries_deleted: int = 0
     ledger_entries_deleted: int = 0
@@ -113,6 +119,9 @@ def reconcile(
     )
     with transaction(sessions) as session:
         report.lots_expired = ledger.expire_lots(session)
+    # Before the reservations: an expired upload gives its reservation back itself.
+    uploads = upload_sweep.sweep(sessions, storage, upload_service.Policy.from_settings(settings))
+    report.uploads_expired, report.upload_orphans_aborted = uploads.expired, uploads.orphans_aborted
     with transaction(sessions) as session:
         report.reservations_swept = sweep_reservations(session, RESERVATION_MAX_AGE)
     with transaction(sessions) as session:

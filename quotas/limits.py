@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, bindparam, delete, select, update
+from sqlalchemy import Update, and_, bindparam, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from faktry import clock
@@ -231,30 +231,35 @@ def check_duration(limits: TierLimits, seconds: float | None) -> None:
         )
 
 
-def reserve_storage(session: Session, tenant_id: str, nbytes: int, quota: int) -> StorageReservation:
+def reserve_storage(
+    session: Session, tenant_id: str, nbytes: int, quota: int, *, expires_at: datetime | None = None
+) -> StorageReservation:
     """Promise ``nbytes`` to a write, or raise `StorageQuotaExceeded`. Commit it before
-    writing the bytes, so other writers see it."""
+    writing the bytes, so other writers see it. A write that may take longer than
+    `sweep_reservations`' usual age (an upload arriving in pieces) says until when
+    (``expires_at``) the scheduler must leave its reservation alone."""
     lock_account(session, tenant_id)
     _within_quota(session, _RESERVE, tenant_id, nbytes, quota)
-    reservation = StorageReservation(tenant_id=tenant_id, bytes=nbytes)
+    reservation = StorageReservation(tenant_id=tenant_id, bytes=nbytes, expires_at=expires_at)
     session.add(reservation)
     session.flush()
     return reservation
 
 
-def commit_reservation(session: Session, reservation_id: str) -> None:
-    """The reserved bytes are now stored files: move them from reserved to used."""
-    _settle(session, reservation_id, used=True)
+def commit_reservation(session: Session, reservation_id: str) -> bool:
+    """The reserved bytes are now stored files: move them from reserved to used. False when
+    the reservation was settled already (the scheduler swept it): nothing moved."""
+    return _settle(session, reservation_id, used=True)
 
 
-def cancel_reservation(session: Session, reservation_id: str) -> None:
-    _settle(session, reservation_id, used=False)
+def cancel_reservation(session: Session, reservation_id: str) -> bool:
+    return _settle(session, reservation_id, used=False)
 
 
-def _settle(session: Session, reservation_id: str, *, used: bool) -> None:
+def _settle(session: Session, reservation_id: str, *, used: bool) -> bool:
     row = session.get(StorageReservation, reservation_id)
     if row is None:
-        return
+        return False
     lock_account(session, row.tenant_id)
     gone = session.execute(
         delete(StorageReservation)
@@ -262,7 +267,7 @@ def _settle(session: Session, reservation_id: str, *, used: bool) -> None:
         .execution_options(synchronize_session=False)
     )
     if getattr(gone, "rowcount", 0) != 1:
-        return  # settled concurrently (a sweep)
+        return False  # settled concurrently (a sweep)
     values = {"storage_reserved_bytes": Account.storage_reserved_bytes - row.bytes}
     if used:
         values["storage_used_bytes"] = Account.storage_used_bytes + row.bytes
@@ -273,6 +278,7 @@ def _settle(session: Session, reservation_id: str, *, used: bool) -> None:
         .execution_options(synchronize_session=False)
     )
     session.expunge(row)
+    return True
 
 
 def free_storage(session: Session, tenant_id: str, nbytes: int) -> None:
@@ -286,13 +292,14 @@ def free_storage(session: Session, tenant_id: str, nbytes: int) -> None:
 
 
 def sweep_reservations(session: Session, older_than: timedelta) -> int:
-    """Cancel reservations left behind by processes that died mid-write."""
-    before = clock.now() - older_than
-    ids = list(
-        session.scalars(
-            select(StorageReservation.id).where(StorageReservation.created_at < before).limit(500)
-        )
+    """Cancel reservations left behind by processes that died mid-write: those past their
+    own ``expires_at``, and those without one made more than ``older_than`` ago."""
+    now = clock.now()
+    left = or_(
+        and_(StorageReservation.expires_at.is_(None), StorageReservation.created_at < now - older_than),
+        StorageReservation.expires_at < now,
     )
+    ids = list(session.scalars(select(StorageReservation.id).where(left).limit(500)))
     for reservation_id in ids:
         cancel_reservation(session, reservation_id)
     return len(ids)

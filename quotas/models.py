@@ -175,6 +175,10 @@ class StorageReservation(Base, TenantOwned):
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     bytes: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=clock.now, index=True)
+    #: When the scheduler may cancel it as left behind (`quotas.limits.sweep_reservations`);
+    #: None means an hour after it was made. An upload that takes its time (a resumable
+    #: upload, pipelines/uploads) keeps its reservation as long as the upload lives.
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
 class StripeEvent(Base):

@@ -249,6 +249,14 @@ class Storage(Protocol):
         """Remove the object. Deleting a missing object is not an error (idempotent)."""
         ...
 
+    def move(self, src: str, dst: str, *, content_type: str | None = None) -> None:
+        """Give the object under `src` the key `dst` (replacing any object there) and remove
+        `src`; `ObjectNotFound` if `src` does not exist. The bytes never pass through this
+        process: local storage renames the file, S3 copies the object on the server (in parts
+        when it is large) and then deletes `src`. Readers of `dst` see the whole object or the
+        one before; a failure may leave the object under both keys, never under neither."""
+        ...
+
     def delete_prefix(self, prefix: str) -> int:
         """Remove every object whose key starts with `prefix` and return how many were removed.
 

@@ -246,6 +246,21 @@ class LocalStorage:
             return  # `key` is only a prefix of other objects: no object to delete
         self._prune(path.parent)
 
+    def move(self, src: str, dst: str, *, content_type: str | None = None) -> None:
+        source, dest = self._file(src), self._path(dst)
+        if src == dst:
+            return
+        self._make_parent(dst, dest)
+        try:
+            os.replace(source, dest)
+        except FileNotFoundError as e:
+            if not source.exists():
+                raise ObjectNotFound(src) from e
+            raise
+        except IsADirectoryError as e:
+            raise ValueError(f"storage key {dst!r} is a directory of other objects") from e
+        self._prune(source.parent)
+
     def delete_prefix(self, prefix: str) -> int:
         base = self._path(check_prefix(prefix)[:-1])
         if not base.is_dir():

@@ -12,11 +12,14 @@ and are not fork-safe). Every vendor error is translated at this edge:
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, NoReturn, cast
 from urllib.parse import quote
@@ -51,10 +54,41 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 _MAX_S3_KEY_BYTES = 1024
 _DELETE_BATCH = 1000  # the most keys `delete_objects` accepts in one call
 _LIST_PAGE_SIZE = 1000  # the most keys `list_objects_v2` returns in one page
-_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchUpload"})
+#: What S3 answers a completion whose parts are not all there, or not as listed.
+_REFUSED_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall", "MalformedXML"})
+#: S3's multipart limits: every part but the last at least this big, at most this many parts.
+MIN_PART_SIZE = 5 * MiB
+MAX_PARTS = 10_000
 # Looser than AWS's current rules so legacy names and other S3 servers' names still pass.
 _BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,254}")
 _SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,16}")
+
+
+@dataclass(frozen=True)
+class Part:
+    """A part of a multipart upload, as S3 lists it."""
+
+    number: int
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A multipart upload under way: its key (without the storage's prefix), id and start."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+class PartsRefused(Exception):
+    """S3 refused to assemble a multipart upload from the parts given (its error code)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"S3 refused the parts: {code}")
+        self.code = code
 
 
 class S3Storage:
@@ -293,6 +327,105 @@ class S3Storage:
                         )
                     removed += len(batch)
         return removed
+
+    def move(self, src: str, dst: str, *, content_type: str | None = None) -> None:
+        full_src, full_dst = self._full(src), self._full(dst)
+        if full_src == full_dst:
+            return
+        extra: dict[str, Any] = {"MetadataDirective": "REPLACE", **(_extra(content_type) or {})}
+        with _translated(src):
+            # s3transfer's managed copy: one CopyObject, or UploadPartCopy in parts past the
+            # multipart threshold (CopyObject stops at 5 GB).
+            self.client.copy(
+                {"Bucket": self.bucket, "Key": full_src}, self.bucket, full_dst, ExtraArgs=extra,
+                Config=self._transfer,
+            )  # fmt: skip
+        self.delete(src)
+
+    # -- multipart uploads ------------------------------------------------------------------
+    #
+    # The pieces of an object that arrives in parts (pipelines/uploads): S3's own multipart
+    # upload, driven by faktry (a resumable upload's parts) or by the client through presigned
+    # part URLs (a direct upload). Parts are numbered from 1; every part but the last must be
+    # at least `MIN_PART_SIZE`; at most `MAX_PARTS` of them.
+
+    def start_multipart(self, key: str, *, content_type: str | None = None) -> str:
+        """Begin a multipart upload of `key`; returns its upload id."""
+        full = self._full(key)
+        with _translated(key):
+            made = self.client.create_multipart_upload(
+                Bucket=self.bucket, Key=full, **(_extra(content_type) or {})
+            )
+        return str(made["UploadId"])
+
+    def upload_part(self, key: str, upload_id: str, number: int, body: BinaryIO, length: int) -> str:
+        """Send part `number` (replacing an earlier part of that number) from `body`, which
+        holds `length` bytes from its current position; returns the part's ETag."""
+        full = self._full(key)
+        with _translated(key):
+            sent = self.client.upload_part(
+                Bucket=self.bucket, Key=full, UploadId=upload_id, PartNumber=number, Body=cast(Any, body),
+                ContentLength=length,
+            )  # fmt: skip
+        return str(sent["ETag"])
+
+    def parts(self, key: str, upload_id: str) -> tuple[Part, ...]:
+        """The parts received so far, by number; `ObjectNotFound` if the upload is unknown
+        (completed, aborted, or never begun)."""
+        full = self._full(key)
+        found: builtins.list[Part] = []
+        with _translated(key):
+            paginator = self.client.get_paginator("list_parts")
+            for page in paginator.paginate(Bucket=self.bucket, Key=full, UploadId=upload_id):
+                found += [
+                    Part(int(p["PartNumber"]), int(p["Size"]), str(p["ETag"])) for p in page.get("Parts", [])
+                ]
+        return tuple(sorted(found, key=lambda p: p.number))
+
+    def complete_multipart(self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]) -> None:
+        """Assemble the object from `parts` (number, ETag), in that order. `PartsRefused` when
+        S3 will not (a part missing or too small, a wrong ETag); the upload is left as it was."""
+        full = self._full(key)
+        body = {"Parts": [{"PartNumber": number, "ETag": etag} for number, etag in parts]}
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket, Key=full, UploadId=upload_id, MultipartUpload=cast(Any, body)
+            )
+        except ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in _REFUSED_PARTS_CODES:
+                raise PartsRefused(code) from e
+            _raise_translated(e, key)
+        except (BotoCoreError, Boto3Error) as e:
+            _raise_translated(e, key)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts. An upload that is already gone is not an error."""
+        full = self._full(key)
+        try:
+            with _translated(key):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full, UploadId=upload_id)
+        except ObjectNotFound:
+            return
+
+    def multipart_uploads(self, prefix: str) -> Iterator[Upload]:
+        """The multipart uploads under way under `prefix` (which must end with `/`)."""
+        full = self.prefix + check_prefix(prefix)
+        strip = len(self.prefix)
+        with _translated(None):
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=full):
+                for item in page.get("Uploads", []):
+                    yield Upload(str(item["Key"])[strip:], str(item["UploadId"]), item["Initiated"])
+
+    def presigned_part_url(self, key: str, upload_id: str, number: int, *, expires_in: int) -> str:
+        """A URL a client can PUT part `number` to, for `expires_in` seconds."""
+        full = self._full(key)
+        if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+        params = {"Bucket": self.bucket, "Key": full, "UploadId": upload_id, "PartNumber": number}
+        with _translated(key):
+            return self.client.generate_presigned_url("upload_part", Params=params, ExpiresIn=expires_in)
 
     # -- the rest ---------------------------------------------------------------------------
 

@@ -1209,6 +1209,327 @@ def _files_paths() -> Schema:
     }
 
 
+def _upload_schemas() -> dict[str, Schema]:
+    upload = {
+        "id": {"type": "string", "pattern": "^upl_"},
+        "object": {"const": "upload"},
+        "protocol": {
+            "enum": ["tus", "s3_multipart"],
+            "description": "`tus`: send the bytes to `tus_url` with a tus client; `s3_multipart`: PUT "
+            "them to the presigned `parts` URLs, then call `complete_url`.",
+        },
+        "status": {"enum": ["pending", "completed", "failed", "expired", "cancelled"]},
+        "filename": {"type": "string", "maxLength": 255},
+        "size": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "The declared size, reserved from the quota.",
+        },
+        "offset": {"type": "integer", "minimum": 0, "description": "Bytes received so far (tus)."},
+        "file_id": {"type": ["string", "null"], "description": "The library file, once completed."},
+        "error": {
+            "anyOf": [_obj({"code": {"type": "string"}}), {"type": "null"}],
+            "description": "Why a failed upload failed (`unsupported_format`, `invalid_media`, "
+            "`size_mismatch`...).",
+        },
+        "created_at": _STAMP,
+        "expires_at": {
+            **_STAMP,
+            "description": "When an upload still pending is expired and its bytes removed.",
+        },
+    }
+    tus_url = {"tus_url": {"type": "string", "description": "Where a tus client sends the bytes."}}
+    direct = {
+        "part_size": {"type": "integer", "minimum": 5 * 1024**2},
+        "parts": {
+            "type": "array",
+            "items": _obj(
+                {
+                    "number": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                    "url": {"type": "string", "description": "PUT this part's bytes here (S3, presigned)."},
+                    "size": {"type": "integer", "minimum": 1},
+                }
+            ),
+        },
+        "complete_url": {"type": "string", "description": "`POST` here once every part is sent."},
+    }
+    return {
+        "Upload": _obj({**upload, **tus_url}, list(upload), description="An upload arriving in pieces."),
+        "UploadCreated": _obj(
+            {**upload, **tus_url, **direct},
+            list(upload),
+            description="A new upload: a tus upload's `tus_url`, or a direct upload's part URLs, valid "
+            "until it expires.",
+        ),
+        "UploadRequest": _obj(
+            {
+                "filename": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 1000,
+                    "examples": ["interview.mp4"],
+                },
+                "size": {"type": "integer", "minimum": 0, "examples": [734003200]},
+                "content_type": {"type": "string", "maxLength": 100, "examples": ["video/mp4"]},
+            },
+            ["filename", "size"],
+        ),
+        "UploadComplete": _obj(
+            {
+                "parts": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": 10_000,
+                    "description": "Each part's number and the ETag S3 answered its PUT with; without "
+                    "it, every part S3 holds.",
+                    "items": _obj(
+                        {
+                            "number": {"type": "integer", "minimum": 1, "maximum": 10_000},
+                            "etag": {"type": "string", "minLength": 1, "maxLength": 200},
+                        }
+                    ),
+                }
+            },
+            [],
+        ),
+    }
+
+
+_TUS_RESUMABLE = {"required": True, "schema": {"const": "1.0.0"}, "description": "The tus version."}
+
+
+def _uploads_paths() -> Schema:
+    upl_id = _param(
+        "upl_id", "path", {**_SEGMENT, "examples": ["upl_0123456789abcdef01234567"]}, "The upload."
+    )
+    tus_id = _param(
+        "tus_id", "path", {**_SEGMENT, "examples": ["upl_0123456789abcdef01234567"]}, "The upload."
+    )
+    tus_header = _param("Tus-Resumable", "header", {"const": "1.0.0"}, "The tus version.", required=True)
+    gone = _error_response(
+        "The upload expired, was terminated or failed, or is complete (`upload_expired`, "
+        "`upload_terminated`, `upload_failed`, `upload_completed`)."
+    )
+    locked = _json(
+        _ref("Error"),
+        "Another request is sending this upload's bytes or completing it (`upload_locked`).",
+        **{"Retry-After": {"required": True, "schema": {"type": "integer", "minimum": 0}}},
+    )
+    precondition = _json(
+        _ref("Error"),
+        "No `Tus-Resumable: 1.0.0` (`tus_version_unsupported`).",
+        **{"Tus-Version": {"required": True, "schema": {"type": "string"}}},
+    )
+    bad_header = _error_response(
+        "A tus header is missing or malformed (`invalid_tus_request`, with `field`)."
+    )
+    rejected = _error_response(
+        "The bytes are all in, but are not media faktry takes, or are longer than the tier allows, or "
+        "are not the declared size: the upload is `failed` with that code (`unsupported_format`, "
+        "`invalid_media`, `media_too_large`, `media_too_long`, `size_mismatch`), its bytes removed."
+    )
+    too_large = _error_response(
+        "Over the upload size limit (`payload_too_large`, with `limit`) or the tier's storage quota "
+        "(`storage_quota_exceeded`)."
+    )
+    expires = {
+        "required": True,
+        "schema": {"type": "string"},
+        "description": "When the upload expires (RFC 7231).",
+    }
+    offset = {"required": True, "schema": {"type": "integer", "minimum": 0}, "description": "Bytes received."}
+    return {
+        "/v1/uploads": {
+            "post": _op(
+                "Start an upload of a large file: direct to S3, or tus on local storage",
+                {
+                    "201": _json(
+                        _ref("UploadCreated"),
+                        "The upload, its size reserved from the storage quota. On S3 storage, presigned "
+                        "URLs for its parts (`protocol: s3_multipart`); elsewhere a tus upload "
+                        "(`protocol: tus`, `tus_url`).",
+                        Location=_location("/v1/uploads/{id}"),
+                    ),
+                    "413": too_large,
+                    "422": _error_response(
+                        "A field is missing or invalid, or the size is 0 (`invalid_media`)."
+                    ),
+                },
+                tag="files",
+                write=True,
+                body=_json_body(_ref("UploadRequest")),
+                operation_id="createUpload",
+            ),
+        },
+        "/v1/uploads/{upl_id}": {
+            "get": _op(
+                "Read an upload: its status, offset, and file once completed",
+                {"200": _json(_ref("Upload"), "The upload."), "404": _use("NotFound")},
+                tag="files",
+                params=[upl_id],
+                operation_id="getUpload",
+            ),
+            "delete": _op(
+                "Abort an upload: its parts and bytes removed, its reserved storage given back",
+                {
+                    "204": {"description": "Aborted (or ended already)."},
+                    "404": _use("NotFound"),
+                    "409": _error_response("The upload is a file now; delete the file (`upload_completed`)."),
+                    "423": locked,
+                },
+                tag="files",
+                write=True,
+                params=[upl_id],
+                operation_id="abortUpload",
+            ),
+        },
+        "/v1/uploads/{upl_id}/complete": {
+            "post": _op(
+                "Complete an upload: its bytes become a library file",
+                {
+                    "200": _json(_ref("File"), "Completed already: the same file."),
+                    "201": _json(
+                        _ref("File"), "The file, probed and stored.", Location=_location("/v1/files/{id}")
+                    ),
+                    "404": _use("NotFound"),
+                    "409": _error_response(
+                        "Bytes are still missing (`upload_incomplete`, with `offset`): send them and "
+                        "complete again; nothing was lost."
+                    ),
+                    "410": gone,
+                    "413": too_large,
+                    "422": rejected,
+                    "423": locked,
+                },
+                tag="files",
+                write=True,
+                params=[upl_id],
+                body=_json_body(_ref("UploadComplete"), required=False),
+                operation_id="completeUpload",
+            ),
+        },
+        "/v1/uploads/tus": {
+            "post": _op(
+                "tus: create an upload (`Upload-Length`, `Upload-Metadata` with `filename`, `filetype`). "
+                "`OPTIONS` on this path tells the server's tus capabilities, without credentials; "
+                "`HEAD` on the upload's URL its `Upload-Offset`",
+                {
+                    "201": {
+                        "description": "Created: send the bytes to `Location` with PATCH.",
+                        "headers": {
+                            "Location": _location("/v1/uploads/tus/{id}"),
+                            "Tus-Resumable": _TUS_RESUMABLE,
+                            "Upload-Expires": expires,
+                        },
+                    },
+                    "400": bad_header,
+                    "412": precondition,
+                    "413": too_large,
+                    "422": _error_response("An empty file (`invalid_media`)."),
+                },
+                tag="files",
+                write=True,
+                params=[
+                    tus_header,
+                    _param(
+                        "Upload-Length",
+                        "header",
+                        {"type": "integer", "minimum": 0},
+                        "The size.",
+                        required=True,
+                    ),
+                    _param(
+                        "Upload-Metadata",
+                        "header",
+                        {"type": "string", "examples": ["filename aW50ZXJ2aWV3Lm1wNA=="]},
+                        "Comma-separated `key base64(value)` pairs: `filename`, `filetype`.",
+                    ),
+                ],
+                operation_id="createTusUpload",
+            ),
+        },
+        "/v1/uploads/tus/{tus_id}": {
+            "patch": _op(
+                "tus: send bytes from `Upload-Offset`; the last byte completes the upload",
+                {
+                    "204": {
+                        "description": "Kept: the new offset. The request that brought the last byte "
+                        "carries `Faktry-File-Id`, the library file.",
+                        "headers": {
+                            "Upload-Offset": offset,
+                            "Upload-Expires": expires,
+                            "Tus-Resumable": _TUS_RESUMABLE,
+                            "Faktry-File-Id": {"schema": {"type": "string"}, "description": "The new file."},
+                        },
+                    },
+                    "400": bad_header,
+                    "404": _use("NotFound"),
+                    "409": _error_response(
+                        "`Upload-Offset` is not the upload's (`offset_mismatch`, with `offset`): ask HEAD."
+                    ),
+                    "410": gone,
+                    "412": precondition,
+                    "413": _error_response("More bytes than the upload has left (`payload_too_large`)."),
+                    "415": _error_response(
+                        "Not `Content-Type: application/offset+octet-stream` (`unsupported_media_type`)."
+                    ),
+                    "422": rejected,
+                    "423": locked,
+                    "429": _rate_limited(
+                        "Too many uploads under way at once for this account, this address or this "
+                        "server (`too_many_uploads`); or too many failed API-key checks (`rate_limited`)."
+                    ),
+                    "460": _error_response(
+                        "The body does not match `Upload-Checksum` (`checksum_mismatch`): none of it counts."
+                    ),
+                },
+                tag="files",
+                write=True,
+                params=[
+                    tus_id,
+                    tus_header,
+                    _param(
+                        "Upload-Offset",
+                        "header",
+                        {"type": "integer", "minimum": 0},
+                        "Where the bytes start.",
+                        required=True,
+                    ),
+                    _param(
+                        "Upload-Checksum",
+                        "header",
+                        {"type": "string", "examples": ["sha1 Kq5sNclPz7QV2+lfQIuc6R7oRu0="]},
+                        "The body's checksum: `sha1`, `md5` or `sha256`, and the base64 digest.",
+                    ),
+                ],
+                body={
+                    "required": True,
+                    "content": {
+                        "application/offset+octet-stream": {
+                            "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+                        }
+                    },
+                },
+                operation_id="sendTusBytes",
+            ),
+            "delete": _op(
+                "tus: terminate an upload (its bytes removed, its storage given back)",
+                {
+                    "204": {"description": "Terminated.", "headers": {"Tus-Resumable": _TUS_RESUMABLE}},
+                    "404": _use("NotFound"),
+                    "410": gone,
+                    "412": precondition,
+                    "423": locked,
+                },
+                tag="files",
+                write=True,
+                params=[tus_id, tus_header],
+                operation_id="terminateTusUpload",
+            ),
+        },
+    }
+
+
 def _invalid_job(*, moderated: bool) -> Schema:
     return _error_response(
         "Invalid body, unknown job type, model or parameter, an input the type does not take or that "
@@ -3437,6 +3758,7 @@ def _document() -> dict[str, Any]:
         ],
         "paths": {
             **_files_paths(),
+            **_uploads_paths(),
             **_jobs_paths(),
             **_streams_paths(),
             **_workflows_paths(),
@@ -3455,6 +3777,7 @@ def _document() -> dict[str, Any]:
         "components": {
             "schemas": {
                 **_schemas(),
+                **_upload_schemas(),
                 **_gallery_schemas(),
                 **openapi_webhooks.schemas(_obj, _list_of, _STAMP, _NULLABLE_STAMP),
             },

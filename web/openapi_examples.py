@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 JSON = "application/json"
+MULTIPART = "multipart/form-data"
 Schema = dict[str, Any]
 
 EXAMPLE_ID = "0123456789abcdef01234567"
@@ -230,7 +231,7 @@ def add_examples(document: dict[str, Any]) -> None:
 def _add_to_operation(document: dict[str, Any], path: str, method: str, operation: Schema) -> None:
     op_id = operation["operationId"]
     body: Any = None
-    multipart = False
+    multipart: str | bool = False
     request_body = operation.get("requestBody")
     if request_body is not None:
         content = request_body["content"]
@@ -238,8 +239,10 @@ def _add_to_operation(document: dict[str, Any], path: str, method: str, operatio
             media = content[JSON]
             body = REQUESTS.get(op_id) or sample(media["schema"], document)
             media["example"] = body
-        else:
+        elif MULTIPART in content:
             multipart = True
+        else:  # raw bytes of their own type (a tus PATCH)
+            multipart = next(iter(content))
     for status, response in operation["responses"].items():
         if not SUCCESS.match(status) or "$ref" in response:
             continue
@@ -276,10 +279,12 @@ def _headers(operation: Schema) -> dict[str, str]:
     return headers
 
 
-def _curl(path: str, method: str, operation: Schema, body: Any, multipart: bool) -> str:
+def _curl(path: str, method: str, operation: Schema, body: Any, multipart: str | bool) -> str:
     lines = [f'curl -X {method.upper()} "$FAKTRY_URL{_filled_path(path, operation)}"']
     lines += [f'-H "{name}: {value}"' for name, value in _headers(operation).items()]
-    if multipart:
+    if isinstance(multipart, str):
+        lines += [f'-H "Content-Type: {multipart}"', "--data-binary @clip.part"]
+    elif multipart:
         lines.append('-F "file=@clip.mp4"')
     elif body is not None:
         lines.append('-H "Content-Type: application/json"')
@@ -288,16 +293,20 @@ def _curl(path: str, method: str, operation: Schema, body: Any, multipart: bool)
     return " \\\n  ".join(lines)
 
 
-def _python(path: str, method: str, operation: Schema, body: Any, multipart: bool) -> str:
+def _python(path: str, method: str, operation: Schema, body: Any, multipart: str | bool) -> str:
     headers = [
         f"{_literal(name, '')}: "
         + ('f"Bearer {KEY}"' if value == "Bearer $FAKTRY_KEY" else _literal(value, ""))
         for name, value in _headers(operation).items()
     ]
+    if isinstance(multipart, str):
+        headers.append(f'"Content-Type": {_literal(multipart, "")}')
     args = [f'f"{{URL}}{_filled_path(path, operation)}"']
     if headers:
         args.append("headers={" + ", ".join(headers) + "}")
-    if multipart:
+    if isinstance(multipart, str):
+        args.append('data=open("clip.part", "rb")')
+    elif multipart:
         args.append('files={"file": open("clip.mp4", "rb")}')
     elif body is not None:
         args.append("json=" + _literal(body, "    "))

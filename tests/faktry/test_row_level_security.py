@@ -28,6 +28,7 @@ from pipelines.invitations import Invitation
 from pipelines.mail.models import AccountToken, MailMessage
 from pipelines.models import ModerationEntry
 from pipelines.projects.models import Project
+from pipelines.uploads.models import Upload
 from pipelines.webhooks.models import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSigningKey
 from pipelines.workflows.models import Workflow, WorkflowEvent, WorkflowRun, WorkflowStep, WorkflowVersion
 from quotas.limits import reserve_storage
@@ -76,8 +77,8 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
     file, a finished job with an output, a hold and its allocation, a ledger, a web
     session, a moderation log entry, a storage reservation, a workflow with its run, a
     brand, a video project, a webhook endpoint with a message, an attempt and a
-    signing key, a gallery entry, an export archive, an audit entry, an invitation, a mail
-    and a mail link's token."""
+    signing key, a gallery entry, an upload under way, an export archive, an audit entry, an
+    invitation, a mail and a mail link's token."""
     made = []
     for _ in range(2):
         t = make_tenant(password=PASSWORD)
@@ -136,6 +137,12 @@ def two_tenants(app: Any, client: Any, runtime: Any, make_tenant: Any, png_image
                     prompt="a prompt", category="other", display_name="someone",
                 )
             )  # fmt: skip
+            s.add(
+                Upload(
+                    tenant_id=t.id, protocol="tus", size=10, staging_key=f"t/{t.id}/uploads/x/data",
+                    expires_at=clock.now(),
+                )
+            )  # an upload under way  # fmt: skip
             s.add(ExportArchive(tenant_id=t.id, user_id=t.user_id))  # an export archive
             s.add(AuditEntry(tenant_id=t.id, action="login", via="session"))  # an audit entry
             s.add(

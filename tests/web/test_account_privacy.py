@@ -57,6 +57,7 @@ EXPORTED = {
     "ledger_entries": ("transactions",),
     "storage_reservations": ("storage", "reservations"),
     "files": ("files",),
+    "uploads": ("uploads",),
     "jobs": ("jobs",),
     "job_events": ("job_events",),
     "job_outputs": ("jobs", "*", "outputs"),
@@ -168,6 +169,8 @@ def test_an_export_holds_every_row_faktry_keeps_about_the_account(
     assert client.post("/v1/account/exports", headers=person.headers).status_code == 202  # an archive
     invited = {"email": "colleague@example.com", "role": "viewer"}
     assert client.post("/v1/invitations", json=invited, headers=person.headers).status_code == 201
+    later = {"filename": "later.mp4", "size": 1000}  # an upload under way
+    assert client.post("/v1/uploads", json=later, headers=person.headers).status_code == 201
 
     r = client.get("/v1/account/export", headers=person.headers)
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]

@@ -56,8 +56,16 @@ def test_every_operation_has_an_example_request_and_answer_that_fit_its_schemas(
             assert "example" in media, "a JSON body without an example"
             assert _valid(media["schema"], media["example"]) == []
             assert "-d '" in samples["curl"] and "json=" in samples["Python"]
-        else:
+        elif "multipart/form-data" in body["content"]:
             assert '-F "file=@' in samples["curl"] and "files=" in samples["Python"]
+        else:  # raw bytes of their own type (a tus PATCH)
+            (media_type,) = body["content"]
+            assert (
+                f'-H "Content-Type: {media_type}"' in samples["curl"] and "--data-binary @" in samples["curl"]
+            )
+            assert (
+                f'"Content-Type": "{media_type}"' in samples["Python"] and "data=open(" in samples["Python"]
+            )
 
     successes = {status: r for status, r in operation["responses"].items() if status.startswith("2")}
     assert successes, "no success status"

@@ -53,6 +53,8 @@ UNKNOWN = {
     "archive_id": "exp_" + "0" * 24,
     "user_id": "usr_" + "0" * 24,
     "invitation_id": "inv_" + "0" * 24,
+    "upl_id": "upl_" + "0" * 24,
+    "tus_id": "upl_" + "0" * 24,
 }
 #: Rules that take no tenant's id (a static file's name).
 NOT_TENANT_DATA = {"static"}
@@ -73,6 +75,8 @@ BODIES = {
     "api.redeliver_webhook_messages": {"since": "2000-01-01T00:00:00+00:00"},
     "api.change_role": {"role": "owner"},
 }
+#: tus requests carry the protocol's headers and raw bytes, not JSON.
+TUS = {"Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream", "Upload-Offset": "0"}
 
 
 @dataclass
@@ -96,6 +100,8 @@ class Holdings:
     entry_id: str = ""
     archive_id: str = ""
     invitation_id: str = ""
+    upl_id: str = ""
+    tus_id: str = ""
     marks: set[str] = field(default_factory=set)
 
     def ids(self, rule: Any) -> dict[str, str]:
@@ -117,6 +123,8 @@ class Holdings:
             "archive_id": self.archive_id,
             "user_id": self.handle.user_id,
             "invitation_id": self.invitation_id,
+            "upl_id": self.upl_id,
+            "tus_id": self.tus_id,
         }
         missing = set(rule.arguments) - set(values)
         assert not missing, f"{rule.rule}: give the suite values for {sorted(missing)}"
@@ -179,6 +187,14 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path, *,
     held.archive_id = client.post("/v1/account/exports", headers=handle.headers).json["id"]
     invited = {"email": f"invited-{handle.id}@example.com", "role": "viewer"}
     held.invitation_id = client.post("/v1/invitations", json=invited, headers=handle.headers).json["id"]
+    # Two uploads under way: one for the uploads' own routes, one for the tus routes.
+    for attr, path, extra in (("upl_id", "/v1/uploads", {}), ("tus_id", "/v1/uploads/tus", TUS)):
+        made = client.post(
+            path, json={"filename": "later.mp4", "size": 1000} if not extra else None,
+            headers={**handle.headers, **extra, "Upload-Length": "1000"},
+        )  # fmt: skip
+        assert made.status_code == 201, made.get_data(as_text=True)
+        setattr(held, attr, made.json["id"] if not extra else made.headers["Location"].rsplit("/", 1)[-1])
     ctx = runtime.context
     policy = exports.Policy.from_settings(ctx.settings)
     assert (
@@ -190,7 +206,7 @@ def _seed(client: Any, runtime: Any, make_tenant: Any, png: Path, clip: Path, *,
     held.marks = {
         handle.id, handle.email, handle.user_id, held.key_id, held.key_prefix, held.workflow_id, held.run_id,
         held.brand_id, held.project_id, held.endpoint_id, held.message_id, held.session_id, held.entry_id,
-        held.archive_id, held.invitation_id, f"invited-{handle.id}@example.com",
+        held.archive_id, held.invitation_id, held.upl_id, held.tus_id, f"invited-{handle.id}@example.com",
         f"shot {handle.id}", f"name {handle.id}", *(f["id"] for f in files), *(f["sha256"] for f in files), *(j["id"] for j in jobs),
     }  # fmt: skip
     return held
@@ -244,6 +260,8 @@ class Caller:
         if rule.endpoint.startswith("pages."):
             form = self.form if method == "POST" else None
             return self.browser.open(url, method=method, headers={"Accept": "text/html"}, data=form)
+        if rule.endpoint.startswith("api.tus_"):
+            return self.api.open(url, method=method, headers={**self.headers, **TUS}, data=b"")
         return self.api.open(
             url, method=method, headers=self.headers, json=self.bodies.get(rule.endpoint, {})
         )

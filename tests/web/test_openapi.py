@@ -50,6 +50,8 @@ CHECKS = [
 ]
 PASSWORD = "correct horse battery staple"
 HTTP_METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
+# A tus PATCH's body is raw bytes of the protocol's own media type.
+schemathesis.serializer.alias("application/offset+octet-stream", "application/octet-stream")
 # Every operation, read from the document: a documented route is fuzzed without more ado.
 OPERATIONS = [
     (method.upper(), path)
@@ -70,6 +72,7 @@ NEEDS_WEBHOOKS = re.compile(r"^\w+ /v1/webhook-(endpoints|messages)")
 NEEDS_GALLERY = re.compile(r"^\w+ /v1/(admin/)?gallery")
 NEEDS_EXPORTS = re.compile(r"^\w+ /v1/account/exports/")
 NEEDS_INVITATIONS = re.compile(r"^\w+ /v1/invitations/")
+NEEDS_UPLOADS = re.compile(r"^\w+ /v1/uploads/(tus/)?\{")
 WEBHOOK_SECRET = "whsec_openapi_test_0d9c8b7a"
 #: A valid workflow graph, so that generated requests reach more than 422s.
 GRAPH = {
@@ -181,6 +184,7 @@ class Seeds:
         self.entry_ids: list[str] = []
         self.archive_ids: list[str] = []
         self.invitation_ids: list[str] = []
+        self.upload_ids: list[str] = []
         key = client.post("/v1/keys", headers=tenant.headers, json={"name": "spare"})
         assert key.status_code == 201, key.json
         self.key_id = str(key.json["id"])
@@ -317,6 +321,24 @@ class Seeds:
                 )
                 assert outcome == "ready"
 
+    def make_uploads(self) -> None:
+        """Two uploads under way (tus, on the test's local storage), some bytes of one sent."""
+        for _ in range(2):
+            r = self.client.post(
+                "/v1/uploads", headers=self.tenant.headers, json={"filename": "a.png", "size": 1000}
+            )
+            assert r.status_code == 201, r.json
+            self.upload_ids.append(str(r.json["id"]))
+        sent = self.client.patch(
+            f"/v1/uploads/tus/{self.upload_ids[0]}",
+            data=self.png_bytes[:100],
+            headers={
+                **self.tenant.headers, "Tus-Resumable": "1.0.0", "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )  # fmt: skip
+        assert sent.status_code == 204, sent.get_data(as_text=True)
+
     def use_stripe(self, fake: StripeFake) -> None:
         """Billing talks to the Stripe stand-in; signed webhook deliveries are ready to send."""
         services = self.app.extensions["faktry"]
@@ -380,6 +402,8 @@ def seeds(request, app, client, tenant, make_tenant, png_image, clip_small) -> S
         )
         assert r.status_code == 201, r.json
         seeds.invitation_ids.append(str(r.json["id"]))
+    if NEEDS_UPLOADS.match(operation):
+        seeds.make_uploads()
     if NEEDS_EXPORTS.match(operation):
         seeds.make_exports(request.getfixturevalue("runtime"))
     if NEEDS_STRIPE.match(operation):
@@ -421,6 +445,8 @@ def _strategy(operation: Any, seeds: Seeds) -> st.SearchStrategy[Any]:
             "archive_id": seeds.archive_ids,
             "user_id": [seeds.tenant.user_id],
             "invitation_id": seeds.invitation_ids or ["inv_" + "0" * 24],
+            "upl_id": seeds.upload_ids,
+            "tus_id": seeds.upload_ids,
         }
         known = st.fixed_dictionaries({name: st.sampled_from(pools[name]) for name in names})
     if names:

@@ -73,6 +73,7 @@ class Caller:
             "entry_id": "gal_" + "0" * 24,
             "user_id": staff.user_id,
             "invitation_id": "inv_" + "0" * 24,
+            "upl_id": self.made("/v1/uploads", {"filename": "walk.mp4", "size": 1000}),
         }
 
     def made(self, path: str, body: dict[str, Any]) -> str:

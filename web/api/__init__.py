@@ -40,6 +40,7 @@ from web.api import (  # noqa: E402,F401
     session,
     signup,
     streams,
+    uploads,
     webhooks,
     workflow_runs,
     workflows,
