@@ -100,6 +100,9 @@ class Settings:
     #: A request writing to such an upload holds it this long, renewed every third of it
     #: while it writes; another request for the same upload meanwhile is answered 423.
     upload_lock_seconds: float = 60.0
+    #: The library page's resumable uploads send their files in pieces of this many bytes:
+    #: what a broken connection costs at most to send again.
+    upload_chunk_bytes: int = 16 * 1024**2
     #: Jobs whose input is at least this large, or this long, go to the ``large`` queues.
     large_input_bytes: int = 200 * 1024**2
     large_input_seconds: float = 600.0
@@ -343,6 +346,8 @@ class Settings:
             raise ValueError("FAKTRY_MAIL_SMTP_TLS must be starttls, tls or none")
         if self.upload_expiry_hours <= 0 or self.upload_lock_seconds <= 0:
             raise ValueError("FAKTRY_UPLOAD_EXPIRY_HOURS and FAKTRY_UPLOAD_LOCK_SECONDS must be above 0")
+        if self.upload_chunk_bytes < 64 * 1024:
+            raise ValueError("FAKTRY_UPLOAD_CHUNK_BYTES must be at least 65536")
         if self.url_fetch_timeout_seconds <= 0 or self.url_fetch_max_redirects < 0:
             raise ValueError(
                 "FAKTRY_URL_FETCH_TIMEOUT_SECONDS must be above 0, FAKTRY_URL_FETCH_MAX_REDIRECTS at least 0"

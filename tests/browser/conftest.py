@@ -134,6 +134,8 @@ def site(
         mail_smtp_host="127.0.0.1",
         mail_smtp_port=smtp.port,
         mail_smtp_tls="none",
+        # The library's resumable uploads in pieces small enough that a test file has several.
+        upload_chunk_bytes=1024 * 1024,
     ) as platform:
         stripe.webhook_url = f"{platform.base}/v1/billing/webhook"
         yield platform

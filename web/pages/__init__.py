@@ -135,6 +135,7 @@ def render(template: str, **context: Any) -> str:
         csrf=csrf_token() if user is not None else "",
         nonce=_nonce(),
         poll_ms=settings.page_poll_ms,
+        upload_chunk_bytes=settings.upload_chunk_bytes,
         analytics=analytics.json,
         has_analytics=bool(analytics.json),
         scopes=_scopes(user),

@@ -183,45 +183,84 @@ document.addEventListener("DOMContentLoaded", () => {
     $("#upload-status").textContent = text;
   };
 
-  // One upload: XHR rather than fetch, for the progress events. The file streams as it is.
-  function upload(file) {
-    const bar = h("progress", { max: 1, value: 0, "aria-label": `Uploading ${file.name}` });
+  // Uploads are resumable (the tus protocol, to faktry's own /v1/uploads/tus): the file goes
+  // in chunks, and one that stops — a broken connection, a closed tab, a reload — resumes
+  // from the last byte the server kept when the same file is chosen again.
+  const CHUNK_BYTES = Number($("#dropzone").dataset.chunkBytes) || 16 * 1024 * 1024;
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+  const tusHeaders = () => ({ "X-CSRF-Token": csrf(), Accept: "application/json" });
+
+  // A refusal's own words, from the JSON error faktry answers.
+  function refusal(err) {
+    const response = err?.originalResponse;
+    if (!response) return null;
+    try {
+      return JSON.parse(response.getBody())?.error?.message || null;
+    } catch (parseErr) {
+      return null;
+    }
+  }
+
+  function uploadRow(name) {
+    const bar = h("progress", { max: 1, value: 0, "aria-label": `Uploading ${name}` });
     const note = h("span", { class: "help", "aria-hidden": "true" }, "starting…");
-    const row = h("li", {}, h("span", { class: "name" }, file.name), bar, note);
+    const row = h("li", {}, h("span", { class: "name" }, name), bar, note);
     $("#uploads").append(row);
-    if (maxUpload !== null && file.size > maxUpload) {
-      note.textContent = `too large: files of up to ${bytes(maxUpload)} can be uploaded here`;
-      note.dataset.kind = "error";
-      announce(`${file.name}: ${note.textContent}`);
+    return { row, bar, note };
+  }
+
+  function upload(file) {
+    const { row, bar, note } = uploadRow(file.name);
+    const refuse = (text) => {
+      // A refusal shows only why: no progress bar beside it.
       bar.remove();
+      note.textContent = text;
+      note.dataset.kind = "error";
+      row.dataset.state = "refused";
+      announce(`${file.name}: ${text}`);
+    };
+    if (maxUpload !== null && file.size > maxUpload) {
+      refuse(`too large: files of up to ${bytes(maxUpload)} can be uploaded here`);
+      return Promise.resolve();
+    }
+    if (file.size === 0) {
+      refuse("the file is empty");
       return Promise.resolve();
     }
     return new Promise((resolve) => {
-      const xhr = new XMLHttpRequest();
-      const form = new FormData();
-      form.append("file", file, file.name);
-      xhr.open("POST", "/v1/files");
-      xhr.setRequestHeader("X-CSRF-Token", document.querySelector('meta[name="csrf-token"]').content);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.upload.addEventListener("progress", (event) => {
-        if (!event.lengthComputable) return;
-        bar.value = event.loaded / event.total;
-        note.textContent = `${bytes(event.loaded)} of ${bytes(event.total)}`;
-      });
-      // The last byte is sent: the server now checks the file (probes it) before answering.
-      xhr.upload.addEventListener("load", () => {
-        bar.removeAttribute("value"); // indeterminate: no more bytes to count
-        note.textContent = "processing: checking the file…";
-        row.dataset.state = "processing";
-      });
-      xhr.addEventListener("load", () => {
-        let body = null;
-        try {
-          body = JSON.parse(xhr.responseText);
-        } catch (err) {
-          body = null;
-        }
-        if (xhr.status === 201) {
+      let fileId = null;
+      const transfer = new tus.Upload(file, {
+        endpoint: "/v1/uploads/tus",
+        chunkSize: CHUNK_BYTES,
+        retryDelays: [0, 1000, 3000, 5000, 10000],
+        metadata: { filename: file.name, filetype: file.type || "" },
+        headers: tusHeaders(),
+        removeFingerprintOnSuccess: true,
+        onUploadUrlAvailable() {
+          row.dataset.uploadUrl = transfer.url;
+        },
+        onProgress(sent, total) {
+          bar.value = sent / total;
+          note.textContent = `${bytes(sent)} of ${bytes(total)}`;
+          if (sent === total) {
+            // The last byte is sent: the server now checks the file (probes it) before answering.
+            bar.removeAttribute("value"); // indeterminate: no more bytes to count
+            note.textContent = "processing: checking the file…";
+            row.dataset.state = "processing";
+          }
+        },
+        onAfterResponse(req, res) {
+          fileId = res.getHeader("Faktry-File-Id") || fileId;
+        },
+        async onSuccess() {
+          let body = null;
+          try {
+            body = await api("GET", `/v1/files/${encodeURIComponent(fileId)}`);
+          } catch (err) {
+            refuse(err.message || "the upload finished but the file could not be read");
+            resolve();
+            return;
+          }
           bar.value = 1;
           note.textContent = "uploaded";
           note.dataset.kind = "ok";
@@ -231,30 +270,70 @@ document.addEventListener("DOMContentLoaded", () => {
           if (next) row.append(" ", next);
           if (visible(body)) list.prepend(item(body));
           empty();
-        } else {
-          // A refusal shows only why: no progress bar beside it.
-          bar.remove();
-          note.textContent = body?.error?.message || `failed (${xhr.status})`;
-          note.dataset.kind = "error";
-          row.dataset.state = "refused";
+          announce(`${file.name}: uploaded`);
+          resolve();
+        },
+        onError(err) {
+          const said = refusal(err);
+          refuse(said || "the connection broke; what was sent is kept: choose the file again to resume");
+          if (!said) row.dataset.state = "interrupted";
+          resolve();
+        },
+      });
+      // The same file chosen again (after a reload, or a broken connection) carries on.
+      transfer.findPreviousUploads().then((previous) => {
+        if (previous.length) {
+          transfer.resumeFromPreviousUpload(previous[0]);
+          note.textContent = "resuming…";
+          row.dataset.resumed = "true";
         }
-        announce(`${file.name}: ${note.textContent}`);
-        resolve();
+        transfer.start();
       });
-      xhr.addEventListener("error", () => {
-        bar.remove();
-        row.dataset.state = "refused";
-        note.textContent = "the connection broke; nothing was stored";
-        note.dataset.kind = "error";
-        announce(`${file.name}: ${note.textContent}`);
-        resolve();
-      });
-      xhr.send(form);
     });
+  }
+
+  // Uploads this browser started and did not finish: said on arrival, with how far each got,
+  // so that choosing the file again resumes it; or forgotten (the server lets go of it too).
+  async function unfinished() {
+    const stored = await tus.defaultOptions.urlStorage.findAllUploads().catch(() => []);
+    for (const previous of stored) {
+      const name = previous.metadata?.filename || "a file";
+      let offset = null;
+      try {
+        const answer = await fetch(previous.uploadUrl, {
+          method: "HEAD", credentials: "same-origin", headers: { "Tus-Resumable": "1.0.0" },
+        });
+        if (answer.ok) offset = Number(answer.headers.get("Upload-Offset"));
+      } catch (err) {
+        offset = null;
+      }
+      if (offset === null || Number.isNaN(offset)) {
+        // Finished, expired or removed meanwhile: nothing to resume.
+        await tus.defaultOptions.urlStorage.removeUpload(previous.urlStorageKey);
+        continue;
+      }
+      const { row, bar, note } = uploadRow(name);
+      row.dataset.state = "interrupted";
+      bar.value = previous.size ? offset / previous.size : 0;
+      note.textContent = `stopped at ${bytes(offset)} of ${bytes(previous.size)}: choose the file again to resume`;
+      const forget = h("button", { type: "button", class: "secondary small" }, "Forget");
+      forget.addEventListener("click", async () => {
+        await fetch(previous.uploadUrl, {
+          method: "DELETE", credentials: "same-origin", headers: { "Tus-Resumable": "1.0.0", ...tusHeaders() },
+        }).catch(() => null);
+        await tus.defaultOptions.urlStorage.removeUpload(previous.urlStorageKey);
+        row.remove();
+      });
+      row.append(forget);
+    }
   }
 
   async function uploadAll(files) {
     await ready; // the upload limit is known before anything is sent
+    // A file chosen again to resume takes the place of its "stopped at" line.
+    $("#uploads").querySelectorAll('li[data-state="interrupted"]').forEach((row) => {
+      if (files.some((file) => file.name === row.querySelector(".name").textContent)) row.remove();
+    });
     for (const file of files) await upload(file);
     refreshStorage().catch(() => {});
   }
@@ -280,4 +359,5 @@ document.addEventListener("DOMContentLoaded", () => {
 
   const ready = refreshStorage().catch((err) => showError(status, err));
   load(true);
+  unfinished().catch(() => {});
 });
