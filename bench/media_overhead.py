@@ -9,8 +9,8 @@ Transcode: a generated 720p clip (testsrc + a tone, H.264/AAC) transcoded to ``m
 by a ``video.transcode`` job, beside `pipelines.media.ffmpeg.transcode` run directly on
 the same file with the same preset (the same ffmpeg command; the input is probed
 beforehand, outside the timing). The job's time includes the pick-up, the claim, the
-storing of the output (its sha256, its move into storage, its ffprobe) and the database
-work.
+storing of the output (its facts read from its MP4 header, its sha256, its move into
+storage) and the database work.
 
 Image resize: a generated 6000x4000 JPEG resized to fit 300x200 (JPEG q85) by an
 ``image.resize`` job, beside direct Pillow doing the same work on the same file (decode at

@@ -155,6 +155,12 @@ def inspect(
         return sniffed, info
 
     info = probe(path, timeout=timeout, cwd=cwd, memory_limit=memory_limit)
+    return reconcile(sniffed, info), info
+
+
+def reconcile(sniffed: Sniffed, info: MediaInfo) -> Sniffed:
+    """What a sniffed audio or video file is, given its facts (`info`) as `probe` reports
+    them: `inspect`'s answer, for a file whose facts are already known. Raises as `inspect`."""
     demuxer = info.format_name.split(",")[0]
     if demuxer not in _EXPECTED_DEMUXERS[sniffed.ext]:
         raise UnsupportedFormat("content does not match its format")
@@ -174,4 +180,4 @@ def inspect(
             # An AVI has no audio-only type; it keeps its own.
             content_type, ext = _AS_AUDIO.get(sniffed.content_type, (sniffed.content_type, sniffed.ext))
             sniffed = Sniffed("audio", content_type, ext)
-    return sniffed, info
+    return sniffed

@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from faktry.errors import InvalidMedia
-from pipelines.media import ffmpeg, images, subtitles
+from faktry.errors import FaktryError, InvalidMedia
+from pipelines.media import detect, ffmpeg, images, mp4, subtitles
 from pipelines.media.ffmpeg import MediaInfo
 from pipelines.steps.base import Described, Output, StepContext, StepResult
 
@@ -60,7 +60,27 @@ def transcode(ctx: StepContext) -> StepResult:
         should_cancel=ctx.should_cancel,
         memory_limit=ctx.memory_limit_bytes,
     )
-    return StepResult(outputs=[Output(name=name, root=root, paths=paths)])
+    return StepResult(outputs=[Output(name=name, root=root, paths=paths, known=written_mp4(root, paths))])
+
+
+def written_mp4(root: Path, paths: list[str]) -> dict[str, Described]:
+    """The MP4 and M4A files of `paths`, which a step's ffmpeg just wrote, described from
+    their headers (`pipelines.media.mp4`) exactly as the runner's probe would describe them;
+    a file of another shape is left to that probe."""
+    known = {}
+    for rel in paths:
+        path = root / rel
+        if path.suffix not in (".mp4", ".m4a"):
+            continue
+        info = mp4.describe(path)
+        if info is None:
+            continue
+        try:
+            sniffed = detect.reconcile(detect.sniff(path), info)
+        except FaktryError:
+            continue  # the probe says why
+        known[rel] = Described(sniffed.content_type, sniffed.kind, info.to_dict())
+    return known
 
 
 def thumbnail(ctx: StepContext) -> StepResult:

@@ -1,6 +1,7 @@
 """A media job's outputs are described, hashed and stored without going over them twice: the
-input is not probed again, an image the step encoded is not probed at all, and each output's
-sha256 and size come from the single read that stores it."""
+input is not probed again, an image or an MP4 the step encoded is not probed at all (its facts
+are those a probe would find), and each output's sha256 and size come from the single read
+that stores it."""
 
 from __future__ import annotations
 
@@ -54,9 +55,11 @@ def stored_bytes(runtime: Any, row: File) -> bytes:
     return data
 
 
-def test_a_transcode_probes_only_its_output_and_hashes_what_it_stored(
-    client: Any, tenant: Any, runtime: Any, clip_small: Path, inspected: list[str]
+def test_a_transcode_to_mp4_runs_no_ffprobe_and_stores_what_a_probe_would_find(
+    client: Any, tenant: Any, runtime: Any, clip_small: Path, tmp_path: Path, inspected: list[str]
 ) -> None:
+    """The output's facts come from its header (`pipelines.media.mp4`), the input's from its
+    upload: no ffprobe at all. The stored facts are those a probe of the stored bytes finds."""
     file_id = upload(client, tenant, clip_small).json["id"]
     inspected.clear()
     row = run_job(
@@ -65,11 +68,41 @@ def test_a_transcode_probes_only_its_output_and_hashes_what_it_stored(
         runtime,
         {"type": "video.transcode", "input": {"file_id": file_id}, "params": {"preset": "mp4_360p"}},
     )
-    assert inspected == ["video.mp4"]  # the output, once (ffprobe inside); never the input
+    assert inspected == []  # neither the input nor the output
     data = stored_bytes(runtime, row)
     assert (row.size, row.sha256) == (len(data), hashlib.sha256(data).hexdigest())
+    copy = tmp_path / "back.mp4"
+    copy.write_bytes(data)
+    sniffed, info = detect.inspect(copy, timeout=30)
+    assert (row.content_type, row.kind, row.media) == (sniffed.content_type, sniffed.kind, info.to_dict())
     assert row.kind == "video" and row.content_type == "video/mp4"
     assert row.media["height"] == 360 and row.media["duration"] > 0
+
+
+def test_an_audio_only_transcode_to_m4a_is_described_as_audio_without_a_probe(
+    client: Any, tenant: Any, runtime: Any, clip_small: Path, tmp_path: Path, inspected: list[str]
+) -> None:
+    file_id = upload(client, tenant, clip_small).json["id"]
+    inspected.clear()
+    body = {"type": "video.transcode", "input": {"file_id": file_id}, "params": {"preset": "audio_aac"}}
+    row = run_job(client, tenant, runtime, body)
+    assert inspected == []
+    copy = tmp_path / "back.m4a"
+    copy.write_bytes(stored_bytes(runtime, row))
+    sniffed, info = detect.inspect(copy, timeout=30)
+    assert (row.content_type, row.kind, row.media) == (sniffed.content_type, sniffed.kind, info.to_dict())
+    assert (row.kind, row.content_type) == ("audio", "audio/mp4")
+
+
+def test_an_output_of_another_format_is_still_probed_once(
+    client: Any, tenant: Any, runtime: Any, clip_small: Path, inspected: list[str]
+) -> None:
+    file_id = upload(client, tenant, clip_small).json["id"]
+    inspected.clear()
+    body = {"type": "video.transcode", "input": {"file_id": file_id}, "params": {"preset": "audio_mp3"}}
+    row = run_job(client, tenant, runtime, body)
+    assert inspected == ["audio.mp3"]  # the output, once (ffprobe inside); never the input
+    assert row.kind == "audio" and row.media["audio_codec"] == "mp3"
 
 
 def test_an_image_resize_stores_its_output_described_as_a_probe_would_without_probing_it(
