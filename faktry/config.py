@@ -348,6 +348,10 @@ class Settings:
             raise ValueError("FAKTRY_UPLOAD_EXPIRY_HOURS and FAKTRY_UPLOAD_LOCK_SECONDS must be above 0")
         if self.upload_chunk_bytes < 64 * 1024:
             raise ValueError("FAKTRY_UPLOAD_CHUNK_BYTES must be at least 65536")
+        if self.storage_url.startswith("s3://") and self.upload_expiry_hours > 168:
+            # A direct upload's part URLs are presigned until the upload expires, and S3
+            # refuses a presigned URL valid for longer than seven days.
+            raise ValueError("FAKTRY_UPLOAD_EXPIRY_HOURS must be at most 168 on S3 storage (7 days)")
         if self.url_fetch_timeout_seconds <= 0 or self.url_fetch_max_redirects < 0:
             raise ValueError(
                 "FAKTRY_URL_FETCH_TIMEOUT_SECONDS must be above 0, FAKTRY_URL_FETCH_MAX_REDIRECTS at least 0"

@@ -58,6 +58,12 @@ def test_settings_come_from_faktry_variables_and_refuse_bad_values():
         Settings.from_env({"FAKTRY_PORT": "eighty"})
     with pytest.raises(ValueError, match="HEARTBEAT"):
         Settings(broker_heartbeat_ms=1000, job_lease_seconds=15)
+    with pytest.raises(ValueError, match="FAKTRY_UPLOAD_CHUNK_BYTES"):
+        Settings(upload_chunk_bytes=1000)
+    # A direct upload's part URLs live as long as the upload; S3 presigns seven days at most.
+    with pytest.raises(ValueError, match="at most 168 on S3"):
+        Settings(storage_url="s3://bucket/media", upload_expiry_hours=200)
+    assert Settings(upload_expiry_hours=200).upload_expiry_hours == 200  # local storage: any
 
 
 def test_the_zero_setup_default_lives_under_var():
