@@ -486,6 +486,9 @@ document.addEventListener("DOMContentLoaded", async () => {
     if (start) typeSelect.value = start;
     if (presetModel) modelSelect.dataset.previous = presetModel;
     renderType();
+    // Submittable once the form is whole: a submit before would send a job half described,
+    // and its refusal would be wiped by the form's own first rendering.
+    form.querySelector("[type=submit]").disabled = false;
     const prompt = form.querySelector('[data-group="input"][data-key="prompt"]');
     if (presetPrompt && prompt) {
       prompt.value = presetPrompt;
