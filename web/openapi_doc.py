@@ -749,6 +749,11 @@ def _schemas() -> dict[str, Schema]:
                 "payments": {"type": "array", "items": {"type": "object"}},
                 "storage": {"type": "object"},
                 "files": {"type": "array", "items": _ref("File")},
+                "uploads": {
+                    "type": "array",
+                    "items": _ref("Upload"),
+                    "description": "Uploads arriving in pieces (tus, direct to S3), finished or not.",
+                },
                 "jobs": {"type": "array", "items": _ref("Job")},
                 "job_events": {"type": "array", "items": {"type": "object"}},
                 "moderation_log": {"type": "array", "items": {"type": "object"}},
