@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO, Protocol, cast
 
@@ -100,8 +100,35 @@ def growing(storage: Storage, *, tmp_dir: Path | None = None) -> Growing:
     raise TypeError(f"no resumable uploads on {storage!r}")
 
 
-def _pull(read: Read, limit: int) -> bytes:
-    return read(min(CHUNK, limit))
+class _Arrivals:
+    """The bytes ``read`` gives, in chunks, up to ``want`` of them. A `StopWriting` passes
+    through; any other failure of the source ends the chunks and is kept on ``failed``, so
+    that what arrived before it can be made durable first."""
+
+    def __init__(self, read: Read, want: int) -> None:
+        self._read = read
+        self._left = want
+        self.failed: BaseException | None = None
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self._left > 0:
+            try:
+                chunk = self._read(min(CHUNK, self._left))
+            except StopWriting:
+                raise
+            except BaseException as e:
+                self.failed = e
+                return
+            if not chunk:
+                return
+            chunk = chunk[: self._left]
+            self._left -= len(chunk)
+            yield chunk
+
+    def check(self, reached: int) -> None:
+        """Raise `Interrupted` at ``reached`` if the source failed."""
+        if self.failed is not None:
+            raise Interrupted(reached) from self.failed
 
 
 class LocalGrowing:
@@ -127,22 +154,12 @@ class LocalGrowing:
             if held > offset:
                 f.truncate(offset)  # a writer that died before its offset was recorded
             f.seek(offset)
-            at, failed = offset, None
-            while at < size:
-                try:
-                    chunk = _pull(read, size - at)
-                except StopWriting:
-                    raise
-                except BaseException as e:
-                    failed = e
-                    break
-                if not chunk:
-                    break
-                f.write(chunk[: size - at])
-                at += min(len(chunk), size - at)
+            at, arrivals = offset, _Arrivals(read, size - offset)
+            for chunk in arrivals:
+                f.write(chunk)
+                at += len(chunk)
             os.fsync(f.fileno())
-        if failed is not None:
-            raise Interrupted(at) from failed
+        arrivals.check(at)
         return at
 
     def finish(self, key: str, handle: str, *, size: int) -> None:
@@ -188,18 +205,8 @@ class S3Growing:
         ) as buf:
             if offset > start:
                 self._take_tail(key, start, offset - start, buf)
-            at, failed = offset, None
-            while at < size:
-                try:
-                    chunk = _pull(read, size - at)
-                except StopWriting:
-                    raise
-                except BaseException as e:
-                    failed = e
-                    break
-                if not chunk:
-                    break
-                chunk = chunk[: size - at]
+            at, arrivals = offset, _Arrivals(read, size - offset)
+            for chunk in arrivals:
                 while chunk:  # a chunk may end one part and begin the next
                     room = part - buf.tell()
                     buf.write(chunk[:room])
@@ -214,8 +221,7 @@ class S3Growing:
                 else:
                     buf.seek(0)
                     self.storage.put_stream(self._tail(key, start), cast(BinaryIO, _Limited(buf, at - start)))
-        if failed is not None:
-            raise Interrupted(at) from failed
+        arrivals.check(at)
         return at
 
     def _take_tail(self, key: str, start: int, length: int, buf: IO[bytes]) -> None:

@@ -610,16 +610,13 @@ def _read_once(storage: Storage, key: str, tmp_dir: Path) -> Iterator[tuple[Path
     """The object as a local file to probe, and its size and SHA-256, its bytes read once:
     local storage's own file, hashed in place; S3's object fetched in chunks to a temporary
     file, hashed as it arrives."""
+    if not direct(storage):
+        with storage.local_path(key) as path, open(path, "rb") as f:
+            local = hashlib.file_digest(f, "sha256")
+            yield path, Stored(f.tell(), local.hexdigest())
+        return
     digest = hashlib.sha256()
     size = 0
-    if not direct(storage):
-        with storage.local_path(key) as path:
-            with open(path, "rb") as f:
-                while chunk := f.read(1 << 20):
-                    digest.update(chunk)
-                    size += len(chunk)
-            yield path, Stored(size, digest.hexdigest())
-        return
     tmp_dir.mkdir(parents=True, exist_ok=True)
     with (
         tempfile.NamedTemporaryFile(dir=tmp_dir, prefix="upload-") as out,

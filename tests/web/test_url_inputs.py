@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import io
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from PIL import Image
 from pipelines import runner, urlinputs
 from pipelines.webhooks import safehttp
 from tests.conftest import make_settings
+from tests.standins.server import serve_handler
 from tests.web.helpers import upload
 
 BIG = 50_000
@@ -108,15 +108,9 @@ def origin() -> Iterator[Origin]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{server.server_address[1]}"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with serve_handler(Handler) as base:
+        state.base = base
+        yield state
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from faktry.config import Settings
 from faktry.db import make_engine, make_sessionmaker
 from pipelines.webhooks import delivery
 from tests.conftest import make_settings
+from tests.standins.server import serve_handler
 
 
 @dataclass
@@ -85,15 +86,12 @@ def serve() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    yield state
-    state.stop.set()
-    server.shutdown()
-    server.server_close()
+    with serve_handler(Handler) as base:
+        state.url = f"{base}/hook"
+        try:
+            yield state
+        finally:
+            state.stop.set()  # stalled answers give way before the server stops
 
 
 HOOK_SETTINGS: dict[str, Any] = {

@@ -177,14 +177,15 @@ def tus_head(tus_id: str) -> Any:
     if row.status != COMPLETED:
         service.gone_unless_pending(row)
     _require_tus()
-    headers = {
-        "Upload-Offset": str(row.received),
-        "Upload-Length": str(row.size),
-        "Upload-Expires": _expires(row),
-    }
+    return Response(status=200, headers={**_progress(row), "Upload-Length": str(row.size)})
+
+
+def _progress(row: Upload) -> dict[str, str]:
+    """Where an upload has got to, as HEAD and PATCH answer it; the file once completed."""
+    headers = {"Upload-Offset": str(row.received), "Upload-Expires": _expires(row)}
     if row.status == COMPLETED and row.file_id:
         headers["Faktry-File-Id"] = row.file_id
-    return Response(status=200, headers=headers)
+    return headers
 
 
 @blueprint.patch("/uploads/tus/<tus_id>")
@@ -217,10 +218,7 @@ def tus_patch(tus_id: str) -> Any:
             _tenant_sessions(), services().storage, _policy(), upload_id=row.id, offset=int(offset),
             read=stream.read, checksum=checksum, limits=limits,
         )  # fmt: skip
-    headers = {"Upload-Offset": str(row.received), "Upload-Expires": _expires(row)}
-    if row.status == COMPLETED and row.file_id:
-        headers["Faktry-File-Id"] = row.file_id
-    return Response(status=204, headers=headers)
+    return Response(status=204, headers=_progress(row))
 
 
 def _checksum(raw: str | None) -> tuple[str, bytes] | None:
