@@ -1,7 +1,7 @@
 """Running one delivery of a job's message.
 
 The shape is: claim in one short transaction; do the slow work with no transaction open,
-while a heartbeat thread renews the lease, saves progress and watches for cancel; then
+while the process's heartbeat thread renews the lease, saves progress and watches for cancel; then
 record the outcome in another short transaction, fenced by the lease token. Temporary
 files live in a per-attempt folder that is always removed.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import secrets
 import shutil
 import threading
@@ -158,7 +159,11 @@ def _claim_in(session: Session, ctx: Context, job_id: str) -> tuple[Claim, Row[A
 
 
 class Heartbeat:
-    """Renews the lease, saves progress and notices cancel requests, once a second."""
+    """Renews the lease, saves progress and notices cancel requests, once a second.
+
+    The beats of every running job of a process come from one thread (`_Beats`): a job
+    starts no thread of its own, and an idle process's beating thread sleeps without a
+    timeout. Once the ``with`` block has ended, no beat of the job runs or starts."""
 
     def __init__(self, ctx: Context, claim: Claim) -> None:
         self.ctx = ctx
@@ -168,34 +173,36 @@ class Heartbeat:
         self.progress_event_at = float("-inf")
         self.cancel = threading.Event()
         self.lost = threading.Event()
-        self._stop = threading.Event()
+        self._active = False
+        self._beating = threading.Lock()  # held during a beat; `__exit__` waits for it
         # The heartbeat logs with the job's context (job, tenant, queue) too.
-        context = contextvars.copy_context()
-        self._thread = threading.Thread(
-            target=context.run, args=(self._loop,), name=f"heartbeat-{claim.job_id}", daemon=True
-        )
+        self._context = contextvars.copy_context()
 
     def __enter__(self) -> Heartbeat:
-        self._thread.start()
+        self._active = True
+        _beats().add(self, self.ctx.settings.job_heartbeat_seconds)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        _beats().remove(self)
+        with self._beating:
+            self._active = False
+
+    def _scheduled(self) -> None:
+        """One beat, from the beating thread; none once the job's block has ended."""
+        with self._beating:
+            if not self._active:
+                return
+            try:
+                self._context.run(self.beat)
+            except Exception:  # a database hiccup must not kill the job; the next beat retries
+                log.warning("heartbeat failed for %s", self.claim.job_id, exc_info=True)
 
     def report(self, fraction: float) -> None:
         self.progress = max(self.progress, min(max(fraction, 0.0), 1.0))
 
     def should_cancel(self) -> bool:
         return self.cancel.is_set() or self.lost.is_set()
-
-    def _loop(self) -> None:
-        interval = self.ctx.settings.job_heartbeat_seconds
-        while not self._stop.wait(interval):
-            try:
-                self.beat()
-            except Exception:  # a database hiccup must not kill the job; the next beat retries
-                log.warning("heartbeat failed for %s", self.claim.job_id, exc_info=True)
 
     def beat(self) -> None:
         now = clock.now()
@@ -237,6 +244,57 @@ class Heartbeat:
             self.ctx.slots.refresh(
                 self.claim.tenant_id, self.claim.job_id, self.ctx.settings.job_lease_seconds
             )
+
+
+class _Beats:
+    """The one thread of a process that beats for its running jobs, each every
+    ``job_heartbeat_seconds``. Beats run one after another: a beat is one short fenced
+    update, and while the database stalls every job's beat would wait on it anyway."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._due: dict[Heartbeat, tuple[float, float]] = {}  # heartbeat -> (next beat, interval)
+        self._thread: threading.Thread | None = None
+
+    def add(self, hb: Heartbeat, interval: float) -> None:
+        with self._changed:
+            self._due[hb] = (time.monotonic() + interval, interval)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
+                self._thread.start()
+            self._changed.notify()
+
+    def remove(self, hb: Heartbeat) -> None:
+        with self._changed:
+            self._due.pop(hb, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                while True:
+                    now = time.monotonic()
+                    due = [hb for hb, (at, _) in self._due.items() if at <= now]
+                    if due:
+                        break
+                    soonest = min((at for at, _ in self._due.values()), default=None)
+                    self._changed.wait(None if soonest is None else soonest - now)
+                for hb in due:
+                    self._due[hb] = (now + self._due[hb][1], self._due[hb][1])
+            for hb in due:
+                hb._scheduled()
+
+
+_beating: tuple[int, _Beats] | None = None
+_beating_lock = threading.Lock()
+
+
+def _beats() -> _Beats:
+    """This process's beating thread (a forked child starts its own)."""
+    global _beating
+    with _beating_lock:
+        if _beating is None or _beating[0] != os.getpid():
+            _beating = (os.getpid(), _Beats())
+        return _beating[1]
 
 
 def attempt_prefix(c: Claim, attempt: int | None = None) -> str:
