@@ -38,8 +38,10 @@ class Presence:
         self.prefix = key_prefix(namespace)
         self.broker_check = broker_check
 
-    def handed_to_broker(self, job_id: str, message_id: str) -> None:
-        self.client.set(self.prefix + job_id, f"m:{message_id}", ex=TTL_SECONDS)
+    def handed_to_broker(self, job_id: str, message_id: str, *, client: Any = None) -> None:
+        """Note the broker message that now holds the job (``client``: a pipeline to send it
+        with, else this presence's own client)."""
+        (client or self.client).set(self.prefix + job_id, f"m:{message_id}", ex=TTL_SECONDS)
 
     def present(self, jobs: Sequence[tuple[str, str]]) -> set[str]:
         """The ids, among ``(job id, queue)`` pairs, of jobs something still holds.

@@ -56,10 +56,16 @@ def make_broker(settings: Settings, redis_url: str) -> Broker:
             maintenance_chance=settings.broker_maintenance_chance,
             idle_check_ms=settings.worker_idle_check_ms,
         )
-        broker.add_middleware(WakeUps(broker.client, settings.redis_namespace, broker.hub))
+        # The wake-up goes in the enqueue's own round trip; so does the hand-over key when it
+        # lives in the broker's Redis.
+        broker.add_rider(WakeUps(broker.client, settings.redis_namespace, broker.hub))
     broker.add_middleware(CurrentMessage())
     broker.add_middleware(JobLogContext())
-    broker.add_middleware(HandOverKeys(Presence(short_calls(redis_url), settings.redis_namespace), RUN_JOB))
+    hand_over = HandOverKeys(Presence(short_calls(redis_url), settings.redis_namespace), RUN_JOB)
+    if isinstance(broker, WakingRedisBroker) and url == redis_url:
+        broker.add_rider(hand_over)
+    else:
+        broker.add_middleware(hand_over)
     for queue in all_queues():
         broker.declare_queue(queue)
     return broker

@@ -60,16 +60,28 @@ class HandOverKeys(Middleware):
         self.presence = presence
         self.actor_name = actor_name
 
+    #: Whether the broker sets the key in the enqueue's own round trip (`ride`): only when
+    #: the keys live in the broker's Redis.
+    riding = False
+
+    def ride(self, pipe: Any, message: Message[Any], delay: int | None) -> None:
+        if message.actor_name == self.actor_name and message.args:
+            self.presence.handed_to_broker(str(message.args[0]), _message_id(message), client=pipe)
+
     def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
-        if message.actor_name != self.actor_name or not message.args:
+        if self.riding or message.actor_name != self.actor_name or not message.args:
             return
-        message_id = str(message.options.get("redis_message_id") or message.message_id)
+        message_id = _message_id(message)
         try:
             self.presence.handed_to_broker(str(message.args[0]), message_id)
         except redis.RedisError:
             # The message is with the broker all the same. Without its key the reconciler
             # takes the job for lost and sends it once more, which the runner shrugs off.
             log.warning("could not note the hand-over of %s", message.args[0], exc_info=True)
+
+
+def _message_id(message: Message[Any]) -> str:
+    return str(message.options.get("redis_message_id") or message.message_id)
 
 
 class SweepTempAtBoot(Middleware):

@@ -5,9 +5,10 @@ apart (every 50 ms here): sixteen consumers per worker process (eight queues and
 delay queues) keep Redis and the process busy while nothing happens. `WakingRedisBroker`
 makes them wait instead:
 
-- every enqueue publishes the queue's name on ``<namespace>:wakeup`` (`WakeUps.after_enqueue`,
-  a middleware, so the web, the scheduler and the workers all do it; one ``PUBLISH`` per
-  message);
+- every enqueue publishes the queue's name on ``<namespace>:wakeup`` (`WakeUps`, a
+  middleware, so the web, the scheduler and the workers all do it; one ``PUBLISH`` per
+  message, sent in the enqueue's own round trip, with the job's hand-over key when that
+  lives in the same Redis: `WakingRedisBroker.add_rider`);
 - each worker process holds one subscription (`WakeUpHub`, a thread started with the first
   consumer) and wakes that queue's consumers in the process: each wake-up costs one fetch
   per idle worker process consuming the queue;
@@ -34,12 +35,13 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
+from uuid import uuid4
 
 import redis
 from dramatiq import Broker, Message
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import compute_backoff, current_millis
+from dramatiq.common import compute_backoff, current_millis, dq_name
 from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import Middleware
 
@@ -156,7 +158,15 @@ class WakeUps(Middleware):
         self.channel = channel(namespace)
         self.hub = hub
 
+    #: Whether the broker sends the wake-up in the enqueue's own round trip (`ride`).
+    riding = False
+
+    def ride(self, pipe: Any, message: Message[Any], delay: int | None) -> None:
+        pipe.publish(self.channel, message.queue_name)
+
     def after_enqueue(self, broker: Broker, message: Message[Any], delay: int | None) -> None:
+        if self.riding:
+            return
         try:
             self.client.publish(self.channel, message.queue_name)
         except redis.RedisError:
@@ -183,6 +193,55 @@ class WakingRedisBroker(RedisBroker):
         beat = functools.partial(self.fetch_with_maintenance, count=0)
         self.hub = WakeUpHub(self.client, self.namespace, beat, self.heartbeat_timeout / 4000)
         self._maintain = threading.local()
+        self._riders: list[Any] = []
+
+    def add_rider(self, middleware: Any) -> None:
+        """Send ``middleware``'s after-enqueue commands (its ``ride(pipe, message, delay)``)
+        in the enqueue's own round trip, after the message's; it is added as a middleware
+        too, and its ``after_enqueue`` then does nothing. Only for commands meant for the
+        broker's own Redis."""
+        middleware.riding = True
+        self._riders.append(middleware)
+        self.add_middleware(middleware)
+
+    def enqueue(self, message: Message[Any], *, delay: int | None = None) -> Message[Any]:
+        """Dramatiq's enqueue (a new Redis message id per enqueue; a delayed message goes to
+        the delay queue), with the riders' commands in the same round trip."""
+        if not self._riders:
+            return super().enqueue(message, delay=delay)
+        queue_name = message.queue_name
+        message = message.copy(options={"redis_message_id": str(uuid4())})
+        if delay is not None:
+            queue_name = dq_name(queue_name)
+            message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
+        self.emit_before("enqueue", message, delay)
+        message_id, body = message.options["redis_message_id"], message.encode()
+        pipe = self.client.pipeline(transaction=False)
+        pipe.evalsha(
+            self.scripts["dispatch"].sha, 1, self.namespace, "enqueue", current_millis(), queue_name,
+            self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
+            self._should_do_maintenance("enqueue"), self._max_unpack_size(), message_id, body,
+        )  # fmt: skip
+        for rider in self._riders:
+            rider.ride(pipe, message, delay)
+        enqueued, *rode = pipe.execute(raise_on_error=False)
+        if isinstance(enqueued, redis.exceptions.NoScriptError):
+            # Redis lost its scripts (a restart, a flush): enqueue the way Dramatiq does, which
+            # loads the script; then the riders again, so the wake-up follows the message.
+            self.do_enqueue(queue_name, message_id, body)
+            pipe = self.client.pipeline(transaction=False)
+            for rider in self._riders:
+                rider.ride(pipe, message, delay)
+            rode = pipe.execute(raise_on_error=False)
+        elif isinstance(enqueued, Exception):
+            raise enqueued
+        for answer in rode:
+            if isinstance(answer, Exception):
+                # The message is with the broker all the same: a missing wake-up costs an idle
+                # check, a missing hand-over key a resend the runner shrugs off.
+                log.warning("a command sent with an enqueue failed: %s", answer)
+        self.emit_after("enqueue", message, delay)
+        return message
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> _RedisConsumer:
         return WakingConsumer(self, queue_name, prefetch, timeout)
