@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import Row, bindparam, insert, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -287,11 +288,9 @@ def create_job(
         job.id = job_id
     if idempotency_key:
         with session.begin_nested():
-            session.add(job)
-            session.flush()
+            _insert_jobs(session, [job])
     else:
-        session.add(job)
-        session.flush()
+        _insert_jobs(session, [job])
     if hold_from is None:
         ledger.hold(session, tenant_id, job.id, p.price)
     else:
@@ -362,8 +361,7 @@ def submit_batch(
     ]
     try:
         with session.begin_nested():
-            session.add_all(jobs)
-            session.flush()
+            _insert_jobs(session, jobs)
     except IntegrityError:
         replayed = _batch_replay(session, keys, digest) if keys else None
         if replayed is None:
@@ -444,6 +442,18 @@ def _new_job(
         # finds nothing holds it and sends it again.
         enqueued_at=now,
     )
+
+
+#: (column key, attribute) of every column of a job's row.
+_JOB_COLUMNS = tuple((attr.columns[0].key, attr.key) for attr in sa_inspect(Job).column_attrs)
+_INSERT_JOBS = insert(Job)
+
+
+def _insert_jobs(session: Session, jobs: list[Job]) -> None:
+    """Insert new jobs' rows in one Core statement (a batch's too). The `Job` objects stay
+    out of the session: what the answer shows is in them already, and nothing reloads them."""
+    rows = [{column: getattr(job, attr) for column, attr in _JOB_COLUMNS} for job in jobs]
+    session.connection().execute(_INSERT_JOBS, rows)
 
 
 def _by_idempotency_key(session: Session, key: str) -> Job | None:
