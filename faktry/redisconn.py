@@ -15,8 +15,10 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -113,3 +115,26 @@ def client(url: str, **kwargs: object) -> redis.Redis:
     kwargs.setdefault("socket_connect_timeout", 5)
     kwargs.setdefault("health_check_interval", 30)
     return redis.Redis.from_url(url, **kwargs)
+
+
+#: One Lua script call: the registered script, its keys and its arguments.
+ScriptCall = tuple[Any, Sequence[Any], Sequence[Any]]
+
+
+def scripts_in_one_trip(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Run Lua scripts (from ``client.register_script``) in order, in one round trip: a
+    pipeline of ``EVALSHA``, without the ``SCRIPT EXISTS`` that redis-py's pipelines ask
+    first. Redis may have lost its scripts (a restart, a flush): the calls from the first
+    that found its script missing on are then run again one by one, each loading its
+    script. Returns their answers; raises the first other error."""
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+    answers: list[Any] = pipe.execute(raise_on_error=False)
+    for i, answer in enumerate(answers):
+        if isinstance(answer, redis.exceptions.NoScriptError):
+            answers[i:] = [script(keys=keys, args=args, client=client) for script, keys, args in calls[i:]]
+            break
+        if isinstance(answer, Exception):
+            raise answer
+    return answers

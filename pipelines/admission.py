@@ -47,6 +47,7 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
+from faktry.redisconn import ScriptCall, scripts_in_one_trip
 from pipelines import presence
 from quotas.limits import TierCache, TierLimits
 from quotas.ratelimit import now_us
@@ -231,30 +232,24 @@ class Admission:
 
     def offer_many(self, offers: Sequence[tuple[str, str, str, int, int]]) -> None:
         """Offer ``(queue, tenant, job, weight, cap)`` items in one round trip."""
-        if len(offers) == 1:  # one round trip; a pipeline would first ask whether the script is loaded
-            self._offer_one(self.client, *offers[0])
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for queue, tenant_id, job_id, weight, cap in offers:
-            self._offer_one(pipe, queue, tenant_id, job_id, weight, cap)
-        pipe.execute()
+        scripts_in_one_trip(self.client, [self._offer_call(*offer) for offer in offers])
 
-    def _offer_one(self, client: Any, queue: str, tenant_id: str, job_id: str, weight: int, cap: int) -> None:
+    def offer_and_admit(
+        self, offers: Sequence[tuple[str, str, str, int, int]], queues: Sequence[str]
+    ) -> dict[str, list[Admitted]]:
+        """`offer_many`, then `admit` on each of ``queues``, all in one round trip."""
+        calls = [self._offer_call(*offer) for offer in offers]
+        calls += [self._admit_call(queue, 1000, ended="", looks=RECHECKS_PER_PUMP - 1) for queue in queues]
+        answers = scripts_in_one_trip(self.client, calls)[len(offers) :]
+        return {queue: _admitted(answer)[0] for queue, answer in zip(queues, answers, strict=True)}
+
+    def _offer_call(self, queue: str, tenant_id: str, job_id: str, weight: int, cap: int) -> ScriptCall:
         k = self._keys(queue)
-        self._offer(
-            client=client,
-            keys=[
-                k["tenants"],
-                k["weights"],
-                k["caps"],
-                k["vclock"],
-                k["list"] + tenant_id,
-                self.presence_prefix + job_id,
-                k["capped"],
-                k["recheck"],
-            ],
-            args=[tenant_id, max(1, weight), cap, job_id, presence.TTL_SECONDS],
-        )
+        keys = [
+            k["tenants"], k["weights"], k["caps"], k["vclock"], k["list"] + tenant_id,
+            self.presence_prefix + job_id, k["capped"], k["recheck"],
+        ]  # fmt: skip
+        return self._offer, keys, [tenant_id, max(1, weight), cap, job_id, presence.TTL_SECONDS]
 
     def admit(self, queue: str, most: int = 1000, *, look_at_all: bool = False) -> list[Admitted]:
         """Take the fairest waiting jobs while the queue has room; the caller sends them and
@@ -270,37 +265,20 @@ class Admission:
         return self._run(queue, most, ended=job_id, looks=RECHECKS_PER_PUMP - 1)
 
     def _run(self, queue: str, most: int, *, ended: str, looks: int) -> tuple[list[Admitted], list[str]]:
+        script, keys, args = self._admit_call(queue, most, ended=ended, looks=looks)
+        return _admitted(script(keys=keys, args=args))
+
+    def _admit_call(self, queue: str, most: int, *, ended: str, looks: int) -> ScriptCall:
         k = self._keys(queue)
-        raw, others = self._admit(
-            keys=[
-                k["tenants"],
-                k["weights"],
-                k["caps"],
-                k["inflight"],
-                k["vclock"],
-                k["sending"],
-                k["capped"],
-                k["recheck"],
-            ],
-            args=[
-                k["list"],
-                self.depth,
-                most,
-                now_us(),
-                self.running_prefix,
-                self.presence_prefix,
-                presence.TTL_SECONDS,
-                queue,
-                f"{self.ns}:",
-                ended,
-                looks,
-            ],
-        )
-        out = []
-        for item in raw:
-            tenant, _, job_id = _s(item).partition("|")
-            out.append(Admitted(tenant, job_id))
-        return out, [_s(q) for q in others]
+        keys = [
+            k["tenants"], k["weights"], k["caps"], k["inflight"], k["vclock"], k["sending"], k["capped"],
+            k["recheck"],
+        ]  # fmt: skip
+        args = [
+            k["list"], self.depth, most, now_us(), self.running_prefix, self.presence_prefix,
+            presence.TTL_SECONDS, queue, f"{self.ns}:", ended, looks,
+        ]  # fmt: skip
+        return self._admit, keys, args
 
     def sent(self, queue: str, admitted: Admitted) -> None:
         self.client.zrem(self._keys(queue)["sending"], f"{admitted.tenant_id}|{admitted.job_id}")
@@ -401,6 +379,12 @@ class Admission:
         return ahead
 
 
+def _admitted(answer: Any) -> tuple[list[Admitted], list[str]]:
+    """The admission script's answer: who was admitted, and the other queues to pump."""
+    raw, others = answer
+    return [Admitted(*_s(item).split("|", 1)) for item in raw], [_s(q) for q in others]
+
+
 def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -430,23 +414,23 @@ class AdmittingSender:
             self.send_jobs([(queue, job_id, tenant_id)])
 
     def send_jobs(self, jobs: Sequence[tuple[str, str, str]]) -> None:
-        """Offer committed ``(queue, job id, tenant id)`` jobs in one round trip, then admit
-        what fits on each queue they went to. Tier limits come from the tier cache."""
+        """Offer committed ``(queue, job id, tenant id)`` jobs and admit what fits on each
+        queue they went to, in one round trip; then send what was admitted. Tier limits come
+        from the tier cache."""
         limits = {tenant_id: self._limits(tenant_id) for _, _, tenant_id in jobs}
-        self.admission.offer_many(
-            [
-                (
-                    queue,
-                    tenant_id,
-                    job_id,
-                    limits[tenant_id].scheduling_weight,
-                    limits[tenant_id].max_concurrent_jobs,
-                )
-                for queue, job_id, tenant_id in jobs
-            ]
-        )
-        for queue in dict.fromkeys(queue for queue, _, _ in jobs):
-            self.pump(queue)
+        offers = [
+            (
+                queue,
+                tenant_id,
+                job_id,
+                limits[tenant_id].scheduling_weight,
+                limits[tenant_id].max_concurrent_jobs,
+            )
+            for queue, job_id, tenant_id in jobs
+        ]
+        admitted = self.admission.offer_and_admit(offers, list(dict.fromkeys(queue for queue, _, _ in jobs)))
+        for queue, items in admitted.items():
+            self._send(queue, items)
 
     def _limits(self, tenant_id: str) -> TierLimits:
         from faktry.db import transaction

@@ -1,0 +1,71 @@
+"""Fair admission's offers and the pump after them go to Redis in one round trip
+(`faktry.redisconn.scripts_in_one_trip`), and still work after Redis lost its scripts.
+Each test runs a redis-server of its own (the flush would reach other tests' scripts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from faktry.redisconn import scripts_in_one_trip
+from pipelines.admission import Admission, Admitted
+from tests.pipelines.test_job_path_cost import RoundTrips
+from tests.platform import PrivateRedis
+
+NS = "adm-trip"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[redis.Redis]:
+    with PrivateRedis(tmp_path) as server:
+        c = redis.Redis.from_url(server.url)
+        yield c
+        c.close()
+
+
+def _offers(jobs: list[tuple[str, str, str]]) -> list[tuple[str, str, str, int, int]]:
+    return [(queue, tenant, job, 1, 0) for queue, tenant, job in jobs]
+
+
+def test_offers_and_the_pumps_of_their_queues_are_one_round_trip(client):
+    adm = Admission(client, NS, depth=1000, running_namespace=NS)
+    adm.offer_and_admit(_offers([("local.small", "A", "warm")]), ["local.small"])  # scripts loaded
+    trips = RoundTrips()
+    with trips.counting(this_thread=True):
+        admitted = adm.offer_and_admit(
+            _offers([("local.small", "A", "a1"), ("local.small", "B", "b1"), ("local.large", "A", "a2")]),
+            ["local.small", "local.large"],
+        )
+    assert trips.count == 1
+    # (In the fair order: A had a job admitted before, so B's comes first.)
+    assert admitted == {
+        "local.small": [Admitted("B", "b1"), Admitted("A", "a1")],
+        "local.large": [Admitted("A", "a2")],
+    }
+
+
+def test_after_redis_lost_its_scripts_every_offer_is_made_once_and_admitted(client):
+    adm = Admission(client, NS, depth=1000, running_namespace=NS)
+    adm.offer_and_admit(_offers([("local.small", "A", "warm")]), ["local.small"])
+    client.script_flush()
+    admitted = adm.offer_and_admit(
+        _offers([("local.small", "A", "a1"), ("local.small", "B", "b1")]), ["local.small"]
+    )
+    assert sorted(admitted["local.small"], key=lambda a: a.job_id) == [
+        Admitted("A", "a1"),
+        Admitted("B", "b1"),
+    ]
+    # Nothing was offered twice: nothing is left waiting.
+    assert adm.admit("local.small") == []
+    assert client.llen(f"{NS}:admission:local.small:t:A") == 0
+
+
+def test_a_script_error_is_raised_not_taken_for_an_answer(client):
+    ok = client.register_script("return 1")
+    failing = client.register_script("return redis.error_reply('refused')")
+    assert scripts_in_one_trip(client, [(ok, [], [])]) == [1]
+    with pytest.raises(redis.exceptions.ResponseError, match="refused"):
+        scripts_in_one_trip(client, [(ok, [], []), (failing, [], []), (ok, [], [])])
