@@ -258,11 +258,15 @@ class _Beats:
 
     def add(self, hb: Heartbeat, interval: float) -> None:
         with self._changed:
-            self._due[hb] = (time.monotonic() + interval, interval)
+            at = time.monotonic() + interval
+            # The thread sleeps until the soonest beat: wake it only to sleep less.
+            sooner = all(at < due for due, _ in self._due.values())
+            self._due[hb] = (at, interval)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
                 self._thread.start()
-            self._changed.notify()
+            elif sooner:
+                self._changed.notify()
 
     def remove(self, hb: Heartbeat) -> None:
         with self._changed:
