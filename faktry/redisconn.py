@@ -121,20 +121,35 @@ def client(url: str, **kwargs: object) -> redis.Redis:
 ScriptCall = tuple[Any, Sequence[Any], Sequence[Any]]
 
 
-def scripts_in_one_trip(client: redis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+def scripts_in_one_trip(
+    client: redis.Redis, calls: Sequence[ScriptCall], *, reloaded: list[int] | None = None
+) -> list[Any]:
     """Run Lua scripts (from ``client.register_script``) in order, in one round trip: a
     pipeline of ``EVALSHA``, without the ``SCRIPT EXISTS`` that redis-py's pipelines ask
-    first. Redis may have lost its scripts (a restart, a flush): the calls from the first
-    that found its script missing on are then run again one by one, each loading its
-    script. Returns their answers; raises the first other error."""
+    first. Redis may have lost its scripts (a restart, a flush): each call that found its
+    script missing is run again, in order, loading its script; the calls that ran keep their
+    answers (a pipeline is not atomic: another process may load a script mid-way). The
+    indexes of the calls run again are appended to ``reloaded``. Returns the answers, an
+    error reply as an exception among them: the caller decides what the others' answers
+    are worth before raising it."""
     pipe = client.pipeline(transaction=False)
     for script, keys, args in calls:
         pipe.evalsha(script.sha, len(keys), *keys, *args)
     answers: list[Any] = pipe.execute(raise_on_error=False)
     for i, answer in enumerate(answers):
         if isinstance(answer, redis.exceptions.NoScriptError):
-            answers[i:] = [script(keys=keys, args=args, client=client) for script, keys, args in calls[i:]]
-            break
+            script, keys, args = calls[i]
+            try:
+                answers[i] = script(keys=keys, args=args, client=client)
+            except redis.exceptions.ResponseError as err:
+                answers[i] = err
+            if reloaded is not None:
+                reloaded.append(i)
+    return answers
+
+
+def first_error(answers: Sequence[Any]) -> None:
+    """Raise the first error among ``scripts_in_one_trip``'s answers, if any."""
+    for answer in answers:
         if isinstance(answer, Exception):
             raise answer
-    return answers

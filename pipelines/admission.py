@@ -47,7 +47,7 @@ from typing import Any
 import redis
 from sqlalchemy import select
 
-from faktry.redisconn import ScriptCall, scripts_in_one_trip
+from faktry.redisconn import ScriptCall, first_error, scripts_in_one_trip
 from pipelines import presence
 from quotas.limits import TierCache, TierLimits
 from quotas.ratelimit import now_us
@@ -232,16 +232,28 @@ class Admission:
 
     def offer_many(self, offers: Sequence[tuple[str, str, str, int, int]]) -> None:
         """Offer ``(queue, tenant, job, weight, cap)`` items in one round trip."""
-        scripts_in_one_trip(self.client, [self._offer_call(*offer) for offer in offers])
+        first_error(scripts_in_one_trip(self.client, [self._offer_call(*offer) for offer in offers]))
 
     def offer_and_admit(
         self, offers: Sequence[tuple[str, str, str, int, int]], queues: Sequence[str]
-    ) -> dict[str, list[Admitted]]:
-        """`offer_many`, then `admit` on each of ``queues``, all in one round trip."""
+    ) -> tuple[dict[str, list[Admitted]], Exception | None]:
+        """`offer_many`, then `admit` on each of ``queues``, all in one round trip. Returns
+        what was admitted, which the caller sends (it waits in ``sending`` meanwhile), and
+        the first error, which the caller raises once it has sent them."""
         calls = [self._offer_call(*offer) for offer in offers]
         calls += [self._admit_call(queue, 1000, ended="", looks=RECHECKS_PER_PUMP - 1) for queue in queues]
-        answers = scripts_in_one_trip(self.client, calls)[len(offers) :]
-        return {queue: _admitted(answer)[0] for queue, answer in zip(queues, answers, strict=True)}
+        reloaded: list[int] = []
+        answers = scripts_in_one_trip(self.client, calls, reloaded=reloaded)
+        admitted: dict[str, list[Admitted]] = {}
+        for queue, answer in zip(queues, answers[len(offers) :], strict=True):
+            if not isinstance(answer, Exception):
+                admitted[queue] = _admitted(answer)[0]
+        if any(i < len(offers) for i in reloaded):
+            # An offer landed after its queue's pump (Redis had lost the script): pump again.
+            for queue in queues:
+                admitted.setdefault(queue, []).extend(self.admit(queue))
+        error = next((answer for answer in answers if isinstance(answer, Exception)), None)
+        return admitted, error
 
     def _offer_call(self, queue: str, tenant_id: str, job_id: str, weight: int, cap: int) -> ScriptCall:
         k = self._keys(queue)
@@ -428,9 +440,13 @@ class AdmittingSender:
             )
             for queue, job_id, tenant_id in jobs
         ]
-        admitted = self.admission.offer_and_admit(offers, list(dict.fromkeys(queue for queue, _, _ in jobs)))
+        admitted, error = self.admission.offer_and_admit(
+            offers, list(dict.fromkeys(queue for queue, _, _ in jobs))
+        )
         for queue, items in admitted.items():
             self._send(queue, items)
+        if error is not None:
+            raise error
 
     def _limits(self, tenant_id: str) -> TierLimits:
         from faktry.db import transaction

@@ -262,7 +262,7 @@ class _Beats:
             # The thread sleeps until the soonest beat: wake it only to sleep less.
             sooner = all(at < due for due, _ in self._due.values())
             self._due[hb] = (at, interval)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
                 self._thread.start()
             elif sooner:
@@ -299,6 +299,15 @@ def _beats() -> _Beats:
         if _beating is None or _beating[0] != os.getpid():
             _beating = (os.getpid(), _Beats())
         return _beating[1]
+
+
+def _forget_beats_in_child() -> None:
+    # A fork copies the locks as they were: the child starts with fresh ones.
+    global _beating, _beating_lock
+    _beating, _beating_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_beats_in_child)
 
 
 def attempt_prefix(c: Claim, attempt: int | None = None) -> str:

@@ -232,7 +232,10 @@ class WakingRedisBroker(RedisBroker):
             pipe = self.client.pipeline(transaction=False)
             for rider in self._riders:
                 rider.ride(pipe, message, delay)
-            rode = pipe.execute(raise_on_error=False)
+            try:
+                rode = pipe.execute(raise_on_error=False)
+            except redis.RedisError as err:  # the message is enqueued: not the caller's failure
+                rode = [err]
         elif isinstance(enqueued, Exception):
             raise enqueued
         for answer in rode:

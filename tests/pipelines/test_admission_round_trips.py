@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from faktry.redisconn import scripts_in_one_trip
+from faktry.redisconn import first_error, scripts_in_one_trip
 from pipelines.admission import Admission, Admitted
 from tests.pipelines.test_job_path_cost import RoundTrips
 from tests.platform import PrivateRedis
@@ -35,11 +35,11 @@ def test_offers_and_the_pumps_of_their_queues_are_one_round_trip(client):
     adm.offer_and_admit(_offers([("local.small", "A", "warm")]), ["local.small"])  # scripts loaded
     trips = RoundTrips()
     with trips.counting(this_thread=True):
-        admitted = adm.offer_and_admit(
+        admitted, error = adm.offer_and_admit(
             _offers([("local.small", "A", "a1"), ("local.small", "B", "b1"), ("local.large", "A", "a2")]),
             ["local.small", "local.large"],
         )
-    assert trips.count == 1
+    assert trips.count == 1 and error is None
     # (In the fair order: A had a job admitted before, so B's comes first.)
     assert admitted == {
         "local.small": [Admitted("B", "b1"), Admitted("A", "a1")],
@@ -51,9 +51,10 @@ def test_after_redis_lost_its_scripts_every_offer_is_made_once_and_admitted(clie
     adm = Admission(client, NS, depth=1000, running_namespace=NS)
     adm.offer_and_admit(_offers([("local.small", "A", "warm")]), ["local.small"])
     client.script_flush()
-    admitted = adm.offer_and_admit(
+    admitted, error = adm.offer_and_admit(
         _offers([("local.small", "A", "a1"), ("local.small", "B", "b1")]), ["local.small"]
     )
+    assert error is None
     assert sorted(admitted["local.small"], key=lambda a: a.job_id) == [
         Admitted("A", "a1"),
         Admitted("B", "b1"),
@@ -63,9 +64,26 @@ def test_after_redis_lost_its_scripts_every_offer_is_made_once_and_admitted(clie
     assert client.llen(f"{NS}:admission:local.small:t:A") == 0
 
 
-def test_a_script_error_is_raised_not_taken_for_an_answer(client):
+def test_a_partial_loss_runs_again_only_the_calls_whose_script_was_missing(client):
+    adm = Admission(client, NS, depth=1000, running_namespace=NS)
+    adm.offer_and_admit(_offers([("local.small", "A", "warm")]), ["local.small"])
+    for offer_loaded in (True, False):  # either script may be the one another process loaded
+        client.script_flush()
+        client.script_load(adm._offer.script if offer_loaded else adm._admit.script)
+        job = f"a-{offer_loaded}"
+        admitted, error = adm.offer_and_admit(_offers([("local.small", "A", job)]), ["local.small"])
+        assert error is None
+        # Offered once and admitted in this call, whichever ran first.
+        assert [a.job_id for a in admitted["local.small"]] == [job]
+        assert adm.admit("local.small") == []
+        assert client.llen(f"{NS}:admission:local.small:t:A") == 0
+
+
+def test_a_script_error_comes_back_beside_the_answers_that_ran(client):
     ok = client.register_script("return 1")
     failing = client.register_script("return redis.error_reply('refused')")
     assert scripts_in_one_trip(client, [(ok, [], [])]) == [1]
+    answers = scripts_in_one_trip(client, [(ok, [], []), (failing, [], []), (ok, [], [])])
+    assert answers[0] == 1 and answers[2] == 1
     with pytest.raises(redis.exceptions.ResponseError, match="refused"):
-        scripts_in_one_trip(client, [(ok, [], []), (failing, [], []), (ok, [], [])])
+        first_error(answers)

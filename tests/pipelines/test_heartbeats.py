@@ -121,3 +121,34 @@ def test_a_failing_beat_is_logged_and_the_next_one_still_runs(
         assert _wait(lambda: _lease(ctx, claim.job_id) > before)
     assert len(calls) >= 2
     assert "heartbeat failed" in caplog.text
+
+
+def test_the_block_ends_only_once_a_beat_in_progress_has_finished(
+    client, tenant, png_image, runtime, monkeypatch
+):
+    ctx = runtime.context
+    claim = runner.claim(ctx, _submit(client, tenant, png_image))
+    assert claim is not None
+    in_beat, release = threading.Event(), threading.Event()
+    beats: list[str] = []
+
+    def slow_beat(self):  # type: ignore[no-untyped-def]
+        beats.append("start")
+        in_beat.set()
+        release.wait(5)
+        beats.append("end")
+
+    monkeypatch.setattr(runner.Heartbeat, "beat", slow_beat)
+    hb = runner.Heartbeat(ctx, claim)
+    hb.__enter__()
+    assert in_beat.wait(5)
+    ended = threading.Event()
+    exiting = threading.Thread(target=lambda: (hb.__exit__(None, None, None), ended.set()))
+    exiting.start()
+    assert not ended.wait(0.3)  # waits for the beat in progress
+    release.set()
+    assert ended.wait(5)
+    exiting.join()
+    assert beats == ["start", "end"]
+    time.sleep(ctx.settings.job_heartbeat_seconds * 3)
+    assert beats == ["start", "end"]  # none after the block
