@@ -87,7 +87,8 @@ end
 #       RunningSlots scores its leases), 5 running-set prefix, 6 hand-over key prefix
 #       (pipelines/presence.py), 7 its lifetime in seconds, 8 the queue, 9 the admission
 #       prefix (``<namespace>:admission:``), 10 the job that just ended here ('' for none),
-#       11 the last index of the capped tenants to look at again (-1: all)
+#       11 the last index of the capped tenants to look at again (-1: all), 12 the tenant
+#       whose running slot the ended job gives up here ('' for none)
 # Returns {admitted ('tenant|job' each), other queues where the ended job's tenant returned}.
 _ADMIT = (
     """
@@ -102,6 +103,8 @@ local looks = tonumber(ARGV[11])
 """
     + _CAPS
     + """
+-- The ended job's running slot, given up here (`RunningSlots.release`) before caps are counted.
+if ARGV[12] ~= '' then redis.call('ZREM', running_prefix .. ARGV[12], ended) end
 -- A job ended: its tenant may be under its cap again wherever it waits it out.
 local others = {}
 if ended ~= '' then
@@ -270,17 +273,22 @@ class Admission:
         admitted, _ = self._run(queue, most, ended="", looks=-1 if look_at_all else RECHECKS_PER_PUMP - 1)
         return admitted
 
-    def admit_after(self, queue: str, job_id: str, most: int = 1000) -> tuple[list[Admitted], list[str]]:
-        """`admit` after ``job_id`` ended on ``queue`` (or went back to wait). Also returns
-        the other queues where its tenant was waiting out its cap and now is under it:
-        the caller pumps those too."""
-        return self._run(queue, most, ended=job_id, looks=RECHECKS_PER_PUMP - 1)
+    def admit_after(
+        self, queue: str, job_id: str, most: int = 1000, *, slot_of: str | None = None
+    ) -> tuple[list[Admitted], list[str]]:
+        """`admit` after ``job_id`` ended on ``queue`` (or went back to wait), first giving up
+        its running slot when ``slot_of`` names its tenant (`quotas.ratelimit.RunningSlots`).
+        Also returns the other queues where its tenant was waiting out its cap and now is
+        under it: the caller pumps those too."""
+        return self._run(queue, most, ended=job_id, looks=RECHECKS_PER_PUMP - 1, slot_of=slot_of or "")
 
-    def _run(self, queue: str, most: int, *, ended: str, looks: int) -> tuple[list[Admitted], list[str]]:
-        script, keys, args = self._admit_call(queue, most, ended=ended, looks=looks)
+    def _run(
+        self, queue: str, most: int, *, ended: str, looks: int, slot_of: str = ""
+    ) -> tuple[list[Admitted], list[str]]:
+        script, keys, args = self._admit_call(queue, most, ended=ended, looks=looks, slot_of=slot_of)
         return _admitted(script(keys=keys, args=args))
 
-    def _admit_call(self, queue: str, most: int, *, ended: str, looks: int) -> ScriptCall:
+    def _admit_call(self, queue: str, most: int, *, ended: str, looks: int, slot_of: str = "") -> ScriptCall:
         k = self._keys(queue)
         keys = [
             k["tenants"], k["weights"], k["caps"], k["inflight"], k["vclock"], k["sending"], k["capped"],
@@ -288,12 +296,15 @@ class Admission:
         ]  # fmt: skip
         args = [
             k["list"], self.depth, most, now_us(), self.running_prefix, self.presence_prefix,
-            presence.TTL_SECONDS, queue, f"{self.ns}:", ended, looks,
+            presence.TTL_SECONDS, queue, f"{self.ns}:", ended, looks, slot_of,
         ]  # fmt: skip
         return self._admit, keys, args
 
-    def sent(self, queue: str, admitted: Admitted) -> None:
-        self.client.zrem(self._keys(queue)["sending"], f"{admitted.tenant_id}|{admitted.job_id}")
+    def sent(self, queue: str, *admitted: Admitted, client: Any = None) -> None:
+        """The admitted jobs are with the broker: no longer waiting to be sent. ``client``
+        may be a pipeline of the same Redis."""
+        members = [f"{item.tenant_id}|{item.job_id}" for item in admitted]
+        (client or self.client).zrem(self._keys(queue)["sending"], *members)
 
     def started(self, queue: str) -> None:
         """A worker took an admitted message off the queue: room for one more."""
@@ -460,11 +471,12 @@ class AdmittingSender:
     def pump(self, queue: str) -> int:
         return self._send(queue, self.admission.admit(queue))
 
-    def finished(self, queue: str, job_id: str) -> int:
+    def finished(self, queue: str, job_id: str, *, slot_of: str | None = None) -> int:
         """A worker is done with a delivery of ``job_id`` from ``queue``: its place on the
-        queue and perhaps its tenant's running slot are free. Pumps that queue, and the
-        queues where the tenant was waiting out its cap (see the module's docstring)."""
-        admitted, others = self.admission.admit_after(queue, job_id)
+        queue and perhaps its tenant's running slot are free (``slot_of``: the tenant whose
+        slot it gives up, in the same round trip). Pumps that queue, and the queues where the
+        tenant was waiting out its cap (see the module's docstring)."""
+        admitted, others = self.admission.admit_after(queue, job_id, slot_of=slot_of)
         count = self._send(queue, admitted)
         for other in others:
             count += self.pump(other)
@@ -475,6 +487,18 @@ class AdmittingSender:
         return sum(self._send(queue, self.admission.admit(queue, look_at_all=True)) for queue in self.queues)
 
     def _send(self, queue: str, admitted: list[Admitted]) -> int:
+        """Enqueue what was admitted and take it out of ``sending``: in one round trip when
+        the broker is admission's Redis. A removal sent with enqueues that then failed leaves
+        those jobs to the reconciler, which finds them neither waiting nor sent."""
+        if not admitted:
+            return 0
+        if getattr(self.broker_sender, "rides", False):
+            self.broker_sender.send_admitted(
+                queue,
+                [item.job_id for item in admitted],
+                also=lambda pipe: self.admission.sent(queue, *admitted, client=pipe),
+            )
+            return len(admitted)
         for item in admitted:
             self.broker_sender.send(queue, item.job_id, admitted=True)
             self.admission.sent(queue, item)

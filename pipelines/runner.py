@@ -314,14 +314,25 @@ def attempt_prefix(c: Claim, attempt: int | None = None) -> str:
     return f"t/{c.tenant_id}/jobs/{c.job_id}/a{attempt or c.attempt}/"
 
 
-def run(ctx: Context, job_id: str) -> None:
+@dataclass
+class Ended:
+    """What a delivery leaves its caller to do once it ends: give up the tenant's running
+    slot (``slot_of``, the tenant's id), which the caller sends with its pump of fair
+    admission (`pipelines.admission.Admission.admit_after`) in one round trip."""
+
+    slot_of: str | None = None
+
+
+def run(ctx: Context, job_id: str, ended: Ended | None = None) -> None:
     """Run one delivery of ``job_id``'s message. Raises `RetryLater` for a transient error,
-    and `Later` (`WaitForSlot`, `PollLater`) when the job must be looked at again later."""
+    and `Later` (`WaitForSlot`, `PollLater`) when the job must be looked at again later.
+    With ``ended``, the tenant's running slot of an attempt that ended is left to the caller
+    (`Ended`); without it, it is given up here."""
     with logs.job_context(job_id=job_id):
-        _run(ctx, job_id)
+        _run(ctx, job_id, ended)
 
 
-def _run(ctx: Context, job_id: str) -> None:
+def _run(ctx: Context, job_id: str, ended: Ended | None = None) -> None:
     # Claim, admit and read what the work needs in one short transaction: a job its
     # tenant's cap or its provider's budget holds back is rolled back untouched.
     with transaction(ctx.sessions) as session:
@@ -356,7 +367,7 @@ def _run(ctx: Context, job_id: str) -> None:
             ttl = ctx.settings.job_lease_seconds + (ctx.generation.poll_seconds if ctx.generation else 0)
             _refresh_slots(ctx, admitted, job_id, ttl)
         else:
-            _release_slots(ctx, admitted, job_id)
+            _release_slots(ctx, admitted, job_id, ended)
 
 
 @dataclass(frozen=True)
@@ -390,9 +401,12 @@ def _admit(ctx: Context, session: Session, c: Claim, job_provider: str | None) -
     return _Admitted(c.tenant_id, provider)
 
 
-def _release_slots(ctx: Context, admitted: _Admitted, job_id: str) -> None:
+def _release_slots(ctx: Context, admitted: _Admitted, job_id: str, ended: Ended | None = None) -> None:
     if ctx.slots is not None:
-        ctx.slots.release(admitted.tenant_id, job_id)
+        if ended is not None:
+            ended.slot_of = admitted.tenant_id
+        else:
+            ctx.slots.release(admitted.tenant_id, job_id)
     gen = ctx.generation
     if admitted.provider is not None and gen is not None and gen.slots is not None:
         gen.slots.release(gen.budget_key(admitted.provider), job_id)

@@ -33,7 +33,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -209,42 +209,86 @@ class WakingRedisBroker(RedisBroker):
         the delay queue), with the riders' commands in the same round trip."""
         if not self._riders:
             return super().enqueue(message, delay=delay)
+        return self.enqueue_all([message], delay=delay)[0]
+
+    def enqueue_all(
+        self,
+        messages: Sequence[Message[Any]],
+        *,
+        delay: int | None = None,
+        also: Callable[[Any], None] | None = None,
+    ) -> list[Message[Any]]:
+        """Enqueue ``messages`` in one round trip, each followed by its riders' commands; then
+        ``also``'s commands (given the pipeline), for the broker's own Redis. When Redis has
+        lost its scripts, each message is enqueued the way Dramatiq does, which loads the
+        script, and its riders and ``also`` are sent again after it. If an enqueue fails, the
+        others still count and the first error is raised."""
+        ready = [self._prepared(message, delay) for message in messages]
+        pipe = self.client.pipeline(transaction=False)
+        for message, queue_name in ready:
+            self._add_enqueue(pipe, message, queue_name)
+            for rider in self._riders:
+                rider.ride(pipe, message, delay)
+        if also is not None:
+            also(pipe)
+        answers = pipe.execute(raise_on_error=False)
+        per_message = 1 + len(self._riders)
+        enqueued = [answers[i * per_message] for i in range(len(ready))]
+        rode = [a for i, a in enumerate(answers) if i % per_message or i >= per_message * len(ready)]
+        again = [i for i, answer in enumerate(enqueued) if isinstance(answer, redis.exceptions.NoScriptError)]
+        if again:
+            # Redis lost its scripts (a restart, a flush): the riders again after the
+            # messages, so each wake-up follows its message.
+            pipe = self.client.pipeline(transaction=False)
+            for i in again:
+                message, queue_name = ready[i]
+                try:
+                    self.do_enqueue(queue_name, message.options["redis_message_id"], message.encode())
+                    enqueued[i] = None
+                except redis.RedisError as err:
+                    enqueued[i] = err
+                for rider in self._riders:
+                    rider.ride(pipe, message, delay)
+            if also is not None:
+                also(pipe)
+            try:
+                rode += pipe.execute(raise_on_error=False)
+            except redis.RedisError as err:  # the messages are enqueued: not the caller's failure
+                rode.append(err)
+        for answer in rode:
+            if isinstance(answer, Exception):
+                # The message is with the broker all the same: a missing wake-up costs an idle
+                # check, a missing hand-over key a resend the runner shrugs off.
+                log.warning("a command sent with an enqueue failed: %s", answer)
+        failed = None
+        for (message, _), answer in zip(ready, enqueued, strict=True):
+            if isinstance(answer, Exception):
+                failed = failed or answer
+            else:
+                self.emit_after("enqueue", message, delay)
+        if failed is not None:
+            raise failed
+        return [message for message, _ in ready]
+
+    def _prepared(self, message: Message[Any], delay: int | None) -> tuple[Message[Any], str]:
+        """The message as enqueued (its Redis message id, its eta when delayed) and the queue
+        it goes to; the before-enqueue hooks have run."""
         queue_name = message.queue_name
         message = message.copy(options={"redis_message_id": str(uuid4())})
         if delay is not None:
             queue_name = dq_name(queue_name)
             message = message.copy(queue_name=queue_name, options={"eta": current_millis() + delay})
         self.emit_before("enqueue", message, delay)
-        message_id, body = message.options["redis_message_id"], message.encode()
-        pipe = self.client.pipeline(transaction=False)
+        return message, queue_name
+
+    def _add_enqueue(self, pipe: Any, message: Message[Any], queue_name: str) -> None:
+        """Dramatiq's enqueue script call, added to ``pipe``."""
         pipe.evalsha(
             self.scripts["dispatch"].sha, 1, self.namespace, "enqueue", current_millis(), queue_name,
             self.broker_id, self.heartbeat_timeout, self.dead_message_ttl,
-            self._should_do_maintenance("enqueue"), self._max_unpack_size(), message_id, body,
+            self._should_do_maintenance("enqueue"), self._max_unpack_size(),
+            message.options["redis_message_id"], message.encode(),
         )  # fmt: skip
-        for rider in self._riders:
-            rider.ride(pipe, message, delay)
-        enqueued, *rode = pipe.execute(raise_on_error=False)
-        if isinstance(enqueued, redis.exceptions.NoScriptError):
-            # Redis lost its scripts (a restart, a flush): enqueue the way Dramatiq does, which
-            # loads the script; then the riders again, so the wake-up follows the message.
-            self.do_enqueue(queue_name, message_id, body)
-            pipe = self.client.pipeline(transaction=False)
-            for rider in self._riders:
-                rider.ride(pipe, message, delay)
-            try:
-                rode = pipe.execute(raise_on_error=False)
-            except redis.RedisError as err:  # the message is enqueued: not the caller's failure
-                rode = [err]
-        elif isinstance(enqueued, Exception):
-            raise enqueued
-        for answer in rode:
-            if isinstance(answer, Exception):
-                # The message is with the broker all the same: a missing wake-up costs an idle
-                # check, a missing hand-over key a resend the runner shrugs off.
-                log.warning("a command sent with an enqueue failed: %s", answer)
-        self.emit_after("enqueue", message, delay)
-        return message
 
     def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> _RedisConsumer:
         return WakingConsumer(self, queue_name, prefetch, timeout)

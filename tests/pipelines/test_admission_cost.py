@@ -156,7 +156,7 @@ def test_the_worker_reports_the_job_it_ran_on_that_queue_and_pumps_nothing_else(
     class Admitting:
         admission = None
 
-        def finished(self, queue: str, job_id: str) -> int:
+        def finished(self, queue: str, job_id: str, *, slot_of: str | None = None) -> int:
             calls.append(("finished", queue, job_id))
             return 0
 

@@ -12,6 +12,7 @@ import redis
 
 from faktry.redisconn import first_error, scripts_in_one_trip
 from pipelines.admission import Admission, Admitted
+from quotas.ratelimit import RunningSlots
 from tests.pipelines.test_job_path_cost import RoundTrips
 from tests.platform import PrivateRedis
 
@@ -87,3 +88,27 @@ def test_a_script_error_comes_back_beside_the_answers_that_ran(client):
     assert answers[0] == 1 and answers[2] == 1
     with pytest.raises(redis.exceptions.ResponseError, match="refused"):
         first_error(answers)
+
+
+def test_the_pump_after_a_job_gives_up_its_running_slot_before_counting_caps(client):
+    adm = Admission(client, NS, depth=1000, running_namespace=NS)
+    slots = RunningSlots(client, NS)
+    assert slots.acquire("A", "a1", limit=1, ttl_seconds=60)  # a1 runs; A's cap is 1
+    adm.offer_many([("local.small", "A", "a2", 1, 1)])
+    assert adm.admit("local.small") == []  # A waits out its cap
+    trips = RoundTrips()
+    with trips.counting(this_thread=True):
+        admitted, _ = adm.admit_after("local.small", "a1", slot_of="A")
+    assert trips.count == 1
+    assert admitted == [Admitted("A", "a2")]
+    assert slots.running("A") == []
+
+
+def test_a_pump_without_a_slot_to_give_up_leaves_running_slots_alone(client):
+    adm = Admission(client, NS, depth=1000, running_namespace=NS)
+    slots = RunningSlots(client, NS)
+    assert slots.acquire("A", "a1", limit=1, ttl_seconds=60)
+    adm.offer_many([("local.small", "A", "a2", 1, 1)])
+    admitted, _ = adm.admit_after("local.small", "a0")
+    assert admitted == []
+    assert slots.running("A") == ["a1"]

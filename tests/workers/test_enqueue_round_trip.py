@@ -14,6 +14,7 @@ import redis
 from dramatiq import Message
 
 from faktry.config import Settings
+from pipelines.admission import Admission, AdmittingSender
 from pipelines.presence import key_prefix
 from tests.pipelines.test_job_path_cost import RoundTrips
 from tests.platform import PrivateRedis
@@ -117,5 +118,76 @@ def test_with_the_broker_on_another_redis_the_hand_over_key_is_set_on_its_own(tm
             other_client = redis.Redis.from_url(other.url)
             assert other_client.hlen(f"{NAMESPACE}:{QUEUE}.msgs") == 1
             other_client.close()
+        finally:
+            b.close()
+
+
+def _admitting(
+    broker: WakingRedisBroker, client: redis.Redis, *, shares_redis: bool = True
+) -> AdmittingSender:
+    admission = Admission(client, NAMESPACE, depth=16, running_namespace=NAMESPACE)
+    return AdmittingSender(BrokerSender(broker, shares_redis=shares_redis), admission, None, [QUEUE])
+
+
+def _offer(sender: AdmittingSender, *job_ids: str) -> None:
+    sender.admission.offer_many([(QUEUE, "tenant_a", job_id, 1, 0) for job_id in job_ids])
+
+
+def test_the_jobs_a_pump_admits_go_out_in_one_round_trip_and_leave_sending(broker, client, redis_url):
+    sender = _admitting(broker, client)
+    _offer(sender, "job_warm")
+    assert sender.pump(QUEUE) == 1  # the scripts are loaded, the connections open
+    _offer(sender, "job_1", "job_2", "job_3")
+    listener = redis.Redis.from_url(redis_url)
+    pubsub = listener.pubsub()
+    pubsub.subscribe(channel(NAMESPACE))
+    pubsub.get_message(timeout=1.0)
+    trips = RoundTrips()
+    with trips.counting(this_thread=True):
+        assert sender.pump(QUEUE) == 3
+    # The admission script; then the three enqueues with their keys and wake-ups, and their
+    # removal from `sending`.
+    assert trips.count == 2, [c[:60] for c in trips.sent]
+    for job_id in ("job_1", "job_2", "job_3"):
+        mark, queued = _held(client, job_id)
+        assert mark is not None and queued
+    assert client.zcard(sender.admission._keys(QUEUE)["sending"]) == 0
+    assert _wake_ups(pubsub) == [QUEUE.encode()] * 3
+    pubsub.close()
+    listener.close()
+
+
+def test_admitted_jobs_sent_after_redis_lost_its_scripts_land_once_and_leave_sending(broker, client):
+    sender = _admitting(broker, client)
+    _offer(sender, "job_warm")
+    sender.pump(QUEUE)
+    _offer(sender, "job_1", "job_2")
+    admitted = sender.admission.admit(QUEUE)
+    client.script_flush()
+    sender._send(QUEUE, admitted)
+    for job_id in ("job_1", "job_2"):
+        mark, queued = _held(client, job_id)
+        assert mark is not None and queued
+    assert client.hlen(f"{NAMESPACE}:{QUEUE}.msgs") == 3  # job_warm's and these two, once each
+    assert client.zcard(sender.admission._keys(QUEUE)["sending"]) == 0
+
+
+def test_with_the_broker_on_another_redis_admitted_jobs_leave_sending_on_their_own(
+    tmp_path, redis_url, client
+):
+    (tmp_path / "broker").mkdir()
+    with PrivateRedis(tmp_path / "broker") as other:
+        settings = Settings(redis_url=redis_url, redis_namespace=NAMESPACE, broker_url=other.url)
+        b = make_broker(settings, redis_url)
+        assert isinstance(b, WakingRedisBroker)
+        try:
+            sender = _admitting(b, client, shares_redis=False)
+            assert not sender.broker_sender.rides
+            _offer(sender, "job_1", "job_2")
+            assert sender.pump(QUEUE) == 2
+            other_client = redis.Redis.from_url(other.url)
+            assert other_client.hlen(f"{NAMESPACE}:{QUEUE}.msgs") == 2
+            other_client.close()
+            assert client.zcard(sender.admission._keys(QUEUE)["sending"]) == 0
         finally:
             b.close()

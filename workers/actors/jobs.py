@@ -46,6 +46,15 @@ def declare(broker: Broker, context: runner.Context, admitting: Any = None) -> d
             context.metrics.dependency_error("worker", _dependency(exc))
         return retries < backstop
 
+    # The pump after a job gives up its tenant's running slot in its own round trip when
+    # admission counts the slots where the runner keeps them.
+    admission = getattr(admitting, "admission", None)
+    slots_with_pump = (
+        admission is not None
+        and context.slots is not None
+        and admission.running_prefix == context.slots.key("")
+    )
+
     def run_job(job_id: str) -> None:
         message = CurrentMessage.get_current_message()
         first_delivery = (
@@ -53,27 +62,29 @@ def declare(broker: Broker, context: runner.Context, admitting: Any = None) -> d
         )
         if admitting is not None and message is not None and first_delivery:
             admitting.admission.started(message.queue_name)
+        ended = runner.Ended() if slots_with_pump and message is not None else None
         try:
-            _run(job_id)
+            _run(job_id, ended)
         finally:
             if admitting is not None:
                 # A place on this queue, and perhaps the tenant's running slot, may have
                 # freed up: pump this queue (and wherever the tenant waited out its cap;
                 # pipelines/admission.py). With Redis away this waits for the next pump (a
-                # later job, or the scheduler).
+                # later job, or the scheduler), and the slot for its lease to run out.
                 try:
                     if message is None:
                         admitting.pump_all()
                     else:
-                        admitting.finished(q_name(message.queue_name), job_id)
+                        slot_of = ended.slot_of if ended is not None else None
+                        admitting.finished(q_name(message.queue_name), job_id, slot_of=slot_of)
                 except redis.RedisError:
                     log.warning("could not pump admission; the scheduler will", exc_info=True)
                     if context.metrics is not None:
                         context.metrics.dependency_error("worker", "redis")
 
-    def _run(job_id: str) -> None:
+    def _run(job_id: str, ended: runner.Ended | None) -> None:
         try:
-            runner.run(context, job_id)
+            runner.run(context, job_id, ended)
         except runner.Later as later:
             # A fresh delayed copy, not a Retry: waiting for a slot or polling a provider
             # spends none of the job's retries.
