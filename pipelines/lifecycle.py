@@ -31,6 +31,7 @@ from faktry.db import memo, transaction
 from pipelines.models import CANCELED, QUEUED, RUNNING, SUCCEEDED, Job, JobEvent
 from pipelines.webhooks import outbox
 from quotas.models import WEBHOOKS, Account
+from storage.models import File
 
 log = logging.getLogger("faktry.lifecycle")
 
@@ -142,7 +143,17 @@ _WEBHOOKS = (
     select(Account.webhooks).where(Account.tenant_id == Job.tenant_id).scalar_subquery().label("webhooks")
 )
 
-#: What a worker needs of a job to run it, read by the claim itself.
+
+def _of_input(column: Any, name: str) -> Any:
+    """A column of the job's main input file (its tenant's own), read with the claim: None
+    when the job has none or the file was deleted."""
+    found = select(column).where(File.id == Job.input_file_id, File.tenant_id == Job.tenant_id)
+    return found.scalar_subquery().label(name)
+
+
+#: What a worker needs of a job to run it, read by the claim itself: the job, and its main
+#: input file's storage key, kind and media facts (a job with more files reads the others
+#: in the claim's transaction).
 CLAIMED = (
     Job.tenant_id,
     Job.type,
@@ -159,6 +170,9 @@ CLAIMED = (
     Job.started_at,
     Job.cost_held,
     _WEBHOOKS,
+    _of_input(File.storage_key, "input_key"),
+    _of_input(File.kind, "input_kind"),
+    _of_input(File.media, "input_media"),
 )
 
 

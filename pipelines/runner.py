@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import os
 import secrets
 import shutil
@@ -255,17 +256,24 @@ class _Beats:
         self._changed = threading.Condition()
         self._due: dict[Heartbeat, tuple[float, float]] = {}  # heartbeat -> (next beat, interval)
         self._thread: threading.Thread | None = None
+        #: When the waiting thread wakes next (inf: not until notified; -inf: it is not
+        #: waiting, and looks at every due time before it waits again).
+        self._wakes_at = math.inf
+        #: How often the thread woke up (tests count them).
+        self.wakes = 0
 
     def add(self, hb: Heartbeat, interval: float) -> None:
         with self._changed:
             at = time.monotonic() + interval
-            # The thread sleeps until the soonest beat: wake it only to sleep less.
-            sooner = all(at < due for due, _ in self._due.values())
             self._due[hb] = (at, interval)
             if self._thread is None or not self._thread.is_alive():
+                self._wakes_at = -math.inf
                 self._thread = threading.Thread(target=self._run, name="heartbeats", daemon=True)
                 self._thread.start()
-            elif sooner:
+            elif at < self._wakes_at:
+                # Woken only to sleep less: a job that starts while the thread waits for an
+                # earlier time (a beat, or that of a job that has ended since) is looked at
+                # then, without a wake-up of its own.
                 self._changed.notify()
 
     def remove(self, hb: Heartbeat) -> None:
@@ -281,7 +289,10 @@ class _Beats:
                     if due:
                         break
                     soonest = min((at for at, _ in self._due.values()), default=None)
+                    self._wakes_at = math.inf if soonest is None else soonest
                     self._changed.wait(None if soonest is None else soonest - now)
+                    self._wakes_at = -math.inf
+                    self.wakes += 1
                 for hb in due:
                     self._due[hb] = (now + self._due[hb][1], self._due[hb][1])
             for hb in due:
@@ -449,11 +460,12 @@ def _facts(session: Session, row: Row[Any]) -> _Facts:
     # Slots: "file_id", or "file_ids.0", "file_ids.1", ... for a field naming a list of files.
     slots = jobtypes.file_slots(job_type, wanted)
     stored = {}
-    if slots:
-        found = session.connection().execute(
-            _INPUT_FILES, {"tenant": row.tenant_id, "ids": sorted(set(slots.values()))}
-        )
-        stored = {f.id: (f.storage_key, f.kind, dict(f.media or {})) for f in found}
+    if row.input_file_id and row.input_key is not None:  # read by the claim itself
+        stored[row.input_file_id] = (row.input_key, row.input_kind, dict(row.input_media or {}))
+    others = sorted(set(slots.values()) - {row.input_file_id})
+    if others:
+        found = session.connection().execute(_INPUT_FILES, {"tenant": row.tenant_id, "ids": others})
+        stored.update({f.id: (f.storage_key, f.kind, dict(f.media or {})) for f in found})
     submitted = (
         Submitted(row.provider_request_id, dict(row.provider_state or {}))
         if row.provider_request_id

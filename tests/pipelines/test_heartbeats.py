@@ -152,3 +152,31 @@ def test_the_block_ends_only_once_a_beat_in_progress_has_finished(
     assert beats == ["start", "end"]
     time.sleep(ctx.settings.job_heartbeat_seconds * 3)
     assert beats == ["start", "end"]  # none after the block
+
+
+class _Beat:
+    """Stands for a running job's heartbeat: counts its beats."""
+
+    def __init__(self) -> None:
+        self.beats = 0
+
+    def _scheduled(self) -> None:
+        self.beats += 1
+
+
+def test_a_job_starting_while_the_thread_waits_for_an_earlier_time_does_not_wake_it():
+    beats = runner._Beats()
+    ended, started = _Beat(), _Beat()
+    beats.add(ended, 30.0)  # type: ignore[arg-type]
+    assert _wait(lambda: beats._wakes_at < float("inf"))  # the thread waits for `ended`'s beat
+    beats.remove(ended)  # type: ignore[arg-type]
+    beats.add(started, 30.0)  # type: ignore[arg-type]  # due later than what the thread waits for
+    time.sleep(0.2)
+    assert beats.wakes == 0
+    # A beat due sooner than the thread's wait does wake it, and runs.
+    soon = _Beat()
+    beats.add(soon, 0.05)  # type: ignore[arg-type]
+    assert _wait(lambda: soon.beats >= 1)
+    assert beats.wakes >= 1 and started.beats == 0
+    beats.remove(soon)  # type: ignore[arg-type]
+    beats.remove(started)  # type: ignore[arg-type]
