@@ -44,55 +44,81 @@ def retry_after_header(delay: float) -> int:
     return max(1, math.ceil(delay))
 
 
-# KEYS[1]: the bucket, a hash of {tokens, ts}.
-# ARGV: now (us), refill interval (us per token), burst, cost.
-# Both scripts below start with the refill: `tokens` as they are now.
-_REFILL = """
-local now = tonumber(ARGV[1])
-local interval = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-local cost = tonumber(ARGV[4])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = burst
-local ts = now
-if state[1] and state[2] then
-  local last = tonumber(state[2])
-  tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - last) / interval)
-  -- A clock that went back must not earn the same interval twice later.
-  ts = math.max(now, last)
+# A bucket is a hash of {tokens, ts} at one key. `spend` refills it to `now` (whole
+# microseconds), then takes `cost` tokens if it holds them (a refill `interval` in us per
+# token, at most `burst` tokens); it returns whether the bucket was short, the tokens left,
+# the bucket's time and the seconds to wait when short. `budget` is `RateLimiter.take`'s
+# answer: {allowed (1 or 0), tokens left, seconds until the bucket is full again, seconds to
+# wait (0 when allowed)}, the numbers as strings (a Lua number would come back truncated).
+_BUCKET = """
+local function spend(key, now, interval, burst, cost)
+  local state = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens = burst
+  local ts = now
+  if state[1] and state[2] then
+    local last = tonumber(state[2])
+    tokens = math.min(burst, tonumber(state[1]) + math.max(0, now - last) / interval)
+    -- A clock that went back must not earn the same interval twice later.
+    ts = math.max(now, last)
+  end
+  -- Fractional refills are floats; a billionth of a token is rounding, not a shortfall.
+  local short = tokens + 1e-9 < cost
+  local wait = (cost - tokens) * interval / 1e6
+  if not short then
+    tokens = math.max(0, tokens - cost)
+    redis.call('HSET', key, 'tokens', string.format('%.17g', tokens), 'ts', string.format('%d', ts))
+    -- Once the bucket is full again the key says nothing a missing key would not.
+    local full_in_ms = math.ceil((burst - tokens) * interval / 1000 + (ts - now) / 1000)
+    redis.call('PEXPIRE', key, math.max(1, full_in_ms))
+  end
+  return short, tokens, ts, wait
 end
--- Fractional refills are floats; a billionth of a token is rounding, not a shortfall.
-local short = tokens + 1e-9 < cost
-local wait = (cost - tokens) * interval / 1e6
-if not short then
-  tokens = math.max(0, tokens - cost)
-  redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%d', ts))
-  -- Once the bucket is full again the key says nothing a missing key would not.
-  local full_in_ms = math.ceil((burst - tokens) * interval / 1000 + (ts - now) / 1000)
-  redis.call('PEXPIRE', KEYS[1], math.max(1, full_in_ms))
+local function budget(short, tokens, ts, now, interval, burst, wait)
+  local full_in = (burst - tokens) * interval / 1e6 + (ts - now) / 1e6
+  return {short and 0 or 1, string.format('%.17g', tokens), string.format('%.17g', full_in),
+          string.format('%.17g', short and wait or 0)}
+end
+local function waited(short, wait)
+  if short then return string.format('%.17g', wait) end
+  return false
 end
 """
 
+# KEYS[1]: the bucket. ARGV: now (us), refill interval (us per token), burst, cost.
 # Returns nil when the request is allowed (and spends its tokens), else the seconds to
-# wait as a string (a Lua number would come back truncated to an integer).
+# wait as a string.
 _HIT = (
-    _REFILL
+    _BUCKET
     + """
-if short then
-  return string.format('%.17g', wait)
-end
-return false
+local now, interval = tonumber(ARGV[1]), tonumber(ARGV[2])
+local short, _, _, wait = spend(KEYS[1], now, interval, tonumber(ARGV[3]), tonumber(ARGV[4]))
+return waited(short, wait)
 """
 )
 
-# Returns {allowed (1 or 0), tokens left, seconds until the bucket is full again, seconds
-# to wait (0 when allowed)}, the numbers as strings.
+# The same KEYS and ARGV; returns `budget`.
 _TAKE = (
-    _REFILL
+    _BUCKET
     + """
-local full_in = (burst - tokens) * interval / 1e6 + (ts - now) / 1e6
-return {short and 0 or 1, string.format('%.17g', tokens), string.format('%.17g', full_in),
-        string.format('%.17g', short and wait or 0)}
+local now, interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local short, tokens, ts, wait = spend(KEYS[1], now, interval, burst, tonumber(ARGV[4]))
+return budget(short, tokens, ts, now, interval, burst, wait)
+"""
+)
+
+# KEYS: 1 the budget's bucket (one token taken), 2 the bucket spent on top when the first
+# allowed the call. ARGV: now (us), the first's interval and burst, the second's interval,
+# burst and cost. Returns {the first's `budget`, the second's wait as `_HIT` answers it
+# (nil when it was not asked)}.
+_TAKE_THEN_HIT = (
+    _BUCKET
+    + """
+local now, interval, burst = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local short, tokens, ts, wait = spend(KEYS[1], now, interval, burst, 1)
+local answer = budget(short, tokens, ts, now, interval, burst, wait)
+if short then return {answer, false} end
+local short2, _, _, wait2 = spend(KEYS[2], now, tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+return {answer, waited(short2, wait2)}
 """
 )
 
@@ -123,6 +149,7 @@ class RateLimiter:
         self._namespace = namespace
         self._hit = client.register_script(_HIT)
         self._take = client.register_script(_TAKE)
+        self._take_then_hit = client.register_script(_TAKE_THEN_HIT)
 
     def key(self, key: str) -> str:
         """The Redis key that holds the bucket for ``key``."""
@@ -147,18 +174,10 @@ class RateLimiter:
         fast path, such as the submit rate, whose records live elsewhere) or closed (log-in
         throttling, which protects passwords).
         """
-        if cost < 1:
-            raise ValueError(f"cost must be at least 1, not {cost}")
-        if per_minute <= 0:
+        args = _hit_args(per_minute, burst, cost)
+        if args is None:
             return None
-        capacity = per_minute if burst is None else burst
-        if capacity < 1:
-            raise ValueError(f"burst must be at least 1, not {capacity}")
-        if cost > capacity:
-            raise ValueError(f"cost {cost} exceeds burst {capacity}: it could never be allowed")
-        interval_us = 60_000_000 / per_minute
-        result = self._hit(keys=[self.key(key)], args=[now_us(), repr(interval_us), capacity, cost])
-        return None if result is None else float(_text(result))
+        return _wait(self._hit(keys=[self.key(key)], args=[now_us(), *args]))
 
     def take(self, key: str, *, per_minute: int) -> Budget:
         """Spend one token from ``key``'s bucket (``burst`` = ``per_minute``) if it holds
@@ -166,17 +185,57 @@ class RateLimiter:
         ``per_minute`` must be positive. Raises what `hit` raises when Redis is away."""
         if per_minute <= 0:
             raise ValueError(f"per_minute must be positive, not {per_minute}")
-        interval_us = 60_000_000 / per_minute
-        allowed, tokens, full_in, wait = self._take(
-            keys=[self.key(key)], args=[now_us(), repr(interval_us), per_minute, 1]
+        interval_us = repr(60_000_000 / per_minute)
+        answer = self._take(keys=[self.key(key)], args=[now_us(), interval_us, per_minute, 1])
+        return _budget(answer, per_minute)
+
+    def take_then_hit(
+        self, key: str, *, per_minute: int, then: str, then_per_minute: int, cost: int = 1
+    ) -> tuple[Budget, float | None]:
+        """`take` on ``key``, then, when it allowed the call, `hit` on ``then`` (whose bucket
+        holds ``then_per_minute`` tokens) with ``cost``: one round trip. Returns the budget
+        and what `hit` answered (None as well when the budget refused the call: the caller
+        looks at the budget first). Raises what `take` and `hit` raise."""
+        if per_minute <= 0:
+            raise ValueError(f"per_minute must be positive, not {per_minute}")
+        args = _hit_args(then_per_minute, None, cost)
+        if args is None:
+            return self.take(key, per_minute=per_minute), None
+        answer, wait = self._take_then_hit(
+            keys=[self.key(key), self.key(then)],
+            args=[now_us(), repr(60_000_000 / per_minute), per_minute, *args],
         )
-        ok = int(allowed) == 1
-        return Budget(
-            allowed=ok,
-            limit=per_minute,
-            remaining=math.floor(float(_text(tokens)) + 1e-9),
-            reset=math.ceil(float(_text(full_in if ok else wait)) - 1e-9),
-        )
+        return _budget(answer, per_minute), _wait(wait)
+
+
+def _hit_args(per_minute: int, burst: int | None, cost: int) -> list[str | int] | None:
+    """A hit's interval, burst and cost for the scripts; None when the bucket is unlimited.
+    Raises ValueError for a cost that could never be allowed."""
+    if cost < 1:
+        raise ValueError(f"cost must be at least 1, not {cost}")
+    if per_minute <= 0:
+        return None
+    capacity = per_minute if burst is None else burst
+    if capacity < 1:
+        raise ValueError(f"burst must be at least 1, not {capacity}")
+    if cost > capacity:
+        raise ValueError(f"cost {cost} exceeds burst {capacity}: it could never be allowed")
+    return [repr(60_000_000 / per_minute), capacity, cost]
+
+
+def _wait(answer: bytes | str | None) -> float | None:
+    return None if answer is None else float(_text(answer))
+
+
+def _budget(answer: list[bytes | str], per_minute: int) -> Budget:
+    allowed, tokens, full_in, wait = answer
+    ok = int(allowed) == 1
+    return Budget(
+        allowed=ok,
+        limit=per_minute,
+        remaining=math.floor(float(_text(tokens)) + 1e-9),
+        reset=math.ceil(float(_text(full_in if ok else wait)) - 1e-9),
+    )
 
 
 # Leases: a sorted set per tenant, job id -> lease expiry (us). A member whose expiry is

@@ -151,7 +151,8 @@ def authenticated(view: F) -> F:
         # Last-used stamps and the like from authentication commit with the request.
         sess.info["tenant_id"] = principal.tenant_id
         g.principal = principal
-        ratelimits.spend_for_tenant(principal.tenant_id)
+        if not getattr(view, "faktry_counted_with_submit", False):
+            ratelimits.spend_for_tenant(principal.tenant_id)
         return view(*args, **kwargs)
 
     # The roles test finds guarded views by this mark.

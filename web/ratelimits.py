@@ -14,10 +14,14 @@ bucket stands (the IETF draft's three fields, one header each):
 
 An answer to credentials that did not authenticate counts against the address. Redis is a
 fast path here: while it is away calls go through uncounted and without the headers. The
-submit rate of each tier (web/api/jobs.py) is a separate, smaller budget on top.
+submit rate of each tier (web/api/jobs.py) is a separate, smaller budget on top; a submit
+counts its call and spends its rate in one round trip (`spend_with_submit`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, g, request, session
 
@@ -25,6 +29,8 @@ from faktry.errors import RateLimited
 from quotas.ratelimit import Budget
 from web import services
 from web.errors import without
+
+V = TypeVar("V", bound=Callable[..., Any])
 
 
 def _spend(key: str, *, refuse: bool) -> None:
@@ -34,8 +40,11 @@ def _spend(key: str, *, refuse: bool) -> None:
     budget: Budget | None = None
     with without("redis", "%s: API request not counted", key):
         budget = services().ratelimiter.take(f"api:{key}", per_minute=per_minute)
-    if budget is None:
-        return
+    if budget is not None:
+        _keep(budget, refuse=refuse)
+
+
+def _keep(budget: Budget, *, refuse: bool) -> None:
     g.ratelimit = budget
     if refuse and not budget.allowed:
         raise RateLimited(
@@ -46,8 +55,39 @@ def _spend(key: str, *, refuse: bool) -> None:
 
 def spend_for_tenant(tenant_id: str) -> None:
     """Count an authenticated call (from `web.auth.authenticated`); raises `RateLimited`
-    when the tenant's bucket is empty."""
+    when the tenant's bucket is empty. A view marked `counted_with_submit` is counted by
+    its own `spend_with_submit` instead."""
     _spend(f"tenant:{tenant_id}", refuse=True)
+
+
+def counted_with_submit(view: V) -> V:
+    """Mark a submitting view whose call is counted together with its submit rate, in one
+    round trip (`spend_with_submit`), instead of before the view (`web.auth.authenticated`).
+    An answer it gives before that (a refused account, a malformed batch) is counted when
+    it goes out."""
+    view.faktry_counted_with_submit = True  # type: ignore[attr-defined]
+    return view
+
+
+def spend_with_submit(tenant_id: str, *, per_minute: int, cost: int) -> float | None:
+    """Spend ``cost`` of the tenant's submit rate (``per_minute``), and count the call
+    against its API budget unless it was counted already: one round trip
+    (`quotas.ratelimit.RateLimiter.take_then_hit`). Raises `RateLimited` when the budget is
+    empty (then no submit is spent); returns the submit's wait, None when it is allowed.
+    Raises Redis's errors for the caller to decide."""
+    limiter = services().ratelimiter
+    budget_per_minute = services().settings.api_requests_per_minute
+    if budget_per_minute <= 0 or "ratelimit" in g:
+        return limiter.hit(f"submit:{tenant_id}", per_minute=per_minute, cost=cost)
+    budget, wait = limiter.take_then_hit(
+        f"api:tenant:{tenant_id}",
+        per_minute=budget_per_minute,
+        then=f"submit:{tenant_id}",
+        then_per_minute=per_minute,
+        cost=cost,
+    )
+    _keep(budget, refuse=True)
+    return wait
 
 
 def _address() -> str:
@@ -70,7 +110,11 @@ def _headers(response: Response) -> Response:
     if not _is_api():
         return response
     if "ratelimit" not in g:
-        _spend(_address(), refuse=False)  # credentials that did not authenticate
+        who = g.get("principal")
+        if who is not None:  # a view that counts its call with its submit answered before that
+            _spend(f"tenant:{who.tenant_id}", refuse=False)
+        else:
+            _spend(_address(), refuse=False)  # credentials that did not authenticate
     budget: Budget | None = g.get("ratelimit")
     if budget is not None:
         response.headers["RateLimit-Limit"] = str(budget.limit)

@@ -80,8 +80,9 @@ def test_a_run_is_two_transactions_claim_and_success(client, runtime, small_job)
     with counted.counting():
         runner.run(ctx, job_id)
     assert counted.transactions == 2
-    # claim + event + input file; success + storage + hold + allocation + lot + entry + file + output + event
-    assert len(counted.statements) <= 14, counted.statements
+    # claim (with its input file) + event; success + storage + hold + allocation + lot + entry + file +
+    # output + event
+    assert len(counted.statements) <= 13, counted.statements
     assert wait_for_job(client, tenant, job_id)["status"] == "succeeded"
 
 
@@ -156,10 +157,10 @@ def test_a_job_end_to_end_costs_a_bounded_number_of_redis_round_trips(client, ru
             assert wait_for_job(client, tenant, job_id)["status"] == "succeeded"
     finally:
         worker.stop()
-    # The API request budget (the RateLimit-* headers), the tier's rate limit, admission's
-    # offer with its pump (one trip), and the enqueue with its wake-up, its hand-over key and
-    # its removal from admission's `sending` (one trip).
-    assert submitted <= 4, [c.split(b"\r\n")[2:7:2] for c in sent_by_submit]
+    # The API request budget (the RateLimit-* headers) with the tier's rate limit (one trip),
+    # admission's offer with its pump (one trip), and the enqueue with its wake-up, its
+    # hand-over key and its removal from admission's `sending` (one trip).
+    assert submitted <= 3, [c.split(b"\r\n")[2:7:2] for c in sent_by_submit]
     # The worker's idle fetches while it waits are not the job's; a generous bound keeps
     # the test about the job path, not about how fast this machine starts a thread.
     # The run: the worker's fetch and ack, the running slot, admission's pump, the idle

@@ -311,3 +311,41 @@ def test_sixteen_threads_never_hold_more_than_the_limit_at_once(slots, frozen):
     assert sum(admitted for admitted, _ in outcomes) > 0
     assert sum(refused for _, refused in outcomes) > 0  # the threads really did contend
     assert slots.count("t1") == 0
+
+
+def test_take_then_hit_spends_both_buckets_in_one_round_trip_as_take_and_hit_would(limiter, frozen):
+    from tests.pipelines.test_job_path_cost import RoundTrips
+
+    # The connection is open and the script loaded.
+    limiter.take_then_hit("api:warm", per_minute=60, then="submit:warm", then_per_minute=2)
+    trips = RoundTrips()
+    with trips.counting(this_thread=True):
+        budget, wait = limiter.take_then_hit("api:t", per_minute=60, then="submit:t", then_per_minute=2)
+    assert trips.count == 1
+    assert budget.allowed and budget.remaining == 59 and wait is None
+    budget, wait = limiter.take_then_hit("api:t", per_minute=60, then="submit:t", then_per_minute=2)
+    assert budget.remaining == 58 and wait is None
+    # The submit bucket is empty: the call is within the budget (spent), the submit waits.
+    budget, wait = limiter.take_then_hit("api:t", per_minute=60, then="submit:t", then_per_minute=2)
+    assert budget.allowed and budget.remaining == 57
+    assert wait == pytest.approx(30.0)
+    # Exactly what `take` and `hit` say of the same buckets.
+    assert limiter.take("api:t", per_minute=60).remaining == 56
+    assert limiter.hit("submit:t", per_minute=2) == pytest.approx(30.0)
+
+
+def test_take_then_hit_spends_nothing_on_top_when_the_budget_refuses(limiter, frozen):
+    for _ in range(2):
+        assert limiter.take("api:u", per_minute=2).allowed
+    budget, wait = limiter.take_then_hit("api:u", per_minute=2, then="submit:u", then_per_minute=5, cost=3)
+    assert not budget.allowed and budget.remaining == 0 and budget.reset == 30
+    assert wait is None
+    # The submit bucket was not touched: a whole burst is there.
+    assert limiter.hit("submit:u", per_minute=5, cost=5) is None
+
+
+def test_take_then_hit_with_an_unlimited_second_bucket_is_a_take(limiter, frozen):
+    budget, wait = limiter.take_then_hit("api:v", per_minute=10, then="submit:v", then_per_minute=0)
+    assert budget.allowed and budget.remaining == 9 and wait is None
+    with pytest.raises(ValueError):
+        limiter.take_then_hit("api:v", per_minute=10, then="submit:v", then_per_minute=2, cost=3)
