@@ -374,6 +374,7 @@ def web_command(settings: Settings) -> list[str]:
         "--threads", str(max(2, settings.web_threads)),
         "--timeout", "120",
         "--graceful-timeout", "30",
+        "--keep-alive", str(settings.web_keepalive_seconds),
         "--access-logfile", "-",
     ]  # fmt: skip
 

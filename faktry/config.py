@@ -87,6 +87,10 @@ class Settings:
     #: A request's line and headers must all arrive within this many seconds of a web thread
     #: taking its connection (web/server.py); its body then goes by the two settings below.
     header_timeout_seconds: float = 10.0
+    #: How long an idle kept-alive connection stays open between requests (gunicorn's
+    #: ``--keep-alive``). Behind a load balancer, make it longer than the balancer's own idle
+    #: timeout, so the server never closes a connection the balancer is about to reuse.
+    web_keepalive_seconds: int = 2
     body_idle_seconds: float = 15.0
     body_min_bytes_per_second: int = 1024
     #: Uploads under way at once in one web process, per tenant and per client address (0: no

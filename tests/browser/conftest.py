@@ -175,7 +175,12 @@ def page(chromium: Any, site: Platform, request: pytest.FixtureRequest) -> Itera
     # A choice made already, so the banner stays out of the way; the consent test clears it.
     context.add_cookies([{"name": "faktry_consent", "value": "necessary", "url": site.base}])
     page = context.new_page()
+    # Bounds on waiting, not on speed: on a busy machine a reload and its API calls can take
+    # more than Playwright's 5 s for `expect`; both give up after the same 20 s.
+    from playwright.sync_api import expect
+
     page.set_default_timeout(20_000)
+    expect.set_options(timeout=20_000)
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     page.on(

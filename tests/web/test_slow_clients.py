@@ -32,6 +32,9 @@ from web.guard import BodyTimeout, TooManyUploads, UploadSlots, _PacedSocket
 IDLE = 1.5
 #: The server's deadline on a request's headers, shortened for the test.
 HEADERS = 1.5
+#: Well past the header deadline: a kept-alive connection left idle longer than the deadline
+#: (and shorter than this) is reused, never raced by its own expiry.
+KEEPALIVE = 10
 MIN_RATE = 50
 THREADS = 8  # so a process takes at most 4 uploads at once
 #: What "answered at once" means here: today's failure was no answer for over 12 s.
@@ -118,6 +121,13 @@ def test_faktry_web_keeps_a_thread_that_no_upload_may_take():
         assert UploadSlots.from_settings(Settings(web_threads=threads)).caps["process"] == slots < served
 
 
+def test_faktry_web_keeps_idle_connections_open_as_long_as_it_is_told():
+    assert Settings().web_keepalive_seconds == 2  # gunicorn's own default
+    command = web_command(Settings(web_keepalive_seconds=75))
+    assert command[command.index("--keep-alive") + 1] == "75"
+    assert Settings.from_env({"FAKTRY_WEB_KEEPALIVE_SECONDS": "30"}).web_keepalive_seconds == 30
+
+
 # -- the real server -----------------------------------------------------------------------------
 
 
@@ -140,7 +150,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("slow-clients")
     with web_on_postgres(
         tmp, "slow", web_threads=THREADS, body_idle_seconds=IDLE, body_min_bytes_per_second=MIN_RATE,
-        header_timeout_seconds=HEADERS,
+        header_timeout_seconds=HEADERS, web_keepalive_seconds=KEEPALIVE,
     ) as (platform, _):  # fmt: skip
         yield Server(platform)
 
