@@ -350,6 +350,8 @@ class Settings:
             raise ValueError("FAKTRY_MAIL_SMTP_TLS must be starttls, tls or none")
         if self.upload_expiry_hours <= 0 or self.upload_lock_seconds <= 0:
             raise ValueError("FAKTRY_UPLOAD_EXPIRY_HOURS and FAKTRY_UPLOAD_LOCK_SECONDS must be above 0")
+        if self.web_keepalive_seconds < 1:
+            raise ValueError("FAKTRY_WEB_KEEPALIVE_SECONDS must be at least 1")
         if self.upload_chunk_bytes < 64 * 1024:
             raise ValueError("FAKTRY_UPLOAD_CHUNK_BYTES must be at least 65536")
         if self.storage_url.startswith("s3://") and self.upload_expiry_hours > 168:

@@ -300,11 +300,10 @@ class Admission:
         ]  # fmt: skip
         return self._admit, keys, args
 
-    def sent(self, queue: str, *admitted: Admitted, client: Any = None) -> None:
-        """The admitted jobs are with the broker: no longer waiting to be sent. ``client``
-        may be a pipeline of the same Redis."""
+    def sent(self, queue: str, *admitted: Admitted) -> None:
+        """The admitted jobs are with the broker: no longer waiting to be sent."""
         members = [f"{item.tenant_id}|{item.job_id}" for item in admitted]
-        (client or self.client).zrem(self._keys(queue)["sending"], *members)
+        self.client.zrem(self._keys(queue)["sending"], *members)
 
     def started(self, queue: str) -> None:
         """A worker took an admitted message off the queue: room for one more."""
@@ -487,18 +486,21 @@ class AdmittingSender:
         return sum(self._send(queue, self.admission.admit(queue, look_at_all=True)) for queue in self.queues)
 
     def _send(self, queue: str, admitted: list[Admitted]) -> int:
-        """Enqueue what was admitted and take it out of ``sending``: in one round trip when
-        the broker is admission's Redis. A removal sent with enqueues that then failed leaves
-        those jobs to the reconciler, which finds them neither waiting nor sent."""
+        """Enqueue what was admitted (in one round trip when the broker is admission's Redis),
+        then take what the broker holds out of ``sending``: a job whose enqueue failed stays
+        there, and is offered again after a while (`unsent`). The first error is raised once
+        the others are sent."""
         if not admitted:
             return 0
         if getattr(self.broker_sender, "rides", False):
-            self.broker_sender.send_admitted(
-                queue,
-                [item.job_id for item in admitted],
-                also=lambda pipe: self.admission.sent(queue, *admitted, client=pipe),
-            )
-            return len(admitted)
+            errors = self.broker_sender.send_admitted(queue, [item.job_id for item in admitted])
+            sent = [item for item, error in zip(admitted, errors, strict=True) if error is None]
+            if sent:
+                self.admission.sent(queue, *sent)
+            failed = next((error for error in errors if error is not None), None)
+            if failed is not None:
+                raise failed
+            return len(sent)
         for item in admitted:
             self.broker_sender.send(queue, item.job_id, admitted=True)
             self.admission.sent(queue, item)

@@ -9,7 +9,7 @@ enqueue a job's message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -95,19 +95,20 @@ class BrokerSender:
         if presence is None and isinstance(broker, RedisBroker):
             presence = Presence(broker.client, broker.namespace, redis_broker_check(broker))
         self.presence = presence
-        #: Whether commands for the platform's Redis can go in the enqueue's own round trip
-        #: (`send_admitted`): the broker is that Redis.
+        #: Whether several messages can go in one round trip (`send_admitted`): the broker is
+        #: the platform's Redis, where the hand-over keys ride with each enqueue.
         self.rides = shares_redis and isinstance(broker, WakingRedisBroker)
 
     def send(self, queue: str, job_id: str, *, admitted: bool = False) -> None:
         # The broker's HandOverKeys middleware notes the message as the job's hand-over.
         self.broker.enqueue(self._message(queue, job_id, admitted))
 
-    def send_admitted(self, queue: str, job_ids: Sequence[str], also: Callable[[Any], None]) -> None:
-        """Enqueue admitted jobs in one round trip, with ``also``'s commands (given the
-        pipeline) after them. Only when `rides`."""
+    def send_admitted(self, queue: str, job_ids: Sequence[str]) -> list[Exception | None]:
+        """Enqueue admitted jobs in one round trip (only when `rides`). Returns, for each, the
+        error that kept it out of the broker, or None."""
         assert isinstance(self.broker, WakingRedisBroker)
-        self.broker.enqueue_all([self._message(queue, job_id, True) for job_id in job_ids], also=also)
+        outcomes = self.broker.enqueue_all([self._message(queue, job_id, True) for job_id in job_ids])
+        return [outcome if isinstance(outcome, Exception) else None for outcome in outcomes]
 
     def _message(self, queue: str, job_id: str, admitted: bool) -> Message[Any]:
         if queue not in self.broker.get_declared_queues():

@@ -209,32 +209,31 @@ class WakingRedisBroker(RedisBroker):
         the delay queue), with the riders' commands in the same round trip."""
         if not self._riders:
             return super().enqueue(message, delay=delay)
-        return self.enqueue_all([message], delay=delay)[0]
+        (outcome,) = self.enqueue_all([message], delay=delay)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
     def enqueue_all(
-        self,
-        messages: Sequence[Message[Any]],
-        *,
-        delay: int | None = None,
-        also: Callable[[Any], None] | None = None,
-    ) -> list[Message[Any]]:
-        """Enqueue ``messages`` in one round trip, each followed by its riders' commands; then
-        ``also``'s commands (given the pipeline), for the broker's own Redis. When Redis has
-        lost its scripts, each message is enqueued the way Dramatiq does, which loads the
-        script, and its riders and ``also`` are sent again after it. If an enqueue fails, the
-        others still count and the first error is raised."""
+        self, messages: Sequence[Message[Any]], *, delay: int | None = None
+    ) -> list[Message[Any] | Exception]:
+        """Enqueue ``messages`` in one round trip, each followed by its riders' commands.
+        Returns each one's outcome, in order: the message as enqueued, or the error that kept
+        it out of the broker (the others count all the same). When Redis has lost its
+        scripts, each message is enqueued the way Dramatiq does, which loads the script, and
+        its riders' commands are sent again after it."""
         ready = [self._prepared(message, delay) for message in messages]
         pipe = self.client.pipeline(transaction=False)
+        at = []  # where each message's enqueue is among the pipeline's answers
         for message, queue_name in ready:
+            at.append(len(pipe.command_stack))
             self._add_enqueue(pipe, message, queue_name)
             for rider in self._riders:
                 rider.ride(pipe, message, delay)
-        if also is not None:
-            also(pipe)
         answers = pipe.execute(raise_on_error=False)
-        per_message = 1 + len(self._riders)
-        enqueued = [answers[i * per_message] for i in range(len(ready))]
-        rode = [a for i, a in enumerate(answers) if i % per_message or i >= per_message * len(ready)]
+        enqueued = [answers[i] for i in at]
+        taken = set(at)
+        rode = [answer for i, answer in enumerate(answers) if i not in taken]
         again = [i for i, answer in enumerate(enqueued) if isinstance(answer, redis.exceptions.NoScriptError)]
         if again:
             # Redis lost its scripts (a restart, a flush): the riders again after the
@@ -249,8 +248,6 @@ class WakingRedisBroker(RedisBroker):
                     enqueued[i] = err
                 for rider in self._riders:
                     rider.ride(pipe, message, delay)
-            if also is not None:
-                also(pipe)
             try:
                 rode += pipe.execute(raise_on_error=False)
             except redis.RedisError as err:  # the messages are enqueued: not the caller's failure
@@ -260,15 +257,14 @@ class WakingRedisBroker(RedisBroker):
                 # The message is with the broker all the same: a missing wake-up costs an idle
                 # check, a missing hand-over key a resend the runner shrugs off.
                 log.warning("a command sent with an enqueue failed: %s", answer)
-        failed = None
+        outcomes: list[Message[Any] | Exception] = []
         for (message, _), answer in zip(ready, enqueued, strict=True):
             if isinstance(answer, Exception):
-                failed = failed or answer
+                outcomes.append(answer)
             else:
                 self.emit_after("enqueue", message, delay)
-        if failed is not None:
-            raise failed
-        return [message for message, _ in ready]
+                outcomes.append(message)
+        return outcomes
 
     def _prepared(self, message: Message[Any], delay: int | None) -> tuple[Message[Any], str]:
         """The message as enqueued (its Redis message id, its eta when delayed) and the queue

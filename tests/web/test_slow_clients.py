@@ -126,6 +126,8 @@ def test_faktry_web_keeps_idle_connections_open_as_long_as_it_is_told():
     command = web_command(Settings(web_keepalive_seconds=75))
     assert command[command.index("--keep-alive") + 1] == "75"
     assert Settings.from_env({"FAKTRY_WEB_KEEPALIVE_SECONDS": "30"}).web_keepalive_seconds == 30
+    with pytest.raises(ValueError, match="FAKTRY_WEB_KEEPALIVE_SECONDS"):
+        Settings(web_keepalive_seconds=0)  # gunicorn would quietly turn keep-alive off
 
 
 # -- the real server -----------------------------------------------------------------------------

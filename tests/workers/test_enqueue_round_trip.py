@@ -145,9 +145,9 @@ def test_the_jobs_a_pump_admits_go_out_in_one_round_trip_and_leave_sending(broke
     trips = RoundTrips()
     with trips.counting(this_thread=True):
         assert sender.pump(QUEUE) == 3
-    # The admission script; then the three enqueues with their keys and wake-ups, and their
-    # removal from `sending`.
-    assert trips.count == 2, [c[:60] for c in trips.sent]
+    # The admission script; the three enqueues with their keys and wake-ups; then their
+    # removal from `sending`, once they are with the broker.
+    assert trips.count == 3, [c[:60] for c in trips.sent]
     for job_id in ("job_1", "job_2", "job_3"):
         mark, queued = _held(client, job_id)
         assert mark is not None and queued
@@ -191,3 +191,24 @@ def test_with_the_broker_on_another_redis_admitted_jobs_leave_sending_on_their_o
             assert client.zcard(sender.admission._keys(QUEUE)["sending"]) == 0
         finally:
             b.close()
+
+
+def test_an_admitted_job_whose_enqueue_redis_refuses_stays_in_sending_to_be_offered_again(broker, client):
+    sender = _admitting(broker, client)
+    _offer(sender, "job_warm")
+    sender.pump(QUEUE)
+    _offer(sender, "job_1", "job_2")
+    admitted = sender.admission.admit(QUEUE)
+    # Out of memory with `noeviction`: Redis refuses every write, but lets removals through.
+    client.config_set("maxmemory", 1)
+    try:
+        with pytest.raises(redis.ResponseError, match="maxmemory"):
+            sender._send(QUEUE, admitted)
+    finally:
+        client.config_set("maxmemory", 0)
+    sending = sender.admission._keys(QUEUE)["sending"]
+    assert client.zcard(sending) == 2
+    assert client.hlen(f"{NAMESPACE}:{QUEUE}.msgs") == 1  # job_warm's only
+    # The sweep offers them again, and they go out.
+    again = sender.admission.unsent(QUEUE, older_than=0)
+    assert sorted(item.job_id for item in again) == ["job_1", "job_2"]

@@ -81,6 +81,17 @@ def declare(broker: Broker, context: runner.Context, admitting: Any = None) -> d
                     log.warning("could not pump admission; the scheduler will", exc_info=True)
                     if context.metrics is not None:
                         context.metrics.dependency_error("worker", "redis")
+                    _release_alone(ended, job_id)
+
+    def _release_alone(ended: runner.Ended | None, job_id: str) -> None:
+        """The running slot the failed pump was to give up, given up on its own (a blip may
+        have hit the pump alone); else its lease runs out."""
+        if ended is None or ended.slot_of is None or context.slots is None:
+            return
+        try:
+            context.slots.release(ended.slot_of, job_id)
+        except redis.RedisError:
+            log.warning("could not give up the running slot of %s; its lease will run out", job_id)
 
     def _run(job_id: str, ended: runner.Ended | None) -> None:
         try:
