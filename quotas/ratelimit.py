@@ -185,8 +185,7 @@ class RateLimiter:
         ``per_minute`` must be positive. Raises what `hit` raises when Redis is away."""
         if per_minute <= 0:
             raise ValueError(f"per_minute must be positive, not {per_minute}")
-        interval_us = repr(60_000_000 / per_minute)
-        answer = self._take(keys=[self.key(key)], args=[now_us(), interval_us, per_minute, 1])
+        answer = self._take(keys=[self.key(key)], args=[now_us(), _interval(per_minute), per_minute, 1])
         return _budget(answer, per_minute)
 
     def take_then_hit(
@@ -203,7 +202,7 @@ class RateLimiter:
             return self.take(key, per_minute=per_minute), None
         answer, wait = self._take_then_hit(
             keys=[self.key(key), self.key(then)],
-            args=[now_us(), repr(60_000_000 / per_minute), per_minute, *args],
+            args=[now_us(), _interval(per_minute), per_minute, *args],
         )
         return _budget(answer, per_minute), _wait(wait)
 
@@ -220,7 +219,12 @@ def _hit_args(per_minute: int, burst: int | None, cost: int) -> list[str | int] 
         raise ValueError(f"burst must be at least 1, not {capacity}")
     if cost > capacity:
         raise ValueError(f"cost {cost} exceeds burst {capacity}: it could never be allowed")
-    return [repr(60_000_000 / per_minute), capacity, cost]
+    return [_interval(per_minute), capacity, cost]
+
+
+def _interval(per_minute: int) -> str:
+    """A bucket's refill interval for the scripts: microseconds per token, exactly."""
+    return repr(60_000_000 / per_minute)
 
 
 def _wait(answer: bytes | str | None) -> float | None:

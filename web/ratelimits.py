@@ -39,7 +39,7 @@ def _spend(key: str, *, refuse: bool) -> None:
         return
     budget: Budget | None = None
     with without("redis", "%s: API request not counted", key):
-        budget = services().ratelimiter.take(f"api:{key}", per_minute=per_minute)
+        budget = services().ratelimiter.take(_budget_key(key), per_minute=per_minute)
     if budget is not None:
         _keep(budget, refuse=refuse)
 
@@ -57,7 +57,7 @@ def spend_for_tenant(tenant_id: str) -> None:
     """Count an authenticated call (from `web.auth.authenticated`); raises `RateLimited`
     when the tenant's bucket is empty. A view marked `counted_with_submit` is counted by
     its own `spend_with_submit` instead."""
-    _spend(f"tenant:{tenant_id}", refuse=True)
+    _spend(_tenant(tenant_id), refuse=True)
 
 
 def counted_with_submit(view: V) -> V:
@@ -80,7 +80,7 @@ def spend_with_submit(tenant_id: str, *, per_minute: int, cost: int) -> float | 
     if budget_per_minute <= 0 or "ratelimit" in g:
         return limiter.hit(f"submit:{tenant_id}", per_minute=per_minute, cost=cost)
     budget, wait = limiter.take_then_hit(
-        f"api:tenant:{tenant_id}",
+        _budget_key(_tenant(tenant_id)),
         per_minute=budget_per_minute,
         then=f"submit:{tenant_id}",
         then_per_minute=per_minute,
@@ -88,6 +88,15 @@ def spend_with_submit(tenant_id: str, *, per_minute: int, cost: int) -> float | 
     )
     _keep(budget, refuse=True)
     return wait
+
+
+def _budget_key(key: str) -> str:
+    """The rate limiter's key of a budget (`_tenant`, `_address`)."""
+    return f"api:{key}"
+
+
+def _tenant(tenant_id: str) -> str:
+    return f"tenant:{tenant_id}"
 
 
 def _address() -> str:
@@ -112,7 +121,7 @@ def _headers(response: Response) -> Response:
     if "ratelimit" not in g:
         who = g.get("principal")
         if who is not None:  # a view that counts its call with its submit answered before that
-            _spend(f"tenant:{who.tenant_id}", refuse=False)
+            _spend(_tenant(who.tenant_id), refuse=False)
         else:
             _spend(_address(), refuse=False)  # credentials that did not authenticate
     budget: Budget | None = g.get("ratelimit")

@@ -228,8 +228,7 @@ class WakingRedisBroker(RedisBroker):
         for message, queue_name in ready:
             at.append(len(pipe.command_stack))
             self._add_enqueue(pipe, message, queue_name)
-            for rider in self._riders:
-                rider.ride(pipe, message, delay)
+            self._ride(pipe, message, delay)
         answers = pipe.execute(raise_on_error=False)
         enqueued = [answers[i] for i in at]
         taken = set(at)
@@ -246,8 +245,7 @@ class WakingRedisBroker(RedisBroker):
                     enqueued[i] = None
                 except redis.RedisError as err:
                     enqueued[i] = err
-                for rider in self._riders:
-                    rider.ride(pipe, message, delay)
+                self._ride(pipe, message, delay)
             try:
                 rode += pipe.execute(raise_on_error=False)
             except redis.RedisError as err:  # the messages are enqueued: not the caller's failure
@@ -265,6 +263,10 @@ class WakingRedisBroker(RedisBroker):
                 self.emit_after("enqueue", message, delay)
                 outcomes.append(message)
         return outcomes
+
+    def _ride(self, pipe: Any, message: Message[Any], delay: int | None) -> None:
+        for rider in self._riders:
+            rider.ride(pipe, message, delay)
 
     def _prepared(self, message: Message[Any], delay: int | None) -> tuple[Message[Any], str]:
         """The message as enqueued (its Redis message id, its eta when delayed) and the queue

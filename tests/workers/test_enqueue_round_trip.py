@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -157,12 +158,17 @@ def test_the_jobs_a_pump_admits_go_out_in_one_round_trip_and_leave_sending(broke
     listener.close()
 
 
-def test_admitted_jobs_sent_after_redis_lost_its_scripts_land_once_and_leave_sending(broker, client):
+def _two_admitted(broker: WakingRedisBroker, client: redis.Redis) -> tuple[AdmittingSender, list[Any]]:
+    """A sender whose scripts are loaded (a first job sent), and two jobs admitted, not sent."""
     sender = _admitting(broker, client)
     _offer(sender, "job_warm")
     sender.pump(QUEUE)
     _offer(sender, "job_1", "job_2")
-    admitted = sender.admission.admit(QUEUE)
+    return sender, sender.admission.admit(QUEUE)
+
+
+def test_admitted_jobs_sent_after_redis_lost_its_scripts_land_once_and_leave_sending(broker, client):
+    sender, admitted = _two_admitted(broker, client)
     client.script_flush()
     sender._send(QUEUE, admitted)
     for job_id in ("job_1", "job_2"):
@@ -194,11 +200,7 @@ def test_with_the_broker_on_another_redis_admitted_jobs_leave_sending_on_their_o
 
 
 def test_an_admitted_job_whose_enqueue_redis_refuses_stays_in_sending_to_be_offered_again(broker, client):
-    sender = _admitting(broker, client)
-    _offer(sender, "job_warm")
-    sender.pump(QUEUE)
-    _offer(sender, "job_1", "job_2")
-    admitted = sender.admission.admit(QUEUE)
+    sender, admitted = _two_admitted(broker, client)
     # Out of memory with `noeviction`: Redis refuses every write, but lets removals through.
     client.config_set("maxmemory", 1)
     try:
