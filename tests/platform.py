@@ -416,6 +416,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
     report = outcome.get_result()
     if report.when == "call" and report.failed:
         for name in ("production", "zero_setup", "site"):
-            platform = item.funcargs.get(name) if hasattr(item, "funcargs") else None
-            if platform is not None:
-                report.sections.append((f"{name} logs", platform.logs()))
+            value = item.funcargs.get(name) if hasattr(item, "funcargs") else None
+            # A fixture may yield the platform alone or first among other things.
+            for part in value if isinstance(value, tuple) else (value,):
+                if hasattr(part, "logs"):
+                    report.sections.append((f"{name} logs", part.logs()))
