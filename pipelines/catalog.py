@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ class Model:
     #: Parameters the image-to-video endpoint does not take (the image sets the frame).
     image_only_drop: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # built once: the params check keeps a validator per schema
     def params_schema(self) -> dict[str, Any]:
         props = {"model": {"type": "string", "const": self.id}, **self.params}
         return {"type": "object", "properties": props, "required": ["model"], "additionalProperties": False}

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Protocol
 
 from jsonschema import Draft202012Validator
@@ -183,6 +184,12 @@ class JobType:
         writes no file (a probe)."""
         return self.produces(params)
 
+    @cached_property
+    def checked_inputs(self) -> dict[str, Any]:
+        """`inputs`, built once, for the checks here (which keep a validator per schema);
+        never changed in place."""
+        return self.inputs
+
     @property
     def inputs(self) -> dict[str, Any]:
         """The input's JSON Schema; each field naming a file says the kinds it accepts in
@@ -220,7 +227,7 @@ class JobType:
     def validate_input(self, value: Any) -> dict[str, Any]:
         if self.input_check is not None and isinstance(value, dict):
             self.input_check(value)
-        return _validated(value, self.inputs, "input")
+        return _validated(value, self.checked_inputs, "input")
 
     def accepts(self, kind: str, params: dict[str, Any]) -> bool:
         if self.name == "video.transcode" and kind == "audio":
@@ -275,11 +282,25 @@ def input_problems(job_type: JobType, value: Any) -> list[ValidationError]:
     workflow graph reports them all at once; a submit, the first)."""
     if not isinstance(value, dict):
         return [ValidationError("input must be an object", field="input")]
-    return [_field_error(err, "input") for err in _schema_errors(value, job_type.inputs)]
+    return [_field_error(err, "input") for err in _schema_errors(value, job_type.checked_inputs)]
 
 
 def _schema_errors(value: dict[str, Any], schema: dict[str, Any]) -> list[SchemaError]:
-    return sorted(Draft202012Validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+    return sorted(_validator(schema).iter_errors(value), key=lambda e: list(e.absolute_path))
+
+
+#: A validator per schema, built on first use: building one costs more than most checks.
+#: Keyed by the schema's identity, with the schema kept beside it so the key stays its own.
+_VALIDATORS: dict[int, tuple[dict[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Draft202012Validator:
+    kept = _VALIDATORS.get(id(schema))
+    if kept is None or kept[0] is not schema:
+        if len(_VALIDATORS) >= 1024:  # schemas are few and long-lived; never grow without end
+            _VALIDATORS.clear()
+        kept = _VALIDATORS[id(schema)] = (schema, Draft202012Validator(schema))
+    return kept[1]
 
 
 def _validated(value: Any, schema: dict[str, Any], where: str) -> dict[str, Any]:
