@@ -10,7 +10,9 @@ keep-alive ``requests.Session`` and tenant, loopback only, bounded in time and i
 submit is a ``media.probe`` of the tenant's PNG: API-key check, rate limit, the job row and
 its credit hold, fair admission and the broker (Redis), the dispatch stamp. No workers run:
 the jobs stay queued. ``/healthz`` touches neither the database nor Redis, so it is the
-server's and the client's own ceiling on this machine.
+server's and the client's own ceiling on this machine. The submits run twice, each time on a
+fresh server and database: written in groups (group commit, the default) and each in its
+own transaction (``FAKTRY_SUBMIT_GROUP_MAX=1``), side by side.
 
     python -m bench.submit_load            # 20 s per endpoint; SQLite, and PostgreSQL if it answers
     python -m bench.submit_load --quick    # 4 s per endpoint, SQLite (smoke)
@@ -41,6 +43,7 @@ from bench.common import (
     upload,
 )
 from faktry import migrate
+from faktry.config import Settings
 from tests.platform import Platform, Proc
 
 TENANTS = 8
@@ -117,12 +120,23 @@ def load(tmp: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(
-    tmp: Path, url: str, namespace: str, database_url: str, seconds: float, threads: int
+    tmp: Path,
+    url: str,
+    namespace: str,
+    database_url: str,
+    seconds: float,
+    threads: int,
+    *,
+    group_max: int = Settings.submit_group_max,
+    healthz: bool = True,
 ) -> dict[str, Any]:
+    """The loads on one fresh server: ``/healthz`` (unless not ``healthz``), then submits,
+    written in groups of at most ``group_max`` (1: each in its own transaction)."""
     migrate.upgrade(database_url)
     settings = bench_settings(
-        tmp, redis=url, namespace=namespace, database_url=database_url, web_workers=2, web_threads=8
-    )
+        tmp, redis=url, namespace=namespace, database_url=database_url, web_workers=2, web_threads=8,
+        submit_group_max=group_max,
+    )  # fmt: skip
     tier = bench_tier(database_url)
     keys = [make_tenant(database_url, tier=tier, credits=100_000)[1] for _ in range(TENANTS)]
     platform = Platform(settings, tmp)
@@ -142,14 +156,18 @@ def run(
                     raise RuntimeError(f"submit answered {r.status_code}: {r.text[:500]}")
         common = {"threads": threads, "seconds": seconds, "max_requests": MAX_REQUESTS}
         cpu0 = web.cpu_seconds()
-        health = load(
-            tmp,
-            {
-                **common,
-                "method": "GET",
-                "url": f"{platform.base}/healthz",
-                "calls": [{"headers": {}, "json": None}],
-            },
+        health = (
+            load(
+                tmp,
+                {
+                    **common,
+                    "method": "GET",
+                    "url": f"{platform.base}/healthz",
+                    "calls": [{"headers": {}, "json": None}],
+                },
+            )
+            if healthz
+            else {}
         )
         cpu1 = web.cpu_seconds()
         submits = load(tmp, {**common, "method": "POST", "url": f"{platform.base}/v1/jobs", "calls": calls})
@@ -158,6 +176,27 @@ def run(
     finally:
         platform.stop()
     return {"healthz": health, "submit": submits}
+
+
+def compare(tmp: Path, url: str, namespace: str, database_url: str, seconds: float, threads: int) -> Any:
+    """The submits with group commit (the default) and with each in its own transaction,
+    each on a fresh server and database of its own; healthz beside the first."""
+    grouped_dir, apart_dir = tmp / "grouped", tmp / "apart"
+    grouped_dir.mkdir()
+    apart_dir.mkdir()
+    grouped = run(grouped_dir, url, f"{namespace}-g", database_url(grouped_dir), seconds, threads)
+    apart = run(
+        apart_dir,
+        url,
+        f"{namespace}-a",
+        database_url(apart_dir),
+        seconds,
+        threads,
+        group_max=1,
+        healthz=False,
+    )
+    grouped["apart"] = apart["submit"]
+    return grouped
 
 
 def _summary(r: dict[str, Any]) -> tuple[float, float, float]:
@@ -180,16 +219,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_name, redis_url(Path(tmp_name)) as (url, namespace):
         tmp = Path(tmp_name)
         (tmp / "sqlite").mkdir()
-        results["SQLite"] = run(
-            tmp / "sqlite", url, f"{namespace}-sqlite", f"sqlite:///{tmp / 'sqlite' / 'faktry.db'}",
+        results["SQLite"] = compare(
+            tmp / "sqlite", url, f"{namespace}-sqlite", lambda d: f"sqlite:///{d / 'faktry.db'}",
             seconds, args.threads,
         )  # fmt: skip
         if not args.quick:
-            with postgres_database() as pg_url:
-                if pg_url is not None:
+            with postgres_database() as pg_a, postgres_database() as pg_b:
+                if pg_a is not None and pg_b is not None:
                     (tmp / "pg").mkdir()
-                    results["PostgreSQL"] = run(
-                        tmp / "pg", url, f"{namespace}-pg", pg_url, seconds, args.threads
+                    urls = {tmp / "pg" / "grouped": pg_a, tmp / "pg" / "apart": pg_b}
+                    results["PostgreSQL"] = compare(
+                        tmp / "pg", url, f"{namespace}-pg", urls.__getitem__, seconds, args.threads
                     )
     print(
         f"POST /v1/jobs vs GET /healthz on one `faktry web` (2 processes x 8 threads), "
@@ -209,9 +249,16 @@ def main() -> None:
                 f"({len(raw['latencies'])} ok, errors: {errors}; web CPU "
                 f"{raw['server_cpu'] * 1000 / max(1, len(raw['latencies'])):.1f} ms/req, client {raw['client_cpu']:.1f} s)"
             )
+        a_rps, a50, a99 = _summary(r["apart"])
+        print(
+            f"    POST /v1/jobs, each submit in its own transaction (FAKTRY_SUBMIT_GROUP_MAX=1)  "
+            f"{a_rps:7.1f} req/s   p50 {a50 * 1000:7.1f} ms   p99 {a99 * 1000:7.1f} ms   (web CPU "
+            f"{r['apart']['server_cpu'] * 1000 / max(1, len(r['apart']['latencies'])):.1f} ms/req)"
+        )
         print(
             f"    ratio healthz/submit: {h_rps / s_rps:.1f}x the requests per second, p99 {s99 / h99:.1f}x longer"
         )
+        print(f"    ratio grouped/apart: {s_rps / a_rps:.2f}x the submits per second")
 
 
 if __name__ == "__main__":

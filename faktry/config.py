@@ -91,6 +91,12 @@ class Settings:
     #: ``--keep-alive``). Behind a load balancer, make it longer than the balancer's own idle
     #: timeout, so the server never closes a connection the balancer is about to reuse.
     web_keepalive_seconds: int = 2
+    #: Single submits of one web process that arrive together share one transaction, at most
+    #: this many (1: each in its own). See `pipelines.groupcommit`.
+    submit_group_max: int = 64
+    #: How long the first of a group waits for others before writing (0: never; a group is
+    #: then the submits that arrived while the previous one was being written).
+    submit_gather_ms: float = 0.0
     body_idle_seconds: float = 15.0
     body_min_bytes_per_second: int = 1024
     #: Uploads under way at once in one web process, per tenant and per client address (0: no
@@ -352,6 +358,8 @@ class Settings:
             raise ValueError("FAKTRY_UPLOAD_EXPIRY_HOURS and FAKTRY_UPLOAD_LOCK_SECONDS must be above 0")
         if self.web_keepalive_seconds < 1:
             raise ValueError("FAKTRY_WEB_KEEPALIVE_SECONDS must be at least 1")
+        if self.submit_group_max < 1 or not 0 <= self.submit_gather_ms <= 1000:
+            raise ValueError("FAKTRY_SUBMIT_GROUP_MAX must be at least 1, FAKTRY_SUBMIT_GATHER_MS 0 to 1000")
         if self.upload_chunk_bytes < 64 * 1024:
             raise ValueError("FAKTRY_UPLOAD_CHUNK_BYTES must be at least 65536")
         if self.storage_url.startswith("s3://") and self.upload_expiry_hours > 168:

@@ -43,8 +43,20 @@ def db() -> Any:
     if "db" not in g:
         sessions = current_app.extensions["faktry"].sessions
         # A request that only reads takes no write lock on SQLite.
-        g.db = read_only(sessions) if request.method in SAFE_METHODS else sessions()
+        g.db = read_only(sessions) if request.method in SAFE_METHODS or _writes_apart() else sessions()
     return g.db
+
+
+def writes_in_groups(view: F) -> F:
+    """Mark a view whose writes go to a shared transaction of their own (`web.submits`): its
+    request's session only reads, so on SQLite it holds no write lock while it waits."""
+    view.faktry_writes_in_groups = True  # type: ignore[attr-defined]
+    return view
+
+
+def _writes_apart() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, "faktry_writes_in_groups", False))
 
 
 def key_checker() -> KeyChecker:

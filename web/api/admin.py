@@ -24,10 +24,10 @@ from quotas.models import Account
 from web import services
 from web.api import blueprint, requested_page
 from web.api.account import lot_to_dict
-from web.api.jobs import announce
 from web.auth import authenticated, db, principal
 from web.bodies import json_object
 from web.errors import best_effort
+from web.submits import announce
 from workers.queues import stats
 
 log = logging.getLogger("faktry.admin")

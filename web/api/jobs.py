@@ -12,14 +12,14 @@ from faktry.tenancy import refuse_if_restricted
 from pipelines import moderation, pagination
 from pipelines import services as jobs
 from pipelines.lifecycle import UnitOfWork
-from pipelines.models import Job
 from pipelines.webhooks import endpoints as webhook_endpoints
 from quotas.ratelimit import retry_after_header
 from web import ratelimits, services
 from web.api import blueprint
-from web.auth import authenticated, db, principal
+from web.auth import authenticated, db, principal, writes_in_groups
 from web.bodies import json_object
-from web.errors import best_effort, without
+from web.errors import without
+from web.submits import Made, announce_all, submits
 
 #: What a job request may hold (``params`` and ``input`` are checked against the job type;
 #: ``webhook`` is the job's own webhook, pipelines/webhooks).
@@ -29,31 +29,34 @@ JOB_FIELDS = ("type", "input", "params", "metadata", "webhook")
 @blueprint.post("/jobs")
 @authenticated
 @ratelimits.counted_with_submit
+@writes_in_groups
 def submit_job() -> Any:
+    """One job. Its reads and checks run in the request, its writes in a transaction shared
+    with the submits that arrive at the same time (`web.submits`)."""
     svc = services()
     sess = db()
     _rate_limit(sess)
     body = json_object(allowed=JOB_FIELDS)
     hook = job_webhook(body.pop("webhook", None))
     _moderate(sess, body)
-    submitted = jobs.submit(
-        sess,
-        tenant_id=principal().tenant_id,
-        body=body,
-        idempotency_key=request.headers.get("Idempotency-Key"),
-        policy=svc.policy,
-    )
-    job = submitted.job
-    # Everything the answer shows is read before the commit (a new job has no outputs):
-    # once the job and its hold are committed the answer is a 202, whatever fails next.
-    outputs = [] if submitted.created else jobs.outputs_of(sess, job)
-    if submitted.created and hook is not None:
-        webhook_endpoints.attach(sess, job.tenant_id, job.id, hook)
-    uow = UnitOfWork(sess)
-    if submitted.created:
-        uow.after_commit(lambda: announce(job))
-    uow.commit()
-    return jobs.to_dict(job, outputs), 202, {"Location": f"/v1/jobs/{job.id}"}
+    sess.commit()  # this request's reads end here: its writes go with the group's
+    tenant_id = principal().tenant_id
+    idempotency_key = request.headers.get("Idempotency-Key")
+
+    def write(session: Any) -> Made:
+        submitted = jobs.submit(
+            session, tenant_id=tenant_id, body=body, idempotency_key=idempotency_key, policy=svc.policy
+        )
+        job = submitted.job
+        # The answer is built before the commit (a new job has no outputs): once the job and
+        # its hold are committed the answer is a 202, whatever fails next.
+        outputs = [] if submitted.created else jobs.outputs_of(session, job)
+        if submitted.created and hook is not None:
+            webhook_endpoints.attach(session, job.tenant_id, job.id, hook)
+        return Made(submitted, jobs.to_dict(job, outputs))
+
+    made = submits().run(tenant_id, write)
+    return made.answer, 202, {"Location": f"/v1/jobs/{made.submitted.job.id}"}
 
 
 def job_webhook(raw: Any, field: str = "webhook") -> dict[str, Any] | None:
@@ -61,22 +64,6 @@ def job_webhook(raw: Any, field: str = "webhook") -> dict[str, Any] | None:
     return webhook_endpoints.parse_job_webhook(
         raw, allow_loopback=services().settings.webhook_allow_loopback, field=field
     )
-
-
-def announce(job: Job) -> None:
-    """Count and dispatch a job that was just committed. Never raises: the job and its hold
-    are in the database, so answering an error would invite a second submit. A job that
-    could not be sent is sent by the scheduler's reconciler."""
-    announce_all([job])
-
-
-def announce_all(made: list[Job]) -> None:
-    svc = services()
-    with best_effort("%d job(s): not counted as created", len(made)):
-        for job in made:
-            svc.metrics.job_created(job.type)
-    with best_effort("%d job(s): not sent; the reconciler will send them", len(made)):
-        jobs.dispatch(svc.sender, made)
 
 
 @blueprint.post("/jobs/batch")

@@ -1,0 +1,188 @@
+"""`pipelines.groupcommit`: writes that arrive together share one transaction, and each keeps
+its own outcome. The groups are made deterministic by holding the first write until the
+others are waiting, never by timing."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event, func, select, text
+from sqlalchemy.orm import Session
+
+from faktry.db import make_engine, make_sessionmaker, transaction
+from faktry.errors import ValidationError
+from faktry.tenancy import User, create_tenant
+from pipelines.groupcommit import GroupCommit
+from quotas import ledger
+from quotas.models import MILLI, CreditLot
+
+
+@pytest.fixture
+def sessions(db_url: str) -> Iterator[Any]:
+    from faktry import migrate
+
+    migrate.upgrade(db_url)
+    engine = make_engine(db_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def _signup(email: str) -> Callable[[Session], str]:
+    def write(session: Session) -> str:
+        tenant, _ = create_tenant(session, email=email, bcrypt_rounds=4)
+        return tenant.id
+
+    return write
+
+
+def _emails(n: int) -> list[str]:
+    run = uuid.uuid4().hex[:8]
+    return [f"g{i}-{run}@example.com" for i in range(n)]
+
+
+def _together(
+    group: GroupCommit, writes: list[Callable[[Session], Any]], tenants: list[str] | None = None
+) -> list[Any]:
+    """Run the first write, held until every other one waits behind it, then the rest:
+    the first is a group of its own, the others one group. Each thread's outcome (a result or
+    the exception it raised) comes back in order. ``tenants``: each write's tenant."""
+    outcomes: list[Any] = [None] * len(writes)
+    others_waiting = threading.Event()
+    first = writes[0]
+
+    def held(session: Session) -> Any:
+        assert others_waiting.wait(30)
+        return first(session)
+
+    def call(i: int, write: Callable[[Session], Any]) -> None:
+        try:
+            outcomes[i] = group.run(tenants[i] if tenants else None, write)
+        except Exception as err:
+            outcomes[i] = err
+
+    threads = [threading.Thread(target=call, args=(0, held))]
+    threads[0].start()
+    while not group._leading:
+        threading.Event().wait(0.001)
+    threads += [threading.Thread(target=call, args=(i, w)) for i, w in enumerate(writes[1:], 1)]
+    for t in threads[1:]:
+        t.start()
+    while len(group._waiting) < len(writes) - 1:
+        threading.Event().wait(0.001)
+    others_waiting.set()
+    for t in threads:
+        t.join(30)
+    return outcomes
+
+
+def _users(sessions: Any, emails: list[str]) -> int:
+    with transaction(sessions) as s:
+        return int(s.scalar(select(func.count()).select_from(User).where(User.email.in_(emails))) or 0)
+
+
+def test_writes_that_arrive_together_share_one_transaction_and_one_after_commit(sessions):
+    seen: list[list[str]] = []
+    group = GroupCommit(sessions, after_commit=seen.append)
+    emails = _emails(6)
+    outcomes = _together(group, [_signup(e) for e in emails])
+    assert all(isinstance(o, str) and o.startswith("ten_") for o in outcomes), outcomes
+    # The first alone, the five that waited behind it together.
+    assert (group.stats.transactions, group.stats.writes, group.stats.retried) == (2, 6, 0)
+    assert [len(s) for s in seen] == [1, 5]
+    assert sorted(t for s in seen for t in s) == sorted(outcomes)
+    assert _users(sessions, emails) == 6
+
+
+def test_a_write_that_fails_in_a_group_fails_alone(sessions):
+    group = GroupCommit(sessions)
+    emails = _emails(5)
+    taken = emails[0]
+    with transaction(sessions) as s:
+        create_tenant(s, email=taken, bcrypt_rounds=4)
+    writes = [_signup(emails[1]), _signup(emails[2]), _signup(taken), _signup(emails[3]), _signup(emails[4])]
+    outcomes = _together(group, writes)
+    assert isinstance(outcomes[2], ValidationError) and outcomes[2].code == "email_taken"
+    assert all(isinstance(outcomes[i], str) for i in (0, 1, 3, 4)), outcomes
+    # The group of four ran once together, was rolled back, and ran again write by write.
+    assert group.stats.retried == 1
+    assert group.stats.writes == 4
+    assert _users(sessions, emails) == 5  # the four new ones and the one that was there
+
+
+def test_a_write_alone_that_fails_leaves_nothing_and_the_next_one_leads(sessions):
+    group = GroupCommit(sessions)
+    [email] = _emails(1)
+
+    def half_then_fail(session: Session) -> None:
+        create_tenant(session, email=email, bcrypt_rounds=4)
+        raise RuntimeError("the write's own bug")
+
+    with pytest.raises(RuntimeError, match="own bug"):
+        group.run(None, half_then_fail)
+    assert _users(sessions, [email]) == 0
+    assert group.run(None, _signup(email)).startswith("ten_")
+    assert not group._leading and not group._waiting
+
+
+def test_a_commit_that_fails_reaches_every_write_of_its_group(sessions):
+    group = GroupCommit(sessions)
+    failing = {"on": False}
+
+    def refuse(_session: Session) -> None:
+        if failing["on"]:
+            raise OSError("disk full")
+
+    event.listen(sessions, "before_commit", refuse)
+    failing["on"] = True
+    emails = _emails(4)
+    outcomes = _together(group, [_signup(e) for e in emails])
+    assert all(isinstance(o, OSError) for o in outcomes), outcomes
+    failing["on"] = False
+    assert _users(sessions, emails) == 0
+    # The group commit goes on once the database does.
+    assert group.run(None, _signup(emails[0])).startswith("ten_")
+
+
+def test_each_write_of_a_group_sees_only_its_own_tenants_rows(sessions):
+    """A write with a tenant is confined to that tenant's rows (and on PostgreSQL, by
+    row-level security, even in plain SQL); in a group, each write to its own."""
+    tenants = []
+    with transaction(sessions) as s:
+        for email in _emails(3):
+            tenant, _ = create_tenant(s, email=email, bcrypt_rounds=4)
+            ledger.add_credits(s, tenant.id, 5 * MILLI, source="grant", key=f"t:{tenant.id}")
+            tenants.append(tenant.id)
+    group = GroupCommit(sessions)
+
+    def lots(session: Session) -> tuple[set[str], set[str]]:
+        orm = set(session.scalars(select(CreditLot.tenant_id)))
+        raw = set(session.execute(text("SELECT tenant_id FROM credit_lots")).scalars())
+        return orm, raw
+
+    def reads_for(tenant_id: str) -> Callable[[Session], Any]:
+        return lambda session: (tenant_id, *lots(session))
+
+    alone = [group.run(t, reads_for(t)) for t in tenants]
+    together = _together(group, [reads_for(t) for t in tenants], tenants)
+    assert group.stats.transactions == 5  # three alone, then one, then two together
+    for tenant_id, orm, raw in alone + together:
+        assert orm == {tenant_id}
+        if sessions.kw["bind"].dialect.name == "postgresql":
+            assert raw == {tenant_id}
+
+
+def test_a_group_is_at_most_max_group_writes(sessions):
+    group = GroupCommit(sessions, max_group=2)
+    outcomes = _together(group, [_signup(e) for e in _emails(5)])
+    assert all(isinstance(o, str) for o in outcomes)
+    # The first alone, then the four that waited, two by two.
+    assert group.stats.transactions == 3 and group.stats.writes == 5
+
+
+def test_max_group_must_be_positive(sessions):
+    with pytest.raises(ValueError):
+        GroupCommit(sessions, max_group=0)
