@@ -17,7 +17,8 @@ of them raises, the transaction is rolled back and they run again, each in a sav
 its own, so that the one that failed answers its own error and the others commit. A
 failure of the commit itself reaches every request of the group. ``info["tenant_id"]`` is
 set to each write's tenant before it runs, so on PostgreSQL each runs confined to its own
-tenant (`faktry.db`), as it would in a transaction of its own.
+tenant (`faktry.db`), as it would in a transaction of its own. The writes run in the order
+of their tenants, so that groups of different processes lock tenants' rows in one order.
 """
 
 from __future__ import annotations
@@ -127,6 +128,10 @@ class GroupCommit:
         return mine.outcome()
 
     def _commit(self, group: list[_Write[Any]]) -> None:
+        # In tenant order: a write locks its tenant's account, and groups of several processes
+        # that take the same tenants' locks in one order wait for each other instead of
+        # deadlocking (PostgreSQL would abort one of them after a second).
+        group = sorted(group, key=lambda w: w.tenant_id or "")
         try:
             if not self._attempt(group, alone=False) and len(group) > 1:
                 # A write raised and took the others down with it: each on its own now.

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.errors import ValidationError
 from faktry.tenancy import User, create_tenant
-from pipelines.groupcommit import GroupCommit
+from pipelines.groupcommit import GroupCommit, _Write
 from quotas import ledger
 from quotas.models import MILLI, CreditLot
 
@@ -186,3 +186,40 @@ def test_a_group_is_at_most_max_group_writes(sessions):
 def test_max_group_must_be_positive(sessions):
     with pytest.raises(ValueError):
         GroupCommit(sessions, max_group=0)
+
+
+def test_two_processes_groups_lock_their_tenants_in_one_order(sessions):
+    """Two web processes' groups with the same tenants, arrived in opposite orders: each
+    group's writes lock their tenant's account. Written in arrival order, each group would
+    hold one account and wait for the other's (on PostgreSQL a deadlock, one group aborted
+    after a second); written in tenant order, one group waits for the other, and all commit."""
+    tenants = []
+    with transaction(sessions) as s:
+        for email in _emails(2):
+            tenant, _ = create_tenant(s, email=email, bcrypt_rounds=4)
+            ledger.lock_account(s, tenant.id)
+            tenants.append(tenant.id)
+    first_locked = [threading.Event(), threading.Event()]
+
+    def lock(tenant_id: str, me: int) -> Callable[[Session], str]:
+        def write(session: Session) -> str:
+            ledger.lock_account(session, tenant_id)
+            if not first_locked[me].is_set():  # this group's first lock: let the other take its own
+                first_locked[me].set()
+                first_locked[1 - me].wait(0.5)
+            return tenant_id
+
+        return write
+
+    groups = [GroupCommit(sessions), GroupCommit(sessions)]
+    writes = [
+        [_Write(tenants[0], lock(tenants[0], 0)), _Write(tenants[1], lock(tenants[1], 0))],
+        [_Write(tenants[1], lock(tenants[1], 1)), _Write(tenants[0], lock(tenants[0], 1))],
+    ]
+    threads = [threading.Thread(target=g._commit, args=(w,)) for g, w in zip(groups, writes, strict=True)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [[w.error for w in ws] for ws in writes] == [[None, None], [None, None]]
+    assert [(g.stats.transactions, g.stats.retried) for g in groups] == [(1, 0), (1, 0)]
