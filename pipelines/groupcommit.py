@@ -6,11 +6,13 @@ and the hand-over to the broker afterwards. `GroupCommit` lets the requests that
 while a transaction is under way wait for it to end, then run their writes together in the
 next one, with one commit and one set of after-commit hooks for all of them.
 
-There is no extra thread: the first request to find no transaction under way leads. It
+A request that finds nothing being written writes alone, in its own transaction, exactly as
+before (`claim_alone`). There is no extra thread: the first request to find one being
+written leads the next group. It
 runs the writes of every request waiting at that moment (at most ``max_group``), commits,
 runs the hooks, hands each request its own outcome, and passes the lead to the first of
-those that arrived meanwhile. A request alone costs what it cost before (its writes in a
-transaction of its own); requests arriving together cost one transaction between them.
+those that arrived meanwhile. A request alone costs what it cost before; requests arriving
+together cost one transaction between them.
 
 Each request keeps its own outcome: the group's writes first run back to back, and if one
 of them raises, the transaction is rolled back and they run again, each in a savepoint of
@@ -91,6 +93,22 @@ class GroupCommit:
         self._lock = threading.Lock()
         self._waiting: list[_Write[Any]] = []
         self._leading = False
+        self._alone = 0
+
+    def claim_alone(self) -> bool:
+        """Whether the caller may write in a transaction of its own, as a lone submit did before
+        groups: only while no group is being written and nobody else writes alone. The caller
+        that got True calls `release_alone` once its transaction has ended. Whoever comes while
+        one writes alone joins a group instead, which is written once that one has committed."""
+        with self._lock:
+            if self._leading or self._alone:
+                return False
+            self._alone += 1
+            return True
+
+    def release_alone(self) -> None:
+        with self._lock:
+            self._alone -= 1
 
     def run(self, tenant_id: str | None, write: Callable[[Session], T]) -> T:
         """Run ``write(session)`` in a transaction shared with concurrent callers, and return

@@ -181,7 +181,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     from web.streams import HandOff
 
     app.wsgi_app = HandOff(app.wsgi_app)  # type: ignore[method-assign]
-    from web import ratelimits
+    from web import ratelimits, submits
 
     ratelimits.install(app)
     app.register_blueprint(api)
@@ -230,6 +230,7 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
             if exc is not None:
                 sess.rollback()
             sess.close()
+        submits.release()
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -43,20 +43,25 @@ def db() -> Any:
     if "db" not in g:
         sessions = current_app.extensions["faktry"].sessions
         # A request that only reads takes no write lock on SQLite.
-        g.db = read_only(sessions) if request.method in SAFE_METHODS or _writes_apart() else sessions()
+        g.db = read_only(sessions) if request.method in SAFE_METHODS or _joins_a_group() else sessions()
     return g.db
 
 
 def writes_in_groups(view: F) -> F:
-    """Mark a view whose writes go to a shared transaction of their own (`web.submits`): its
-    request's session only reads, so on SQLite it holds no write lock while it waits."""
+    """Mark a view whose writes may join a group (`web.submits`): while another request of
+    the process writes, its session only reads, so that on SQLite it holds no write lock
+    while it waits for its group."""
     view.faktry_writes_in_groups = True  # type: ignore[attr-defined]
     return view
 
 
-def _writes_apart() -> bool:
+def _joins_a_group() -> bool:
     view = current_app.view_functions.get(request.endpoint or "")
-    return bool(getattr(view, "faktry_writes_in_groups", False))
+    if not getattr(view, "faktry_writes_in_groups", False):
+        return False
+    from web.submits import alone_or_grouped
+
+    return not alone_or_grouped()
 
 
 def key_checker() -> KeyChecker:

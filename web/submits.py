@@ -1,15 +1,19 @@
-"""The submits of one web process: their writes grouped into shared transactions
+"""The submits of one web process: their writes, alone or grouped into shared transactions
 (`pipelines.groupcommit`), and what is done once a job is committed (`announce`)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from flask import current_app
+from flask import current_app, g
+from sqlalchemy.orm import Session
 
+from faktry.db import READ_ONLY
 from pipelines import services as jobs
 from pipelines.groupcommit import GroupCommit
+from pipelines.lifecycle import UnitOfWork
 from pipelines.models import Job
 from web.errors import best_effort
 
@@ -46,6 +50,34 @@ def submits() -> GroupCommit:
             ),
         )
     return cast(GroupCommit, group)
+
+
+def alone_or_grouped() -> bool:
+    """Whether this request writes alone (True: nothing else is being written in this
+    process) or joins a group. Decided once, when the request's session is made."""
+    alone = submits().claim_alone()
+    g.faktry_writes_alone = alone
+    return alone
+
+
+def release() -> None:
+    """The end of a request that wrote alone (a teardown: after its commit or rollback)."""
+    if g.pop("faktry_writes_alone", False):
+        submits().release_alone()
+
+
+def written(session: Session, tenant_id: str, write: Callable[[Session], Made]) -> Made:
+    """A submit's writes, done: in the request's own transaction when it writes alone, else in
+    the next group. Either way the job is sent once it is committed."""
+    if session.info.get(READ_ONLY):
+        session.commit()  # this request's reads end here: its writes go with the group's
+        return submits().run(tenant_id, write)
+    made = write(session)
+    uow = UnitOfWork(session)
+    if made.submitted.created:
+        uow.after_commit(lambda: announce(made.submitted.job))
+    uow.commit()
+    return made
 
 
 def announce(job: Job) -> None:

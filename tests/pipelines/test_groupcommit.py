@@ -223,3 +223,26 @@ def test_two_processes_groups_lock_their_tenants_in_one_order(sessions):
         t.join(60)
     assert [[w.error for w in ws] for ws in writes] == [[None, None], [None, None]]
     assert [(g.stats.transactions, g.stats.retried) for g in groups] == [(1, 0), (1, 0)]
+
+
+def test_one_writer_at_a_time_may_write_alone_and_never_beside_a_group(sessions):
+    group = GroupCommit(sessions)
+    assert group.claim_alone()
+    assert not group.claim_alone()  # someone writes alone: the next one joins a group
+    group.release_alone()
+    assert group.claim_alone()
+    group.release_alone()
+    entered, leave = threading.Event(), threading.Event()
+
+    def slow(_session: Session) -> None:
+        entered.set()
+        assert leave.wait(30)
+
+    leader = threading.Thread(target=group.run, args=(None, slow))
+    leader.start()
+    assert entered.wait(30)
+    assert not group.claim_alone()  # a group is being written
+    leave.set()
+    leader.join(30)
+    assert group.claim_alone()
+    group.release_alone()

@@ -100,13 +100,17 @@ def test_submits_that_arrive_together_share_a_transaction_and_keep_their_own_ans
         assert wait_for_job(client, who, answers[i].json["id"])["status"] == "succeeded"
 
 
-def test_a_lone_submit_is_its_own_group_and_waits_for_nobody(client, tenant, png_image, app):
+def test_a_lone_submit_writes_alone_in_its_own_transaction(client, tenant, png_image, app):
+    """With nothing else being written, a submit is one transaction of its own, as before
+    groups (tests/pipelines/test_job_path_cost.py counts it): no group is formed or waited for."""
     file_id = upload(client, tenant, png_image).json["id"]
     body = {"type": "image.resize", "input": {"file_id": file_id}, "params": {"width": 8, "height": 8}}
     for _ in range(3):
         assert client.post("/v1/jobs", json=body, headers=tenant.headers).status_code == 202
-    stats = app.extensions["faktry.submits"].stats
-    assert (stats.transactions, stats.writes, stats.retried) == (3, 3, 0)
+    group = app.extensions["faktry.submits"]
+    assert (group.stats.transactions, group.stats.writes) == (0, 0)
+    assert group.claim_alone()  # every lone submit gave its turn back
+    group.release_alone()
 
 
 @pytest.mark.parametrize(

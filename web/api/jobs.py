@@ -19,7 +19,7 @@ from web.api import blueprint
 from web.auth import authenticated, db, principal, writes_in_groups
 from web.bodies import json_object
 from web.errors import without
-from web.submits import Made, announce_all, submits
+from web.submits import Made, announce_all, written
 
 #: What a job request may hold (``params`` and ``input`` are checked against the job type;
 #: ``webhook`` is the job's own webhook, pipelines/webhooks).
@@ -31,15 +31,15 @@ JOB_FIELDS = ("type", "input", "params", "metadata", "webhook")
 @ratelimits.counted_with_submit
 @writes_in_groups
 def submit_job() -> Any:
-    """One job. Its reads and checks run in the request, its writes in a transaction shared
-    with the submits that arrive at the same time (`web.submits`)."""
+    """One job, written in the request's transaction, or, while another submit of this process
+    is being written, in a transaction shared with the submits that arrive meanwhile
+    (`web.submits`)."""
     svc = services()
     sess = db()
     _rate_limit(sess)
     body = json_object(allowed=JOB_FIELDS)
     hook = job_webhook(body.pop("webhook", None))
     _moderate(sess, body)
-    sess.commit()  # this request's reads end here: its writes go with the group's
     tenant_id = principal().tenant_id
     idempotency_key = request.headers.get("Idempotency-Key")
 
@@ -55,7 +55,7 @@ def submit_job() -> Any:
             webhook_endpoints.attach(session, job.tenant_id, job.id, hook)
         return Made(submitted, jobs.to_dict(job, outputs))
 
-    made = submits().run(tenant_id, write)
+    made = written(sess, tenant_id, write)
     return made.answer, 202, {"Location": f"/v1/jobs/{made.submitted.job.id}"}
 
 
