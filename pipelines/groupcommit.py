@@ -25,6 +25,7 @@ of their tenants, so that groups of different processes lock tenants' rows in on
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -55,6 +56,15 @@ class _Write(Generic[T]):
         if self.error is not None:
             raise self.error
         return self.result
+
+    def failed(self, err: BaseException) -> None:
+        """Fail this write with ``err`` shared by its group: each request raises a copy of
+        its own, so that threads raising it at once do not write into one traceback."""
+        try:
+            own = copy.copy(err)
+        except Exception:
+            own = err
+        self.error, self.result = own, None
 
 
 @dataclass
@@ -125,15 +135,18 @@ class GroupCommit:
                 return mine.outcome()
         # Leading: every write waiting now, up to a group's worth, this one among them (it
         # is the first waiting, or it was alone).
-        if self.gather_seconds > 0:
-            time.sleep(self.gather_seconds)
-        with self._lock:
-            group = self._waiting[: self.max_group]
-            del self._waiting[: self.max_group]
+        group: list[_Write[Any]] = []
         try:
+            if self.gather_seconds > 0:
+                time.sleep(self.gather_seconds)
+            with self._lock:
+                group = self._waiting[: self.max_group]
+                del self._waiting[: self.max_group]
             self._commit(group)
         finally:
             with self._lock:
+                if mine in self._waiting:  # interrupted before taking its group: not written
+                    self._waiting.remove(mine)
                 if self._waiting:
                     following = self._waiting[0]
                     following.lead = True
@@ -160,7 +173,7 @@ class GroupCommit:
         except BaseException as err:  # the commit, or the session itself, failed
             for w in group:
                 if w.error is None:
-                    w.error, w.result = err, None
+                    w.failed(err)
             return
         done = [w.result for w in group if w.error is None]
         if done and self.after_commit is not None:

@@ -226,11 +226,13 @@ def create_app(settings: Settings | None = None, *, sender: Sender | None = None
     @app.teardown_appcontext
     def _close(exc: BaseException | None) -> None:
         sess = g.pop("db", None)
-        if sess is not None:
-            if exc is not None:
-                sess.rollback()
-            sess.close()
-        submits.release()
+        try:
+            if sess is not None:
+                if exc is not None:
+                    sess.rollback()
+                sess.close()
+        finally:  # even when the connection is gone: a request's turn to write alone ends here
+            submits.release()
 
     @app.get("/healthz")
     def healthz() -> Any:

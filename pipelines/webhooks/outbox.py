@@ -166,6 +166,8 @@ def install(sessions: sessionmaker[Session], kick: Kick) -> None:
     it has committed (nothing after a rollback)."""
 
     def committed(session: Session) -> None:
+        if session.in_nested_transaction():  # a savepoint released: the transaction goes on
+            return
         ids = session.info.pop(_KICK, None)
         if ids:
             try:
@@ -174,6 +176,11 @@ def install(sessions: sessionmaker[Session], kick: Kick) -> None:
                 log.warning("could not start %d webhook deliveries", len(ids), exc_info=True)
 
     def rolled_back(session: Session) -> None:
+        # A savepoint's rollback (one job of a group commit refused, an Idempotency-Key
+        # taken) leaves what the rest of the transaction wrote: its messages still go once it
+        # commits. A kicked message the savepoint took back is found missing and skipped.
+        if session.in_nested_transaction():
+            return
         session.info.pop(_KICK, None)
 
     sa_event.listen(sessions, "after_commit", committed)

@@ -17,6 +17,7 @@ from faktry.db import make_engine, make_sessionmaker, transaction
 from faktry.errors import ValidationError
 from faktry.tenancy import User, create_tenant
 from pipelines.groupcommit import GroupCommit, _Write
+from pipelines.mail.models import MailMessage
 from quotas import ledger
 from quotas.models import MILLI, CreditLot
 
@@ -246,3 +247,52 @@ def test_one_writer_at_a_time_may_write_alone_and_never_beside_a_group(sessions)
     leader.join(30)
     assert group.claim_alone()
     group.release_alone()
+
+
+def test_a_refused_write_in_a_group_leaves_the_others_mail_to_go_out_at_commit(sessions):
+    """Mail (and webhook messages) written in a transaction start going out when it commits.
+    In a group written write by write, each in a savepoint, neither the release of a savepoint
+    (not yet a commit) nor the rollback of a refused write's savepoint hands over or drops the
+    others' mail."""
+    from pipelines.mail import outbox
+
+    kicked: list[str] = []
+    unseen: list[str] = []
+
+    def kick(ids: list[str]) -> None:
+        # What a sender started by the kick would see: the messages, committed.
+        with transaction(sessions) as other:
+            found = set(other.scalars(select(MailMessage.id).where(MailMessage.id.in_(ids))))
+        unseen.extend(i for i in ids if i not in found)
+        kicked.extend(ids)
+
+    outbox.install(sessions, kick)
+    queued: list[str] = []
+
+    def mail(to: str, refuse: bool = False) -> Callable[[Session], str]:
+        def write(session: Session) -> str:
+            message_id = outbox.queue(
+                session, to=to, kind="security_notice", tenant_id=None,
+                context={"email": to, "event": "a test", "detail": "", "link": "http://127.0.0.1/login"},
+            )  # fmt: skip
+            if refuse:
+                raise ValidationError("refused after writing its mail", field="to")
+            queued.append(message_id)
+            return message_id
+
+        return write
+
+    emails = _emails(4)
+    outcomes = _together(
+        GroupCommit(sessions),
+        [mail(emails[0]), mail(emails[1]), mail(emails[2], refuse=True), mail(emails[3])],
+    )
+    assert isinstance(outcomes[2], ValidationError)
+    sent = [o for o in outcomes if isinstance(o, str)]
+    assert len(sent) == 3
+    # Every committed mail was handed over once its transaction had committed, not when its
+    # savepoint was released (a sender would have found nothing), nor lost with another's.
+    assert set(sent) <= set(kicked)
+    assert not set(unseen) & set(sent)
+    # The refused write's own mail may be kicked too: its sender finds nothing and skips it.
+    assert set(unseen) <= {m for m in kicked if m not in sent}

@@ -5,6 +5,7 @@ the jobs that were made are held exactly and sent, and other tenants are untouch
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
@@ -119,3 +120,28 @@ def test_a_lone_submit_writes_alone_in_its_own_transaction(client, tenant, png_i
 def test_group_settings_are_checked(settings, name, value):
     with pytest.raises(ValueError, match="FAKTRY_SUBMIT_G"):
         settings.replace(**{name: value})
+
+
+def test_a_request_that_wrote_alone_gives_its_turn_back_even_when_its_session_fails_to_close(
+    client, tenant, png_image, app, monkeypatch
+):
+    from sqlalchemy.orm import Session
+
+    file_id = upload(client, tenant, png_image).json["id"]
+    body = {"type": "image.resize", "input": {"file_id": file_id}, "params": {"width": 8, "height": 8}}
+    close = Session.close
+    broken = {"on": True}
+
+    def failing_close(self):
+        close(self)
+        if broken["on"]:
+            broken["on"] = False
+            raise OSError("the connection went away")
+
+    monkeypatch.setattr(Session, "close", failing_close)
+    with contextlib.suppress(OSError):
+        client.post("/v1/jobs", json=body, headers=tenant.headers)
+    assert not broken["on"]  # the request's close did fail
+    group = app.extensions["faktry.submits"]
+    assert group.claim_alone()  # its turn to write alone was given back all the same
+    group.release_alone()
