@@ -22,12 +22,13 @@ from __future__ import annotations
 
 import copy
 import fcntl
+import logging
 import os
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Any
@@ -357,6 +358,34 @@ def memo(session: Session) -> dict[Any, Any]:
         held = (current, {})
         session.info[_MEMO] = held
     return held[1]
+
+
+def hand_over_at_commit(
+    sessions: sessionmaker[Session], key: str, hand_over: Callable[[list[str]], object], log: logging.Logger
+) -> None:
+    """Pass the ids a transaction of ``sessions`` kept in ``session.info[key]`` (an outbox's
+    messages) to ``hand_over`` once the transaction has committed; forget them when it rolls
+    back. A savepoint's release or rollback is neither: SQLAlchemy reports both with the same
+    events, but the transaction goes on, and what the rest of it wrote still goes when it
+    commits (an id whose savepoint was rolled back is found missing and skipped). A hand-over
+    that fails is logged: the outbox's sweep sends what it could not start."""
+
+    def committed(session: Session) -> None:
+        if session.in_nested_transaction():
+            return
+        ids = session.info.pop(key, None)
+        if ids:
+            try:
+                hand_over(ids)
+            except Exception:
+                log.warning("could not start sending %d message(s) of %s", len(ids), key, exc_info=True)
+
+    def rolled_back(session: Session) -> None:
+        if not session.in_nested_transaction():
+            session.info.pop(key, None)
+
+    event.listen(sessions, "after_commit", committed)
+    event.listen(sessions, "after_rollback", rolled_back)
 
 
 @contextmanager

@@ -8,11 +8,10 @@ next one, with one commit and one set of after-commit hooks for all of them.
 
 A request that finds nothing being written writes alone, in its own transaction, exactly as
 before (`claim_alone`). There is no extra thread: the first request to find one being
-written leads the next group. It
-runs the writes of every request waiting at that moment (at most ``max_group``), commits,
-runs the hooks, hands each request its own outcome, and passes the lead to the first of
-those that arrived meanwhile. A request alone costs what it cost before; requests arriving
-together cost one transaction between them.
+written leads the next group. It runs the writes of every request waiting at that moment
+(at most ``max_group``), commits, runs the hooks, hands each request its own outcome, and
+passes the lead to the first of those that arrived meanwhile. A request alone costs what it
+cost before; requests arriving together cost one transaction between them.
 
 Each request keeps its own outcome: the group's writes first run back to back, and if one
 of them raises, the transaction is rolled back and they run again, each in a savepoint of

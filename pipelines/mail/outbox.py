@@ -14,12 +14,11 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
-from faktry.db import new_id
+from faktry.db import hand_over_at_commit, new_id
 from pipelines.mail import templates
 from pipelines.mail.models import KINDS, PENDING, MailMessage
 
@@ -57,25 +56,5 @@ def queue(
 
 def install(sessions: sessionmaker[Session], kick: Kick) -> None:
     """Hand the ids of the mails each transaction of ``sessions`` wrote to ``kick`` once it
-    has committed (nothing after a rollback)."""
-
-    def committed(session: Session) -> None:
-        if session.in_nested_transaction():  # a savepoint released: the transaction goes on
-            return
-        ids = session.info.pop(_KICK, None)
-        if ids:
-            try:
-                kick(ids)
-            except Exception:  # the sweep sends what the kick could not start
-                log.warning("could not start sending %d mails", len(ids), exc_info=True)
-
-    def rolled_back(session: Session) -> None:
-        # A savepoint's rollback (one job of a group commit refused, an Idempotency-Key
-        # taken) leaves what the rest of the transaction wrote: its messages still go once it
-        # commits. A kicked message the savepoint took back is found missing and skipped.
-        if session.in_nested_transaction():
-            return
-        session.info.pop(_KICK, None)
-
-    sa_event.listen(sessions, "after_commit", committed)
-    sa_event.listen(sessions, "after_rollback", rolled_back)
+    has committed (nothing after a rollback; see `faktry.db.hand_over_at_commit`)."""
+    hand_over_at_commit(sessions, _KICK, kick, log)

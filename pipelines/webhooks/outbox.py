@@ -23,7 +23,7 @@ from sqlalchemy import insert, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from faktry import clock
-from faktry.db import memo, new_id
+from faktry.db import hand_over_at_commit, memo, new_id
 from pipelines.webhooks.models import WebhookEndpoint, WebhookMessage
 from quotas.models import WEBHOOKS
 
@@ -162,29 +162,9 @@ _ENDPOINTS = "webhook.endpoints"
 
 
 def install(sessions: sessionmaker[Session], kick: Kick) -> None:
-    """Hand the ids of the messages each transaction of ``sessions`` wrote to ``kick`` once
-    it has committed (nothing after a rollback)."""
-
-    def committed(session: Session) -> None:
-        if session.in_nested_transaction():  # a savepoint released: the transaction goes on
-            return
-        ids = session.info.pop(_KICK, None)
-        if ids:
-            try:
-                kick(ids)
-            except Exception:  # the sweep delivers what the kick could not start
-                log.warning("could not start %d webhook deliveries", len(ids), exc_info=True)
-
-    def rolled_back(session: Session) -> None:
-        # A savepoint's rollback (one job of a group commit refused, an Idempotency-Key
-        # taken) leaves what the rest of the transaction wrote: its messages still go once it
-        # commits. A kicked message the savepoint took back is found missing and skipped.
-        if session.in_nested_transaction():
-            return
-        session.info.pop(_KICK, None)
-
-    sa_event.listen(sessions, "after_commit", committed)
-    sa_event.listen(sessions, "after_rollback", rolled_back)
+    """Hand the ids of the messages each transaction of ``sessions`` wrote to ``kick`` once it
+    has committed (nothing after a rollback; see `faktry.db.hand_over_at_commit`)."""
+    hand_over_at_commit(sessions, _KICK, kick, log)
 
 
 def job_event(
